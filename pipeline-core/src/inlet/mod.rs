@@ -1,0 +1,78 @@
+//! A node's input side: one edge, several edges merged, or several edges zipped by lineage.
+
+mod zip;
+
+use std::future::poll_fn;
+use std::task::{Context, Poll, Waker};
+
+use crate::lineage::Lineage;
+use crate::wire::{Batch, EdgeReceiver};
+
+pub use zip::*;
+
+/// Incomplete tuples a zip gave up on, reported by the inlet to its node.
+#[derive(Default, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dropped {
+    pub tuples: u64,
+    pub items: u64,
+}
+
+/// Where a node's input batches come from.
+pub trait Inlet<T>: Send + 'static {
+    /// Polls for the next batch; `Ready(None)` is end of stream on every input.
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Batch<T>>>;
+
+    /// Partial tuples dropped since the last call (only a zip drops any).
+    fn take_dropped(&mut self) -> Dropped {
+        Dropped::default()
+    }
+}
+
+/// Waits for the next batch.
+pub(crate) async fn next<T, I: Inlet<T>>(inlet: &mut I) -> Option<Batch<T>> {
+    poll_fn(|cx| inlet.poll_next(cx)).await
+}
+
+/// The next batch if one is there right now: `None` means "nothing yet", `Some(None)` end.
+pub(crate) fn try_next<T, I: Inlet<T>>(inlet: &mut I) -> Option<Option<Batch<T>>> {
+    match inlet.poll_next(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(batch) => Some(batch),
+        Poll::Pending => None,
+    }
+}
+
+impl<T: Send + 'static> Inlet<T> for EdgeReceiver<T> {
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Batch<T>>> {
+        self.poll_recv(cx)
+    }
+}
+
+/// Several edges of one type into one channel, interleaved as they arrive.
+///
+/// A merge starts new lineages: items from different inputs are unrelated, so they are
+/// numbered afresh in arrival order.
+pub struct MergeInlet<T> {
+    rx: EdgeReceiver<T>,
+    next_root: u64,
+}
+
+impl<T> MergeInlet<T> {
+    pub fn new(rx: EdgeReceiver<T>) -> Self {
+        MergeInlet { rx, next_root: 0 }
+    }
+}
+
+impl<T: Send + 'static> Inlet<T> for MergeInlet<T> {
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Batch<T>>> {
+        self.rx.poll_recv(cx).map(|batch| {
+            batch.map(|mut batch| {
+                for (lineage, _) in &mut batch.items {
+                    *lineage = Lineage::root(self.next_root);
+                    self.next_root += 1;
+                }
+                batch.watermark = self.next_root;
+                batch
+            })
+        })
+    }
+}

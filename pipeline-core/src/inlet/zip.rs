@@ -1,0 +1,206 @@
+//! Zip: a node with several inputs receives tuples of items with the same lineage.
+//!
+//! Items wait in a map keyed by lineage until every input delivered its part; then the tuple
+//! goes out at once. An input's watermark says that no item with a smaller lineage root will
+//! come on it any more, so an incomplete tuple below every input's watermark can never
+//! complete: it is dropped and counted (a filter or a failure on one branch).
+//! Inputs are read whichever has data: reading only the lagging one could deadlock a
+//! diamond whose fan-out waits on the other branch.
+
+use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
+use std::task::{Context, Poll};
+
+use super::{Dropped, Inlet};
+use crate::lineage::Lineage;
+use crate::wire::{Batch, EdgeReceiver, MAX_BATCH};
+
+macro_rules! zip_inlet {
+    ($name:ident, $n:literal; $($T:ident $idx:tt $v:ident),+) => {
+        /// A zip of this many inputs; see the module documentation.
+        pub struct $name<$($T),+> {
+            receivers: ($(Option<EdgeReceiver<$T>>,)+),
+            watermarks: [u64; $n],
+            pending: BTreeMap<Lineage, ($(Option<$T>,)+)>,
+            ready: Vec<(Lineage, ($($T,)+))>,
+            dropped: Dropped,
+        }
+
+        impl<$($T),+> $name<$($T),+> {
+            pub fn new($($v: EdgeReceiver<$T>),+) -> Self {
+                $name {
+                    receivers: ($(Some($v),)+),
+                    watermarks: [0; $n],
+                    pending: BTreeMap::new(),
+                    ready: Vec::new(),
+                    dropped: Dropped::default(),
+                }
+            }
+
+            fn no_parts() -> ($(Option<$T>,)+) {
+                ($(None::<$T>,)+)
+            }
+
+            fn is_complete(parts: &($(Option<$T>,)+)) -> bool {
+                $( parts.$idx.is_some() )&&+
+            }
+
+            fn complete(parts: ($(Option<$T>,)+)) -> Option<($($T,)+)> {
+                Some(($(parts.$idx?,)+))
+            }
+
+            fn drop_partial(&mut self, parts: ($(Option<$T>,)+)) {
+                self.dropped.tuples += 1;
+                $( self.dropped.items += u64::from(parts.$idx.is_some()); )+
+            }
+        }
+
+        impl<$($T: Send + 'static),+> Inlet<($($T,)+)> for $name<$($T),+> {
+            fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Batch<($($T,)+)>>> {
+                loop {
+                    let mut progressed = false;
+                    $(
+                        if self.ready.len() < MAX_BATCH {
+                            if let Some(rx) = self.receivers.$idx.as_mut() {
+                                match rx.poll_recv(cx) {
+                                    Poll::Ready(Some(batch)) => {
+                                        progressed = true;
+                                        self.watermarks[$idx] = self.watermarks[$idx].max(batch.watermark);
+                                        for (lineage, item) in batch.items {
+                                            match self.pending.entry(lineage) {
+                                                Entry::Vacant(slot) => {
+                                                    let mut parts = Self::no_parts();
+                                                    parts.$idx = Some(item);
+                                                    slot.insert(parts);
+                                                }
+                                                Entry::Occupied(mut slot) => {
+                                                    if slot.get_mut().$idx.replace(item).is_some() {
+                                                        // Two items of one lineage on one edge: keep the
+                                                        // newer, count the older as a dropped piece.
+                                                        self.dropped.items += 1;
+                                                    }
+                                                    if Self::is_complete(slot.get()) {
+                                                        let (lineage, parts) = slot.remove_entry();
+                                                        if let Some(tuple) = Self::complete(parts) {
+                                                            self.ready.push((lineage, tuple));
+                                                        }
+                                                    }
+                                                }
+                                            }
+                                        }
+                                    }
+                                    Poll::Ready(None) => {
+                                        progressed = true;
+                                        self.receivers.$idx = None;
+                                        self.watermarks[$idx] = u64::MAX;
+                                    }
+                                    Poll::Pending => {}
+                                }
+                            }
+                        }
+                    )+
+                    if !progressed || self.ready.len() >= MAX_BATCH {
+                        break;
+                    }
+                }
+
+                let low = self.watermarks.iter().copied().min().unwrap_or(u64::MAX);
+                while let Some(entry) = self.pending.first_entry() {
+                    if entry.key().root_index() >= low {
+                        break;
+                    }
+                    let parts = entry.remove();
+                    self.drop_partial(parts);
+                }
+
+                if !self.ready.is_empty() {
+                    let items = std::mem::take(&mut self.ready);
+                    Poll::Ready(Some(Batch { items, watermark: low }))
+                } else if low == u64::MAX {
+                    // Every input ended; the loop above dropped whatever was incomplete.
+                    Poll::Ready(None)
+                } else {
+                    Poll::Pending
+                }
+            }
+
+            fn take_dropped(&mut self) -> Dropped {
+                std::mem::take(&mut self.dropped)
+            }
+        }
+    };
+}
+
+zip_inlet!(Zip2, 2; A 0 a, B 1 b);
+zip_inlet!(Zip3, 3; A 0 a, B 1 b, C 2 c);
+zip_inlet!(Zip4, 4; A 0 a, B 1 b, C 2 c, D 3 d);
+zip_inlet!(Zip5, 5; A 0 a, B 1 b, C 2 c, D 3 d, E 4 e);
+zip_inlet!(Zip6, 6; A 0 a, B 1 b, C 2 c, D 3 d, E 4 e, F 5 f);
+zip_inlet!(Zip7, 7; A 0 a, B 1 b, C 2 c, D 3 d, E 4 e, F 5 f, G 6 g);
+zip_inlet!(Zip8, 8; A 0 a, B 1 b, C 2 c, D 3 d, E 4 e, F 5 f, G 6 g, H 7 h);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inlet::next;
+    use crate::wire::edge;
+
+    fn batch<T>(items: Vec<(u64, T)>, watermark: u64) -> Batch<T> {
+        Batch {
+            items: items
+                .into_iter()
+                .map(|(r, t)| (Lineage::root(r), t))
+                .collect(),
+            watermark,
+        }
+    }
+
+    #[tokio::test]
+    async fn pairs_by_lineage_not_by_arrival_and_drops_what_cannot_complete() {
+        let (tx_a, rx_a) = edge::<&str>(16);
+        let (tx_b, rx_b) = edge::<u32>(16);
+        let mut zip = Zip2::new(rx_a, rx_b);
+        // Branch b reordered its items and filtered item 1.
+        tx_a.send(batch(vec![(0, "zero"), (1, "one"), (2, "two")], 3))
+            .await
+            .unwrap();
+        tx_b.send(batch(vec![(2, 20), (0, 0)], 3)).await.unwrap();
+        let got = next(&mut zip).await.unwrap();
+        let mut pairs: Vec<_> = got
+            .items
+            .into_iter()
+            .map(|(l, t)| (l.root_index(), t))
+            .collect();
+        pairs.sort();
+        assert_eq!(pairs, vec![(0, ("zero", 0)), (2, ("two", 20))]);
+        assert_eq!(
+            zip.take_dropped(),
+            Dropped {
+                tuples: 1,
+                items: 1
+            }
+        );
+        drop((tx_a, tx_b));
+        assert!(next(&mut zip).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn partial_tuples_are_dropped_at_end_of_stream() {
+        let (tx_a, rx_a) = edge::<u8>(16);
+        let (tx_b, rx_b) = edge::<u8>(16);
+        let mut zip = Zip2::new(rx_a, rx_b);
+        tx_a.send(batch(vec![(0, 1), (1, 2)], 2)).await.unwrap();
+        tx_b.send(batch(vec![(1, 9)], 2)).await.unwrap();
+        drop((tx_a, tx_b));
+        let got = next(&mut zip).await.unwrap();
+        assert_eq!(got.items.len(), 1);
+        assert!(next(&mut zip).await.is_none());
+        assert_eq!(
+            zip.take_dropped(),
+            Dropped {
+                tuples: 1,
+                items: 1
+            }
+        );
+    }
+}

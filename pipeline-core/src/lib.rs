@@ -1,0 +1,28 @@
+//! The runtime of the `pipeline` crate. Users depend on `pipeline`, which re-exports this.
+//!
+//! Data path: a [`source`] pushes items through its [`outlet::Outlet`] in batches over
+//! bounded [`wire`] edges; a node's [`inlet`] takes one edge, merges several, or zips them
+//! by [`lineage`]; [`stage`]s transform; [`sink`]s consume; [`run`] drives it all and
+//! [`report`] says where every item went.
+
+pub(crate) mod control;
+pub mod inlet;
+pub mod lineage;
+pub mod node;
+pub mod outlet;
+pub mod report;
+pub mod run;
+pub mod sink;
+pub mod source;
+pub mod stage;
+pub(crate) mod stats;
+pub mod wire;
+pub mod wiring;
+
+pub use node::{
+    BoxError, NoInput, NoOutput, Node, Sink, SinkNode, Source, SourceNode, Stage, StageNode,
+};
+pub use report::{Accounting, Failure, NodeReport, RunError, RunReport};
+pub use run::{FanIn, Pipeline, Role, RunHandle};
+pub use sink::Collected;
+pub use source::{Output, Stopped};

@@ -1,0 +1,104 @@
+//! What a node is: every node has an input and an output type; its role says how it runs.
+//!
+//! The constructors in [`crate::source`], [`crate::stage`] and [`crate::sink`] return
+//! [`SourceNode`], [`StageNode`] and [`SinkNode`]. The wrappers give all three roles one
+//! [`Node`] trait (so the macro can type every edge the same way) without overlapping
+//! blanket impls, and they make compiler messages say which role a value has.
+//! To write a node by hand, implement [`Source`], [`Stage`] or [`Sink`] and wrap it with
+//! `SourceNode::new`, `StageNode::new` or `SinkNode::new`.
+
+use std::future::Future;
+
+use crate::source::Output;
+
+/// The error type user code returns from fallible nodes.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// The input type of a source: it has no inputs.
+#[derive(Debug)]
+pub enum NoInput {}
+
+/// The output type of a sink: it has no outputs.
+#[derive(Debug)]
+pub enum NoOutput {}
+
+/// A node of a pipeline, whatever its role.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a pipeline node",
+    label = "not built by a `source::`, `stage::` or `sink::` constructor",
+    note = "nodes are built with `source::iter(..)`, `stage::map(..)`, `sink::for_each(..)` and the like"
+)]
+pub trait Node: Send + 'static {
+    /// What the node receives (a tuple when it zips several inputs).
+    type In: Send + 'static;
+    /// What the node sends downstream.
+    type Out: Send + 'static;
+}
+
+/// Produces items: an iterator, a stream, a producer function.
+pub trait Source: Send + 'static {
+    type Out: Send + 'static;
+
+    /// Pushes every item into `out`. Returning ends the source's stream.
+    fn run(self, out: Output<Self::Out>) -> impl Future<Output = Result<(), BoxError>> + Send;
+}
+
+/// Turns each input item into zero, one or several output items.
+pub trait Stage: Send + 'static {
+    type In: Send + 'static;
+    type Out: Send + 'static;
+
+    /// True when one input may give several outputs (flat-map): each output then gets a
+    /// child lineage of its input, so a zip downstream pairs the right pieces.
+    const SPLITS: bool = false;
+
+    /// Processes one item, pushing what it produces onto `out`. Pushing nothing filters the
+    /// item; an `Err` counts it as failed.
+    fn process(
+        &mut self,
+        item: Self::In,
+        out: &mut Vec<Self::Out>,
+    ) -> impl Future<Output = Result<(), BoxError>> + Send;
+}
+
+/// Consumes items at the end of the graph.
+pub trait Sink: Send + 'static {
+    type In: Send + 'static;
+
+    /// Consumes one item; an `Err` counts it as failed.
+    fn consume(&mut self, item: Self::In) -> impl Future<Output = Result<(), BoxError>> + Send;
+
+    /// Called after each batch of input and at end of stream, e.g. to publish buffered items.
+    fn flush(&mut self) {}
+}
+
+macro_rules! role_wrapper {
+    ($(#[$doc:meta])* $wrapper:ident, $role:ident, $in:ty, $out:ty) => {
+        $(#[$doc])*
+        pub struct $wrapper<N>(pub(crate) N);
+
+        impl<N: $role> $wrapper<N> {
+            pub fn new(node: N) -> Self {
+                $wrapper(node)
+            }
+        }
+
+        impl<N: $role> Node for $wrapper<N> {
+            type In = $in;
+            type Out = $out;
+        }
+    };
+}
+
+role_wrapper!(
+    /// A node that produces items and has no inputs.
+    SourceNode, Source, NoInput, N::Out
+);
+role_wrapper!(
+    /// A node with inputs and outputs.
+    StageNode, Stage, N::In, N::Out
+);
+role_wrapper!(
+    /// A node that consumes items and has no outputs.
+    SinkNode, Sink, N::In, NoOutput
+);

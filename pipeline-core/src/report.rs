@@ -1,0 +1,266 @@
+//! What a run did: counts per node, the accounting of every item, and how the run ended.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::run::{FanIn, NodeSpec, Role};
+use crate::stats::NodeStats;
+
+/// Why a run ended early.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// A fail-fast node's item failed.
+    ItemFailed { node: String, error: String },
+    /// User code in a node panicked.
+    Panicked { node: String, message: String },
+    /// A source's producer returned an error.
+    SourceFailed { node: String, error: String },
+    /// [`RunHandle::abort`](crate::RunHandle::abort) was called.
+    Aborted,
+    /// The runtime itself panicked (a bug in this crate).
+    Internal { message: String },
+}
+
+impl Failure {
+    /// The node the failure happened in, if any.
+    pub fn node(&self) -> Option<&str> {
+        match self {
+            Failure::ItemFailed { node, .. }
+            | Failure::Panicked { node, .. }
+            | Failure::SourceFailed { node, .. } => Some(node),
+            Failure::Aborted | Failure::Internal { .. } => None,
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::ItemFailed { node, error } => {
+                write!(f, "node `{node}` failed (fail-fast): {error}")
+            }
+            Failure::Panicked { node, message } => write!(f, "node `{node}` panicked: {message}"),
+            Failure::SourceFailed { node, error } => write!(f, "source `{node}` failed: {error}"),
+            Failure::Aborted => f.write_str("the run was aborted"),
+            Failure::Internal { message } => {
+                write!(f, "internal error in the pipeline runtime: {message}")
+            }
+        }
+    }
+}
+
+/// A run that ended in failure; the report says how far it got.
+#[derive(Debug)]
+pub struct RunError {
+    pub failure: Failure,
+    pub report: Box<RunReport>,
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "pipeline stopped: {}", self.failure)
+    }
+}
+
+impl std::error::Error for RunError {}
+
+/// Counts of one node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeReport {
+    pub name: String,
+    pub role: Role,
+    pub fan_in: FanIn,
+    /// Incoming and outgoing edges.
+    pub inputs: usize,
+    pub outputs: usize,
+    /// Items (for a zip: complete tuples) taken in.
+    pub received: u64,
+    /// Items sent downstream (each counted once, whatever the fan-out).
+    pub emitted: u64,
+    /// Items a filter (or an empty flat-map result) dropped on purpose.
+    pub filtered: u64,
+    /// Items whose processing returned an error or panicked.
+    pub failed: u64,
+    /// Extra outputs of a flat-map: outputs beyond one per input.
+    pub expanded: u64,
+    /// Incomplete tuples a zip dropped, and the items they held.
+    pub dropped_partial_tuples: u64,
+    pub dropped_partial_items: u64,
+    pub panics: u64,
+    /// The first error messages (at most 100).
+    pub errors: Vec<String>,
+}
+
+impl NodeReport {
+    pub(crate) fn read(spec: &NodeSpec, inputs: usize, outputs: usize, stats: &NodeStats) -> Self {
+        let get = NodeStats::get;
+        NodeReport {
+            name: spec.name.to_string(),
+            role: spec.role,
+            fan_in: spec.fan_in,
+            inputs,
+            outputs,
+            received: get(&stats.received),
+            emitted: get(&stats.emitted),
+            filtered: get(&stats.filtered),
+            failed: get(&stats.failed),
+            expanded: get(&stats.expanded),
+            dropped_partial_tuples: get(&stats.dropped_partial_tuples),
+            dropped_partial_items: get(&stats.dropped_partial_items),
+            panics: get(&stats.panics),
+            errors: stats.errors(),
+        }
+    }
+
+    /// Items that reached this sink and were consumed without error.
+    pub fn delivered(&self) -> u64 {
+        if self.role == Role::Sink {
+            self.received - self.failed
+        } else {
+            0
+        }
+    }
+}
+
+/// Where every item went. Each item a source produced is followed through the graph:
+/// a fan-out to `k` edges makes `k - 1` copies, a flat-map output beyond the first is an
+/// extra item, a zip of `k` inputs joins `k` items into one tuple. Nothing is lost when
+///
+/// `source_items + fan_out_copies + expanded - zip_joined
+///     = delivered + filtered + failed + dropped_partial_items`
+///
+/// For a graph whose items each reach one sink once (such as the quickstart's, where the
+/// fan-out's copies are joined again by the zip) this is
+/// `source_items = delivered + filtered + failed + dropped partial tuples`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Accounting {
+    pub source_items: u64,
+    pub fan_out_copies: u64,
+    pub expanded: u64,
+    pub zip_joined: u64,
+    pub delivered: u64,
+    pub filtered: u64,
+    pub failed: u64,
+    pub dropped_partial_tuples: u64,
+    pub dropped_partial_items: u64,
+}
+
+impl Accounting {
+    /// Items that entered the graph, counting copies and flat-map extras.
+    pub fn entered(&self) -> u64 {
+        self.source_items + self.fan_out_copies + self.expanded - self.zip_joined
+    }
+
+    /// Items whose journey ended, one way or another.
+    pub fn ended(&self) -> u64 {
+        self.delivered + self.filtered + self.failed + self.dropped_partial_items
+    }
+
+    /// True when every item is accounted for.
+    pub fn is_balanced(&self) -> bool {
+        self.entered() == self.ended()
+    }
+}
+
+/// The result of a run.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    /// One entry per node, in declaration order.
+    pub nodes: Vec<NodeReport>,
+    pub edges: Vec<(&'static str, &'static str)>,
+    pub elapsed: Duration,
+    /// Set when the run ended early; `run()` then returns it inside a [`RunError`].
+    pub failure: Option<Failure>,
+}
+
+impl RunReport {
+    /// The node named `name`.
+    pub fn node(&self, name: &str) -> Option<&NodeReport> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+
+    pub fn accounting(&self) -> Accounting {
+        let mut a = Accounting::default();
+        for n in &self.nodes {
+            if n.role == Role::Source {
+                a.source_items += n.emitted;
+            }
+            a.fan_out_copies += n.emitted * (n.outputs.max(1) as u64 - 1);
+            a.expanded += n.expanded;
+            if n.fan_in == FanIn::Zip {
+                a.zip_joined += n.received * (n.inputs as u64 - 1);
+            }
+            a.delivered += n.delivered();
+            a.filtered += n.filtered;
+            a.failed += n.failed;
+            a.dropped_partial_tuples += n.dropped_partial_tuples;
+            a.dropped_partial_items += n.dropped_partial_items;
+        }
+        a
+    }
+
+    /// Items consumed by all sinks.
+    pub fn delivered(&self) -> u64 {
+        self.accounting().delivered
+    }
+}
+
+impl fmt::Display for RunReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let width = self
+            .nodes
+            .iter()
+            .map(|n| n.name.len())
+            .max()
+            .unwrap_or(4)
+            .max(4);
+        writeln!(
+            f,
+            "{:<width$}  {:<6}  {:>9}  {:>9}  {:>8}  {:>7}  {:>7}",
+            "node", "role", "in", "out", "filtered", "failed", "partial"
+        )?;
+        for n in &self.nodes {
+            let out = if n.role == Role::Sink {
+                "-".to_string()
+            } else {
+                n.emitted.to_string()
+            };
+            let input = if n.role == Role::Source {
+                "-".to_string()
+            } else {
+                n.received.to_string()
+            };
+            writeln!(
+                f,
+                "{:<width$}  {:<6}  {:>9}  {:>9}  {:>8}  {:>7}  {:>7}",
+                n.name,
+                n.role.to_string(),
+                input,
+                out,
+                n.filtered,
+                n.failed,
+                n.dropped_partial_tuples
+            )?;
+        }
+        let a = self.accounting();
+        writeln!(
+            f,
+            "{} source items, {} delivered, {} filtered, {} failed, {} dropped partial tuples; {} in {:.1?}",
+            a.source_items,
+            a.delivered,
+            a.filtered,
+            a.failed,
+            a.dropped_partial_tuples,
+            if a.is_balanced() {
+                "every item accounted for"
+            } else {
+                "ITEMS UNACCOUNTED FOR"
+            },
+            self.elapsed
+        )?;
+        if let Some(failure) = &self.failure {
+            writeln!(f, "stopped: {failure}")?;
+        }
+        Ok(())
+    }
+}

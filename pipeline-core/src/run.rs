@@ -1,0 +1,518 @@
+//! Running a built pipeline: one task per node, a supervisor that waits for all of them.
+
+use std::any::Any;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::FutureExt;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::control::Control;
+use crate::inlet::{self, Inlet};
+use crate::node::{BoxError, Sink, SinkNode, Source, SourceNode, Stage, StageNode};
+use crate::outlet::Outlet;
+use crate::report::{Failure, NodeReport, RunError, RunReport};
+use crate::source::Output;
+use crate::stats::{BatchCounts, NodeStats};
+use crate::wire::Closed;
+
+/// What a node is, as the report shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Source,
+    Stage,
+    Sink,
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Role::Source => "source",
+            Role::Stage => "stage",
+            Role::Sink => "sink",
+        })
+    }
+}
+
+/// How a node with several inputs combines them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FanIn {
+    /// One input.
+    Single,
+    /// A tuple of items with the same lineage, one per input in declaration order.
+    Zip,
+    /// Items of all inputs, interleaved.
+    Merge,
+}
+
+/// Options the DSL sets on a node.
+#[derive(Debug, Clone, Copy)]
+pub struct NodeOptions {
+    /// Stop the whole run at this node's first failed item.
+    pub fail_fast: bool,
+}
+
+/// What a node's task needs besides its node, inlet and outlet.
+#[derive(Clone)]
+pub(crate) struct NodeCtx {
+    pub name: &'static str,
+    pub stats: Arc<NodeStats>,
+    pub control: Arc<Control>,
+    pub fail_fast: bool,
+}
+
+impl NodeCtx {
+    fn item_failed(&self, error: BoxError) {
+        tracing::warn!(node = self.name, error = %error, "item failed");
+        let message = error.to_string();
+        self.stats.record_error(message.clone());
+        if self.fail_fast {
+            self.control.fail(Failure::ItemFailed {
+                node: self.name.to_string(),
+                error: message,
+            });
+        }
+    }
+
+    fn panicked(&self, payload: Box<dyn Any + Send>) {
+        let message = panic_message(payload);
+        tracing::error!(node = self.name, panic = %message, "node panicked");
+        self.stats
+            .panics
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.stats.record_error(format!("panic: {message}"));
+        self.control.fail(Failure::Panicked {
+            node: self.name.to_string(),
+            message,
+        });
+    }
+}
+
+fn panic_message(payload: Box<dyn Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(s) => *s,
+        Err(payload) => match payload.downcast::<&'static str>() {
+            Ok(s) => (*s).to_string(),
+            Err(_) => "a panic without a message".to_string(),
+        },
+    }
+}
+
+type NodeTask = Pin<Box<dyn Future<Output = ()> + Send>>;
+type Launch = Box<dyn FnOnce(NodeCtx) -> NodeTask + Send>;
+
+pub(crate) struct NodeSpec {
+    pub name: &'static str,
+    pub role: Role,
+    pub fan_in: FanIn,
+    pub options: NodeOptions,
+}
+
+/// Collects nodes and edges; the `pipeline!` macro drives it.
+#[derive(Default)]
+pub struct Builder {
+    nodes: Vec<(NodeSpec, Launch)>,
+    edges: Vec<(&'static str, &'static str)>,
+}
+
+impl Builder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn source<S: Source>(
+        &mut self,
+        name: &'static str,
+        node: SourceNode<S>,
+        outlet: Outlet<S::Out>,
+    ) {
+        let spec = NodeSpec {
+            name,
+            role: Role::Source,
+            fan_in: FanIn::Single,
+            options: NodeOptions { fail_fast: false },
+        };
+        self.nodes.push((
+            spec,
+            Box::new(move |ctx| Box::pin(run_source(node.0, outlet, ctx))),
+        ));
+    }
+
+    pub fn stage<S: Stage, I: Inlet<S::In>>(
+        &mut self,
+        name: &'static str,
+        node: StageNode<S>,
+        fan_in: FanIn,
+        inlet: I,
+        outlet: Outlet<S::Out>,
+        options: NodeOptions,
+    ) {
+        let spec = NodeSpec {
+            name,
+            role: Role::Stage,
+            fan_in,
+            options,
+        };
+        self.nodes.push((
+            spec,
+            Box::new(move |ctx| Box::pin(run_stage(node.0, inlet, outlet, ctx))),
+        ));
+    }
+
+    pub fn sink<S: Sink, I: Inlet<S::In>>(
+        &mut self,
+        name: &'static str,
+        node: SinkNode<S>,
+        fan_in: FanIn,
+        inlet: I,
+        options: NodeOptions,
+    ) {
+        let spec = NodeSpec {
+            name,
+            role: Role::Sink,
+            fan_in,
+            options,
+        };
+        self.nodes.push((
+            spec,
+            Box::new(move |ctx| Box::pin(run_sink(node.0, inlet, ctx))),
+        ));
+    }
+
+    /// Records an edge for the report (the wiring itself is already done).
+    pub fn edge(&mut self, from: &'static str, to: &'static str) {
+        self.edges.push((from, to));
+    }
+
+    pub fn build(self) -> Pipeline {
+        Pipeline {
+            nodes: self.nodes,
+            edges: self.edges,
+        }
+    }
+}
+
+/// A wired pipeline, ready to run. Nothing runs until `run`, `spawn` or `run_blocking`.
+pub struct Pipeline {
+    nodes: Vec<(NodeSpec, Launch)>,
+    edges: Vec<(&'static str, &'static str)>,
+}
+
+impl Pipeline {
+    /// Node names in declaration order.
+    pub fn node_names(&self) -> Vec<&'static str> {
+        self.nodes.iter().map(|(spec, _)| spec.name).collect()
+    }
+
+    /// Edges `(from, to)` in declaration order.
+    pub fn edges(&self) -> &[(&'static str, &'static str)] {
+        &self.edges
+    }
+
+    /// Runs to completion: every source exhausted and every item drained.
+    pub async fn run(self) -> Result<RunReport, RunError> {
+        self.spawn().wait().await
+    }
+
+    /// Runs on a runtime of its own, for programs without an async `main`.
+    /// Panics if called from inside an async runtime (use `run().await` there).
+    pub fn run_blocking(self) -> Result<RunReport, RunError> {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("failed to start the tokio runtime")
+            .block_on(self.run())
+    }
+
+    /// Starts the run in the background. Must be called within a tokio runtime.
+    pub fn spawn(self) -> RunHandle {
+        let control = Arc::new(Control::new());
+        let (abort_tx, abort_rx) = watch::channel(false);
+        let started = Instant::now();
+        let mut tasks = JoinSet::new();
+        let mut nodes = Vec::with_capacity(self.nodes.len());
+        for (spec, launch) in self.nodes {
+            let stats = Arc::new(NodeStats::default());
+            let ctx = NodeCtx {
+                name: spec.name,
+                stats: stats.clone(),
+                control: control.clone(),
+                fail_fast: spec.options.fail_fast,
+            };
+            tasks.spawn(launch(ctx));
+            nodes.push((spec, stats));
+        }
+        let snapshot = Arc::new(Snapshot {
+            nodes,
+            edges: self.edges,
+            started,
+        });
+        let done = tokio::spawn(supervise(
+            tasks,
+            control.clone(),
+            abort_rx,
+            snapshot.clone(),
+        ));
+        RunHandle {
+            control,
+            abort_tx,
+            snapshot,
+            done,
+        }
+    }
+}
+
+struct Snapshot {
+    nodes: Vec<(NodeSpec, Arc<NodeStats>)>,
+    edges: Vec<(&'static str, &'static str)>,
+    started: Instant,
+}
+
+impl Snapshot {
+    fn report(&self, failure: Option<Failure>) -> RunReport {
+        let outputs = |name| self.edges.iter().filter(|(from, _)| *from == name).count();
+        let inputs = |name| self.edges.iter().filter(|(_, to)| *to == name).count();
+        let nodes = self
+            .nodes
+            .iter()
+            .map(|(spec, stats)| {
+                NodeReport::read(spec, inputs(spec.name), outputs(spec.name), stats)
+            })
+            .collect();
+        RunReport {
+            nodes,
+            edges: self.edges.clone(),
+            elapsed: self.started.elapsed(),
+            failure,
+        }
+    }
+}
+
+async fn supervise(
+    mut tasks: JoinSet<()>,
+    control: Arc<Control>,
+    mut abort: watch::Receiver<bool>,
+    snapshot: Arc<Snapshot>,
+) -> Result<RunReport, RunError> {
+    let mut aborted = false;
+    loop {
+        tokio::select! {
+            joined = tasks.join_next() => match joined {
+                None => break,
+                Some(Ok(())) => {}
+                // Runners catch user panics; a panic here is the runtime's own.
+                Some(Err(e)) if e.is_panic() => control.fail(Failure::Internal { message: panic_message(e.into_panic()) }),
+                Some(Err(_)) => {}
+            },
+            _ = abort.wait_for(|a| *a), if !aborted => {
+                aborted = true;
+                control.fail(Failure::Aborted);
+                tasks.abort_all();
+            }
+        }
+    }
+    let report = snapshot.report(control.take_failure());
+    match report.failure.clone() {
+        None => Ok(report),
+        Some(failure) => Err(RunError {
+            failure,
+            report: Box::new(report),
+        }),
+    }
+}
+
+/// A running pipeline.
+pub struct RunHandle {
+    control: Arc<Control>,
+    abort_tx: watch::Sender<bool>,
+    snapshot: Arc<Snapshot>,
+    done: tokio::task::JoinHandle<Result<RunReport, RunError>>,
+}
+
+impl RunHandle {
+    /// Graceful stop: sources stop producing, everything already produced drains through
+    /// the graph. `wait` then returns the report as usual.
+    pub fn shutdown(&self) {
+        self.control.stop();
+    }
+
+    /// Immediate stop: every node task is cancelled; items in flight are lost, and the
+    /// report says so (it does not balance).
+    pub fn abort(&self) {
+        self.abort_tx.send_replace(true);
+    }
+
+    /// Calls [`shutdown`](Self::shutdown) when the process gets Ctrl-C.
+    pub fn shutdown_on_ctrl_c(&self) {
+        let control = self.control.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                tracing::info!("Ctrl-C: shutting down the pipeline gracefully");
+                control.stop();
+            }
+        });
+    }
+
+    /// The counts so far, while the run goes on.
+    pub fn snapshot(&self) -> RunReport {
+        self.snapshot.report(None)
+    }
+
+    /// Waits for the end of the run.
+    pub async fn wait(self) -> Result<RunReport, RunError> {
+        match self.done.await {
+            Ok(result) => result,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+}
+
+async fn run_source<S: Source>(source: S, outlet: Outlet<S::Out>, ctx: NodeCtx) {
+    let (output, given_back) = Output::new(outlet, ctx.clone());
+    let produce = AssertUnwindSafe(source.run(output)).catch_unwind();
+    let ended = tokio::select! {
+        ended = produce => Some(ended),
+        // A producer waiting on something else must not hold up the shutdown.
+        () = ctx.control.stopped() => None,
+    };
+    match ended {
+        Some(Ok(Err(error))) => {
+            tracing::error!(node = ctx.name, error = %error, "source failed");
+            let error = error.to_string();
+            ctx.stats.record_error(error.clone());
+            ctx.control.fail(Failure::SourceFailed {
+                node: ctx.name.to_string(),
+                error,
+            });
+        }
+        Some(Err(panic)) => ctx.panicked(panic),
+        Some(Ok(Ok(()))) | None => {}
+    }
+    // The output handle was dropped with the producer (or will be, where it was moved):
+    // its unsent items come back here and go out before the edge closes.
+    if let Ok(state) = given_back.await {
+        state.close().await;
+    }
+}
+
+async fn run_stage<S: Stage, I: Inlet<S::In>>(
+    mut stage: S,
+    mut inlet: I,
+    mut outlet: Outlet<S::Out>,
+    ctx: NodeCtx,
+) {
+    let mut produced = Vec::new();
+    let mut counts = BatchCounts::default();
+    let result: Result<(), Closed> = async {
+        while let Some(batch) = next_or_flush(&mut inlet, &mut outlet).await? {
+            counts.received += batch.len() as u64;
+            let watermark = batch.watermark;
+            for (lineage, item) in batch.items {
+                match AssertUnwindSafe(stage.process(item, &mut produced))
+                    .catch_unwind()
+                    .await
+                {
+                    Ok(Ok(())) => {
+                        let n = produced.len() as u64;
+                        counts.emitted += n;
+                        if n == 0 {
+                            counts.filtered += 1;
+                        } else if n == 1 && !S::SPLITS {
+                            if let Some(out) = produced.pop() {
+                                outlet.push(lineage, out).await?;
+                            }
+                        } else {
+                            counts.expanded += n - 1;
+                            for (i, out) in produced.drain(..).enumerate() {
+                                outlet.push(lineage.child(i as u64), out).await?;
+                            }
+                        }
+                    }
+                    Ok(Err(error)) => {
+                        produced.clear();
+                        counts.failed += 1;
+                        ctx.item_failed(error);
+                    }
+                    Err(panic) => {
+                        produced.clear();
+                        counts.failed += 1;
+                        ctx.panicked(panic);
+                    }
+                }
+            }
+            record_dropped(&mut inlet, &ctx);
+            outlet.advance(watermark);
+            if outlet.watermark_lags() {
+                outlet.flush().await?;
+            }
+            ctx.stats.publish(&mut counts);
+        }
+        record_dropped(&mut inlet, &ctx);
+        outlet.close().await
+    }
+    .await;
+    ctx.stats.publish(&mut counts);
+    if result.is_err() {
+        tracing::debug!(node = ctx.name, "downstream closed: the run was aborted");
+    }
+}
+
+async fn run_sink<S: Sink, I: Inlet<S::In>>(mut sink: S, mut inlet: I, ctx: NodeCtx) {
+    let mut counts = BatchCounts::default();
+    while let Some(batch) = inlet::next(&mut inlet).await {
+        counts.received += batch.len() as u64;
+        for (_, item) in batch.items {
+            match AssertUnwindSafe(sink.consume(item)).catch_unwind().await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    counts.failed += 1;
+                    ctx.item_failed(error);
+                }
+                Err(panic) => {
+                    counts.failed += 1;
+                    ctx.panicked(panic);
+                }
+            }
+        }
+        sink.flush();
+        record_dropped(&mut inlet, &ctx);
+        ctx.stats.publish(&mut counts);
+    }
+    sink.flush();
+    record_dropped(&mut inlet, &ctx);
+    ctx.stats.publish(&mut counts);
+}
+
+/// The next input batch; before waiting for one, sends what the node has produced.
+async fn next_or_flush<T, O: Send + 'static, I: Inlet<T>>(
+    inlet: &mut I,
+    outlet: &mut Outlet<O>,
+) -> Result<Option<crate::wire::Batch<T>>, Closed> {
+    if let Some(batch) = inlet::try_next(inlet) {
+        return Ok(batch);
+    }
+    outlet.flush().await?;
+    Ok(inlet::next(inlet).await)
+}
+
+fn record_dropped<T, I: Inlet<T>>(inlet: &mut I, ctx: &NodeCtx) {
+    let dropped = inlet.take_dropped();
+    if dropped.tuples > 0 {
+        use std::sync::atomic::Ordering::Relaxed;
+        tracing::debug!(
+            node = ctx.name,
+            tuples = dropped.tuples,
+            "zip dropped partial tuples"
+        );
+        ctx.stats
+            .dropped_partial_tuples
+            .fetch_add(dropped.tuples, Relaxed);
+        ctx.stats
+            .dropped_partial_items
+            .fetch_add(dropped.items, Relaxed);
+    }
+}

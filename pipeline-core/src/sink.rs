@@ -1,0 +1,163 @@
+//! Sinks: where items leave the pipeline.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::node::{BoxError, Sink, SinkNode};
+
+/// See [`for_each`].
+pub struct ForEach<F, T>(F, PhantomData<fn(T)>);
+/// See [`for_each_async`].
+pub struct ForEachAsync<F, T>(F, PhantomData<fn(T)>);
+/// See [`try_for_each`].
+pub struct TryForEach<F, T>(F, PhantomData<fn(T)>);
+
+/// Calls `f` with every item.
+pub fn for_each<T, F>(f: F) -> SinkNode<ForEach<F, T>>
+where
+    F: FnMut(T) + Send + 'static,
+    T: Send + 'static,
+{
+    SinkNode(ForEach(f, PhantomData))
+}
+
+impl<T, F> Sink for ForEach<F, T>
+where
+    F: FnMut(T) + Send + 'static,
+    T: Send + 'static,
+{
+    type In = T;
+
+    async fn consume(&mut self, item: T) -> Result<(), BoxError> {
+        (self.0)(item);
+        Ok(())
+    }
+}
+
+/// Awaits `f` for every item, one at a time.
+pub fn for_each_async<T, F, Fut>(f: F) -> SinkNode<ForEachAsync<F, T>>
+where
+    F: FnMut(T) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+    T: Send + 'static,
+{
+    SinkNode(ForEachAsync(f, PhantomData))
+}
+
+impl<T, F, Fut> Sink for ForEachAsync<F, T>
+where
+    F: FnMut(T) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+    T: Send + 'static,
+{
+    type In = T;
+
+    async fn consume(&mut self, item: T) -> Result<(), BoxError> {
+        (self.0)(item).await;
+        Ok(())
+    }
+}
+
+/// A fallible sink: `Err` counts the item as failed (not delivered).
+pub fn try_for_each<T, E, F>(f: F) -> SinkNode<TryForEach<F, T>>
+where
+    F: FnMut(T) -> Result<(), E> + Send + 'static,
+    E: Into<BoxError>,
+    T: Send + 'static,
+{
+    SinkNode(TryForEach(f, PhantomData))
+}
+
+impl<T, E, F> Sink for TryForEach<F, T>
+where
+    F: FnMut(T) -> Result<(), E> + Send + 'static,
+    E: Into<BoxError>,
+    T: Send + 'static,
+{
+    type In = T;
+
+    async fn consume(&mut self, item: T) -> Result<(), BoxError> {
+        (self.0)(item).map_err(Into::into)
+    }
+}
+
+/// Items collected by a pipeline, readable after (or during) the run.
+///
+/// ```
+/// # use pipeline::prelude::*;
+/// let squares = Collected::new();
+/// let p = pipeline! {
+///     nums = source::iter(1..=3u32);
+///     out = squares.sink();
+///     nums => out;
+/// };
+/// p.run_blocking().unwrap();
+/// assert_eq!(squares.take(), vec![1, 2, 3]);
+/// ```
+pub struct Collected<T>(Arc<Mutex<Vec<T>>>);
+
+impl<T> Clone for Collected<T> {
+    fn clone(&self) -> Self {
+        Collected(self.0.clone())
+    }
+}
+
+impl<T> Default for Collected<T> {
+    fn default() -> Self {
+        Collected(Arc::default())
+    }
+}
+
+impl<T: Send + 'static> Collected<T> {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A sink node that appends every item it receives here.
+    pub fn sink(&self) -> SinkNode<Collect<T>> {
+        SinkNode(Collect {
+            into: self.clone(),
+            buf: Vec::new(),
+        })
+    }
+
+    /// Takes the items collected so far, leaving it empty.
+    pub fn take(&self) -> Vec<T> {
+        std::mem::take(&mut *self.lock())
+    }
+
+    /// How many items were collected so far.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<T>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The sink of a [`Collected`]; it publishes once per batch, not per item.
+pub struct Collect<T> {
+    into: Collected<T>,
+    buf: Vec<T>,
+}
+
+impl<T: Send + 'static> Sink for Collect<T> {
+    type In = T;
+
+    async fn consume(&mut self, item: T) -> Result<(), BoxError> {
+        self.buf.push(item);
+        Ok(())
+    }
+
+    fn flush(&mut self) {
+        if !self.buf.is_empty() {
+            self.into.lock().append(&mut self.buf);
+        }
+    }
+}

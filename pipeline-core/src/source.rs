@@ -1,0 +1,241 @@
+//! Sources: where items enter the pipeline.
+//!
+//! A source numbers its items (their lineage roots) in the order it pushes them. Items go
+//! downstream in batches: a batch leaves at once while the next node is idle, and grows up
+//! to the edge's batch size while it is busy, so light load keeps low latency.
+
+use std::future::Future;
+use std::marker::PhantomData;
+
+use futures::{Stream, StreamExt};
+use tokio::sync::oneshot;
+
+use crate::lineage::Lineage;
+use crate::node::{BoxError, Source, SourceNode};
+use crate::outlet::Outlet;
+use crate::run::NodeCtx;
+use crate::stats::BatchCounts;
+
+/// The pipeline is stopping (shutdown, fail-fast, or a failure elsewhere): stop producing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stopped;
+
+impl std::fmt::Display for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the pipeline is stopping")
+    }
+}
+
+impl std::error::Error for Stopped {}
+
+/// The output handle of a source: push items into the pipeline with it.
+///
+/// Dropping it ends the source's stream. Items pushed but not yet sent are never lost: if
+/// the producer is cancelled at shutdown, the handle gives its buffer back to the runtime,
+/// which sends it before closing the edge.
+pub struct Output<T: Send + 'static> {
+    state: Option<OutputState<T>>,
+    give_back: Option<oneshot::Sender<OutputState<T>>>,
+}
+
+pub(crate) struct OutputState<T> {
+    outlet: Outlet<T>,
+    next_root: u64,
+    counts: BatchCounts,
+    ctx: NodeCtx,
+}
+
+impl<T: Send + 'static> OutputState<T> {
+    pub(crate) async fn close(mut self) {
+        self.ctx.stats.publish(&mut self.counts);
+        // Err means the run was aborted; nothing is left to account for.
+        let _ = self.outlet.close().await;
+    }
+}
+
+impl<T: Send + 'static> Output<T> {
+    pub(crate) fn new(
+        outlet: Outlet<T>,
+        ctx: NodeCtx,
+    ) -> (Self, oneshot::Receiver<OutputState<T>>) {
+        let (tx, rx) = oneshot::channel();
+        let state = OutputState {
+            outlet,
+            next_root: 0,
+            counts: BatchCounts::default(),
+            ctx,
+        };
+        (
+            Output {
+                state: Some(state),
+                give_back: Some(tx),
+            },
+            rx,
+        )
+    }
+
+    fn state(&mut self) -> &mut OutputState<T> {
+        self.state
+            .as_mut()
+            .expect("the state is only taken on drop")
+    }
+
+    /// Pushes one item, waiting while the pipeline is full (backpressure).
+    ///
+    /// Fails with [`Stopped`] once the pipeline is stopping; return from the producer then.
+    pub async fn push(&mut self, item: T) -> Result<(), Stopped> {
+        let state = self.state();
+        if state.ctx.control.is_stopping() {
+            return Err(Stopped);
+        }
+        let lineage = Lineage::root(state.next_root);
+        state.next_root += 1;
+        state.counts.emitted += 1;
+        state.outlet.advance(state.next_root);
+        state
+            .outlet
+            .push(lineage, item)
+            .await
+            .map_err(|_| Stopped)?;
+        if state.outlet.has_pending() && state.outlet.downstream_idle() {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Sends what is buffered now. `push` does this by itself whenever the next node is idle;
+    /// call it before a long pause if the next node was busy at the last push.
+    pub async fn flush(&mut self) -> Result<(), Stopped> {
+        let state = self.state();
+        state.outlet.flush().await.map_err(|_| Stopped)?;
+        state.ctx.stats.publish(&mut state.counts);
+        Ok(())
+    }
+
+    /// True once the pipeline is stopping.
+    pub fn is_stopping(&mut self) -> bool {
+        self.state().ctx.control.is_stopping()
+    }
+}
+
+impl<T: Send + 'static> Drop for Output<T> {
+    fn drop(&mut self) {
+        if let (Some(state), Some(give_back)) = (self.state.take(), self.give_back.take()) {
+            // The runtime is waiting for it; if not (aborted run) there is nobody to give it to.
+            let _ = give_back.send(state);
+        }
+    }
+}
+
+/// A source over anything iterable. The iterator runs on the async workers: keep `next`
+/// cheap, or use [`producer`] with your own blocking strategy.
+pub fn iter<I>(items: I) -> SourceNode<IterSource<I::IntoIter>>
+where
+    I: IntoIterator,
+    I::IntoIter: Send + 'static,
+    I::Item: Send + 'static,
+{
+    SourceNode(IterSource(items.into_iter()))
+}
+
+pub struct IterSource<I>(I);
+
+impl<I> Source for IterSource<I>
+where
+    I: Iterator + Send + 'static,
+    I::Item: Send + 'static,
+{
+    type Out = I::Item;
+
+    async fn run(self, mut out: Output<I::Item>) -> Result<(), BoxError> {
+        for item in self.0 {
+            if out.push(item).await.is_err() {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A source over a `Stream`.
+pub fn stream<S>(items: S) -> SourceNode<StreamSource<S>>
+where
+    S: Stream + Send + 'static,
+    S::Item: Send + 'static,
+{
+    SourceNode(StreamSource(items))
+}
+
+pub struct StreamSource<S>(S);
+
+impl<S> Source for StreamSource<S>
+where
+    S: Stream + Send + 'static,
+    S::Item: Send + 'static,
+{
+    type Out = S::Item;
+
+    async fn run(self, mut out: Output<S::Item>) -> Result<(), BoxError> {
+        let mut items = std::pin::pin!(self.0);
+        loop {
+            let next = match futures::FutureExt::now_or_never(items.next()) {
+                Some(next) => next,
+                None => {
+                    // The stream has nothing right now: let what we have go.
+                    if out.flush().await.is_err() {
+                        break;
+                    }
+                    items.next().await
+                }
+            };
+            match next {
+                Some(item) => {
+                    if out.push(item).await.is_err() {
+                        break;
+                    }
+                }
+                None => break,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A source driven by an async function that is handed the [`Output`] and pushes items:
+///
+/// ```
+/// # use pipeline::prelude::*;
+/// let numbers = source::producer(|mut out: Output<u32>| async move {
+///     for n in 0..10 {
+///         out.push(n).await?;
+///     }
+///     Ok(())
+/// });
+/// # let _ = numbers;
+/// ```
+///
+/// `push` fails once the pipeline stops; `?` then ends the producer. A producer that waits
+/// on something else is cancelled at shutdown; what it pushed is still delivered.
+pub fn producer<T, F, Fut>(produce: F) -> SourceNode<Producer<F, T>>
+where
+    T: Send + 'static,
+    F: FnOnce(Output<T>) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<(), BoxError>> + Send,
+{
+    SourceNode(Producer(produce, PhantomData))
+}
+
+pub struct Producer<F, T>(F, PhantomData<fn() -> T>);
+
+impl<T, F, Fut> Source for Producer<F, T>
+where
+    T: Send + 'static,
+    F: FnOnce(Output<T>) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<(), BoxError>> + Send,
+{
+    type Out = T;
+
+    fn run(self, out: Output<T>) -> impl Future<Output = Result<(), BoxError>> + Send {
+        (self.0)(out)
+    }
+}

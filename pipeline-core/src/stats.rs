@@ -1,0 +1,65 @@
+//! Per-node counters. Runners count in locals and publish once per batch, so the hot path
+//! takes no lock and touches no shared cache line per item.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// How many error messages a node keeps for the report; the count is always exact.
+pub const KEPT_ERRORS: usize = 100;
+
+#[derive(Default)]
+pub(crate) struct NodeStats {
+    pub received: AtomicU64,
+    pub emitted: AtomicU64,
+    pub filtered: AtomicU64,
+    pub failed: AtomicU64,
+    pub expanded: AtomicU64,
+    pub dropped_partial_tuples: AtomicU64,
+    pub dropped_partial_items: AtomicU64,
+    pub panics: AtomicU64,
+    errors: Mutex<Vec<String>>,
+}
+
+/// Counts of one batch, added to the shared counters in one go.
+#[derive(Default, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct BatchCounts {
+    pub received: u64,
+    pub emitted: u64,
+    pub filtered: u64,
+    pub failed: u64,
+    pub expanded: u64,
+}
+
+impl NodeStats {
+    pub(crate) fn publish(&self, c: &mut BatchCounts) {
+        let add = |a: &AtomicU64, v: u64| {
+            if v != 0 {
+                a.fetch_add(v, Relaxed);
+            }
+        };
+        add(&self.received, c.received);
+        add(&self.emitted, c.emitted);
+        add(&self.filtered, c.filtered);
+        add(&self.failed, c.failed);
+        add(&self.expanded, c.expanded);
+        *c = BatchCounts::default();
+    }
+
+    pub(crate) fn record_error(&self, message: String) {
+        let mut errors = self.errors.lock().unwrap_or_else(|e| e.into_inner());
+        if errors.len() < KEPT_ERRORS {
+            errors.push(message);
+        }
+    }
+
+    pub(crate) fn errors(&self) -> Vec<String> {
+        self.errors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn get(a: &AtomicU64) -> u64 {
+        a.load(Relaxed)
+    }
+}

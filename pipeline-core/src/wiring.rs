@@ -1,0 +1,227 @@
+//! The typed glue `pipeline!` expands to. Not for direct use.
+//!
+//! Each check is a trait bound whose `on_unimplemented` message names the nodes: the macro
+//! passes marker types named after them (`Name`, `From`, `To`), and emits each call with the
+//! span of the user's tokens, so a wrong edge fails with one error on that edge. The checks
+//! are also the conversions: an edge's sender is retyped by the same bound that checks it,
+//! so a failed check does not cascade into errors inside the generated code.
+
+use crate::inlet::{Inlet, MergeInlet, Zip2, Zip3, Zip4, Zip5, Zip6, Zip7, Zip8};
+use crate::node::{Node, Sink, SinkNode, Source, SourceNode, Stage, StageNode};
+use crate::outlet::Outlet;
+use crate::run::{Builder, FanIn, NodeOptions};
+use crate::wire::{EdgeReceiver, EdgeSender, edge};
+
+/// The items one node sends are the items the next one takes.
+#[diagnostic::on_unimplemented(
+    message = "edge `{From} => {To}`: `{From}` sends `{Sent}` but `{To}` expects `{Self}`",
+    label = "`{From}` sends `{Sent}` here, `{To}` expects `{Self}`",
+    note = "make `{From}`'s output type and `{To}`'s input type the same (a `stage::map` between them can convert)"
+)]
+pub trait Fits<Sent, From, To>: Sized {
+    fn retype(tx: EdgeSender<Self>) -> EdgeSender<Sent>;
+}
+
+impl<T, From, To> Fits<T, From, To> for T {
+    fn retype(tx: EdgeSender<T>) -> EdgeSender<T> {
+        tx
+    }
+}
+
+/// Connects `from`'s output to an input slot of `To`, checking the types meet.
+pub fn connect<From, To, N: Node, Slot>(_from: &N, slot: EdgeSender<Slot>) -> EdgeSender<N::Out>
+where
+    Slot: Fits<N::Out, From, To>,
+{
+    Slot::retype(slot)
+}
+
+/// Broadcasting needs a copy per edge.
+#[diagnostic::on_unimplemented(
+    message = "`{Name}` sends each item to several nodes, so its item type `{Self}` must implement `Clone`",
+    label = "fan-out of `{Self}`",
+    note = "derive or implement `Clone` for `{Self}`, or send an `Arc<{Self}>`"
+)]
+pub trait FanOutItem<Name>: Clone {}
+
+impl<T: Clone, Name> FanOutItem<Name> for T {}
+
+pub fn single_output<T: Send + 'static>(target: EdgeSender<T>) -> Outlet<T> {
+    Outlet::single(target)
+}
+
+pub fn fan_out<Name, T: FanOutItem<Name> + Send + 'static>(
+    targets: Vec<EdgeSender<T>>,
+) -> Outlet<T> {
+    Outlet::broadcast(targets)
+}
+
+/// The one input edge of `node`.
+pub fn single_input<N: Node>(
+    _node: &N,
+    capacity: usize,
+) -> (EdgeSender<N::In>, EdgeReceiver<N::In>) {
+    edge(capacity)
+}
+
+/// One channel that every input edge of `node` feeds.
+pub fn merge_input<N: Node>(_node: &N, capacity: usize) -> (EdgeSender<N::In>, MergeInlet<N::In>) {
+    let (tx, rx) = edge(capacity);
+    (tx, MergeInlet::new(rx))
+}
+
+macro_rules! zip_input {
+    ($fn:ident, $trait:ident, $zip:ident, $message:literal, $label:literal; $($T:ident $v:ident),+) => {
+        /// A node with this many inputs takes a tuple of this many items.
+        #[diagnostic::on_unimplemented(
+            message = $message,
+            label = $label,
+            note = "take a tuple, e.g. `|(a, b): (String, String)|`, or mark the node `[merge]` to interleave inputs of one type"
+        )]
+        pub trait $trait<Name, $($T),+> {}
+
+        impl<Name, $($T),+> $trait<Name, $($T),+> for ($($T,)+) {}
+
+        /// One edge per input of `node`, zipped by lineage.
+        pub fn $fn<Name, N: Node, $($T: Send + 'static),+>(_node: &N, capacity: usize) -> (($(EdgeSender<$T>,)+), $zip<$($T),+>)
+        where
+            N::In: $trait<Name, $($T),+>,
+        {
+            $( let $v = edge::<$T>(capacity); )+
+            (($($v.0,)+), $zip::new($($v.1),+))
+        }
+    };
+}
+
+zip_input!(zip_input_2, ZipInput2, Zip2,
+    "`{Name}` has 2 inputs, so it takes a tuple of 2 items (one per input, in the order the edges are written), but it takes `{Self}`",
+    "`{Name}` zips 2 inputs"; A a, B b);
+zip_input!(zip_input_3, ZipInput3, Zip3,
+    "`{Name}` has 3 inputs, so it takes a tuple of 3 items (one per input, in the order the edges are written), but it takes `{Self}`",
+    "`{Name}` zips 3 inputs"; A a, B b, C c);
+zip_input!(zip_input_4, ZipInput4, Zip4,
+    "`{Name}` has 4 inputs, so it takes a tuple of 4 items (one per input, in the order the edges are written), but it takes `{Self}`",
+    "`{Name}` zips 4 inputs"; A a, B b, C c, D d);
+zip_input!(zip_input_5, ZipInput5, Zip5,
+    "`{Name}` has 5 inputs, so it takes a tuple of 5 items (one per input, in the order the edges are written), but it takes `{Self}`",
+    "`{Name}` zips 5 inputs"; A a, B b, C c, D d, E e);
+zip_input!(zip_input_6, ZipInput6, Zip6,
+    "`{Name}` has 6 inputs, so it takes a tuple of 6 items (one per input, in the order the edges are written), but it takes `{Self}`",
+    "`{Name}` zips 6 inputs"; A a, B b, C c, D d, E e, F f);
+zip_input!(zip_input_7, ZipInput7, Zip7,
+    "`{Name}` has 7 inputs, so it takes a tuple of 7 items (one per input, in the order the edges are written), but it takes `{Self}`",
+    "`{Name}` zips 7 inputs"; A a, B b, C c, D d, E e, F f, G g);
+zip_input!(zip_input_8, ZipInput8, Zip8,
+    "`{Name}` has 8 inputs, so it takes a tuple of 8 items (one per input, in the order the edges are written), but it takes `{Self}`",
+    "`{Name}` zips 8 inputs"; A a, B b, C c, D d, E e, F f, G g, H h);
+
+/// A node without inputs must be a source.
+#[diagnostic::on_unimplemented(
+    message = "`{Name}` has no inputs, so it must be a source, but it is `{Self}`",
+    label = "no edge leads into `{Name}`",
+    note = "build sources with `source::iter`, `source::stream` or `source::producer`, or add an edge into `{Name}`"
+)]
+pub trait IsSource<Name>: Node {
+    fn add(self, builder: &mut Builder, name: &'static str, outlet: Outlet<Self::Out>);
+}
+
+impl<S: Source, Name> IsSource<Name> for SourceNode<S> {
+    fn add(self, builder: &mut Builder, name: &'static str, outlet: Outlet<S::Out>) {
+        builder.source(name, self, outlet);
+    }
+}
+
+/// A node with inputs and outputs must be a stage.
+#[diagnostic::on_unimplemented(
+    message = "`{Name}` has inputs and outputs, so it must be a stage, but it is `{Self}`",
+    label = "`{Name}` is used in the middle of the graph",
+    note = "a source takes no input and a sink sends no output: remove the edges into a source or out of a sink"
+)]
+pub trait IsStage<Name>: Node {
+    fn add<I: Inlet<Self::In>>(
+        self,
+        b: &mut Builder,
+        name: &'static str,
+        fan_in: FanIn,
+        inlet: I,
+        outlet: Outlet<Self::Out>,
+        options: NodeOptions,
+    );
+}
+
+impl<S: Stage, Name> IsStage<Name> for StageNode<S> {
+    fn add<I: Inlet<S::In>>(
+        self,
+        b: &mut Builder,
+        name: &'static str,
+        fan_in: FanIn,
+        inlet: I,
+        outlet: Outlet<S::Out>,
+        options: NodeOptions,
+    ) {
+        b.stage(name, self, fan_in, inlet, outlet, options);
+    }
+}
+
+/// A node without outputs must be a sink.
+#[diagnostic::on_unimplemented(
+    message = "`{Name}` has no outputs, so it must be a sink, but it is `{Self}`",
+    label = "nothing consumes what `{Name}` sends",
+    note = "build sinks with `sink::for_each` or `Collected::sink`, or connect `{Name}` to a sink"
+)]
+pub trait IsSink<Name>: Node {
+    fn add<I: Inlet<Self::In>>(
+        self,
+        b: &mut Builder,
+        name: &'static str,
+        fan_in: FanIn,
+        inlet: I,
+        options: NodeOptions,
+    );
+}
+
+impl<S: Sink, Name> IsSink<Name> for SinkNode<S> {
+    fn add<I: Inlet<S::In>>(
+        self,
+        b: &mut Builder,
+        name: &'static str,
+        fan_in: FanIn,
+        inlet: I,
+        options: NodeOptions,
+    ) {
+        b.sink(name, self, fan_in, inlet, options);
+    }
+}
+
+pub fn add_source<Name, N: IsSource<Name>>(
+    b: &mut Builder,
+    name: &'static str,
+    node: N,
+    outlet: Outlet<N::Out>,
+) {
+    node.add(b, name, outlet);
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn add_stage<Name, N: IsStage<Name>, I: Inlet<N::In>>(
+    b: &mut Builder,
+    name: &'static str,
+    node: N,
+    fan_in: FanIn,
+    inlet: I,
+    outlet: Outlet<N::Out>,
+    options: NodeOptions,
+) {
+    node.add(b, name, fan_in, inlet, outlet, options);
+}
+
+pub fn add_sink<Name, N: IsSink<Name>, I: Inlet<N::In>>(
+    b: &mut Builder,
+    name: &'static str,
+    node: N,
+    fan_in: FanIn,
+    inlet: I,
+    options: NodeOptions,
+) {
+    node.add(b, name, fan_in, inlet, options);
+}

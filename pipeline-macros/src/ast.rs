@@ -1,0 +1,174 @@
+//! The macro's syntax: statements separated by `;`.
+//!
+//! ```text
+//! name = <expr>;              bind a node
+//! name[opt, ..] = <expr>;     bind a node with options
+//! name[opt, ..];              options for a node bound outside the macro
+//! a => b, c => d;             edges: a feeds b and c, which both feed d
+//! ```
+
+use proc_macro2::Span;
+use syn::parse::{Parse, ParseStream};
+use syn::punctuated::Punctuated;
+use syn::{Expr, Ident, Token, bracketed};
+
+pub struct PipelineInput {
+    pub statements: Vec<Statement>,
+}
+
+pub enum Statement {
+    Bind(Binding),
+    Declare(Declaration),
+    Edges(EdgeChain),
+}
+
+/// `name[opts] = expr`
+pub struct Binding {
+    pub name: Ident,
+    pub options: Vec<NodeOption>,
+    pub expr: Expr,
+}
+
+/// `name[opts]`: options for a node that is a local variable.
+pub struct Declaration {
+    pub name: Ident,
+    pub options: Vec<NodeOption>,
+}
+
+/// `a, b => c => d, e`: every node of a group feeds every node of the next group.
+pub struct EdgeChain {
+    pub groups: Vec<Vec<Ident>>,
+}
+
+pub struct NodeOption {
+    pub name: Ident,
+    /// The parenthesised argument, if any: `capacity(64)`.
+    pub arg: Option<Expr>,
+    pub span: Span,
+}
+
+pub const KNOWN_OPTIONS: &str = "`capacity(n)`, `merge`, `fail_fast`";
+
+impl Parse for PipelineInput {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let mut statements = Vec::new();
+        while !input.is_empty() {
+            statements.push(input.parse()?);
+            if input.is_empty() {
+                break;
+            }
+            input.parse::<Token![;]>().map_err(|e| {
+                syn::Error::new(e.span(), "expected `;` between statements (after a binding `name = ...` or an edge `a => b`)")
+            })?;
+            while input.peek(Token![;]) {
+                input.parse::<Token![;]>()?;
+            }
+        }
+        Ok(PipelineInput { statements })
+    }
+}
+
+impl Parse for Statement {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let first: Ident = input.parse().map_err(|e: syn::Error| {
+            syn::Error::new(
+                e.span(),
+                "expected a node name: a statement is `name = <expr>`, `name[options]` or `a => b`",
+            )
+        })?;
+        let options = if input.peek(syn::token::Bracket) {
+            parse_options(input)?
+        } else {
+            Vec::new()
+        };
+        if input.peek(Token![=>]) || input.peek(Token![,]) {
+            if !options.is_empty() {
+                return Err(syn::Error::new(
+                    options[0].span,
+                    "options go on a binding (`name[opts] = ...`) or a declaration (`name[opts];`), not on an edge",
+                ));
+            }
+            return Ok(Statement::Edges(parse_chain(first, input)?));
+        }
+        if input.peek(Token![=]) {
+            input.parse::<Token![=]>()?;
+            let expr: Expr = input.parse()?;
+            return Ok(Statement::Bind(Binding {
+                name: first,
+                options,
+                expr,
+            }));
+        }
+        if input.is_empty() || input.peek(Token![;]) {
+            return Ok(Statement::Declare(Declaration {
+                name: first,
+                options,
+            }));
+        }
+        Err(syn::Error::new(
+            input.span(),
+            format!(
+                "expected one of: `=` (bind `{first}`), `=>` (an edge from `{first}`), `,`, `[options]` or `;`"
+            ),
+        ))
+    }
+}
+
+fn parse_chain(first: Ident, input: ParseStream) -> syn::Result<EdgeChain> {
+    let mut groups = vec![parse_group_rest(first, input)?];
+    while input.peek(Token![=>]) {
+        let arrow: Token![=>] = input.parse()?;
+        let next: Ident = input
+            .parse()
+            .map_err(|_| syn::Error::new(arrow.spans[1], "expected a node name after `=>`"))?;
+        groups.push(parse_group_rest(next, input)?);
+    }
+    if groups.len() < 2 {
+        return Err(syn::Error::new(
+            input.span(),
+            "expected `=>` after the list of nodes: `a, b => c`",
+        ));
+    }
+    Ok(EdgeChain { groups })
+}
+
+fn parse_group_rest(first: Ident, input: ParseStream) -> syn::Result<Vec<Ident>> {
+    let mut group = vec![first];
+    while input.peek(Token![,]) {
+        let comma: Token![,] = input.parse()?;
+        group.push(
+            input
+                .parse()
+                .map_err(|_| syn::Error::new(comma.span, "expected a node name after `,`"))?,
+        );
+    }
+    Ok(group)
+}
+
+fn parse_options(input: ParseStream) -> syn::Result<Vec<NodeOption>> {
+    let content;
+    bracketed!(content in input);
+    let options = Punctuated::<NodeOption, Token![,]>::parse_terminated(&content)?;
+    Ok(options.into_iter().collect())
+}
+
+impl Parse for NodeOption {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let name: Ident = input.parse().map_err(|e| {
+            syn::Error::new(
+                e.span(),
+                format!("expected a node option, one of: {KNOWN_OPTIONS}"),
+            )
+        })?;
+        let arg = if input.peek(syn::token::Paren) {
+            let content;
+            syn::parenthesized!(content in input);
+            let expr: Expr = content.parse()?;
+            Some(expr)
+        } else {
+            None
+        };
+        let span = name.span();
+        Ok(NodeOption { name, arg, span })
+    }
+}

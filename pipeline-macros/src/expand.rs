@@ -1,0 +1,194 @@
+//! Turns a checked graph into wiring code.
+//!
+//! Everything the code names goes through `::pipeline::__private`. Calls that carry a type
+//! check are emitted with the span of the user's tokens (the edge, or the node's name), and
+//! pass marker types named after the nodes, so the compiler's message names them too.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::Ident;
+
+use crate::ast::PipelineInput;
+use crate::graph::{FanIn, Graph, Role};
+
+pub fn pipeline(input: TokenStream) -> TokenStream {
+    let parsed: PipelineInput = match syn::parse2(input) {
+        Ok(parsed) => parsed,
+        Err(error) => return fallback(error),
+    };
+    match Graph::build(parsed, Span::call_site()) {
+        Ok(graph) => expand(&graph),
+        Err(errors) => fallback(errors),
+    }
+}
+
+/// The errors, plus a value of the right type so the code around the macro still checks.
+fn fallback(errors: syn::Error) -> TokenStream {
+    let errors = errors.to_compile_error();
+    quote! {{
+        #errors
+        ::pipeline::__private::Builder::new().build()
+    }}
+}
+
+struct Names {
+    builder: Ident,
+    markers: Ident,
+}
+
+fn hidden(name: &str) -> Ident {
+    Ident::new(name, Span::mixed_site())
+}
+
+/// The input sender(s) and inlet of node `n`.
+fn tx(n: usize, slot: usize) -> Ident {
+    hidden(&format!("__pipeline_tx_{n}_{slot}"))
+}
+fn inlet(n: usize) -> Ident {
+    hidden(&format!("__pipeline_inlet_{n}"))
+}
+fn outlet(n: usize) -> Ident {
+    hidden(&format!("__pipeline_outlet_{n}"))
+}
+
+pub fn expand(graph: &Graph) -> TokenStream {
+    let names = Names {
+        builder: hidden("__pipeline_builder"),
+        markers: hidden("__pipeline_nodes"),
+    };
+    let Names { builder, markers } = &names;
+    let private = quote!(::pipeline::__private);
+
+    let marker_types = graph
+        .nodes
+        .iter()
+        .map(|node| format_ident!("{}", node.name));
+    let bindings = graph.nodes.iter().filter_map(|node| {
+        let (ident, expr) = (&node.ident, node.expr.as_ref()?);
+        Some(quote!(let #ident = #expr;))
+    });
+
+    let inputs = graph.nodes.iter().enumerate().filter(|(_, node)| !node.inputs.is_empty()).map(|(n, node)| {
+        let ident = &node.ident;
+        let capacity = match &node.options.capacity {
+            Some(capacity) => quote!(#capacity),
+            None => quote!(#private::DEFAULT_CAPACITY),
+        };
+        let inlet = inlet(n);
+        match node.fan_in() {
+            FanIn::Single => {
+                let tx = tx(n, 0);
+                quote!(let (#tx, #inlet) = #private::single_input(&#ident, #capacity);)
+            }
+            FanIn::Merge => {
+                let tx = tx(n, 0);
+                quote!(let (#tx, #inlet) = #private::merge_input(&#ident, #capacity);)
+            }
+            FanIn::Zip => {
+                let k = node.inputs.len();
+                let zip_input = format_ident!("zip_input_{}", k);
+                let txs = (0..k).map(|slot| tx(n, slot));
+                let holes = (0..k).map(|_| quote!(_));
+                let marker = marker(markers, &node.name);
+                let call = quote_spanned!(ident.span()=> #private::#zip_input::<#marker, _, #(#holes),*>);
+                quote!(let ((#(#txs,)*), #inlet) = #call(&#ident, #capacity);)
+            }
+        }
+    });
+
+    let outlets = graph.nodes.iter().enumerate().filter(|(_, node)| !node.outputs.is_empty()).map(|(n, node)| {
+        let connections = node.outputs.iter().map(|&e| {
+            let edge = &graph.edges[e];
+            let target = &graph.nodes[edge.to];
+            let slot = target.inputs.iter().position(|&i| i == e).unwrap_or(0);
+            let sender = match target.fan_in() {
+                FanIn::Zip => {
+                    let tx = tx(edge.to, slot);
+                    quote!(#tx)
+                }
+                FanIn::Single => {
+                    let tx = tx(edge.to, 0);
+                    quote!(#tx)
+                }
+                // Every edge but the last gets a clone, so the channel closes when all end.
+                FanIn::Merge if slot + 1 < target.inputs.len() => {
+                    let tx = tx(edge.to, 0);
+                    quote!(::core::clone::Clone::clone(&#tx))
+                }
+                FanIn::Merge => {
+                    let tx = tx(edge.to, 0);
+                    quote!(#tx)
+                }
+            };
+            let from_marker = marker(markers, &graph.nodes[edge.from].name);
+            let to_marker = marker(markers, &target.name);
+            // First token spanned at the edge's start, the rest at its end: the error
+            // then underlines the whole `from => to`.
+            let head = quote_spanned!(edge.from_ident.span()=> #private);
+            let tail = quote_spanned!(edge.to_ident.span()=> ::connect::<#from_marker, #to_marker, _, _>);
+            let from = &node.ident;
+            quote!(#head #tail(&#from, #sender))
+        });
+        let outlet = outlet(n);
+        if node.outputs.len() == 1 {
+            quote!(let #outlet = #private::single_output(#(#connections)*);)
+        } else {
+            let first_edge = &graph.edges[node.outputs[0]];
+            let name_marker = marker(markers, &node.name);
+            let fan_out = quote_spanned!(first_edge.from_ident.span()=> #private::fan_out::<#name_marker, _>);
+            quote!(let #outlet = #fan_out(#private::vec![#(#connections),*]);)
+        }
+    });
+
+    let edges = graph.edges.iter().map(|edge| {
+        let (from, to) = (&graph.nodes[edge.from].name, &graph.nodes[edge.to].name);
+        quote!(#builder.edge(#from, #to);)
+    });
+
+    let adds = graph.nodes.iter().enumerate().map(|(n, node)| {
+        let ident = &node.ident;
+        let name = &node.name;
+        let marker = marker(markers, name);
+        let fan_in = match node.fan_in() {
+            FanIn::Single => quote!(#private::FanIn::Single),
+            FanIn::Zip => quote!(#private::FanIn::Zip),
+            FanIn::Merge => quote!(#private::FanIn::Merge),
+        };
+        let fail_fast = node.options.fail_fast;
+        let options = quote!(#private::NodeOptions { fail_fast: #fail_fast });
+        let (inlet, outlet) = (inlet(n), outlet(n));
+        match node.role() {
+            Role::Source => {
+                let add = quote_spanned!(ident.span()=> #private::add_source::<#marker, _>);
+                quote!(#add(&mut #builder, #name, #ident, #outlet);)
+            }
+            Role::Stage => {
+                let add = quote_spanned!(ident.span()=> #private::add_stage::<#marker, _, _>);
+                quote!(#add(&mut #builder, #name, #ident, #fan_in, #inlet, #outlet, #options);)
+            }
+            Role::Sink => {
+                let add = quote_spanned!(ident.span()=> #private::add_sink::<#marker, _, _>);
+                quote!(#add(&mut #builder, #name, #ident, #fan_in, #inlet, #options);)
+            }
+        }
+    });
+
+    quote! {{
+        #[allow(non_camel_case_types, dead_code)]
+        mod #markers {
+            #(pub enum #marker_types {})*
+        }
+        #(#bindings)*
+        let mut #builder = #private::Builder::new();
+        #(#inputs)*
+        #(#outlets)*
+        #(#edges)*
+        #(#adds)*
+        #builder.build()
+    }}
+}
+
+fn marker(markers: &Ident, name: &str) -> TokenStream {
+    let name = format_ident!("{}", name);
+    quote!(#markers::#name)
+}

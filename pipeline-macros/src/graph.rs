@@ -1,0 +1,474 @@
+//! The graph a `pipeline!` describes, and its structural checks.
+//!
+//! Plain data over identifiers and spans: unit-tested here without expanding anything.
+//! Checks that need types (roles, item types, `Clone` for fan-out) are left to the
+//! generated code, which points them at the same identifiers.
+
+use std::collections::{BTreeMap, HashMap};
+
+use proc_macro2::Span;
+use syn::{Expr, Ident};
+
+use crate::ast::{KNOWN_OPTIONS, NodeOption, PipelineInput, Statement};
+
+/// The largest zip the runtime has an inlet for.
+pub const MAX_ZIP_INPUTS: usize = 8;
+
+pub struct Graph {
+    /// In order of first appearance in the macro text.
+    pub nodes: Vec<Node>,
+    /// In the order written; a node's zip tuple follows this order.
+    pub edges: Vec<Edge>,
+}
+
+pub struct Node {
+    pub name: String,
+    /// Where the node is bound, or first mentioned if it is a local variable.
+    pub ident: Ident,
+    pub expr: Option<Expr>,
+    pub options: Options,
+    pub inputs: Vec<usize>,
+    pub outputs: Vec<usize>,
+}
+
+#[derive(Default)]
+pub struct Options {
+    pub capacity: Option<Expr>,
+    pub merge: bool,
+    pub fail_fast: bool,
+}
+
+pub struct Edge {
+    pub from: usize,
+    pub to: usize,
+    /// The two mentions in the edge statement, for errors about this edge.
+    pub from_ident: Ident,
+    pub to_ident: Ident,
+}
+
+impl Node {
+    pub fn role(&self) -> Role {
+        match (self.inputs.is_empty(), self.outputs.is_empty()) {
+            (true, _) => Role::Source,
+            (false, true) => Role::Sink,
+            (false, false) => Role::Stage,
+        }
+    }
+
+    pub fn fan_in(&self) -> FanIn {
+        if self.options.merge {
+            FanIn::Merge
+        } else if self.inputs.len() > 1 {
+            FanIn::Zip
+        } else {
+            FanIn::Single
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Source,
+    Stage,
+    Sink,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FanIn {
+    Single,
+    Zip,
+    Merge,
+}
+
+/// Collects every error of one invocation so they are reported together.
+#[derive(Default)]
+pub struct Errors(Vec<syn::Error>);
+
+impl Errors {
+    pub fn push(&mut self, span: Span, message: impl std::fmt::Display) {
+        self.0.push(syn::Error::new(span, message));
+    }
+
+    pub fn into_result(self) -> Result<(), syn::Error> {
+        let mut all = self.0.into_iter();
+        match all.next() {
+            None => Ok(()),
+            Some(mut first) => {
+                first.extend(all);
+                Err(first)
+            }
+        }
+    }
+}
+
+impl Graph {
+    /// Builds the graph and checks it. `Err` holds every problem found.
+    pub fn build(input: PipelineInput, call_site: Span) -> Result<Graph, syn::Error> {
+        let mut errors = Errors::default();
+        let mut graph = Graph {
+            nodes: Vec::new(),
+            edges: Vec::new(),
+        };
+        let mut index: HashMap<String, usize> = HashMap::new();
+        let mut bound_at: HashMap<String, Span> = HashMap::new();
+        let mut edge_at: HashMap<(usize, usize), Span> = HashMap::new();
+
+        let mut node_of = |graph: &mut Graph, ident: &Ident| -> usize {
+            let name = node_name(ident);
+            *index.entry(name.clone()).or_insert_with(|| {
+                graph.nodes.push(Node {
+                    name,
+                    ident: ident.clone(),
+                    expr: None,
+                    options: Options::default(),
+                    inputs: Vec::new(),
+                    outputs: Vec::new(),
+                });
+                graph.nodes.len() - 1
+            })
+        };
+
+        for statement in input.statements {
+            match statement {
+                Statement::Bind(binding) => {
+                    let name = node_name(&binding.name);
+                    if let Some(first) = bound_at.get(&name) {
+                        errors.push(binding.name.span(), format!("node `{name}` is bound twice"));
+                        errors.push(*first, format!("`{name}` is first bound here"));
+                        continue;
+                    }
+                    bound_at.insert(name, binding.name.span());
+                    let n = node_of(&mut graph, &binding.name);
+                    let node = &mut graph.nodes[n];
+                    // Errors should point at the binding, wherever the node was first named.
+                    node.ident = binding.name;
+                    node.expr = Some(binding.expr);
+                    apply_options(node, binding.options, &mut errors);
+                }
+                Statement::Declare(declaration) => {
+                    let n = node_of(&mut graph, &declaration.name);
+                    apply_options(&mut graph.nodes[n], declaration.options, &mut errors);
+                }
+                Statement::Edges(chain) => {
+                    for pair in chain.groups.windows(2) {
+                        for from_ident in &pair[0] {
+                            for to_ident in &pair[1] {
+                                let from = node_of(&mut graph, from_ident);
+                                let to = node_of(&mut graph, to_ident);
+                                if let Some(first) = edge_at.get(&(from, to)) {
+                                    let (a, b) = (&graph.nodes[from].name, &graph.nodes[to].name);
+                                    errors.push(
+                                        to_ident.span(),
+                                        format!("edge `{a} => {b}` is written twice; remove one"),
+                                    );
+                                    errors.push(
+                                        *first,
+                                        format!("`{a} => {b}` is first written here"),
+                                    );
+                                    continue;
+                                }
+                                edge_at.insert((from, to), to_ident.span());
+                                let e = graph.edges.len();
+                                graph.edges.push(Edge {
+                                    from,
+                                    to,
+                                    from_ident: from_ident.clone(),
+                                    to_ident: to_ident.clone(),
+                                });
+                                graph.nodes[from].outputs.push(e);
+                                graph.nodes[to].inputs.push(e);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+
+        if graph.edges.is_empty() {
+            errors.push(
+                call_site,
+                "this pipeline has no edges: bind nodes and connect them, e.g. `src = source::iter(0..10); out = sink::for_each(|n: i32| println!(\"{n}\")); src => out;`",
+            );
+            return errors.into_result().map(|()| graph);
+        }
+        graph.check_connected(&mut errors);
+        let in_cycle = graph.check_cycles(&mut errors);
+        graph.check_reachable(&in_cycle, &mut errors);
+        graph.check_options(&mut errors);
+        errors.into_result().map(|()| graph)
+    }
+
+    fn check_connected(&self, errors: &mut Errors) {
+        for node in &self.nodes {
+            if node.inputs.is_empty() && node.outputs.is_empty() {
+                errors.push(
+                    node.ident.span(),
+                    format!("node `{}` is not connected: use it in an edge (`{} => ...` or `... => {}`) or remove it", node.name, node.name, node.name),
+                );
+            }
+        }
+    }
+
+    /// Reports every cycle once, naming its path; returns which nodes lie on one.
+    fn check_cycles(&self, errors: &mut Errors) -> Vec<bool> {
+        #[derive(Clone, Copy, PartialEq)]
+        enum Mark {
+            New,
+            Active,
+            Done,
+        }
+        let mut mark = vec![Mark::New; self.nodes.len()];
+        let mut in_cycle = vec![false; self.nodes.len()];
+        let mut path: Vec<usize> = Vec::new();
+        for start in 0..self.nodes.len() {
+            if mark[start] != Mark::New {
+                continue;
+            }
+            // Iterative DFS: a stack of (node, next output to look at).
+            let mut stack = vec![(start, 0usize)];
+            mark[start] = Mark::Active;
+            path.push(start);
+            while let Some((n, i)) = stack.last_mut() {
+                let n = *n;
+                if let Some(&e) = self.nodes[n].outputs.get(*i) {
+                    *i += 1;
+                    let to = self.edges[e].to;
+                    match mark[to] {
+                        Mark::New => {
+                            mark[to] = Mark::Active;
+                            path.push(to);
+                            stack.push((to, 0));
+                        }
+                        Mark::Active => {
+                            let from = path.iter().position(|&p| p == to).unwrap_or(0);
+                            let cycle: Vec<&str> = path[from..]
+                                .iter()
+                                .map(|&p| self.nodes[p].name.as_str())
+                                .collect();
+                            for &p in &path[from..] {
+                                in_cycle[p] = true;
+                            }
+                            errors.push(
+                                self.edges[e].to_ident.span(),
+                                format!(
+                                    "this edge closes a cycle: {} => {}; a pipeline is a directed acyclic graph, remove one of these edges",
+                                    cycle.join(" => "),
+                                    self.nodes[to].name
+                                ),
+                            );
+                        }
+                        Mark::Done => {}
+                    }
+                } else {
+                    mark[n] = Mark::Done;
+                    path.pop();
+                    stack.pop();
+                }
+            }
+        }
+        in_cycle
+    }
+
+    fn check_reachable(&self, in_cycle: &[bool], errors: &mut Errors) {
+        let mut reached = vec![false; self.nodes.len()];
+        let mut todo: Vec<usize> = (0..self.nodes.len())
+            .filter(|&n| self.nodes[n].inputs.is_empty())
+            .collect();
+        while let Some(n) = todo.pop() {
+            if std::mem::replace(&mut reached[n], true) {
+                continue;
+            }
+            todo.extend(self.nodes[n].outputs.iter().map(|&e| self.edges[e].to));
+        }
+        for (n, node) in self.nodes.iter().enumerate() {
+            if !reached[n] && !in_cycle[n] {
+                errors.push(
+                    node.ident.span(),
+                    format!(
+                        "node `{}` is unreachable: no source feeds it, only a cycle does",
+                        node.name
+                    ),
+                );
+            }
+        }
+    }
+
+    fn check_options(&self, errors: &mut Errors) {
+        for node in &self.nodes {
+            let name = &node.name;
+            if node.options.merge && node.inputs.len() < 2 {
+                errors.push(
+                    node.ident.span(),
+                    format!("`merge` means nothing on `{name}`: it has {} input(s); merge interleaves several inputs", node.inputs.len()),
+                );
+            }
+            if node.options.capacity.is_some() && node.inputs.is_empty() && !node.outputs.is_empty()
+            {
+                errors.push(
+                    node.ident.span(),
+                    format!("`capacity` bounds a node's input edges, and `{name}` has none; set it on the node it feeds"),
+                );
+            }
+            if node.fan_in() == FanIn::Zip && node.inputs.len() > MAX_ZIP_INPUTS {
+                errors.push(
+                    node.ident.span(),
+                    format!(
+                        "`{name}` zips {} inputs, more than {MAX_ZIP_INPUTS}; mark it `[merge]`, or zip in two steps",
+                        node.inputs.len()
+                    ),
+                );
+            }
+        }
+    }
+
+    /// Nodes by name, for tests and lookups.
+    #[allow(dead_code)]
+    pub fn by_name(&self) -> BTreeMap<&str, &Node> {
+        self.nodes.iter().map(|n| (n.name.as_str(), n)).collect()
+    }
+}
+
+fn node_name(ident: &Ident) -> String {
+    let name = ident.to_string();
+    name.strip_prefix("r#").map(str::to_string).unwrap_or(name)
+}
+
+fn apply_options(node: &mut Node, options: Vec<NodeOption>, errors: &mut Errors) {
+    let mut seen: Vec<String> = Vec::new();
+    for option in options {
+        let key = option.name.to_string();
+        if seen.contains(&key) {
+            errors.push(
+                option.span,
+                format!("option `{key}` is given twice for `{}`", node.name),
+            );
+            continue;
+        }
+        seen.push(key.clone());
+        match (key.as_str(), option.arg) {
+            ("capacity", Some(arg)) => {
+                if let Expr::Lit(syn::ExprLit {
+                    lit: syn::Lit::Int(n),
+                    ..
+                }) = &arg
+                {
+                    if n.base10_parse::<u64>().ok() == Some(0) {
+                        errors.push(n.span(), "`capacity(0)` would block forever: an edge must hold at least one item");
+                        continue;
+                    }
+                }
+                node.options.capacity = Some(arg);
+            }
+            ("capacity", None) => errors.push(
+                option.span,
+                "`capacity` needs a size in items: `capacity(64)`",
+            ),
+            ("merge", None) => node.options.merge = true,
+            ("fail_fast", None) => node.options.fail_fast = true,
+            ("merge" | "fail_fast", Some(arg)) => errors.push(
+                syn::spanned::Spanned::span(&arg),
+                format!("`{key}` takes no argument"),
+            ),
+            _ => errors.push(
+                option.span,
+                format!("unknown node option `{key}`; expected one of: {KNOWN_OPTIONS}"),
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quote::quote;
+
+    fn build(tokens: proc_macro2::TokenStream) -> Result<Graph, Vec<String>> {
+        let input: PipelineInput = syn::parse2(tokens).expect("parses");
+        Graph::build(input, Span::call_site())
+            .map_err(|e| e.into_iter().map(|e| e.to_string()).collect())
+    }
+
+    fn errors_of(tokens: proc_macro2::TokenStream) -> Vec<String> {
+        match build(tokens) {
+            Ok(_) => panic!("expected errors"),
+            Err(errors) => errors,
+        }
+    }
+
+    #[test]
+    fn the_seed_graph_has_roles_and_zip_order() {
+        let g = build(quote!(inp = a; rev = b; out = c; inp => rev, out; rev => out)).unwrap();
+        let nodes = g.by_name();
+        assert_eq!(nodes["inp"].role(), Role::Source);
+        assert_eq!(nodes["rev"].role(), Role::Stage);
+        assert_eq!(nodes["out"].role(), Role::Sink);
+        assert_eq!(nodes["out"].fan_in(), FanIn::Zip);
+        let order: Vec<&str> = nodes["out"]
+            .inputs
+            .iter()
+            .map(|&e| g.nodes[g.edges[e].from].name.as_str())
+            .collect();
+        assert_eq!(order, ["inp", "rev"]);
+    }
+
+    #[test]
+    fn chains_and_groups_expand_to_every_pair() {
+        let g = build(quote!(a, b => c, d => e)).unwrap();
+        let edges: Vec<(String, String)> = g
+            .edges
+            .iter()
+            .map(|e| (g.nodes[e.from].name.clone(), g.nodes[e.to].name.clone()))
+            .collect();
+        let expected = [
+            ("a", "c"),
+            ("a", "d"),
+            ("b", "c"),
+            ("b", "d"),
+            ("c", "e"),
+            ("d", "e"),
+        ];
+        assert_eq!(edges, expected.map(|(a, b)| (a.to_string(), b.to_string())));
+    }
+
+    #[test]
+    fn reports_every_structural_error_at_once() {
+        let errors = errors_of(quote!(
+            a = x; a = y; lonely = z;
+            a => b; a => b;
+            b => c => b;
+            m[merge, bogus] = w; a => m;
+        ));
+        let has = |needle: &str| errors.iter().any(|e| e.contains(needle));
+        assert!(has("node `a` is bound twice"), "{errors:#?}");
+        assert!(has("node `lonely` is not connected"), "{errors:#?}");
+        assert!(has("edge `a => b` is written twice"), "{errors:#?}");
+        assert!(has("cycle: b => c => b"), "{errors:#?}");
+        assert!(has("unknown node option `bogus`"), "{errors:#?}");
+        assert!(has("`merge` means nothing on `m`"), "{errors:#?}");
+    }
+
+    #[test]
+    fn a_cycle_without_a_source_leaves_its_successors_unreachable() {
+        let errors = errors_of(quote!(s => t; a => b => a; b => c));
+        assert_eq!(errors.len(), 2, "{errors:#?}");
+        assert!(errors[0].contains("cycle: a => b => a"));
+        assert!(errors[1].contains("node `c` is unreachable"));
+    }
+
+    #[test]
+    fn an_empty_pipeline_says_what_to_write() {
+        let errors = errors_of(quote!());
+        assert!(errors[0].contains("no edges"));
+    }
+
+    #[test]
+    fn zero_capacity_and_repeated_options_are_refused() {
+        let errors = errors_of(quote!(a => b; b[capacity(0), fail_fast, fail_fast]));
+        assert!(errors.iter().any(|e| e.contains("capacity(0)")));
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains("option `fail_fast` is given twice"))
+        );
+    }
+}

@@ -1,0 +1,31 @@
+#![doc = include_str!("../README.md")]
+
+/// Builds a pipeline from a graph of nodes. See the crate documentation and the book.
+pub use pipeline_macros::pipeline;
+
+pub use pipeline_core::{
+    Accounting, BoxError, Collected, Failure, FanIn, NoInput, NoOutput, Node, NodeReport, Output,
+    Pipeline, Role, RunError, RunHandle, RunReport, Sink, SinkNode, Source, SourceNode, Stage,
+    StageNode, Stopped, lineage, sink, source, stage,
+};
+
+/// Channel sizing: the default bound of an edge, in items, and the largest batch.
+pub mod wire {
+    pub use pipeline_core::wire::{DEFAULT_CAPACITY, MAX_BATCH};
+}
+
+/// Everything a pipeline program usually needs.
+pub mod prelude {
+    pub use crate::{
+        BoxError, Collected, Output, Pipeline, RunError, RunReport, pipeline, sink, source, stage,
+    };
+}
+
+/// What `pipeline!` expands to refers only to this module, by absolute path.
+#[doc(hidden)]
+pub mod __private {
+    pub use pipeline_core::run::{Builder, FanIn, NodeOptions};
+    pub use pipeline_core::wire::DEFAULT_CAPACITY;
+    pub use pipeline_core::wiring::*;
+    pub use std::vec;
+}
