@@ -33,6 +33,15 @@ pub trait Node: Send + 'static {
     type In: Send + 'static;
     /// What the node sends downstream.
     type Out: Send + 'static;
+    /// [`roles::Source`], [`roles::Stage`] or [`roles::Sink`].
+    type Role;
+}
+
+/// Type-level roles, so compile-time checks can tell what a node is.
+pub mod roles {
+    pub enum Source {}
+    pub enum Stage {}
+    pub enum Sink {}
 }
 
 /// Produces items: an iterator, a stream, a producer function.
@@ -86,6 +95,7 @@ macro_rules! role_wrapper {
         impl<N: $role> Node for $wrapper<N> {
             type In = $in;
             type Out = $out;
+            type Role = roles::$role;
         }
     };
 }

@@ -7,7 +7,7 @@
 //! so a failed check does not cascade into errors inside the generated code.
 
 use crate::inlet::{Inlet, MergeInlet, Zip2, Zip3, Zip4, Zip5, Zip6, Zip7, Zip8};
-use crate::node::{Node, Sink, SinkNode, Source, SourceNode, Stage, StageNode};
+use crate::node::{NoOutput, Node, Sink, SinkNode, Source, SourceNode, Stage, StageNode, roles};
 use crate::outlet::Outlet;
 use crate::run::{Builder, FanIn, NodeOptions};
 use crate::wire::{EdgeReceiver, EdgeSender, edge};
@@ -19,21 +19,72 @@ use crate::wire::{EdgeReceiver, EdgeSender, edge};
     note = "make `{From}`'s output type and `{To}`'s input type the same (a `stage::map` between them can convert)"
 )]
 pub trait Fits<Sent, From, To>: Sized {
-    fn retype(tx: EdgeSender<Self>) -> EdgeSender<Sent>;
+    fn retype(slot: EdgeSender<Self>) -> EdgeSender<Sent>;
 }
 
 impl<T, From, To> Fits<T, From, To> for T {
-    fn retype(tx: EdgeSender<T>) -> EdgeSender<T> {
-        tx
+    fn retype(slot: EdgeSender<T>) -> EdgeSender<T> {
+        slot
     }
 }
 
-/// Connects `from`'s output to an input slot of `To`, checking the types meet.
-pub fn connect<From, To, N: Node, Slot>(_from: &N, slot: EdgeSender<Slot>) -> EdgeSender<N::Out>
+/// An edge from `Self` into a node of role `TargetRole` whose input slot takes `Slot`.
+///
+/// Real edges (from a source or stage into a stage or sink) need `Slot: Fits<Sent>`. Edges
+/// out of a sink or into a source hold vacuously here: the role checks reject those nodes
+/// with a message of their own, and one error per mistake is what the user should see.
+pub trait Feeds<TargetRole, Slot, From, To>: Node {
+    fn retype(slot: EdgeSender<Slot>) -> EdgeSender<Self::Out>;
+}
+
+macro_rules! real_edges {
+    ($wrapper:ident, $role:ident) => {
+        impl<S: $role, Slot: Fits<S::Out, From, To>, From, To> Feeds<roles::Stage, Slot, From, To>
+            for $wrapper<S>
+        {
+            fn retype(slot: EdgeSender<Slot>) -> EdgeSender<S::Out> {
+                Slot::retype(slot)
+            }
+        }
+        impl<S: $role, Slot: Fits<S::Out, From, To>, From, To> Feeds<roles::Sink, Slot, From, To>
+            for $wrapper<S>
+        {
+            fn retype(slot: EdgeSender<Slot>) -> EdgeSender<S::Out> {
+                Slot::retype(slot)
+            }
+        }
+        impl<S: $role, Slot, From, To> Feeds<roles::Source, Slot, From, To> for $wrapper<S> {
+            fn retype(_: EdgeSender<Slot>) -> EdgeSender<S::Out> {
+                unreachable_edge()
+            }
+        }
+    };
+}
+
+real_edges!(SourceNode, Source);
+real_edges!(StageNode, Stage);
+
+impl<S: Sink, R, Slot, From, To> Feeds<R, Slot, From, To> for SinkNode<S> {
+    fn retype(_: EdgeSender<Slot>) -> EdgeSender<NoOutput> {
+        unreachable_edge()
+    }
+}
+
+/// Stands in for an edge whose program a role check has already refused to compile.
+fn unreachable_edge<T>() -> EdgeSender<T> {
+    edge(1).0
+}
+
+/// Connects `from`'s output to an input slot of `to`, checking the types meet.
+pub fn connect<From, To, N: Node, T: Node, Slot>(
+    _from: &N,
+    _to: &T,
+    slot: EdgeSender<Slot>,
+) -> EdgeSender<N::Out>
 where
-    Slot: Fits<N::Out, From, To>,
+    N: Feeds<T::Role, Slot, From, To>,
 {
-    Slot::retype(slot)
+    N::retype(slot)
 }
 
 /// Broadcasting needs a copy per edge.

@@ -68,33 +68,49 @@ pub fn expand(graph: &Graph) -> TokenStream {
         Some(quote!(let #ident = #expr;))
     });
 
-    let inputs = graph.nodes.iter().enumerate().filter(|(_, node)| !node.inputs.is_empty()).map(|(n, node)| {
-        let ident = &node.ident;
-        let capacity = match &node.options.capacity {
-            Some(capacity) => quote!(#capacity),
-            None => quote!(#private::DEFAULT_CAPACITY),
-        };
-        let inlet = inlet(n);
-        match node.fan_in() {
-            FanIn::Single => {
-                let tx = tx(n, 0);
-                quote!(let (#tx, #inlet) = #private::single_input(&#ident, #capacity);)
+    let inputs = graph
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(_, node)| !node.inputs.is_empty())
+        .map(|(n, node)| {
+            let ident = &node.ident;
+            let capacity = match &node.options.capacity {
+                Some(capacity) => quote!(#capacity),
+                None => quote!(#private::DEFAULT_CAPACITY),
+            };
+            let inlet = inlet(n);
+            match node.fan_in() {
+                FanIn::Single => {
+                    let tx = tx(n, 0);
+                    quote!(let (#tx, #inlet) = #private::single_input(&#ident, #capacity);)
+                }
+                FanIn::Merge => {
+                    let tx = tx(n, 0);
+                    quote!(let (#tx, #inlet) = #private::merge_input(&#ident, #capacity);)
+                }
+                FanIn::Zip => {
+                    let k = node.inputs.len();
+                    let zip_input = format_ident!("zip_input_{}", k, span = ident.span());
+                    let txs = (0..k).map(|slot| tx(n, slot));
+                    let holes = (0..k).map(|_| quote!(_));
+                    let marker = marker(markers, &node.name);
+                    // Every token of the call sits on the node's name, so a wrong input type is
+                    // reported there and not on the whole macro.
+                    let cap = Ident::new(
+                        "__pipeline_capacity",
+                        Span::mixed_site().located_at(ident.span()),
+                    );
+                    let call = quote_spanned!(ident.span()=>
+                        ::pipeline::__private::#zip_input::<#marker, _, #(#holes),*>(&#ident, #cap)
+                    );
+                    quote! {
+                        let #cap = #capacity;
+                        let ((#(#txs,)*), #inlet) = #call;
+                    }
+                }
             }
-            FanIn::Merge => {
-                let tx = tx(n, 0);
-                quote!(let (#tx, #inlet) = #private::merge_input(&#ident, #capacity);)
-            }
-            FanIn::Zip => {
-                let k = node.inputs.len();
-                let zip_input = format_ident!("zip_input_{}", k);
-                let txs = (0..k).map(|slot| tx(n, slot));
-                let holes = (0..k).map(|_| quote!(_));
-                let marker = marker(markers, &node.name);
-                let call = quote_spanned!(ident.span()=> #private::#zip_input::<#marker, _, #(#holes),*>);
-                quote!(let ((#(#txs,)*), #inlet) = #call(&#ident, #capacity);)
-            }
-        }
-    });
+        });
 
     let outlets = graph.nodes.iter().enumerate().filter(|(_, node)| !node.outputs.is_empty()).map(|(n, node)| {
         let connections = node.outputs.iter().map(|&e| {
@@ -125,9 +141,9 @@ pub fn expand(graph: &Graph) -> TokenStream {
             // First token spanned at the edge's start, the rest at its end: the error
             // then underlines the whole `from => to`.
             let head = quote_spanned!(edge.from_ident.span()=> #private);
-            let tail = quote_spanned!(edge.to_ident.span()=> ::connect::<#from_marker, #to_marker, _, _>);
-            let from = &node.ident;
-            quote!(#head #tail(&#from, #sender))
+            let tail = quote_spanned!(edge.to_ident.span()=> ::connect::<#from_marker, #to_marker, _, _, _>);
+            let (from, to) = (&node.ident, &target.ident);
+            quote!(#head #tail(&#from, &#to, #sender))
         });
         let outlet = outlet(n);
         if node.outputs.len() == 1 {

@@ -26,6 +26,8 @@ pub struct Node {
     /// Where the node is bound, or first mentioned if it is a local variable.
     pub ident: Ident,
     pub expr: Option<Expr>,
+    /// Declared with `name;` or `name[opts];`: a local variable on purpose.
+    pub declared: bool,
     pub options: Options,
     pub inputs: Vec<usize>,
     pub outputs: Vec<usize>,
@@ -120,6 +122,7 @@ impl Graph {
                     name,
                     ident: ident.clone(),
                     expr: None,
+                    declared: false,
                     options: Options::default(),
                     inputs: Vec::new(),
                     outputs: Vec::new(),
@@ -147,6 +150,7 @@ impl Graph {
                 }
                 Statement::Declare(declaration) => {
                     let n = node_of(&mut graph, &declaration.name);
+                    graph.nodes[n].declared = true;
                     apply_options(&mut graph.nodes[n], declaration.options, &mut errors);
                 }
                 Statement::Edges(chain) => {
@@ -191,11 +195,37 @@ impl Graph {
             );
             return errors.into_result().map(|()| graph);
         }
+        graph.check_typos(&mut errors);
         graph.check_connected(&mut errors);
         let in_cycle = graph.check_cycles(&mut errors);
         graph.check_reachable(&in_cycle, &mut errors);
         graph.check_options(&mut errors);
         errors.into_result().map(|()| graph)
+    }
+
+    /// A name neither bound here nor declared is taken for a local variable, unless it is
+    /// one letter or two away from a node bound here: then it is most likely a typo.
+    fn check_typos(&self, errors: &mut Errors) {
+        for node in self
+            .nodes
+            .iter()
+            .filter(|n| n.expr.is_none() && !n.declared)
+        {
+            let near = self
+                .nodes
+                .iter()
+                .filter(|other| other.expr.is_some() && edit_distance(&node.name, &other.name) <= 2)
+                .min_by_key(|other| edit_distance(&node.name, &other.name));
+            if let Some(near) = near {
+                errors.push(
+                    node.ident.span(),
+                    format!(
+                        "node `{}` is never bound: did you mean `{}`? (if `{}` is a local variable, declare it with `{};`)",
+                        node.name, near.name, node.name, node.name
+                    ),
+                );
+            }
+        }
     }
 
     fn check_connected(&self, errors: &mut Errors) {
@@ -328,6 +358,21 @@ impl Graph {
     }
 }
 
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitute.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
+}
+
 fn node_name(ident: &Ident) -> String {
     let name = ident.to_string();
     name.strip_prefix("r#").map(str::to_string).unwrap_or(name)
@@ -453,6 +498,22 @@ mod tests {
         assert_eq!(errors.len(), 2, "{errors:#?}");
         assert!(errors[0].contains("cycle: a => b => a"));
         assert!(errors[1].contains("node `c` is unreachable"));
+    }
+
+    #[test]
+    fn a_typo_of_a_bound_node_is_caught_but_a_declared_local_is_not() {
+        let errors = errors_of(quote!(inp = a; rev = b; out = c; inp => rve => out));
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains("node `rve` is never bound: did you mean `rev`?")),
+            "{errors:#?}"
+        );
+        assert!(
+            build(quote!(inp = a; rev = b; out = c; rve; inp => rve => out; inp => rev => out))
+                .is_ok()
+        );
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
     }
 
     #[test]

@@ -1,0 +1,15 @@
+//! Compile-time behaviour of `pipeline!`: one case per diagnostic in `ui/fail` (with the
+//! exact compiler output beside it), programs that must compile and run in `ui/pass`, and
+//! every example, so none of them can rot.
+
+#[test]
+fn diagnostics() {
+    trybuild::TestCases::new().compile_fail("tests/ui/fail/*.rs");
+}
+
+#[test]
+fn passing_programs_and_examples() {
+    let t = trybuild::TestCases::new();
+    t.pass("tests/ui/pass/*.rs");
+    t.pass("examples/*.rs");
+}

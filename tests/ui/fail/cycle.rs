@@ -1,0 +1,12 @@
+use pipeline::prelude::*;
+
+fn main() {
+    let _p = pipeline! {
+        inp = source::iter(0..3u32);
+        a = stage::map(|n: u32| n + 1);
+        b = stage::map(|n: u32| n * 2);
+        out = sink::for_each(|n: u32| println!("{n}"));
+        inp => a => b => out;
+        b => a;
+    };
+}

@@ -1,0 +1,7 @@
+use pipeline::prelude::*;
+
+fn main() {
+    let _p = pipeline! {
+
+    };
+}
