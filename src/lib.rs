@@ -29,3 +29,16 @@ pub mod __private {
     pub use pipeline_core::wiring::*;
     pub use std::vec;
 }
+
+/// The book's chapters, compiled and run as doctests so that no sample goes stale.
+#[cfg(doctest)]
+mod book {
+    #[doc = include_str!("../book/src/introduction.md")]
+    struct Introduction;
+    #[doc = include_str!("../book/src/first-pipeline.md")]
+    struct FirstPipeline;
+    #[doc = include_str!("../book/src/graphs.md")]
+    struct Graphs;
+    #[doc = include_str!("../book/src/running.md")]
+    struct Running;
+}

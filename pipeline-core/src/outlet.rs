@@ -8,11 +8,13 @@ use crate::lineage::Lineage;
 use crate::wire::{Batch, Closed, EdgeSender, MAX_BATCH};
 
 type Items<T> = Vec<(Lineage, T)>;
+/// Copies a batch for one more edge of a fan-out.
+type Duplicate<T> = fn(&Items<T>) -> Items<T>;
 
 pub struct Outlet<T> {
     targets: Vec<EdgeSender<T>>,
     /// Copies a batch for every target but the last; set only when there are several.
-    duplicate: Option<fn(&Items<T>) -> Items<T>>,
+    duplicate: Option<Duplicate<T>>,
     buf: Items<T>,
     batch_max: usize,
     watermark: u64,
@@ -30,15 +32,11 @@ impl<T: Send + 'static> Outlet<T> {
     where
         T: Clone,
     {
-        let duplicate =
-            (targets.len() > 1).then_some(clone_items::<T> as fn(&Items<T>) -> Items<T>);
+        let duplicate = (targets.len() > 1).then_some(clone_items::<T> as Duplicate<T>);
         Self::with_targets(targets, duplicate)
     }
 
-    fn with_targets(
-        targets: Vec<EdgeSender<T>>,
-        duplicate: Option<fn(&Items<T>) -> Items<T>>,
-    ) -> Self {
+    fn with_targets(targets: Vec<EdgeSender<T>>, duplicate: Option<Duplicate<T>>) -> Self {
         assert!(!targets.is_empty(), "an outlet needs at least one edge");
         let batch_max = targets
             .iter()

@@ -109,7 +109,9 @@ impl<T> Default for Collected<T> {
     }
 }
 
-impl<T: Send + 'static> Collected<T> {
+// No `T: Send` bound here: it would make the compiler demand `T` at `new()`, before the
+// pipeline's edges have told it what flows in. The sink's own impl requires it.
+impl<T> Collected<T> {
     pub fn new() -> Self {
         Self::default()
     }

@@ -6,6 +6,8 @@
 //! are also the conversions: an edge's sender is retyped by the same bound that checks it,
 //! so a failed check does not cascade into errors inside the generated code.
 
+use std::marker::PhantomData;
+
 use crate::inlet::{Inlet, MergeInlet, Zip2, Zip3, Zip4, Zip5, Zip6, Zip7, Zip8};
 use crate::node::{NoOutput, Node, Sink, SinkNode, Source, SourceNode, Stage, StageNode, roles};
 use crate::outlet::Outlet;
@@ -13,13 +15,17 @@ use crate::run::{Builder, FanIn, NodeOptions};
 use crate::wire::{EdgeReceiver, EdgeSender, edge};
 
 /// The items one node sends are the items the next one takes.
+///
+/// `Self` is the sent type, so that when the receiving side is not known yet (a
+/// `Collected::new()` whose item type only the edge tells) the compiler infers it from the
+/// one impl instead of asking for an annotation.
 #[diagnostic::on_unimplemented(
-    message = "edge `{From} => {To}`: `{From}` sends `{Sent}` but `{To}` expects `{Self}`",
-    label = "`{From}` sends `{Sent}` here, `{To}` expects `{Self}`",
+    message = "edge `{From} => {To}`: `{From}` sends `{Self}` but `{To}` expects `{Slot}`",
+    label = "`{From}` sends `{Self}` here, `{To}` expects `{Slot}`",
     note = "make `{From}`'s output type and `{To}`'s input type the same (a `stage::map` between them can convert)"
 )]
-pub trait Fits<Sent, From, To>: Sized {
-    fn retype(slot: EdgeSender<Self>) -> EdgeSender<Sent>;
+pub trait Fits<Slot, From, To>: Sized {
+    fn retype(slot: EdgeSender<Slot>) -> EdgeSender<Self>;
 }
 
 impl<T, From, To> Fits<T, From, To> for T {
@@ -30,7 +36,7 @@ impl<T, From, To> Fits<T, From, To> for T {
 
 /// An edge from `Self` into a node of role `TargetRole` whose input slot takes `Slot`.
 ///
-/// Real edges (from a source or stage into a stage or sink) need `Slot: Fits<Sent>`. Edges
+/// Real edges (from a source or stage into a stage or sink) need `Sent: Fits<Slot>`. Edges
 /// out of a sink or into a source hold vacuously here: the role checks reject those nodes
 /// with a message of their own, and one error per mistake is what the user should see.
 pub trait Feeds<TargetRole, Slot, From, To>: Node {
@@ -39,18 +45,20 @@ pub trait Feeds<TargetRole, Slot, From, To>: Node {
 
 macro_rules! real_edges {
     ($wrapper:ident, $role:ident) => {
-        impl<S: $role, Slot: Fits<S::Out, From, To>, From, To> Feeds<roles::Stage, Slot, From, To>
-            for $wrapper<S>
+        impl<S: $role, Slot, From, To> Feeds<roles::Stage, Slot, From, To> for $wrapper<S>
+        where
+            S::Out: Fits<Slot, From, To>,
         {
             fn retype(slot: EdgeSender<Slot>) -> EdgeSender<S::Out> {
-                Slot::retype(slot)
+                <S::Out as Fits<Slot, From, To>>::retype(slot)
             }
         }
-        impl<S: $role, Slot: Fits<S::Out, From, To>, From, To> Feeds<roles::Sink, Slot, From, To>
-            for $wrapper<S>
+        impl<S: $role, Slot, From, To> Feeds<roles::Sink, Slot, From, To> for $wrapper<S>
+        where
+            S::Out: Fits<Slot, From, To>,
         {
             fn retype(slot: EdgeSender<Slot>) -> EdgeSender<S::Out> {
-                Slot::retype(slot)
+                <S::Out as Fits<Slot, From, To>>::retype(slot)
             }
         }
         impl<S: $role, Slot, From, To> Feeds<roles::Source, Slot, From, To> for $wrapper<S> {
@@ -75,16 +83,31 @@ fn unreachable_edge<T>() -> EdgeSender<T> {
     edge(1).0
 }
 
-/// Connects `from`'s output to an input slot of `to`, checking the types meet.
-pub fn connect<From, To, N: Node, T: Node, Slot>(
-    _from: &N,
-    _to: &T,
+/// An edge about to be connected: `from`'s output into an input slot of `to`.
+///
+/// Built first, without bounds, so the slot's type is settled before [`Edge::connect`]
+/// checks it: checking in the same call lets the compiler infer the slot from the sender and
+/// then report a bare type mismatch instead of the message that names both nodes.
+pub struct Edge<'a, N, T, Slot> {
+    _nodes: PhantomData<(&'a N, &'a T)>,
     slot: EdgeSender<Slot>,
-) -> EdgeSender<N::Out>
-where
-    N: Feeds<T::Role, Slot, From, To>,
-{
-    N::retype(slot)
+}
+
+impl<'a, N: Node, T: Node, Slot> Edge<'a, N, T, Slot> {
+    pub fn new(_from: &'a N, _to: &'a T, slot: EdgeSender<Slot>) -> Self {
+        Edge {
+            _nodes: PhantomData,
+            slot,
+        }
+    }
+
+    /// Checks that the types meet and gives `from` its sender.
+    pub fn connect<From, To>(self) -> EdgeSender<N::Out>
+    where
+        N: Feeds<T::Role, Slot, From, To>,
+    {
+        N::retype(self.slot)
+    }
 }
 
 /// Broadcasting needs a copy per edge.

@@ -138,12 +138,12 @@ pub fn expand(graph: &Graph) -> TokenStream {
             };
             let from_marker = marker(markers, &graph.nodes[edge.from].name);
             let to_marker = marker(markers, &target.name);
-            // First token spanned at the edge's start, the rest at its end: the error
-            // then underlines the whole `from => to`.
-            let head = quote_spanned!(edge.from_ident.span()=> #private);
-            let tail = quote_spanned!(edge.to_ident.span()=> ::connect::<#from_marker, #to_marker, _, _, _>);
             let (from, to) = (&node.ident, &target.ident);
-            quote!(#head #tail(&#from, &#to, #sender))
+            // The call's first tokens sit on the edge's source, its last on its target, so
+            // a type error underlines the whole `from => to`.
+            let new = quote_spanned!(edge.from_ident.span()=> ::pipeline::__private::Edge::new(&#from, &#to, #sender));
+            let connect = quote_spanned!(edge.to_ident.span()=> .connect::<#from_marker, #to_marker>());
+            quote!(#new #connect)
         });
         let outlet = outlet(n);
         if node.outputs.len() == 1 {

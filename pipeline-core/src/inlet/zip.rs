@@ -27,6 +27,7 @@ macro_rules! zip_inlet {
         }
 
         impl<$($T),+> $name<$($T),+> {
+            #[allow(clippy::too_many_arguments)]
             pub fn new($($v: EdgeReceiver<$T>),+) -> Self {
                 $name {
                     receivers: ($(Some($v),)+),
