@@ -50,8 +50,16 @@ fn spec() -> impl Strategy<Value = Spec> {
         let choices: Vec<_> = (0..n_stages)
             .map(|i| {
                 let earlier = sources.len() + i;
-                (0u8..5, 2u64..5, any::<prop::sample::Index>(), any::<prop::sample::Index>(), 1usize..8)
-                    .prop_map(move |(k, p, a, b, cap)| (k, p, a.index(earlier), b.index(earlier), cap))
+                (
+                    0u8..5,
+                    2u64..5,
+                    any::<prop::sample::Index>(),
+                    any::<prop::sample::Index>(),
+                    1usize..8,
+                )
+                    .prop_map(move |(k, p, a, b, cap)| {
+                        (k, p, a.index(earlier), b.index(earlier), cap)
+                    })
             })
             .collect();
         (Just(sources), choices).prop_map(|(sources, choices)| {
@@ -80,7 +88,11 @@ fn spec() -> impl Strategy<Value = Spec> {
 fn model(spec: &Spec) -> Vec<Vec<(Lineage, u64)>> {
     let mut out: Vec<Vec<(Lineage, u64)>> = Vec::new();
     for (s, &len) in spec.sources.iter().enumerate() {
-        out.push((0..len).map(|j| (Lineage::root(j), s as u64 * 1000 + j)).collect());
+        out.push(
+            (0..len)
+                .map(|j| (Lineage::root(j), s as u64 * 1000 + j))
+                .collect(),
+        );
     }
     for (kind, inputs, _) in &spec.stages {
         let a = &out[inputs[0]];
@@ -89,14 +101,25 @@ fn model(spec: &Spec) -> Vec<Vec<(Lineage, u64)>> {
             Kind::Filter(m) => a.iter().copied().filter(|&(_, v)| keep(*m, v)).collect(),
             Kind::FlatMap(k) => a
                 .iter()
-                .flat_map(|&(l, v)| pieces(*k, v).into_iter().enumerate().map(move |(i, p)| (l.child(i as u64), p)))
+                .flat_map(|&(l, v)| {
+                    pieces(*k, v)
+                        .into_iter()
+                        .enumerate()
+                        .map(move |(i, p)| (l.child(i as u64), p))
+                })
                 .collect(),
             Kind::Zip => {
                 let b: HashMap<Lineage, u64> = out[inputs[1]].iter().copied().collect();
-                a.iter().filter_map(|&(l, va)| b.get(&l).map(|&vb| (l, join(va, vb)))).collect()
+                a.iter()
+                    .filter_map(|&(l, va)| b.get(&l).map(|&vb| (l, join(va, vb))))
+                    .collect()
             }
             // Lineage after a merge is arrival order; nothing downstream zips on it.
-            Kind::Merge => a.iter().chain(&out[inputs[1]]).map(|&(_, v)| (Lineage::root(0), v)).collect(),
+            Kind::Merge => a
+                .iter()
+                .chain(&out[inputs[1]])
+                .map(|&(_, v)| (Lineage::root(0), v))
+                .collect(),
         };
         out.push(produced);
     }
@@ -165,20 +188,31 @@ fn run(spec: &Spec) -> (Vec<(usize, Vec<u64>)>, pipeline::RunReport) {
     };
     let mut outlets: Vec<Option<Outlet<u64>>> = (0..total)
         .map(|n| {
-            let senders: Vec<_> = consumers[n].iter().map(|&(to, slot)| sender_for(to, slot, &inputs)).collect();
+            let senders: Vec<_> = consumers[n]
+                .iter()
+                .map(|&(to, slot)| sender_for(to, slot, &inputs))
+                .collect();
             Some(Outlet::broadcast(senders))
         })
         .collect();
     for (n, targets) in consumers.iter().enumerate() {
         for &(to, _) in targets {
-            let to_name = if to >= total { name("sink", to - total) } else { name("n", to) };
+            let to_name = if to >= total {
+                name("sink", to - total)
+            } else {
+                name("n", to)
+            };
             builder.edge(name("n", n), to_name);
         }
     }
 
     for (s, &len) in spec.sources.iter().enumerate() {
         let items = (0..len).map(move |j| s as u64 * 1000 + j);
-        builder.source(name("n", s), source::iter(items), outlets[s].take().unwrap());
+        builder.source(
+            name("n", s),
+            source::iter(items),
+            outlets[s].take().unwrap(),
+        );
     }
     for (i, (kind, _, _)) in spec.stages.iter().enumerate() {
         let n = n_sources + i;
@@ -187,22 +221,53 @@ fn run(spec: &Spec) -> (Vec<(usize, Vec<u64>)>, pipeline::RunReport) {
         match (kind, inputs.remove(&n).unwrap()) {
             (Kind::Map(m), Input::Single(_, rx)) => {
                 let m = *m;
-                builder.stage(nm, stage::map(move |v: u64| map(m, v)), FanIn::Single, rx, outlet, options)
+                builder.stage(
+                    nm,
+                    stage::map(move |v: u64| map(m, v)),
+                    FanIn::Single,
+                    rx,
+                    outlet,
+                    options,
+                )
             }
             (Kind::Filter(m), Input::Single(_, rx)) => {
                 let m = *m;
-                builder.stage(nm, stage::filter(move |v: &u64| keep(m, *v)), FanIn::Single, rx, outlet, options)
+                builder.stage(
+                    nm,
+                    stage::filter(move |v: &u64| keep(m, *v)),
+                    FanIn::Single,
+                    rx,
+                    outlet,
+                    options,
+                )
             }
             (Kind::FlatMap(k), Input::Single(_, rx)) => {
                 let k = *k;
-                builder.stage(nm, stage::flat_map(move |v: u64| pieces(k, v)), FanIn::Single, rx, outlet, options)
+                builder.stage(
+                    nm,
+                    stage::flat_map(move |v: u64| pieces(k, v)),
+                    FanIn::Single,
+                    rx,
+                    outlet,
+                    options,
+                )
             }
-            (Kind::Zip, Input::Zip(_, zip)) => {
-                builder.stage(nm, stage::map(|(a, b): (u64, u64)| join(a, b)), FanIn::Zip, zip, outlet, options)
-            }
-            (Kind::Merge, Input::Merge(_, merge)) => {
-                builder.stage(nm, stage::map(|v: u64| v), FanIn::Merge, merge, outlet, options)
-            }
+            (Kind::Zip, Input::Zip(_, zip)) => builder.stage(
+                nm,
+                stage::map(|(a, b): (u64, u64)| join(a, b)),
+                FanIn::Zip,
+                zip,
+                outlet,
+                options,
+            ),
+            (Kind::Merge, Input::Merge(_, merge)) => builder.stage(
+                nm,
+                stage::map(|v: u64| v),
+                FanIn::Merge,
+                merge,
+                outlet,
+                options,
+            ),
             _ => unreachable!("inputs are made per kind above"),
         }
     }
@@ -211,10 +276,23 @@ fn run(spec: &Spec) -> (Vec<(usize, Vec<u64>)>, pipeline::RunReport) {
     drop(inputs);
     for (k, (tx, rx)) in sink_inputs.into_iter().enumerate() {
         drop(tx);
-        builder.sink(name("sink", k), collected[k].sink(), FanIn::Single, rx, options);
+        builder.sink(
+            name("sink", k),
+            collected[k].sink(),
+            FanIn::Single,
+            rx,
+            options,
+        );
     }
-    let report = builder.build().run_blocking().expect("trivial stages never fail");
-    let results = sinks.iter().zip(&collected).map(|(&n, c)| (n, c.take())).collect();
+    let report = builder
+        .build()
+        .run_blocking()
+        .expect("trivial stages never fail");
+    let results = sinks
+        .iter()
+        .zip(&collected)
+        .map(|(&n, c)| (n, c.take()))
+        .collect();
     (results, report)
 }
 

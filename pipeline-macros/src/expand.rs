@@ -208,3 +208,64 @@ fn marker(markers: &Ident, name: &str) -> TokenStream {
     let name = format_ident!("{}", name);
     quote!(#markers::#name)
 }
+
+#[cfg(test)]
+mod snapshots {
+    use quote::quote;
+
+    /// The expansion of a macro call, pretty-printed as it would sit in a function.
+    fn expanded(input: proc_macro2::TokenStream) -> String {
+        let expr = super::pipeline(input);
+        let file: syn::File =
+            syn::parse2(quote!(fn expanded() { let pipeline = #expr; })).expect("expansion parses");
+        prettyplease::unparse(&file)
+    }
+
+    macro_rules! snapshot {
+        ($name:literal, $($input:tt)*) => {
+            insta::with_settings!({ snapshot_path => "../../tests/snapshots", prepend_module_to_snapshot => false, omit_expression => true }, {
+                insta::assert_snapshot!($name, expanded(quote!($($input)*)));
+            });
+        };
+    }
+
+    #[test]
+    fn linear_chain() {
+        snapshot!("linear_chain",
+            nums = source::iter(0..10u32);
+            double = stage::map(|n: u32| n * 2);
+            out = sink::for_each(|n: u32| println!("{n}"));
+            nums => double => out;
+        );
+    }
+
+    #[test]
+    fn seed_graph_fan_out_and_zip() {
+        snapshot!("seed_graph_fan_out_and_zip",
+            inp = source::iter(words);
+            rev = stage::map(|s: String| s.chars().rev().collect::<String>());
+            out = pairs.sink();
+            inp => rev, out;
+            rev => out;
+        );
+    }
+
+    #[test]
+    fn merge_with_options_and_local_nodes() {
+        snapshot!("merge_with_options_and_local_nodes",
+            out[capacity(16), fail_fast];
+            a = source::iter(0..3u8);
+            b; out[merge];
+            a, b => out;
+        );
+    }
+
+    #[test]
+    fn errors_become_compile_errors_and_a_fallback_value() {
+        snapshot!("errors_fallback",
+            a = source::iter(0..3u8);
+            a => b => a;
+            c[bogus] = stage::map(|n: u8| n);
+        );
+    }
+}
