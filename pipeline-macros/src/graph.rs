@@ -204,7 +204,7 @@ impl Graph {
     }
 
     /// A name neither bound here nor declared is taken for a local variable, unless it is
-    /// one letter or two away from a node bound here: then it is most likely a typo.
+    /// an edit or two away from a node bound here: then it is most likely a typo.
     fn check_typos(&self, errors: &mut Errors) {
         for node in self
             .nodes
@@ -214,7 +214,7 @@ impl Graph {
             let near = self
                 .nodes
                 .iter()
-                .filter(|other| other.expr.is_some() && edit_distance(&node.name, &other.name) <= 2)
+                .filter(|other| other.expr.is_some() && looks_like_typo(&node.name, &other.name))
                 .min_by_key(|other| edit_distance(&node.name, &other.name));
             if let Some(near) = near {
                 errors.push(
@@ -358,19 +358,36 @@ impl Graph {
     }
 }
 
+/// Edits (insert, delete, substitute, swap two neighbours) from `a` to `b`: swapped letters
+/// are the commonest typo, so they count as one.
 fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitute = diagonal + usize::from(ca != *cb);
-            diagonal = row[j + 1];
-            row[j + 1] = substitute.min(row[j] + 1).min(row[j + 1] + 1);
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            d[i][j] = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
+            }
         }
     }
-    row[b.len()]
+    d[a.len()][b.len()]
+}
+
+/// Whether `name` is close enough to `bound` to be a typo of it. Very short names are
+/// never flagged: every one-letter name is one edit from every other.
+fn looks_like_typo(name: &str, bound: &str) -> bool {
+    let len = name.chars().count();
+    let allowed = if len < 3 { 0 } else if len <= 4 { 1 } else { 2 };
+    let d = edit_distance(name, bound);
+    d > 0 && d <= allowed
 }
 
 fn node_name(ident: &Ident) -> String {
@@ -514,6 +531,9 @@ mod tests {
                 .is_ok()
         );
         assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("rve", "rev"), 1);
+        assert!(!looks_like_typo("b", "a"), "one-letter names are never typos of each other");
+        assert!(looks_like_typo("soruce", "source"));
     }
 
     #[test]
