@@ -59,10 +59,8 @@ pub fn expand(graph: &Graph) -> TokenStream {
     let Names { builder, markers } = &names;
     let private = quote!(::pipeline::__private);
 
-    let marker_types = graph
-        .nodes
-        .iter()
-        .map(|node| format_ident!("{}", node.name));
+    // The user's own identifiers, so raw ones (`r#type`) stay valid.
+    let marker_types = graph.nodes.iter().map(|node| &node.ident);
     let bindings = graph.nodes.iter().filter_map(|node| {
         let (ident, expr) = (&node.ident, node.expr.as_ref()?);
         Some(quote!(let #ident = #expr;))
@@ -94,7 +92,7 @@ pub fn expand(graph: &Graph) -> TokenStream {
                     let zip_input = format_ident!("zip_input_{}", k, span = ident.span());
                     let txs = (0..k).map(|slot| tx(n, slot));
                     let holes = (0..k).map(|_| quote!(_));
-                    let marker = marker(markers, &node.name);
+                    let marker = marker(markers, &node.ident);
                     // Every token of the call sits on the node's name, so a wrong input type is
                     // reported there and not on the whole macro.
                     let cap = Ident::new(
@@ -136,8 +134,8 @@ pub fn expand(graph: &Graph) -> TokenStream {
                     quote!(#tx)
                 }
             };
-            let from_marker = marker(markers, &graph.nodes[edge.from].name);
-            let to_marker = marker(markers, &target.name);
+            let from_marker = marker(markers, &graph.nodes[edge.from].ident);
+            let to_marker = marker(markers, &target.ident);
             let (from, to) = (&node.ident, &target.ident);
             // The call's first tokens sit on the edge's source, its last on its target, so
             // a type error underlines the whole `from => to`.
@@ -150,7 +148,7 @@ pub fn expand(graph: &Graph) -> TokenStream {
             quote!(let #outlet = #private::single_output(#(#connections)*);)
         } else {
             let first_edge = &graph.edges[node.outputs[0]];
-            let name_marker = marker(markers, &node.name);
+            let name_marker = marker(markers, &node.ident);
             let fan_out = quote_spanned!(first_edge.from_ident.span()=> #private::fan_out::<#name_marker, _>);
             quote!(let #outlet = #fan_out(#private::vec![#(#connections),*]);)
         }
@@ -164,7 +162,7 @@ pub fn expand(graph: &Graph) -> TokenStream {
     let adds = graph.nodes.iter().enumerate().map(|(n, node)| {
         let ident = &node.ident;
         let name = &node.name;
-        let marker = marker(markers, name);
+        let marker = marker(markers, ident);
         let fan_in = match node.fan_in() {
             FanIn::Single => quote!(#private::FanIn::Single),
             FanIn::Zip => quote!(#private::FanIn::Zip),
@@ -204,9 +202,8 @@ pub fn expand(graph: &Graph) -> TokenStream {
     }}
 }
 
-fn marker(markers: &Ident, name: &str) -> TokenStream {
-    let name = format_ident!("{}", name);
-    quote!(#markers::#name)
+fn marker(markers: &Ident, node: &Ident) -> TokenStream {
+    quote!(#markers::#node)
 }
 
 #[cfg(test)]

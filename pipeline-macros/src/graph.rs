@@ -372,7 +372,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for i in 1..=a.len() {
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            d[i][j] = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            d[i][j] = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                 d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
             }
@@ -385,7 +387,13 @@ fn edit_distance(a: &str, b: &str) -> usize {
 /// never flagged: every one-letter name is one edit from every other.
 fn looks_like_typo(name: &str, bound: &str) -> bool {
     let len = name.chars().count();
-    let allowed = if len < 3 { 0 } else if len <= 4 { 1 } else { 2 };
+    let allowed = if len < 3 {
+        0
+    } else if len <= 4 {
+        1
+    } else {
+        2
+    };
     let d = edit_distance(name, bound);
     d > 0 && d <= allowed
 }
@@ -532,7 +540,10 @@ mod tests {
         );
         assert_eq!(edit_distance("kitten", "sitting"), 3);
         assert_eq!(edit_distance("rve", "rev"), 1);
-        assert!(!looks_like_typo("b", "a"), "one-letter names are never typos of each other");
+        assert!(
+            !looks_like_typo("b", "a"),
+            "one-letter names are never typos of each other"
+        );
         assert!(looks_like_typo("soruce", "source"));
     }
 

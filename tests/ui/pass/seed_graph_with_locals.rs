@@ -26,3 +26,14 @@ fn main() {
     assert_eq!(lens, [1, 2, 3, 10, 20, 30]);
     assert!(report.accounting().is_balanced());
 }
+
+/// Raw identifiers work as node names.
+#[allow(dead_code)]
+fn raw_identifiers() {
+    let p = pipeline! {
+        r#type = source::iter(0..3u8);
+        r#move = sink::for_each(|_n: u8| {});
+        r#type => r#move;
+    };
+    p.run_blocking().unwrap();
+}
