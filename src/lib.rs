@@ -24,6 +24,7 @@ pub mod prelude {
 /// What `pipeline!` expands to refers only to this module, by absolute path.
 #[doc(hidden)]
 pub mod __private {
+    pub use pipeline_core::exec::workers::Workers;
     pub use pipeline_core::run::{Builder, FanIn, NodeOptions};
     pub use pipeline_core::wire::DEFAULT_CAPACITY;
     pub use pipeline_core::wiring::*;

@@ -6,6 +6,7 @@
 //! [`report`] says where every item went.
 
 pub(crate) mod control;
+pub mod exec;
 pub mod inlet;
 pub mod lineage;
 pub mod node;
@@ -19,6 +20,7 @@ pub(crate) mod stats;
 pub mod wire;
 pub mod wiring;
 
+pub use exec::workers::Workers;
 pub use node::{
     BoxError, NoInput, NoOutput, Node, Sink, SinkNode, Source, SourceNode, Stage, StageNode,
 };

@@ -48,6 +48,10 @@ pub mod roles {
 pub trait Source: Send + 'static {
     type Out: Send + 'static;
 
+    /// True when `run` is synchronous code that may block (an iterator): the source then
+    /// runs on a thread of its own instead of an async worker.
+    const BLOCKING: bool = false;
+
     /// Pushes every item into `out`. Returning ends the source's stream.
     fn run(self, out: Output<Self::Out>) -> impl Future<Output = Result<(), BoxError>> + Send;
 }
@@ -60,6 +64,10 @@ pub trait Stage: Send + 'static {
     /// True when one input may give several outputs (flat-map): each output then gets a
     /// child lineage of its input, so a zip downstream pairs the right pieces.
     const SPLITS: bool = false;
+
+    /// True when `process` never awaits (plain synchronous code, which may block or burn
+    /// CPU): the stage then runs on threads of its own instead of the async workers.
+    const BLOCKING: bool = false;
 
     /// Processes one item, pushing what it produces onto `out`. Pushing nothing filters the
     /// item; an `Err` counts it as failed.
@@ -74,6 +82,9 @@ pub trait Stage: Send + 'static {
 pub trait Sink: Send + 'static {
     type In: Send + 'static;
 
+    /// True when `consume` never awaits: the sink then runs on a thread of its own.
+    const BLOCKING: bool = false;
+
     /// Consumes one item; an `Err` counts it as failed.
     fn consume(&mut self, item: Self::In) -> impl Future<Output = Result<(), BoxError>> + Send;
 
@@ -84,6 +95,7 @@ pub trait Sink: Send + 'static {
 macro_rules! role_wrapper {
     ($(#[$doc:meta])* $wrapper:ident, $role:ident, $in:ty, $out:ty) => {
         $(#[$doc])*
+        #[derive(Clone)]
         pub struct $wrapper<N>(pub(crate) N);
 
         impl<N: $role> $wrapper<N> {

@@ -70,6 +70,8 @@ pub struct NodeReport {
     pub name: String,
     pub role: Role,
     pub fan_in: FanIn,
+    /// Workers running the node's code (see `workers(n)`).
+    pub workers: usize,
     /// Incoming and outgoing edges.
     pub inputs: usize,
     pub outputs: usize,
@@ -98,6 +100,7 @@ impl NodeReport {
             name: spec.name.to_string(),
             role: spec.role,
             fan_in: spec.fan_in,
+            workers: spec.workers,
             inputs,
             outputs,
             received: get(&stats.received),

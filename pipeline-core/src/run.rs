@@ -1,24 +1,19 @@
 //! Running a built pipeline: one task per node, a supervisor that waits for all of them.
 
-use std::any::Any;
-use std::future::Future;
-use std::panic::AssertUnwindSafe;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures::FutureExt;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::control::Control;
-use crate::inlet::{self, Inlet};
-use crate::node::{BoxError, Sink, SinkNode, Source, SourceNode, Stage, StageNode};
+use crate::exec::workers::run_with_workers;
+use crate::exec::{NodeCtx, NodeTask, panic_message, place, run_sink, run_source, run_stage};
+use crate::inlet::Inlet;
+use crate::node::{Sink, SinkNode, Source, SourceNode, Stage, StageNode};
 use crate::outlet::Outlet;
 use crate::report::{Failure, NodeReport, RunError, RunReport};
-use crate::source::Output;
-use crate::stats::{BatchCounts, NodeStats};
-use crate::wire::Closed;
+use crate::stats::NodeStats;
 
 /// What a node is, as the report shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,57 +52,12 @@ pub struct NodeOptions {
 }
 
 /// What a node's task needs besides its node, inlet and outlet.
-#[derive(Clone)]
-pub(crate) struct NodeCtx {
-    pub name: &'static str,
-    pub stats: Arc<NodeStats>,
-    pub control: Arc<Control>,
-    pub fail_fast: bool,
-}
-
-impl NodeCtx {
-    fn item_failed(&self, error: BoxError) {
-        tracing::warn!(node = self.name, error = %error, "item failed");
-        let message = error.to_string();
-        self.stats.record_error(message.clone());
-        if self.fail_fast {
-            self.control.fail(Failure::ItemFailed {
-                node: self.name.to_string(),
-                error: message,
-            });
-        }
-    }
-
-    fn panicked(&self, payload: Box<dyn Any + Send>) {
-        let message = panic_message(payload);
-        tracing::error!(node = self.name, panic = %message, "node panicked");
-        self.stats
-            .panics
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.stats.record_error(format!("panic: {message}"));
-        self.control.fail(Failure::Panicked {
-            node: self.name.to_string(),
-            message,
-        });
-    }
-}
-
-fn panic_message(payload: Box<dyn Any + Send>) -> String {
-    match payload.downcast::<String>() {
-        Ok(s) => *s,
-        Err(payload) => match payload.downcast::<&'static str>() {
-            Ok(s) => (*s).to_string(),
-            Err(_) => "a panic without a message".to_string(),
-        },
-    }
-}
-
-type NodeTask = Pin<Box<dyn Future<Output = ()> + Send>>;
 type Launch = Box<dyn FnOnce(NodeCtx) -> NodeTask + Send>;
 
 pub(crate) struct NodeSpec {
     pub name: &'static str,
     pub role: Role,
+    pub workers: usize,
     pub fan_in: FanIn,
     pub options: NodeOptions,
 }
@@ -133,12 +83,13 @@ impl Builder {
         let spec = NodeSpec {
             name,
             role: Role::Source,
+            workers: 1,
             fan_in: FanIn::Single,
             options: NodeOptions { fail_fast: false },
         };
         self.nodes.push((
             spec,
-            Box::new(move |ctx| Box::pin(run_source(node.0, outlet, ctx))),
+            Box::new(move |ctx| place(S::BLOCKING, run_source(node.0, outlet, ctx))),
         ));
     }
 
@@ -154,12 +105,13 @@ impl Builder {
         let spec = NodeSpec {
             name,
             role: Role::Stage,
+            workers: 1,
             fan_in,
             options,
         };
         self.nodes.push((
             spec,
-            Box::new(move |ctx| Box::pin(run_stage(node.0, inlet, outlet, ctx))),
+            Box::new(move |ctx| place(S::BLOCKING, run_stage(node.0, inlet, outlet, ctx))),
         ));
     }
 
@@ -174,12 +126,43 @@ impl Builder {
         let spec = NodeSpec {
             name,
             role: Role::Sink,
+            workers: 1,
             fan_in,
             options,
         };
         self.nodes.push((
             spec,
-            Box::new(move |ctx| Box::pin(run_sink(node.0, inlet, ctx))),
+            Box::new(move |ctx| place(S::BLOCKING, run_sink(node.0, inlet, ctx))),
+        ));
+    }
+
+    /// A stage run by several workers, one per copy of the stage in `copies`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn stage_with_workers<S: Stage, I: Inlet<S::In>>(
+        &mut self,
+        name: &'static str,
+        copies: Vec<StageNode<S>>,
+        ordered: bool,
+        fan_in: FanIn,
+        inlet: I,
+        outlet: Outlet<S::Out>,
+        options: NodeOptions,
+    ) {
+        assert!(
+            !copies.is_empty(),
+            "node `{name}`: workers(0) would never process anything"
+        );
+        let spec = NodeSpec {
+            name,
+            role: Role::Stage,
+            workers: copies.len(),
+            fan_in,
+            options,
+        };
+        let copies: Vec<S> = copies.into_iter().map(|node| node.0).collect();
+        self.nodes.push((
+            spec,
+            Box::new(move |ctx| Box::pin(run_with_workers(copies, ordered, inlet, outlet, ctx))),
         ));
     }
 
@@ -368,151 +351,5 @@ impl RunHandle {
             Ok(result) => result,
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         }
-    }
-}
-
-async fn run_source<S: Source>(source: S, outlet: Outlet<S::Out>, ctx: NodeCtx) {
-    let (output, given_back) = Output::new(outlet, ctx.clone());
-    let produce = AssertUnwindSafe(source.run(output)).catch_unwind();
-    let ended = tokio::select! {
-        ended = produce => Some(ended),
-        // A producer waiting on something else must not hold up the shutdown.
-        () = ctx.control.stopped() => None,
-    };
-    match ended {
-        Some(Ok(Err(error))) => {
-            tracing::error!(node = ctx.name, error = %error, "source failed");
-            let error = error.to_string();
-            ctx.stats.record_error(error.clone());
-            ctx.control.fail(Failure::SourceFailed {
-                node: ctx.name.to_string(),
-                error,
-            });
-        }
-        Some(Err(panic)) => ctx.panicked(panic),
-        Some(Ok(Ok(()))) | None => {}
-    }
-    // The output handle was dropped with the producer (or will be, where it was moved):
-    // its unsent items come back here and go out before the edge closes.
-    if let Ok(state) = given_back.await {
-        state.close().await;
-    }
-}
-
-async fn run_stage<S: Stage, I: Inlet<S::In>>(
-    mut stage: S,
-    mut inlet: I,
-    mut outlet: Outlet<S::Out>,
-    ctx: NodeCtx,
-) {
-    let mut produced = Vec::new();
-    let mut counts = BatchCounts::default();
-    let result: Result<(), Closed> = async {
-        while let Some(batch) = next_or_flush(&mut inlet, &mut outlet).await? {
-            counts.received += batch.len() as u64;
-            let watermark = batch.watermark;
-            for (lineage, item) in batch.items {
-                match AssertUnwindSafe(stage.process(item, &mut produced))
-                    .catch_unwind()
-                    .await
-                {
-                    Ok(Ok(())) => {
-                        let n = produced.len() as u64;
-                        counts.emitted += n;
-                        if n == 0 {
-                            counts.filtered += 1;
-                        } else if n == 1 && !S::SPLITS {
-                            if let Some(out) = produced.pop() {
-                                outlet.push(lineage, out).await?;
-                            }
-                        } else {
-                            counts.expanded += n - 1;
-                            for (i, out) in produced.drain(..).enumerate() {
-                                outlet.push(lineage.child(i as u64), out).await?;
-                            }
-                        }
-                    }
-                    Ok(Err(error)) => {
-                        produced.clear();
-                        counts.failed += 1;
-                        ctx.item_failed(error);
-                    }
-                    Err(panic) => {
-                        produced.clear();
-                        counts.failed += 1;
-                        ctx.panicked(panic);
-                    }
-                }
-            }
-            record_dropped(&mut inlet, &ctx);
-            outlet.advance(watermark);
-            if outlet.watermark_lags() {
-                outlet.flush().await?;
-            }
-            ctx.stats.publish(&mut counts);
-        }
-        record_dropped(&mut inlet, &ctx);
-        outlet.close().await
-    }
-    .await;
-    ctx.stats.publish(&mut counts);
-    if result.is_err() {
-        tracing::debug!(node = ctx.name, "downstream closed: the run was aborted");
-    }
-}
-
-async fn run_sink<S: Sink, I: Inlet<S::In>>(mut sink: S, mut inlet: I, ctx: NodeCtx) {
-    let mut counts = BatchCounts::default();
-    while let Some(batch) = inlet::next(&mut inlet).await {
-        counts.received += batch.len() as u64;
-        for (_, item) in batch.items {
-            match AssertUnwindSafe(sink.consume(item)).catch_unwind().await {
-                Ok(Ok(())) => {}
-                Ok(Err(error)) => {
-                    counts.failed += 1;
-                    ctx.item_failed(error);
-                }
-                Err(panic) => {
-                    counts.failed += 1;
-                    ctx.panicked(panic);
-                }
-            }
-        }
-        sink.flush();
-        record_dropped(&mut inlet, &ctx);
-        ctx.stats.publish(&mut counts);
-    }
-    sink.flush();
-    record_dropped(&mut inlet, &ctx);
-    ctx.stats.publish(&mut counts);
-}
-
-/// The next input batch; before waiting for one, sends what the node has produced.
-async fn next_or_flush<T, O: Send + 'static, I: Inlet<T>>(
-    inlet: &mut I,
-    outlet: &mut Outlet<O>,
-) -> Result<Option<crate::wire::Batch<T>>, Closed> {
-    if let Some(batch) = inlet::try_next(inlet) {
-        return Ok(batch);
-    }
-    outlet.flush().await?;
-    Ok(inlet::next(inlet).await)
-}
-
-fn record_dropped<T, I: Inlet<T>>(inlet: &mut I, ctx: &NodeCtx) {
-    let dropped = inlet.take_dropped();
-    if dropped.tuples > 0 {
-        use std::sync::atomic::Ordering::Relaxed;
-        tracing::debug!(
-            node = ctx.name,
-            tuples = dropped.tuples,
-            "zip dropped partial tuples"
-        );
-        ctx.stats
-            .dropped_partial_tuples
-            .fetch_add(dropped.tuples, Relaxed);
-        ctx.stats
-            .dropped_partial_items
-            .fetch_add(dropped.items, Relaxed);
     }
 }

@@ -28,6 +28,7 @@ where
     T: Send + 'static,
 {
     type In = T;
+    const BLOCKING: bool = true;
 
     async fn consume(&mut self, item: T) -> Result<(), BoxError> {
         (self.0)(item);
@@ -76,6 +77,7 @@ where
     T: Send + 'static,
 {
     type In = T;
+    const BLOCKING: bool = true;
 
     async fn consume(&mut self, item: T) -> Result<(), BoxError> {
         (self.0)(item).map_err(Into::into)
@@ -151,6 +153,7 @@ pub struct Collect<T> {
 
 impl<T: Send + 'static> Sink for Collect<T> {
     type In = T;
+    const BLOCKING: bool = true;
 
     async fn consume(&mut self, item: T) -> Result<(), BoxError> {
         self.buf.push(item);

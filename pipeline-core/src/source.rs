@@ -10,10 +10,10 @@ use std::marker::PhantomData;
 use futures::{Stream, StreamExt};
 use tokio::sync::oneshot;
 
+use crate::exec::NodeCtx;
 use crate::lineage::Lineage;
 use crate::node::{BoxError, Source, SourceNode};
 use crate::outlet::Outlet;
-use crate::run::NodeCtx;
 use crate::stats::BatchCounts;
 
 /// The pipeline is stopping (shutdown, fail-fast, or a failure elsewhere): stop producing.
@@ -146,6 +146,7 @@ where
     I::Item: Send + 'static,
 {
     type Out = I::Item;
+    const BLOCKING: bool = true;
 
     async fn run(self, mut out: Output<I::Item>) -> Result<(), BoxError> {
         for item in self.0 {

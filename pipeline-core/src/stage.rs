@@ -1,5 +1,9 @@
 //! Stages: plain Rust functions between a source and a sink.
 //!
+//! The synchronous ones (`map`, `filter`, `filter_map`, `flat_map`, `try_map`) run on threads
+//! of their own, so blocking or CPU-heavy code in them never stalls async stages; the `_async`
+//! ones run on the async workers.
+//!
 //! Closures take their input by value; annotate the parameter type (`|s: String| ..`)
 //! whenever the body calls methods on it, since the closure is type-checked before the
 //! pipeline wiring tells the compiler what flows into it.
@@ -13,6 +17,13 @@ macro_rules! stage_struct {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
         pub struct $name<F, In, Out>(F, PhantomData<fn(In) -> Out>);
+
+        // By hand: a derive would also demand `In: Clone` and `Out: Clone`.
+        impl<F: Clone, In, Out> Clone for $name<F, In, Out> {
+            fn clone(&self) -> Self {
+                $name(self.0.clone(), PhantomData)
+            }
+        }
     };
 }
 
@@ -63,6 +74,7 @@ where
 {
     type In = In;
     type Out = Out;
+    const BLOCKING: bool = true;
 
     async fn process(&mut self, item: In, out: &mut Vec<Out>) -> Result<(), BoxError> {
         out.push((self.0)(item));
@@ -113,6 +125,7 @@ where
 {
     type In = T;
     type Out = T;
+    const BLOCKING: bool = true;
 
     async fn process(&mut self, item: T, out: &mut Vec<T>) -> Result<(), BoxError> {
         if (self.0)(&item) {
@@ -140,6 +153,7 @@ where
 {
     type In = In;
     type Out = Out;
+    const BLOCKING: bool = true;
 
     async fn process(&mut self, item: In, out: &mut Vec<Out>) -> Result<(), BoxError> {
         out.extend((self.0)(item));
@@ -169,6 +183,7 @@ where
 {
     type In = In;
     type Out = Out;
+    const BLOCKING: bool = true;
     const SPLITS: bool = true;
 
     async fn process(&mut self, item: In, out: &mut Vec<Out>) -> Result<(), BoxError> {
@@ -198,6 +213,7 @@ where
 {
     type In = In;
     type Out = Out;
+    const BLOCKING: bool = true;
 
     async fn process(&mut self, item: In, out: &mut Vec<Out>) -> Result<(), BoxError> {
         out.push((self.0)(item).map_err(Into::into)?);

@@ -8,6 +8,7 @@
 
 use std::marker::PhantomData;
 
+use crate::exec::workers::Workers;
 use crate::inlet::{Inlet, MergeInlet, Zip2, Zip3, Zip4, Zip5, Zip6, Zip7, Zip8};
 use crate::node::{NoOutput, Node, Sink, SinkNode, Source, SourceNode, Stage, StageNode, roles};
 use crate::outlet::Outlet;
@@ -212,6 +213,19 @@ impl<S: Source, Name> IsSource<Name> for SourceNode<S> {
     note = "a source takes no input and a sink sends no output: remove the edges into a source or out of a sink"
 )]
 pub trait IsStage<Name>: Node {
+    #[allow(clippy::too_many_arguments)]
+    fn add_with_workers<I: Inlet<Self::In>>(
+        self,
+        b: &mut Builder,
+        name: &'static str,
+        workers: Workers,
+        fan_in: FanIn,
+        inlet: I,
+        outlet: Outlet<Self::Out>,
+        options: NodeOptions,
+    ) where
+        Self: Clone;
+
     fn add<I: Inlet<Self::In>>(
         self,
         b: &mut Builder,
@@ -224,6 +238,33 @@ pub trait IsStage<Name>: Node {
 }
 
 impl<S: Stage, Name> IsStage<Name> for StageNode<S> {
+    fn add_with_workers<I: Inlet<S::In>>(
+        self,
+        b: &mut Builder,
+        name: &'static str,
+        workers: Workers,
+        fan_in: FanIn,
+        inlet: I,
+        outlet: Outlet<S::Out>,
+        options: NodeOptions,
+    ) where
+        Self: Clone,
+    {
+        let mut copies: Vec<Self> = (1..workers.count).map(|_| self.clone()).collect();
+        if workers.count > 0 {
+            copies.push(self);
+        }
+        b.stage_with_workers(
+            name,
+            copies,
+            workers.ordered,
+            fan_in,
+            inlet,
+            outlet,
+            options,
+        );
+    }
+
     fn add<I: Inlet<S::In>>(
         self,
         b: &mut Builder,
@@ -265,6 +306,33 @@ impl<S: Sink, Name> IsSink<Name> for SinkNode<S> {
     ) {
         b.sink(name, self, fan_in, inlet, options);
     }
+}
+
+/// Several workers each run a copy of the stage.
+#[diagnostic::on_unimplemented(
+    message = "`workers(..)` gives each worker of `{Name}` its own copy of the stage, so `{Self}` must implement `Clone`",
+    label = "`{Name}` runs on several workers",
+    note = "closures are `Clone` when what they capture is; share state through an `Arc`"
+)]
+pub trait CloneForWorkers<Name>: Clone {}
+
+impl<T: Clone, Name> CloneForWorkers<Name> for T {}
+
+#[allow(clippy::too_many_arguments)]
+pub fn add_stage_with_workers<Name, N, I>(
+    b: &mut Builder,
+    name: &'static str,
+    node: N,
+    workers: Workers,
+    fan_in: FanIn,
+    inlet: I,
+    outlet: Outlet<N::Out>,
+    options: NodeOptions,
+) where
+    N: IsStage<Name> + CloneForWorkers<Name>,
+    I: Inlet<N::In>,
+{
+    node.add_with_workers(b, name, workers, fan_in, inlet, outlet, options);
 }
 
 pub fn add_source<Name, N: IsSource<Name>>(

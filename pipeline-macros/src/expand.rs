@@ -176,10 +176,19 @@ pub fn expand(graph: &Graph) -> TokenStream {
                 let add = quote_spanned!(ident.span()=> #private::add_source::<#marker, _>);
                 quote!(#add(&mut #builder, #name, #ident, #outlet);)
             }
-            Role::Stage => {
-                let add = quote_spanned!(ident.span()=> #private::add_stage::<#marker, _, _>);
-                quote!(#add(&mut #builder, #name, #ident, #fan_in, #inlet, #outlet, #options);)
-            }
+            Role::Stage => match &node.options.workers {
+                None => {
+                    let add = quote_spanned!(ident.span()=> #private::add_stage::<#marker, _, _>);
+                    quote!(#add(&mut #builder, #name, #ident, #fan_in, #inlet, #outlet, #options);)
+                }
+                Some((count, span)) => {
+                    // Spanned at `workers`: the `Clone` it requires is that option's doing.
+                    let ordered = node.options.ordered.is_some();
+                    let add = quote_spanned!(*span=> #private::add_stage_with_workers::<#marker, _, _>);
+                    let workers = quote!(#private::Workers { count: #count, ordered: #ordered });
+                    quote!(#add(&mut #builder, #name, #ident, #workers, #fan_in, #inlet, #outlet, #options);)
+                }
+            },
             Role::Sink => {
                 let add = quote_spanned!(ident.span()=> #private::add_sink::<#marker, _, _>);
                 quote!(#add(&mut #builder, #name, #ident, #fan_in, #inlet, #options);)

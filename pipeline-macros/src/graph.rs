@@ -36,6 +36,9 @@ pub struct Node {
 #[derive(Default)]
 pub struct Options {
     pub capacity: Option<Expr>,
+    /// The worker count, and where `workers` was written (errors about it point there).
+    pub workers: Option<(Expr, Span)>,
+    pub ordered: Option<Span>,
     pub merge: bool,
     pub fail_fast: bool,
 }
@@ -339,6 +342,29 @@ impl Graph {
                     format!("`capacity` bounds a node's input edges, and `{name}` has none; set it on the node it feeds"),
                 );
             }
+            if let Some((_, span)) = &node.options.workers {
+                if node.role() != Role::Stage {
+                    let role = if node.role() == Role::Source {
+                        "a source"
+                    } else {
+                        "a sink"
+                    };
+                    errors.push(
+                        *span,
+                        format!(
+                            "`workers` runs a stage on several workers, and `{name}` is {role} here"
+                        ),
+                    );
+                }
+            }
+            if let Some(span) = node.options.ordered {
+                if node.options.workers.is_none() {
+                    errors.push(
+                        span,
+                        format!("`ordered` means nothing without `workers(n)`: `{name}` has one worker, which keeps the input order"),
+                    );
+                }
+            }
             if node.fan_in() == FanIn::Zip && node.inputs.len() > MAX_ZIP_INPUTS {
                 errors.push(
                     node.ident.span(),
@@ -403,6 +429,10 @@ fn node_name(ident: &Ident) -> String {
     name.strip_prefix("r#").map(str::to_string).unwrap_or(name)
 }
 
+fn is_literal_zero(expr: &Expr) -> bool {
+    matches!(expr, Expr::Lit(syn::ExprLit { lit: syn::Lit::Int(n), .. }) if n.base10_parse::<u64>().ok() == Some(0))
+}
+
 fn apply_options(node: &mut Node, options: Vec<NodeOption>, errors: &mut Errors) {
     let mut seen: Vec<String> = Vec::new();
     for option in options {
@@ -417,18 +447,24 @@ fn apply_options(node: &mut Node, options: Vec<NodeOption>, errors: &mut Errors)
         seen.push(key.clone());
         match (key.as_str(), option.arg) {
             ("capacity", Some(arg)) => {
-                if let Expr::Lit(syn::ExprLit {
-                    lit: syn::Lit::Int(n),
-                    ..
-                }) = &arg
-                {
-                    if n.base10_parse::<u64>().ok() == Some(0) {
-                        errors.push(n.span(), "`capacity(0)` would block forever: an edge must hold at least one item");
-                        continue;
-                    }
+                if is_literal_zero(&arg) {
+                    errors.push(
+                        syn::spanned::Spanned::span(&arg),
+                        "`capacity(0)` would block forever: an edge must hold at least one item",
+                    );
+                    continue;
                 }
                 node.options.capacity = Some(arg);
             }
+            ("workers", Some(arg)) => {
+                if is_literal_zero(&arg) {
+                    errors.push(syn::spanned::Spanned::span(&arg), "`workers(0)` would never process anything: a stage needs at least one worker");
+                    continue;
+                }
+                node.options.workers = Some((arg, option.span));
+            }
+            ("workers", None) => errors.push(option.span, "`workers` needs a count: `workers(4)`"),
+            ("ordered", None) => node.options.ordered = Some(option.span),
             ("capacity", None) => errors.push(
                 option.span,
                 "`capacity` needs a size in items: `capacity(64)`",
@@ -545,6 +581,32 @@ mod tests {
             "one-letter names are never typos of each other"
         );
         assert!(looks_like_typo("soruce", "source"));
+    }
+
+    #[test]
+    fn worker_options_are_checked() {
+        let errors = errors_of(quote!(
+            a[workers(2)] = x; b[workers(0)] = y; c[ordered] = z; d[workers(3), ordered, ordered] = w;
+            a => b => c => d => e;
+        ));
+        let has = |needle: &str| errors.iter().any(|e| e.contains(needle));
+        assert!(
+            has("`workers` runs a stage on several workers, and `a` is a source here"),
+            "{errors:#?}"
+        );
+        assert!(
+            has("`workers(0)` would never process anything"),
+            "{errors:#?}"
+        );
+        assert!(
+            has("`ordered` means nothing without `workers(n)`"),
+            "{errors:#?}"
+        );
+        assert!(
+            has("option `ordered` is given twice for `d`"),
+            "{errors:#?}"
+        );
+        assert!(build(quote!(a => b => c; b[workers(n), ordered])).is_ok());
     }
 
     #[test]

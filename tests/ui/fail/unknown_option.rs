@@ -3,7 +3,7 @@ use pipeline::prelude::*;
 fn main() {
     let _p = pipeline! {
         inp = source::iter(0..3u32);
-        out[workers(4)] = sink::for_each(|n: u32| println!("{n}"));
+        out[buffer(4)] = sink::for_each(|n: u32| println!("{n}"));
         inp => out;
     };
 }

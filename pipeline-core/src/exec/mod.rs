@@ -1,0 +1,245 @@
+//! Executing one node: the loop that takes input batches, calls the user's code, counts,
+//! and sends the results on; and where that loop runs.
+//!
+//! A node whose code is synchronous (`Stage::BLOCKING` and friends) runs its loop on a thread
+//! of its own from the blocking pool, so blocking calls there never stall the async workers
+//! that run every other node. The channels are executor-agnostic, so the same loop serves both.
+
+pub mod workers;
+
+use std::any::Any;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::FutureExt;
+
+use crate::control::Control;
+use crate::inlet::{self, Inlet};
+use crate::node::{BoxError, Sink, Source, Stage};
+use crate::outlet::Outlet;
+use crate::report::Failure;
+use crate::source::Output;
+use crate::stats::{BatchCounts, NodeStats};
+use crate::wire::{Batch, Closed};
+
+pub(crate) type NodeTask = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Runs a node's loop where its code belongs: on a thread of its own when that code blocks.
+pub(crate) fn place<F: Future<Output = ()> + Send + 'static>(blocking: bool, node: F) -> NodeTask {
+    if !blocking {
+        return Box::pin(node);
+    }
+    let thread = tokio::task::spawn_blocking(move || futures::executor::block_on(node));
+    Box::pin(async move {
+        if let Err(e) = thread.await {
+            if e.is_panic() {
+                std::panic::resume_unwind(e.into_panic());
+            }
+        }
+    })
+}
+
+#[derive(Clone)]
+pub(crate) struct NodeCtx {
+    pub name: &'static str,
+    pub stats: Arc<NodeStats>,
+    pub control: Arc<Control>,
+    pub fail_fast: bool,
+}
+
+impl NodeCtx {
+    pub(crate) fn item_failed(&self, error: BoxError) {
+        tracing::warn!(node = self.name, error = %error, "item failed");
+        let message = error.to_string();
+        self.stats.record_error(message.clone());
+        if self.fail_fast {
+            self.control.fail(Failure::ItemFailed {
+                node: self.name.to_string(),
+                error: message,
+            });
+        }
+    }
+
+    pub(crate) fn panicked(&self, payload: Box<dyn Any + Send>) {
+        let message = panic_message(payload);
+        tracing::error!(node = self.name, panic = %message, "node panicked");
+        self.stats
+            .panics
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.stats.record_error(format!("panic: {message}"));
+        self.control.fail(Failure::Panicked {
+            node: self.name.to_string(),
+            message,
+        });
+    }
+}
+
+pub(crate) fn panic_message(payload: Box<dyn Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(s) => *s,
+        Err(payload) => match payload.downcast::<&'static str>() {
+            Ok(s) => (*s).to_string(),
+            Err(_) => "a panic without a message".to_string(),
+        },
+    }
+}
+
+pub(crate) async fn run_source<S: Source>(source: S, outlet: Outlet<S::Out>, ctx: NodeCtx) {
+    let (output, given_back) = Output::new(outlet, ctx.clone());
+    let produce = AssertUnwindSafe(source.run(output)).catch_unwind();
+    let ended = tokio::select! {
+        ended = produce => Some(ended),
+        // A producer waiting on something else must not hold up the shutdown.
+        () = ctx.control.stopped() => None,
+    };
+    match ended {
+        Some(Ok(Err(error))) => {
+            tracing::error!(node = ctx.name, error = %error, "source failed");
+            let error = error.to_string();
+            ctx.stats.record_error(error.clone());
+            ctx.control.fail(Failure::SourceFailed {
+                node: ctx.name.to_string(),
+                error,
+            });
+        }
+        Some(Err(panic)) => ctx.panicked(panic),
+        Some(Ok(Ok(()))) | None => {}
+    }
+    // The output handle was dropped with the producer (or will be, where it was moved):
+    // its unsent items come back here and go out before the edge closes.
+    if let Ok(state) = given_back.await {
+        state.close().await;
+    }
+}
+
+pub(crate) async fn run_stage<S: Stage, I: Inlet<S::In>>(
+    mut stage: S,
+    mut inlet: I,
+    mut outlet: Outlet<S::Out>,
+    ctx: NodeCtx,
+) {
+    let mut produced = Vec::new();
+    let mut counts = BatchCounts::default();
+    let result: Result<(), Closed> = async {
+        while let Some(batch) = next_or_flush(&mut inlet, &mut outlet).await? {
+            counts.received += batch.len() as u64;
+            let watermark = batch.watermark;
+            for (lineage, item) in batch.items {
+                match AssertUnwindSafe(stage.process(item, &mut produced))
+                    .catch_unwind()
+                    .await
+                {
+                    Ok(Ok(())) => {
+                        deliver::<S>(&mut produced, lineage, &mut outlet, &mut counts).await?
+                    }
+                    Ok(Err(error)) => {
+                        produced.clear();
+                        counts.failed += 1;
+                        ctx.item_failed(error);
+                    }
+                    Err(panic) => {
+                        produced.clear();
+                        counts.failed += 1;
+                        ctx.panicked(panic);
+                    }
+                }
+            }
+            record_dropped(&mut inlet, &ctx);
+            outlet.advance(watermark);
+            if outlet.watermark_lags() {
+                outlet.flush().await?;
+            }
+            ctx.stats.publish(&mut counts);
+        }
+        record_dropped(&mut inlet, &ctx);
+        outlet.close().await
+    }
+    .await;
+    ctx.stats.publish(&mut counts);
+    if result.is_err() {
+        tracing::debug!(node = ctx.name, "downstream closed: the run was aborted");
+    }
+}
+
+pub(crate) async fn run_sink<S: Sink, I: Inlet<S::In>>(mut sink: S, mut inlet: I, ctx: NodeCtx) {
+    let mut counts = BatchCounts::default();
+    while let Some(batch) = inlet::next(&mut inlet).await {
+        counts.received += batch.len() as u64;
+        for (_, item) in batch.items {
+            match AssertUnwindSafe(sink.consume(item)).catch_unwind().await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    counts.failed += 1;
+                    ctx.item_failed(error);
+                }
+                Err(panic) => {
+                    counts.failed += 1;
+                    ctx.panicked(panic);
+                }
+            }
+        }
+        sink.flush();
+        record_dropped(&mut inlet, &ctx);
+        ctx.stats.publish(&mut counts);
+    }
+    sink.flush();
+    record_dropped(&mut inlet, &ctx);
+    ctx.stats.publish(&mut counts);
+}
+
+/// Sends what a stage produced from one input: nothing is a filtered item, one output keeps
+/// the input's lineage, and several (or any from a flat-map) get child lineages.
+pub(crate) async fn deliver<S: Stage>(
+    produced: &mut Vec<S::Out>,
+    lineage: crate::lineage::Lineage,
+    outlet: &mut Outlet<S::Out>,
+    counts: &mut BatchCounts,
+) -> Result<(), Closed> {
+    let n = produced.len() as u64;
+    counts.emitted += n;
+    if n == 0 {
+        counts.filtered += 1;
+    } else if n == 1 && !S::SPLITS {
+        if let Some(out) = produced.pop() {
+            outlet.push(lineage, out).await?;
+        }
+    } else {
+        counts.expanded += n - 1;
+        for (i, out) in produced.drain(..).enumerate() {
+            outlet.push(lineage.child(i as u64), out).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The next input batch; before waiting for one, sends what the node has produced.
+pub(crate) async fn next_or_flush<T, O: Send + 'static, I: Inlet<T>>(
+    inlet: &mut I,
+    outlet: &mut Outlet<O>,
+) -> Result<Option<Batch<T>>, Closed> {
+    if let Some(batch) = inlet::try_next(inlet) {
+        return Ok(batch);
+    }
+    outlet.flush().await?;
+    Ok(inlet::next(inlet).await)
+}
+
+pub(crate) fn record_dropped<T, I: Inlet<T>>(inlet: &mut I, ctx: &NodeCtx) {
+    let dropped = inlet.take_dropped();
+    if dropped.tuples > 0 {
+        use std::sync::atomic::Ordering::Relaxed;
+        tracing::debug!(
+            node = ctx.name,
+            tuples = dropped.tuples,
+            "zip dropped partial tuples"
+        );
+        ctx.stats
+            .dropped_partial_tuples
+            .fetch_add(dropped.tuples, Relaxed);
+        ctx.stats
+            .dropped_partial_items
+            .fetch_add(dropped.items, Relaxed);
+    }
+}

@@ -1,0 +1,311 @@
+//! A stage run by several workers (`workers(n)` in the DSL).
+//!
+//! The node's task is a dispatcher and a collector. It hands items one at a time to a queue
+//! that every worker pulls from, so whichever worker is free takes the next item (load
+//! balancing, not round-robin). Workers are threads for a blocking stage and async tasks
+//! otherwise; each owns a copy of the stage. Results come back to the collector, which sends
+//! them on as they come, or in input order with `ordered`.
+//!
+//! At most `window` items are between dispatch and emission, which bounds both the reorder
+//! buffer and what a crash could leave in flight. The collector keeps the lineage roots of
+//! those items: the output watermark is the smallest of them, so a zip downstream still knows
+//! when a partial tuple can never complete, however the workers reorder items.
+
+use std::any::Any;
+use std::collections::{BTreeMap, VecDeque};
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
+
+use futures::FutureExt;
+use tokio::sync::mpsc;
+
+use super::{NodeCtx, deliver, record_dropped};
+use crate::inlet::{self, Inlet};
+use crate::lineage::Lineage;
+use crate::node::{BoxError, Stage};
+use crate::outlet::Outlet;
+use crate::stats::BatchCounts;
+use crate::wire::Closed;
+
+/// How many workers a stage has, and whether its output keeps the input order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Workers {
+    pub count: usize,
+    pub ordered: bool,
+}
+
+impl Workers {
+    /// Items between dispatch and emission: enough to keep every worker busy while the
+    /// collector is sending, and for a slow item not to stall ordered output at once.
+    fn window(&self) -> usize {
+        (self.count * 4).max(8)
+    }
+}
+
+struct Job<T> {
+    seq: u64,
+    lineage: Lineage,
+    item: T,
+}
+
+struct Done<T> {
+    seq: u64,
+    lineage: Lineage,
+    outcome: Outcome<T>,
+}
+
+enum Outcome<T> {
+    Produced(Vec<T>),
+    Failed(BoxError),
+    Panicked(Box<dyn Any + Send>),
+}
+
+async fn process<S: Stage>(stage: &mut S, job: Job<S::In>) -> Done<S::Out> {
+    let mut produced = Vec::new();
+    let outcome = match AssertUnwindSafe(stage.process(job.item, &mut produced))
+        .catch_unwind()
+        .await
+    {
+        Ok(Ok(())) => Outcome::Produced(produced),
+        Ok(Err(error)) => Outcome::Failed(error),
+        Err(panic) => Outcome::Panicked(panic),
+    };
+    Done {
+        seq: job.seq,
+        lineage: job.lineage,
+        outcome,
+    }
+}
+
+/// The shared queue the workers pull jobs from.
+enum Jobs<T> {
+    Threads(std::sync::mpsc::Sender<Job<T>>),
+    Tasks(mpsc::UnboundedSender<Job<T>>),
+}
+
+impl<T> Jobs<T> {
+    fn send(&self, job: Job<T>) {
+        // Workers only stop when this sender is dropped, so sending cannot fail.
+        let _ = match self {
+            Jobs::Threads(tx) => tx.send(job).map_err(drop),
+            Jobs::Tasks(tx) => tx.send(job).map_err(drop),
+        };
+    }
+}
+
+type Finished = Vec<tokio::task::JoinHandle<()>>;
+
+fn start_workers<S: Stage>(
+    copies: Vec<S>,
+    results: mpsc::UnboundedSender<Done<S::Out>>,
+) -> (Jobs<S::In>, Finished) {
+    if S::BLOCKING {
+        let (tx, rx) = std::sync::mpsc::channel::<Job<S::In>>();
+        let rx = Arc::new(Mutex::new(rx));
+        let handles = copies
+            .into_iter()
+            .map(|mut stage| {
+                let (rx, results) = (rx.clone(), results.clone());
+                tokio::task::spawn_blocking(move || {
+                    loop {
+                        // Whoever is free waits on the queue; the others wait for the lock.
+                        let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                        let Ok(job) = job else { break };
+                        if results
+                            .send(futures::executor::block_on(process(&mut stage, job)))
+                            .is_err()
+                        {
+                            break;
+                        }
+                    }
+                })
+            })
+            .collect();
+        (Jobs::Threads(tx), handles)
+    } else {
+        let (tx, rx) = mpsc::unbounded_channel::<Job<S::In>>();
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        let handles = copies
+            .into_iter()
+            .map(|mut stage| {
+                let (rx, results) = (rx.clone(), results.clone());
+                tokio::spawn(async move {
+                    loop {
+                        let job = rx.lock().await.recv().await;
+                        let Some(job) = job else { break };
+                        if results.send(process(&mut stage, job).await).is_err() {
+                            break;
+                        }
+                    }
+                })
+            })
+            .collect();
+        (Jobs::Tasks(tx), handles)
+    }
+}
+
+/// Sends results on, in input order when asked, and tracks what is still in flight.
+struct Collector<S: Stage> {
+    outlet: Outlet<S::Out>,
+    ctx: NodeCtx,
+    ordered: bool,
+    counts: BatchCounts,
+    /// Finished out of order, waiting for earlier items (ordered only).
+    waiting: BTreeMap<u64, Done<S::Out>>,
+    next_to_emit: u64,
+    in_flight: usize,
+    /// Lineage roots of the items in flight, with how many items share each.
+    roots: BTreeMap<u64, usize>,
+    /// The watermark of the last input batch whose items have all been dispatched.
+    input_watermark: u64,
+}
+
+impl<S: Stage> Collector<S> {
+    fn dispatched(&mut self, lineage: Lineage) {
+        self.in_flight += 1;
+        *self.roots.entry(lineage.root_index()).or_default() += 1;
+    }
+
+    async fn accept(&mut self, done: Done<S::Out>) -> Result<(), Closed> {
+        if !self.ordered {
+            return self.emit(done).await;
+        }
+        self.waiting.insert(done.seq, done);
+        while let Some(done) = self.waiting.remove(&self.next_to_emit) {
+            self.next_to_emit += 1;
+            self.emit(done).await?;
+        }
+        Ok(())
+    }
+
+    async fn emit(&mut self, done: Done<S::Out>) -> Result<(), Closed> {
+        self.in_flight -= 1;
+        let root = done.lineage.root_index();
+        if let Some(n) = self.roots.get_mut(&root) {
+            *n -= 1;
+            if *n == 0 {
+                self.roots.remove(&root);
+            }
+        }
+        match done.outcome {
+            Outcome::Produced(mut produced) => {
+                deliver::<S>(
+                    &mut produced,
+                    done.lineage,
+                    &mut self.outlet,
+                    &mut self.counts,
+                )
+                .await?
+            }
+            Outcome::Failed(error) => {
+                self.counts.failed += 1;
+                self.ctx.item_failed(error);
+            }
+            Outcome::Panicked(panic) => {
+                self.counts.failed += 1;
+                self.ctx.panicked(panic);
+            }
+        }
+        Ok(())
+    }
+
+    fn watermark(&self) -> u64 {
+        self.roots
+            .keys()
+            .next()
+            .map_or(self.input_watermark, |&r| r.min(self.input_watermark))
+    }
+}
+
+/// Runs a stage on one worker per copy in `copies`.
+pub(crate) async fn run_with_workers<S: Stage, I: Inlet<S::In>>(
+    copies: Vec<S>,
+    ordered: bool,
+    mut inlet: I,
+    outlet: Outlet<S::Out>,
+    ctx: NodeCtx,
+) {
+    let workers = Workers {
+        count: copies.len(),
+        ordered,
+    };
+    let window = workers.window();
+    let (results_tx, mut results) = mpsc::unbounded_channel();
+    let (jobs, handles) = start_workers(copies, results_tx);
+    let mut c = Collector::<S> {
+        outlet,
+        ctx: ctx.clone(),
+        ordered: workers.ordered,
+        counts: BatchCounts::default(),
+        waiting: BTreeMap::new(),
+        next_to_emit: 0,
+        in_flight: 0,
+        roots: BTreeMap::new(),
+        input_watermark: 0,
+    };
+    let mut pending: VecDeque<(Lineage, S::In)> = VecDeque::new();
+    let mut pending_watermark = None;
+    let mut next_seq = 0u64;
+    let mut input_ended = false;
+
+    let result: Result<(), Closed> = async {
+        loop {
+            while c.in_flight < window {
+                let Some((lineage, item)) = pending.pop_front() else {
+                    break;
+                };
+                c.dispatched(lineage);
+                jobs.send(Job {
+                    seq: next_seq,
+                    lineage,
+                    item,
+                });
+                next_seq += 1;
+            }
+            if pending.is_empty() {
+                if let Some(watermark) = pending_watermark.take() {
+                    c.input_watermark = watermark;
+                }
+            }
+            if input_ended && c.in_flight == 0 {
+                break;
+            }
+            let take_input = !input_ended && pending.is_empty() && c.in_flight < window;
+            tokio::select! {
+                biased;
+                done = results.recv() => {
+                    // The workers hold senders until `jobs` is dropped, after this loop.
+                    if let Some(done) = done {
+                        c.accept(done).await?;
+                    }
+                }
+                batch = inlet::next(&mut inlet), if take_input => match batch {
+                    Some(batch) => {
+                        c.counts.received += batch.len() as u64;
+                        pending_watermark = Some(batch.watermark);
+                        pending.extend(batch.items);
+                    }
+                    None => input_ended = true,
+                },
+            }
+            while let Ok(done) = results.try_recv() {
+                c.accept(done).await?;
+            }
+            record_dropped(&mut inlet, &ctx);
+            c.outlet.advance(c.watermark());
+            c.outlet.flush().await?;
+            ctx.stats.publish(&mut c.counts);
+        }
+        c.outlet.advance(u64::MAX);
+        Ok(())
+    }
+    .await;
+    drop(jobs);
+    for handle in handles {
+        let _ = handle.await;
+    }
+    ctx.stats.publish(&mut c.counts);
+    if result.is_ok() {
+        let _ = c.outlet.close().await;
+    }
+}

@@ -1,0 +1,177 @@
+//! How stages execute: workers, ordering, blocking code off the async workers.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use pipeline::Failure;
+use pipeline::prelude::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_free_worker_takes_the_next_item_so_one_slow_item_does_not_hold_up_the_rest() {
+    // Item 0 takes 300 ms, the others 1 ms. With round-robin, every other item would queue
+    // behind item 0; with work going to whichever worker is free, all of them finish first.
+    let order = Collected::new();
+    let p = pipeline! {
+        nums = source::iter(0..20u32);
+        work[workers(2)] = stage::map(|n: u32| {
+            std::thread::sleep(Duration::from_millis(if n == 0 { 300 } else { 1 }));
+            n
+        });
+        out = order.sink();
+        nums => work => out;
+    };
+    let report = p.run().await.unwrap();
+    let got = order.take();
+    assert_eq!(got.len(), 20);
+    assert_eq!(got.last(), Some(&0), "the slow item finishes last: {got:?}");
+    assert_eq!(report.node("work").unwrap().workers, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_workers_run_concurrently_up_to_their_count() {
+    let (now, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (n2, p2) = (now.clone(), peak.clone());
+    let done = Collected::new();
+    let p = pipeline! {
+        nums = source::iter(0..40u32);
+        fetch[workers(4)] = stage::map_async(move |n: u32| {
+            let (now, peak) = (n2.clone(), p2.clone());
+            async move {
+                let running = now.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(running, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                now.fetch_sub(1, Ordering::SeqCst);
+                n
+            }
+        });
+        out = done.sink();
+        nums => fetch => out;
+    };
+    p.run().await.unwrap();
+    assert_eq!(done.len(), 40);
+    assert_eq!(
+        peak.load(Ordering::SeqCst),
+        4,
+        "four workers, four items at once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ordered_output_restores_the_input_order() {
+    let out = Collected::new();
+    let p = pipeline! {
+        nums = source::iter(0..200u64);
+        jitter[workers(4), ordered] = stage::map_async(|n: u64| async move {
+            // A scrambled delay, so workers finish out of order.
+            tokio::time::sleep(Duration::from_micros((n * 7919) % 13 * 100)).await;
+            n * 2
+        });
+        sink = out.sink();
+        nums => jitter => sink;
+    };
+    p.run().await.unwrap();
+    assert_eq!(out.take(), (0..200).map(|n| n * 2).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_workers_are_threads_of_their_own() {
+    let threads = Arc::new(Mutex::new(HashSet::new()));
+    let seen = threads.clone();
+    let p = pipeline! {
+        nums = source::iter(0..20u32);
+        cpu[workers(3)] = stage::map(move |n: u32| {
+            seen.lock().unwrap().insert(std::thread::current().id());
+            std::thread::sleep(Duration::from_millis(10));
+            n
+        });
+        out = sink::for_each(|_n: u32| {});
+        nums => cpu => out;
+    };
+    p.run().await.unwrap();
+    assert_eq!(threads.lock().unwrap().len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zip_after_a_reordering_parallel_stage_still_pairs_the_right_items() {
+    let pairs = Collected::new();
+    let p = pipeline! {
+        nums = source::iter(0..500u64);
+        slow_square[workers(4)] = stage::filter_map(|n: u64| {
+            std::thread::sleep(Duration::from_micros((n * 31) % 7 * 50));
+            (n % 5 != 0).then_some(n * n)
+        });
+        out = pairs.sink();
+        nums => slow_square, out;
+        slow_square => out;
+    };
+    let report = p.run().await.unwrap();
+    let got = pairs.take();
+    assert_eq!(got.len(), 400);
+    assert!(
+        got.iter().all(|&(n, sq)| sq == n * n && n % 5 != 0),
+        "every pair belongs together"
+    );
+    assert_eq!(report.node("out").unwrap().dropped_partial_tuples, 100);
+    assert!(report.accounting().is_balanced());
+}
+
+/// On a runtime with a single async worker, a stage that sleeps 100 ms per item would stall
+/// everything if it ran there. Sync stages run on threads of their own, so the async branch
+/// beside it keeps its latency.
+#[tokio::test(flavor = "current_thread")]
+async fn a_blocking_stage_never_delays_an_async_stage() {
+    let latencies = Arc::new(Mutex::new(Vec::new()));
+    let record = latencies.clone();
+    let p = pipeline! {
+        slow_in = source::iter(0..5u32);
+        sleepy = stage::map(|n: u32| {
+            std::thread::sleep(Duration::from_millis(100));
+            n
+        });
+        slow_out = sink::for_each(|_n: u32| {});
+        ticks = source::producer(|mut out: Output<Instant>| async move {
+            for _ in 0..40 {
+                out.push(Instant::now()).await?;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Ok(())
+        });
+        fast = stage::map_async(|sent: Instant| async move { sent.elapsed() });
+        fast_out = sink::for_each_async(move |latency: Duration| {
+            let record = record.clone();
+            async move { record.lock().unwrap().push(latency) }
+        });
+        slow_in => sleepy => slow_out;
+        ticks => fast => fast_out;
+    };
+    p.run().await.unwrap();
+    let worst = latencies.lock().unwrap().iter().copied().max().unwrap();
+    assert!(
+        worst < Duration::from_millis(50),
+        "an async item waited {worst:?} behind a blocking stage"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_in_a_worker_is_reported_with_the_node_and_nothing_hangs() {
+    let p = pipeline! {
+        nums = source::iter(0..100u32);
+        fragile[workers(3)] = stage::map(|n: u32| if n == 42 { panic!("bad item {n}") } else { n });
+        out = sink::for_each(|_n: u32| {});
+        nums => fragile => out;
+    };
+    let err = tokio::time::timeout(Duration::from_secs(10), p.run())
+        .await
+        .expect("no hang")
+        .unwrap_err();
+    assert_eq!(
+        err.failure,
+        Failure::Panicked {
+            node: "fragile".into(),
+            message: "bad item 42".into()
+        }
+    );
+    assert!(err.report.accounting().is_balanced());
+}
