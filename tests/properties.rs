@@ -1,6 +1,7 @@
 //! Property: for random DAGs of trivial stages (fan-out, zip, merge, filters, flat-maps, small
-//! capacities), every sink receives exactly what a reference model computes (nothing lost,
-//! nothing duplicated) and the report's accounting balances.
+//! capacities, several workers, ordered or not), every sink receives exactly what a reference
+//! model computes (nothing lost, nothing duplicated) and the report's accounting balances;
+//! and a stage with ordered workers keeps the source order.
 //!
 //! Random graphs cannot go through `pipeline!` (it runs at compile time), so they are wired
 //! with the runtime's builder, the same calls the macro expands to.
@@ -8,11 +9,12 @@
 use std::collections::HashMap;
 
 use pipeline::{Collected, FanIn};
-use pipeline_core::inlet::{MergeInlet, Zip2};
+use pipeline_core::inlet::{Inlet, MergeInlet, Zip2};
 use pipeline_core::lineage::Lineage;
 use pipeline_core::outlet::Outlet;
 use pipeline_core::run::{Builder, NodeOptions};
 use pipeline_core::wire::{EdgeReceiver, EdgeSender, edge};
+use pipeline_core::{Stage, StageNode};
 use pipeline_core::{source, stage};
 use proptest::prelude::*;
 
@@ -30,6 +32,8 @@ struct Spec {
     sources: Vec<u64>,
     /// Stages in topological order: kind, inputs (indices of earlier nodes), capacity.
     stages: Vec<(Kind, Vec<usize>, usize)>,
+    /// Per stage: worker count and whether output is ordered.
+    workers: Vec<(usize, bool)>,
 }
 
 fn map(m: u64, v: u64) -> u64 {
@@ -56,16 +60,19 @@ fn spec() -> impl Strategy<Value = Spec> {
                     any::<prop::sample::Index>(),
                     any::<prop::sample::Index>(),
                     1usize..8,
+                    (1usize..4, any::<bool>()),
                 )
-                    .prop_map(move |(k, p, a, b, cap)| {
-                        (k, p, a.index(earlier), b.index(earlier), cap)
+                    .prop_map(move |(k, p, a, b, cap, w)| {
+                        (k, p, a.index(earlier), b.index(earlier), cap, w)
                     })
             })
             .collect();
         (Just(sources), choices).prop_map(|(sources, choices)| {
             let mut tainted: Vec<bool> = vec![false; sources.len()];
             let mut stages = Vec::new();
-            for (k, p, a, b, cap) in choices {
+            let mut workers = Vec::new();
+            for (k, p, a, b, cap, w) in choices {
+                workers.push(w);
                 let (kind, inputs) = match k {
                     0 => (Kind::Map(p), vec![a]),
                     1 => (Kind::Filter(p), vec![a]),
@@ -79,7 +86,11 @@ fn spec() -> impl Strategy<Value = Spec> {
                 tainted.push(t);
                 stages.push((kind, inputs, cap));
             }
-            Spec { sources, stages }
+            Spec {
+                sources,
+                stages,
+                workers,
+            }
         })
     })
 }
@@ -128,6 +139,42 @@ fn model(spec: &Spec) -> Vec<Vec<(Lineage, u64)>> {
 
 fn name(prefix: &str, i: usize) -> &'static str {
     Box::leak(format!("{prefix}{i}").into_boxed_str())
+}
+
+/// Adds stages with one worker, or several (each with its own copy).
+struct Stages<'a> {
+    builder: &'a mut Builder,
+    workers: usize,
+    ordered: bool,
+}
+
+impl Stages<'_> {
+    #[allow(clippy::too_many_arguments)]
+    fn add<S: Stage + Clone, I: Inlet<S::In>>(
+        &mut self,
+        name: &'static str,
+        node: StageNode<S>,
+        fan_in: FanIn,
+        inlet: I,
+        outlet: Outlet<S::Out>,
+        options: NodeOptions,
+    ) {
+        if self.workers == 1 {
+            self.builder
+                .stage(name, node, fan_in, inlet, outlet, options);
+        } else {
+            let copies = vec![node; self.workers];
+            self.builder.stage_with_workers(
+                name,
+                copies,
+                self.ordered,
+                fan_in,
+                inlet,
+                outlet,
+                options,
+            );
+        }
+    }
 }
 
 enum Input {
@@ -218,10 +265,16 @@ fn run(spec: &Spec) -> (Vec<(usize, Vec<u64>)>, pipeline::RunReport) {
         let n = n_sources + i;
         let outlet = outlets[n].take().unwrap();
         let nm = name("n", n);
+        let (workers, ordered) = spec.workers[i];
+        let mut builder = Stages {
+            builder: &mut builder,
+            workers,
+            ordered,
+        };
         match (kind, inputs.remove(&n).unwrap()) {
             (Kind::Map(m), Input::Single(_, rx)) => {
                 let m = *m;
-                builder.stage(
+                builder.add(
                     nm,
                     stage::map(move |v: u64| map(m, v)),
                     FanIn::Single,
@@ -232,7 +285,7 @@ fn run(spec: &Spec) -> (Vec<(usize, Vec<u64>)>, pipeline::RunReport) {
             }
             (Kind::Filter(m), Input::Single(_, rx)) => {
                 let m = *m;
-                builder.stage(
+                builder.add(
                     nm,
                     stage::filter(move |v: &u64| keep(m, *v)),
                     FanIn::Single,
@@ -243,7 +296,7 @@ fn run(spec: &Spec) -> (Vec<(usize, Vec<u64>)>, pipeline::RunReport) {
             }
             (Kind::FlatMap(k), Input::Single(_, rx)) => {
                 let k = *k;
-                builder.stage(
+                builder.add(
                     nm,
                     stage::flat_map(move |v: u64| pieces(k, v)),
                     FanIn::Single,
@@ -252,7 +305,7 @@ fn run(spec: &Spec) -> (Vec<(usize, Vec<u64>)>, pipeline::RunReport) {
                     options,
                 )
             }
-            (Kind::Zip, Input::Zip(_, zip)) => builder.stage(
+            (Kind::Zip, Input::Zip(_, zip)) => builder.add(
                 nm,
                 stage::map(|(a, b): (u64, u64)| join(a, b)),
                 FanIn::Zip,
@@ -260,7 +313,7 @@ fn run(spec: &Spec) -> (Vec<(usize, Vec<u64>)>, pipeline::RunReport) {
                 outlet,
                 options,
             ),
-            (Kind::Merge, Input::Merge(_, merge)) => builder.stage(
+            (Kind::Merge, Input::Merge(_, merge)) => builder.add(
                 nm,
                 stage::map(|v: u64| v),
                 FanIn::Merge,
@@ -312,5 +365,32 @@ proptest! {
         let a = report.accounting();
         prop_assert!(a.is_balanced(), "{:?}\n{}", a, report);
         prop_assert_eq!(a.source_items, spec.sources.iter().sum::<u64>());
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn ordered_workers_keep_the_source_order(len in 0u64..300, workers in 2usize..6, cap in 1usize..16) {
+        let out = Collected::new();
+        let (tx, rx) = edge(cap);
+        let (sink_tx, sink_rx) = edge(cap);
+        let mut builder = Builder::new();
+        let options = NodeOptions { fail_fast: false };
+        builder.source("src", source::iter(0..len), Outlet::single(tx));
+        // Uneven work, so workers finish out of order.
+        let jitter = stage::map(|v: u64| {
+            for _ in 0..(v * 7919 % 17) * 200 {
+                std::hint::black_box(v);
+            }
+            v
+        });
+        builder.stage_with_workers("jitter", vec![jitter; workers], true, FanIn::Single, rx, Outlet::single(sink_tx), options);
+        builder.sink("out", out.sink(), FanIn::Single, sink_rx, options);
+        builder.edge("src", "jitter");
+        builder.edge("jitter", "out");
+        builder.build().run_blocking().unwrap();
+        prop_assert_eq!(out.take(), (0..len).collect::<Vec<_>>());
     }
 }

@@ -308,6 +308,19 @@ async fn supervise(
     }
 }
 
+/// Reads a running pipeline's counts; see [`RunHandle::progress`].
+#[derive(Clone)]
+pub struct Progress {
+    snapshot: Arc<Snapshot>,
+}
+
+impl Progress {
+    /// The counts so far.
+    pub fn snapshot(&self) -> RunReport {
+        self.snapshot.report(None)
+    }
+}
+
 /// A running pipeline.
 pub struct RunHandle {
     control: Arc<Control>,
@@ -343,6 +356,14 @@ impl RunHandle {
     /// The counts so far, while the run goes on.
     pub fn snapshot(&self) -> RunReport {
         self.snapshot.report(None)
+    }
+
+    /// A handle that reads the counts from elsewhere (another task, a progress line), even
+    /// after this handle was consumed by `wait`.
+    pub fn progress(&self) -> Progress {
+        Progress {
+            snapshot: self.snapshot.clone(),
+        }
     }
 
     /// Waits for the end of the run.
