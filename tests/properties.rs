@@ -198,7 +198,7 @@ fn run(spec: &Spec) -> (Vec<(usize, Vec<u64>)>, pipeline::RunReport) {
     let collected: Vec<Collected<u64>> = sinks.iter().map(|_| Collected::new()).collect();
 
     let mut builder = Builder::new();
-    let options = NodeOptions { fail_fast: false };
+    let options = NodeOptions::default();
     let mut inputs: HashMap<usize, Input> = HashMap::new();
     for (i, (kind, _, cap)) in spec.stages.iter().enumerate() {
         let input = match kind {
@@ -377,7 +377,7 @@ proptest! {
         let (tx, rx) = edge(cap);
         let (sink_tx, sink_rx) = edge(cap);
         let mut builder = Builder::new();
-        let options = NodeOptions { fail_fast: false };
+        let options = NodeOptions::default();
         builder.source("src", source::iter(0..len), Outlet::single(tx));
         // Uneven work, so workers finish out of order.
         let jitter = stage::map(|v: u64| {

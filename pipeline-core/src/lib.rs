@@ -5,6 +5,7 @@
 //! by [`lineage`]; [`stage`]s transform; [`sink`]s consume; [`run`] drives it all and
 //! [`report`] says where every item went.
 
+pub mod context;
 pub(crate) mod control;
 pub mod exec;
 pub mod inlet;
@@ -20,6 +21,7 @@ pub(crate) mod stats;
 pub mod wire;
 pub mod wiring;
 
+pub use context::Context;
 pub use exec::workers::Workers;
 pub use node::{
     BoxError, NoInput, NoOutput, Node, Sink, SinkNode, Source, SourceNode, Stage, StageNode,

@@ -9,6 +9,7 @@
 
 use std::future::Future;
 
+use crate::context::Context;
 use crate::source::Output;
 
 /// The error type user code returns from fallible nodes.
@@ -69,6 +70,13 @@ pub trait Stage: Send + 'static {
     /// CPU): the stage then runs on threads of its own instead of the async workers.
     const BLOCKING: bool = false;
 
+    /// Runs once per worker, before its first item: load a model, open a connection, read
+    /// the run's [`Context`]. An `Err` stops the run; the items this worker would have taken
+    /// are counted as failed.
+    fn setup(&mut self, _context: &Context) -> impl Future<Output = Result<(), BoxError>> + Send {
+        async { Ok(()) }
+    }
+
     /// Processes one item, pushing what it produces onto `out`. Pushing nothing filters the
     /// item; an `Err` counts it as failed.
     fn process(
@@ -76,6 +84,21 @@ pub trait Stage: Send + 'static {
         item: Self::In,
         out: &mut Vec<Self::Out>,
     ) -> impl Future<Output = Result<(), BoxError>> + Send;
+
+    /// Runs once per worker at end of stream, after its last item; what it pushes onto `out`
+    /// goes downstream before the end-of-stream signal (a batcher's last batch, an
+    /// aggregate). Those items derive from no single input, so a zip pairs them with nothing.
+    fn finish(
+        &mut self,
+        _out: &mut Vec<Self::Out>,
+    ) -> impl Future<Output = Result<(), BoxError>> + Send {
+        async { Ok(()) }
+    }
+
+    /// Runs once per worker after `finish`, or after a failed `setup`: release resources.
+    fn teardown(&mut self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
 }
 
 /// Consumes items at the end of the graph.
@@ -84,6 +107,11 @@ pub trait Sink: Send + 'static {
 
     /// True when `consume` never awaits: the sink then runs on a thread of its own.
     const BLOCKING: bool = false;
+
+    /// Runs once before the first item; see [`Stage::setup`].
+    fn setup(&mut self, _context: &Context) -> impl Future<Output = Result<(), BoxError>> + Send {
+        async { Ok(()) }
+    }
 
     /// Consumes one item; an `Err` counts it as failed.
     fn consume(&mut self, item: Self::In) -> impl Future<Output = Result<(), BoxError>> + Send;

@@ -13,6 +13,8 @@ pub enum Failure {
     ItemFailed { node: String, error: String },
     /// User code in a node panicked.
     Panicked { node: String, message: String },
+    /// A node's `setup` failed (or the context it needs is missing).
+    SetupFailed { node: String, error: String },
     /// A source's producer returned an error.
     SourceFailed { node: String, error: String },
     /// [`RunHandle::abort`](crate::RunHandle::abort) was called.
@@ -27,6 +29,7 @@ impl Failure {
         match self {
             Failure::ItemFailed { node, .. }
             | Failure::Panicked { node, .. }
+            | Failure::SetupFailed { node, .. }
             | Failure::SourceFailed { node, .. } => Some(node),
             Failure::Aborted | Failure::Internal { .. } => None,
         }
@@ -41,6 +44,9 @@ impl fmt::Display for Failure {
             }
             Failure::Panicked { node, message } => write!(f, "node `{node}` panicked: {message}"),
             Failure::SourceFailed { node, error } => write!(f, "source `{node}` failed: {error}"),
+            Failure::SetupFailed { node, error } => {
+                write!(f, "node `{node}` could not start: {error}")
+            }
             Failure::Aborted => f.write_str("the run was aborted"),
             Failure::Internal { message } => {
                 write!(f, "internal error in the pipeline runtime: {message}")

@@ -1,11 +1,12 @@
 //! Running a built pipeline: one task per node, a supervisor that waits for all of them.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::context::Context;
 use crate::control::Control;
 use crate::exec::workers::run_with_workers;
 use crate::exec::{NodeCtx, NodeTask, panic_message, place, run_sink, run_source, run_stage};
@@ -45,10 +46,12 @@ pub enum FanIn {
 }
 
 /// Options the DSL sets on a node.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct NodeOptions {
     /// Stop the whole run at this node's first failed item.
     pub fail_fast: bool,
+    /// An item that takes longer fails (an async stage is cancelled at the limit).
+    pub timeout: Option<Duration>,
 }
 
 /// What a node's task needs besides its node, inlet and outlet.
@@ -85,7 +88,7 @@ impl Builder {
             role: Role::Source,
             workers: 1,
             fan_in: FanIn::Single,
-            options: NodeOptions { fail_fast: false },
+            options: NodeOptions::default(),
         };
         self.nodes.push((
             spec,
@@ -175,6 +178,7 @@ impl Builder {
         Pipeline {
             nodes: self.nodes,
             edges: self.edges,
+            context: Context::default(),
         }
     }
 }
@@ -183,9 +187,17 @@ impl Builder {
 pub struct Pipeline {
     nodes: Vec<(NodeSpec, Launch)>,
     edges: Vec<(&'static str, &'static str)>,
+    context: Context,
 }
 
 impl Pipeline {
+    /// Shares `value` with every node: stages read it in their `setup` with
+    /// `context.require::<C>()`, and `stage::map_with` hands it to a closure.
+    pub fn with_context<C: Send + Sync + 'static>(mut self, value: C) -> Self {
+        self.context = Context::new(value);
+        self
+    }
+
     /// Node names in declaration order.
     pub fn node_names(&self) -> Vec<&'static str> {
         self.nodes.iter().map(|(spec, _)| spec.name).collect()
@@ -224,7 +236,9 @@ impl Pipeline {
                 name: spec.name,
                 stats: stats.clone(),
                 control: control.clone(),
+                context: self.context.clone(),
                 fail_fast: spec.options.fail_fast,
+                timeout: spec.options.timeout,
             };
             tasks.spawn(launch(ctx));
             nodes.push((spec, stats));

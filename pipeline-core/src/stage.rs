@@ -249,3 +249,63 @@ where
         Ok(())
     }
 }
+
+/// A map whose closure also gets the run's shared context value (see
+/// [`Pipeline::with_context`](crate::Pipeline::with_context)), fetched once per worker.
+/// If the pipeline has no context of type `C`, the node cannot start and the run says so.
+pub fn map_with<C, In, Out, F>(f: F) -> StageNode<MapWith<C, F, In, Out>>
+where
+    C: Send + Sync + 'static,
+    F: FnMut(&C, In) -> Out + Send + 'static,
+    In: Send + 'static,
+    Out: Send + 'static,
+{
+    StageNode(MapWith {
+        f,
+        context: None,
+        _types: PhantomData,
+    })
+}
+
+/// See [`map_with`].
+pub struct MapWith<C, F, In, Out> {
+    f: F,
+    context: Option<std::sync::Arc<C>>,
+    _types: PhantomData<fn(In) -> Out>,
+}
+
+impl<C, F: Clone, In, Out> Clone for MapWith<C, F, In, Out> {
+    fn clone(&self) -> Self {
+        MapWith {
+            f: self.f.clone(),
+            context: self.context.clone(),
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<C, In, Out, F> Stage for MapWith<C, F, In, Out>
+where
+    C: Send + Sync + 'static,
+    F: FnMut(&C, In) -> Out + Send + 'static,
+    In: Send + 'static,
+    Out: Send + 'static,
+{
+    type In = In;
+    type Out = Out;
+    const BLOCKING: bool = true;
+
+    async fn setup(&mut self, context: &crate::Context) -> Result<(), BoxError> {
+        self.context = Some(context.require::<C>()?);
+        Ok(())
+    }
+
+    async fn process(&mut self, item: In, out: &mut Vec<Out>) -> Result<(), BoxError> {
+        let context = self
+            .context
+            .as_deref()
+            .ok_or("`map_with` ran before its setup")?;
+        out.push((self.f)(context, item));
+        Ok(())
+    }
+}

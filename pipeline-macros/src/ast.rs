@@ -47,7 +47,8 @@ pub struct NodeOption {
     pub span: Span,
 }
 
-pub const KNOWN_OPTIONS: &str = "`capacity(n)`, `workers(n)`, `ordered`, `merge`, `fail_fast`";
+pub const KNOWN_OPTIONS: &str =
+    "`capacity(n)`, `workers(n)`, `ordered`, `timeout(duration)`, `merge`, `fail_fast`";
 
 impl Parse for PipelineInput {
     fn parse(input: ParseStream) -> syn::Result<Self> {

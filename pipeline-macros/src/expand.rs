@@ -169,7 +169,11 @@ pub fn expand(graph: &Graph) -> TokenStream {
             FanIn::Merge => quote!(#private::FanIn::Merge),
         };
         let fail_fast = node.options.fail_fast;
-        let options = quote!(#private::NodeOptions { fail_fast: #fail_fast });
+        let timeout = match &node.options.timeout {
+            Some((limit, _)) => quote!(::core::option::Option::Some(#limit)),
+            None => quote!(::core::option::Option::None),
+        };
+        let options = quote!(#private::NodeOptions { fail_fast: #fail_fast, timeout: #timeout });
         let (inlet, outlet) = (inlet(n), outlet(n));
         match node.role() {
             Role::Source => {

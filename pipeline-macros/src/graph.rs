@@ -39,6 +39,8 @@ pub struct Options {
     /// The worker count, and where `workers` was written (errors about it point there).
     pub workers: Option<(Expr, Span)>,
     pub ordered: Option<Span>,
+    /// A `Duration` expression, and where `timeout` was written.
+    pub timeout: Option<(Expr, Span)>,
     pub merge: bool,
     pub fail_fast: bool,
 }
@@ -357,6 +359,11 @@ impl Graph {
                     );
                 }
             }
+            if let Some((_, span)) = &node.options.timeout {
+                if node.role() != Role::Stage {
+                    errors.push(*span, format!("`timeout` limits how long a stage takes per item, and `{name}` is not a stage here"));
+                }
+            }
             if let Some(span) = node.options.ordered {
                 if node.options.workers.is_none() {
                     errors.push(
@@ -464,6 +471,11 @@ fn apply_options(node: &mut Node, options: Vec<NodeOption>, errors: &mut Errors)
                 node.options.workers = Some((arg, option.span));
             }
             ("workers", None) => errors.push(option.span, "`workers` needs a count: `workers(4)`"),
+            ("timeout", Some(arg)) => node.options.timeout = Some((arg, option.span)),
+            ("timeout", None) => errors.push(
+                option.span,
+                "`timeout` needs a `Duration`: `timeout(Duration::from_millis(500))`",
+            ),
             ("ordered", None) => node.options.ordered = Some(option.span),
             ("capacity", None) => errors.push(
                 option.span,

@@ -12,11 +12,14 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 
+use crate::context::Context;
 use crate::control::Control;
 use crate::inlet::{self, Inlet};
+use crate::lineage::Lineage;
 use crate::node::{BoxError, Sink, Source, Stage};
 use crate::outlet::Outlet;
 use crate::report::Failure;
@@ -46,10 +49,22 @@ pub(crate) struct NodeCtx {
     pub name: &'static str,
     pub stats: Arc<NodeStats>,
     pub control: Arc<Control>,
+    pub context: Context,
     pub fail_fast: bool,
+    pub timeout: Option<Duration>,
 }
 
 impl NodeCtx {
+    /// A worker could not start: the run stops, and its items will be counted as failed.
+    pub(crate) fn setup_failed(&self, error: String) {
+        tracing::error!(node = self.name, error = %error, "setup failed");
+        self.stats.record_error(format!("setup failed: {error}"));
+        self.control.fail(Failure::SetupFailed {
+            node: self.name.to_string(),
+            error,
+        });
+    }
+
     pub(crate) fn item_failed(&self, error: BoxError) {
         tracing::warn!(node = self.name, error = %error, "item failed");
         let message = error.to_string();
@@ -122,25 +137,26 @@ pub(crate) async fn run_stage<S: Stage, I: Inlet<S::In>>(
 ) {
     let mut produced = Vec::new();
     let mut counts = BatchCounts::default();
+    let ready = set_up(&mut stage, &ctx).await;
     let result: Result<(), Closed> = async {
         while let Some(batch) = next_or_flush(&mut inlet, &mut outlet).await? {
             counts.received += batch.len() as u64;
             let watermark = batch.watermark;
             for (lineage, item) in batch.items {
-                match AssertUnwindSafe(stage.process(item, &mut produced))
-                    .catch_unwind()
-                    .await
-                {
-                    Ok(Ok(())) => {
+                if !ready {
+                    // The setup error is in the report; these items never ran.
+                    counts.failed += 1;
+                    continue;
+                }
+                match attempt(&mut stage, item, &mut produced, ctx.timeout).await {
+                    Outcome::Done => {
                         deliver::<S>(&mut produced, lineage, &mut outlet, &mut counts).await?
                     }
-                    Ok(Err(error)) => {
-                        produced.clear();
+                    Outcome::Failed(error) => {
                         counts.failed += 1;
                         ctx.item_failed(error);
                     }
-                    Err(panic) => {
-                        produced.clear();
+                    Outcome::Panicked(panic) => {
                         counts.failed += 1;
                         ctx.panicked(panic);
                     }
@@ -154,9 +170,14 @@ pub(crate) async fn run_stage<S: Stage, I: Inlet<S::In>>(
             ctx.stats.publish(&mut counts);
         }
         record_dropped(&mut inlet, &ctx);
+        if ready {
+            let last = finish(&mut stage, &ctx).await;
+            deliver_final(last, &mut 0, &mut outlet, &mut counts).await?;
+        }
         outlet.close().await
     }
     .await;
+    stage.teardown().await;
     ctx.stats.publish(&mut counts);
     if result.is_err() {
         tracing::debug!(node = ctx.name, "downstream closed: the run was aborted");
@@ -165,9 +186,27 @@ pub(crate) async fn run_stage<S: Stage, I: Inlet<S::In>>(
 
 pub(crate) async fn run_sink<S: Sink, I: Inlet<S::In>>(mut sink: S, mut inlet: I, ctx: NodeCtx) {
     let mut counts = BatchCounts::default();
+    let ready = match AssertUnwindSafe(sink.setup(&ctx.context))
+        .catch_unwind()
+        .await
+    {
+        Ok(Ok(())) => true,
+        Ok(Err(error)) => {
+            ctx.setup_failed(error.to_string());
+            false
+        }
+        Err(panic) => {
+            ctx.setup_failed(format!("panicked: {}", panic_message(panic)));
+            false
+        }
+    };
     while let Some(batch) = inlet::next(&mut inlet).await {
         counts.received += batch.len() as u64;
         for (_, item) in batch.items {
+            if !ready {
+                counts.failed += 1;
+                continue;
+            }
             match AssertUnwindSafe(sink.consume(item)).catch_unwind().await {
                 Ok(Ok(())) => {}
                 Ok(Err(error)) => {
@@ -187,6 +226,105 @@ pub(crate) async fn run_sink<S: Sink, I: Inlet<S::In>>(mut sink: S, mut inlet: I
     sink.flush();
     record_dropped(&mut inlet, &ctx);
     ctx.stats.publish(&mut counts);
+}
+
+/// How processing one item went.
+pub(crate) enum Outcome {
+    Done,
+    Failed(BoxError),
+    Panicked(Box<dyn Any + Send>),
+}
+
+/// Processes one item, catching panics and applying the node's timeout: an async stage is
+/// cancelled when it runs out of time; a blocking one cannot be interrupted, so its result
+/// is discarded if it came too late. Either way the item fails.
+pub(crate) async fn attempt<S: Stage>(
+    stage: &mut S,
+    item: S::In,
+    out: &mut Vec<S::Out>,
+    timeout: Option<Duration>,
+) -> Outcome {
+    let started = Instant::now();
+    let run = AssertUnwindSafe(stage.process(item, out)).catch_unwind();
+    let result = match timeout {
+        Some(limit) if !S::BLOCKING => match tokio::time::timeout(limit, run).await {
+            Ok(result) => result,
+            Err(_) => Ok(Err(timed_out(limit))),
+        },
+        _ => run.await,
+    };
+    let outcome = match result {
+        Ok(Ok(())) => match timeout {
+            Some(limit) if started.elapsed() > limit => Outcome::Failed(timed_out(limit)),
+            _ => Outcome::Done,
+        },
+        Ok(Err(error)) => Outcome::Failed(error),
+        Err(panic) => Outcome::Panicked(panic),
+    };
+    if !matches!(outcome, Outcome::Done) {
+        out.clear();
+    }
+    outcome
+}
+
+fn timed_out(limit: Duration) -> BoxError {
+    format!("timed out after {limit:?}").into()
+}
+
+/// Runs a worker's `setup`; `false` means it failed (and the run is stopping).
+pub(crate) async fn set_up<S: Stage>(stage: &mut S, ctx: &NodeCtx) -> bool {
+    match AssertUnwindSafe(stage.setup(&ctx.context))
+        .catch_unwind()
+        .await
+    {
+        Ok(Ok(())) => true,
+        Ok(Err(error)) => {
+            ctx.setup_failed(error.to_string());
+            false
+        }
+        Err(panic) => {
+            ctx.setup_failed(format!("panicked: {}", panic_message(panic)));
+            false
+        }
+    }
+}
+
+/// Runs a worker's `finish`, returning what it emits at end of stream.
+pub(crate) async fn finish<S: Stage>(stage: &mut S, ctx: &NodeCtx) -> Vec<S::Out> {
+    let mut out = Vec::new();
+    match AssertUnwindSafe(stage.finish(&mut out))
+        .catch_unwind()
+        .await
+    {
+        Ok(Ok(())) => out,
+        Ok(Err(error)) => {
+            ctx.item_failed(format!("finish: {error}").into());
+            Vec::new()
+        }
+        Err(panic) => {
+            ctx.panicked(panic);
+            Vec::new()
+        }
+    }
+}
+
+/// Sends items a stage emitted at end of stream. They derive from no input: they get
+/// lineages of their own (under a root no source uses) and count as extra items.
+pub(crate) async fn deliver_final<T: Send + 'static>(
+    produced: Vec<T>,
+    numbered_from: &mut u64,
+    outlet: &mut Outlet<T>,
+    counts: &mut BatchCounts,
+) -> Result<(), Closed> {
+    for item in produced {
+        counts.emitted += 1;
+        counts.expanded += 1;
+        outlet
+            .push(Lineage::root(u64::MAX).child(*numbered_from), item)
+            .await?;
+        *numbered_from += 1;
+    }
+    Ok(())
 }
 
 /// Sends what a stage produced from one input: nothing is a filtered item, one output keeps

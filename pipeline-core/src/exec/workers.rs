@@ -11,18 +11,16 @@
 //! those items: the output watermark is the smallest of them, so a zip downstream still knows
 //! when a partial tuple can never complete, however the workers reorder items.
 
-use std::any::Any;
 use std::collections::{BTreeMap, VecDeque};
-use std::panic::AssertUnwindSafe;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 
-use futures::FutureExt;
 use tokio::sync::mpsc;
 
-use super::{NodeCtx, deliver, record_dropped};
+use super::{NodeCtx, Outcome, attempt, deliver, deliver_final, finish, record_dropped, set_up};
 use crate::inlet::{self, Inlet};
 use crate::lineage::Lineage;
-use crate::node::{BoxError, Stage};
+use crate::node::Stage;
 use crate::outlet::Outlet;
 use crate::stats::BatchCounts;
 use crate::wire::Closed;
@@ -51,30 +49,51 @@ struct Job<T> {
 struct Done<T> {
     seq: u64,
     lineage: Lineage,
-    outcome: Outcome<T>,
+    /// `None`: the worker's setup had failed, so the item never ran.
+    outcome: Option<Outcome>,
+    produced: Vec<T>,
 }
 
-enum Outcome<T> {
-    Produced(Vec<T>),
-    Failed(BoxError),
-    Panicked(Box<dyn Any + Send>),
+/// What a worker sends back: one processed item, or at exit what `finish` emitted.
+enum Report<T> {
+    Item(Done<T>),
+    Final(Vec<T>),
 }
 
-async fn process<S: Stage>(stage: &mut S, job: Job<S::In>) -> Done<S::Out> {
-    let mut produced = Vec::new();
-    let outcome = match AssertUnwindSafe(stage.process(job.item, &mut produced))
-        .catch_unwind()
-        .await
-    {
-        Ok(Ok(())) => Outcome::Produced(produced),
-        Ok(Err(error)) => Outcome::Failed(error),
-        Err(panic) => Outcome::Panicked(panic),
-    };
-    Done {
-        seq: job.seq,
-        lineage: job.lineage,
-        outcome,
+/// One worker: set up, take jobs until the queue closes, finish, tear down.
+async fn work<S: Stage, F, Fut>(
+    mut stage: S,
+    mut next_job: F,
+    results: mpsc::UnboundedSender<Report<S::Out>>,
+    ctx: NodeCtx,
+) where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<Job<S::In>>>,
+{
+    let ready = set_up(&mut stage, &ctx).await;
+    while let Some(job) = next_job().await {
+        let mut produced = Vec::new();
+        let outcome = if ready {
+            Some(attempt(&mut stage, job.item, &mut produced, ctx.timeout).await)
+        } else {
+            None
+        };
+        if results
+            .send(Report::Item(Done {
+                seq: job.seq,
+                lineage: job.lineage,
+                outcome,
+                produced,
+            }))
+            .is_err()
+        {
+            break;
+        }
     }
+    if ready {
+        let _ = results.send(Report::Final(finish(&mut stage, &ctx).await));
+    }
+    stage.teardown().await;
 }
 
 /// The shared queue the workers pull jobs from.
@@ -97,27 +116,23 @@ type Finished = Vec<tokio::task::JoinHandle<()>>;
 
 fn start_workers<S: Stage>(
     copies: Vec<S>,
-    results: mpsc::UnboundedSender<Done<S::Out>>,
+    results: mpsc::UnboundedSender<Report<S::Out>>,
+    ctx: &NodeCtx,
 ) -> (Jobs<S::In>, Finished) {
     if S::BLOCKING {
         let (tx, rx) = std::sync::mpsc::channel::<Job<S::In>>();
         let rx = Arc::new(Mutex::new(rx));
         let handles = copies
             .into_iter()
-            .map(|mut stage| {
-                let (rx, results) = (rx.clone(), results.clone());
+            .map(|stage| {
+                let (rx, results, ctx) = (rx.clone(), results.clone(), ctx.clone());
+                // Whoever is free waits on the queue; the others wait for the lock.
+                let next_job = move || {
+                    let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv().ok();
+                    std::future::ready(job)
+                };
                 tokio::task::spawn_blocking(move || {
-                    loop {
-                        // Whoever is free waits on the queue; the others wait for the lock.
-                        let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
-                        let Ok(job) = job else { break };
-                        if results
-                            .send(futures::executor::block_on(process(&mut stage, job)))
-                            .is_err()
-                        {
-                            break;
-                        }
-                    }
+                    futures::executor::block_on(work(stage, next_job, results, ctx))
                 })
             })
             .collect();
@@ -127,17 +142,13 @@ fn start_workers<S: Stage>(
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
         let handles = copies
             .into_iter()
-            .map(|mut stage| {
-                let (rx, results) = (rx.clone(), results.clone());
-                tokio::spawn(async move {
-                    loop {
-                        let job = rx.lock().await.recv().await;
-                        let Some(job) = job else { break };
-                        if results.send(process(&mut stage, job).await).is_err() {
-                            break;
-                        }
-                    }
-                })
+            .map(|stage| {
+                let (rx, results, ctx) = (rx.clone(), results.clone(), ctx.clone());
+                let next_job = move || {
+                    let rx = rx.clone();
+                    async move { rx.lock().await.recv().await }
+                };
+                tokio::spawn(work(stage, next_job, results, ctx))
             })
             .collect();
         (Jobs::Tasks(tx), handles)
@@ -158,6 +169,8 @@ struct Collector<S: Stage> {
     roots: BTreeMap<u64, usize>,
     /// The watermark of the last input batch whose items have all been dispatched.
     input_watermark: u64,
+    /// Items the workers emitted at end of stream so far (they are numbered for lineage).
+    finals: u64,
 }
 
 impl<S: Stage> Collector<S> {
@@ -166,7 +179,14 @@ impl<S: Stage> Collector<S> {
         *self.roots.entry(lineage.root_index()).or_default() += 1;
     }
 
-    async fn accept(&mut self, done: Done<S::Out>) -> Result<(), Closed> {
+    async fn accept(&mut self, report: Report<S::Out>) -> Result<(), Closed> {
+        let done = match report {
+            Report::Item(done) => done,
+            Report::Final(items) => {
+                return deliver_final(items, &mut self.finals, &mut self.outlet, &mut self.counts)
+                    .await;
+            }
+        };
         if !self.ordered {
             return self.emit(done).await;
         }
@@ -187,8 +207,9 @@ impl<S: Stage> Collector<S> {
                 self.roots.remove(&root);
             }
         }
+        let mut produced = done.produced;
         match done.outcome {
-            Outcome::Produced(mut produced) => {
+            Some(Outcome::Done) => {
                 deliver::<S>(
                     &mut produced,
                     done.lineage,
@@ -197,14 +218,16 @@ impl<S: Stage> Collector<S> {
                 )
                 .await?
             }
-            Outcome::Failed(error) => {
+            Some(Outcome::Failed(error)) => {
                 self.counts.failed += 1;
                 self.ctx.item_failed(error);
             }
-            Outcome::Panicked(panic) => {
+            Some(Outcome::Panicked(panic)) => {
                 self.counts.failed += 1;
                 self.ctx.panicked(panic);
             }
+            // Its worker never started; the setup error is in the report.
+            None => self.counts.failed += 1,
         }
         Ok(())
     }
@@ -231,7 +254,7 @@ pub(crate) async fn run_with_workers<S: Stage, I: Inlet<S::In>>(
     };
     let window = workers.window();
     let (results_tx, mut results) = mpsc::unbounded_channel();
-    let (jobs, handles) = start_workers(copies, results_tx);
+    let (jobs, handles) = start_workers(copies, results_tx, &ctx);
     let mut c = Collector::<S> {
         outlet,
         ctx: ctx.clone(),
@@ -242,6 +265,7 @@ pub(crate) async fn run_with_workers<S: Stage, I: Inlet<S::In>>(
         in_flight: 0,
         roots: BTreeMap::new(),
         input_watermark: 0,
+        finals: 0,
     };
     let mut pending: VecDeque<(Lineage, S::In)> = VecDeque::new();
     let mut pending_watermark = None;
@@ -296,16 +320,19 @@ pub(crate) async fn run_with_workers<S: Stage, I: Inlet<S::In>>(
             c.outlet.flush().await?;
             ctx.stats.publish(&mut c.counts);
         }
-        c.outlet.advance(u64::MAX);
-        Ok(())
+        // Closing the queue lets the workers finish; what they emit then comes last.
+        drop(jobs);
+        while let Some(report) = results.recv().await {
+            c.accept(report).await?;
+        }
+        ctx.stats.publish(&mut c.counts);
+        c.outlet.close().await
     }
     .await;
-    drop(jobs);
     for handle in handles {
         let _ = handle.await;
     }
-    ctx.stats.publish(&mut c.counts);
-    if result.is_ok() {
-        let _ = c.outlet.close().await;
+    if result.is_err() {
+        tracing::debug!(node = ctx.name, "downstream closed: the run was aborted");
     }
 }

@@ -1,0 +1,196 @@
+//! Stateful stages (setup per worker, finish at end of stream, teardown), the shared context,
+//! and per-item timeouts.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use pipeline::prelude::*;
+use pipeline::{BoxError, Context, Failure, Stage, StageNode};
+
+/// Groups items into batches of `size`; the last, shorter batch goes out at end of stream.
+#[derive(Clone)]
+struct Batcher {
+    size: usize,
+    current: Vec<u32>,
+    setups: Arc<AtomicUsize>,
+    teardowns: Arc<AtomicUsize>,
+}
+
+impl Stage for Batcher {
+    type In = u32;
+    type Out = Vec<u32>;
+    const BLOCKING: bool = true;
+
+    async fn setup(&mut self, _context: &Context) -> Result<(), BoxError> {
+        self.setups.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    async fn process(&mut self, item: u32, out: &mut Vec<Vec<u32>>) -> Result<(), BoxError> {
+        self.current.push(item);
+        if self.current.len() == self.size {
+            out.push(std::mem::take(&mut self.current));
+        }
+        Ok(())
+    }
+
+    async fn finish(&mut self, out: &mut Vec<Vec<u32>>) -> Result<(), BoxError> {
+        if !self.current.is_empty() {
+            out.push(std::mem::take(&mut self.current));
+        }
+        Ok(())
+    }
+
+    async fn teardown(&mut self) {
+        self.teardowns.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn batcher(size: usize) -> (StageNode<Batcher>, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+    let (setups, teardowns) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let stage = Batcher {
+        size,
+        current: Vec::new(),
+        setups: setups.clone(),
+        teardowns: teardowns.clone(),
+    };
+    (StageNode::new(stage), setups, teardowns)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stateful_stage_flushes_its_last_items_at_end_of_stream() {
+    let (batch, setups, teardowns) = batcher(4);
+    let batches = Collected::new();
+    let p = pipeline! {
+        nums = source::iter(0..10u32);
+        out = batches.sink();
+        nums => batch => out;
+    };
+    let report = p.run().await.unwrap();
+    let got = batches.take();
+    assert_eq!(got, vec![vec![0, 1, 2, 3], vec![4, 5, 6, 7], vec![8, 9]]);
+    assert_eq!(
+        (
+            setups.load(Ordering::SeqCst),
+            teardowns.load(Ordering::SeqCst)
+        ),
+        (1, 1)
+    );
+    assert!(report.accounting().is_balanced(), "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_worker_sets_up_once_and_finishes_once() {
+    let (batch, setups, teardowns) = batcher(5);
+    let batches = Collected::new();
+    let p = pipeline! {
+        nums = source::iter(0..1000u32);
+        batch[workers(3)];
+        out = batches.sink();
+        nums => batch => out;
+    };
+    p.run().await.unwrap();
+    assert_eq!(
+        (
+            setups.load(Ordering::SeqCst),
+            teardowns.load(Ordering::SeqCst)
+        ),
+        (3, 3)
+    );
+    let mut all: Vec<u32> = batches.take().into_iter().flatten().collect();
+    all.sort();
+    assert_eq!(
+        all,
+        (0..1000).collect::<Vec<_>>(),
+        "every item is in exactly one batch"
+    );
+}
+
+struct Config {
+    factor: u64,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stages_read_the_shared_context() {
+    let out = Collected::new();
+    let p = pipeline! {
+        nums = source::iter(1..=3u64);
+        scale = stage::map_with(|cfg: &Config, n: u64| n * cfg.factor);
+        sink = out.sink();
+        nums => scale => sink;
+    };
+    p.with_context(Config { factor: 10 }).run().await.unwrap();
+    assert_eq!(out.take(), vec![10, 20, 30]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_context_stops_the_run_naming_the_node_and_the_type() {
+    let p = pipeline! {
+        nums = source::iter(1..=3u64);
+        scale = stage::map_with(|cfg: &Config, n: u64| n * cfg.factor);
+        sink = sink::for_each(|_n: u64| {});
+        nums => scale => sink;
+    };
+    let err = p.run().await.unwrap_err();
+    match &err.failure {
+        Failure::SetupFailed { node, error } => {
+            assert_eq!(node, "scale");
+            assert!(error.contains("lifecycle::Config"), "{error}");
+        }
+        other => panic!("unexpected failure {other:?}"),
+    }
+    let a = err.report.accounting();
+    assert_eq!(
+        a.failed, a.source_items,
+        "the items that reached it count as failed"
+    );
+    assert!(a.is_balanced());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn items_over_the_timeout_fail_and_the_rest_go_on() {
+    let out = Collected::new();
+    let p = pipeline! {
+        delays = source::iter([1u64, 500, 2, 600, 3]);
+        sleepy[timeout(Duration::from_millis(100))] = stage::map_async(|ms: u64| async move {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            ms
+        });
+        sink = out.sink();
+        delays => sleepy => sink;
+    };
+    let started = std::time::Instant::now();
+    let report = p.run().await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_millis(450),
+        "slow items are cancelled, not awaited"
+    );
+    assert_eq!(out.take(), vec![1, 2, 3]);
+    let sleepy = report.node("sleepy").unwrap();
+    assert_eq!(sleepy.failed, 2);
+    assert!(
+        sleepy.errors.iter().all(|e| e == "timed out after 100ms"),
+        "{:?}",
+        sleepy.errors
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocking_stage_over_its_timeout_fails_the_item_after_the_fact() {
+    let out = Collected::new();
+    let p = pipeline! {
+        delays = source::iter([1u64, 150, 2]);
+        sleepy[workers(2), timeout(Duration::from_millis(50))] = stage::map(|ms: u64| {
+            std::thread::sleep(Duration::from_millis(ms));
+            ms
+        });
+        sink = out.sink();
+        delays => sleepy => sink;
+    };
+    let report = p.run().await.unwrap();
+    let mut got = out.take();
+    got.sort();
+    assert_eq!(got, vec![1, 2]);
+    assert_eq!(report.node("sleepy").unwrap().failed, 1);
+}
