@@ -155,23 +155,125 @@ async fn a_blocking_stage_never_delays_an_async_stage() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_panic_in_a_worker_is_reported_with_the_node_and_nothing_hangs() {
+async fn a_panicking_worker_is_replaced_and_the_item_fails_with_the_panic_message() {
+    let out = Collected::new();
     let p = pipeline! {
         nums = source::iter(0..100u32);
         fragile[workers(3)] = stage::map(|n: u32| if n == 42 { panic!("bad item {n}") } else { n });
-        out = sink::for_each(|_n: u32| {});
-        nums => fragile => out;
+        sink = out.sink();
+        nums => fragile => sink;
+    };
+    let report = tokio::time::timeout(Duration::from_secs(10), p.run())
+        .await
+        .expect("no hang")
+        .unwrap();
+    assert_eq!(out.len(), 99);
+    let fragile = report.node("fragile").unwrap();
+    assert_eq!(
+        (fragile.failed, fragile.panics, fragile.restarts),
+        (1, 1, 1)
+    );
+    assert_eq!(fragile.errors, vec!["panic: bad item 42".to_string()]);
+    assert!(report.accounting().is_balanced());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_restart_budget_the_run_stops_naming_the_node() {
+    let p = pipeline! {
+        nums = source::iter(0..1000u32);
+        doomed[workers(2), restarts(2)] = stage::map(|n: u32| if n % 10 == 0 { panic!("bad {n}") } else { n });
+        sink = sink::for_each(|_n: u32| {});
+        nums => doomed => sink;
     };
     let err = tokio::time::timeout(Duration::from_secs(10), p.run())
         .await
         .expect("no hang")
         .unwrap_err();
-    assert_eq!(
-        err.failure,
-        Failure::Panicked {
-            node: "fragile".into(),
-            message: "bad item 42".into()
+    match &err.failure {
+        Failure::RestartsExhausted { node, restarts, .. } => {
+            assert_eq!((node.as_str(), *restarts), ("doomed", 2))
         }
-    );
+        other => panic!("unexpected failure {other:?}"),
+    }
     assert!(err.report.accounting().is_balanced());
+}
+
+/// Counts its setups; panics on one item.
+#[derive(Clone)]
+struct Fragile {
+    setups: Arc<AtomicUsize>,
+}
+
+impl pipeline::Stage for Fragile {
+    type In = u32;
+    type Out = u32;
+    const BLOCKING: bool = true;
+
+    async fn setup(&mut self, _context: &pipeline::Context) -> Result<(), pipeline::BoxError> {
+        self.setups.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    async fn process(&mut self, n: u32, out: &mut Vec<u32>) -> Result<(), pipeline::BoxError> {
+        assert_ne!(n, 3, "three is cursed");
+        out.push(n);
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_worker_runs_its_setup_again() {
+    let setups = Arc::new(AtomicUsize::new(0));
+    let fragile = pipeline::StageNode::new(Fragile {
+        setups: setups.clone(),
+    });
+    let p = pipeline! {
+        nums = source::iter(0..10u32);
+        sink = sink::for_each(|_n: u32| {});
+        nums => fragile => sink;
+    };
+    let report = p.run().await.unwrap();
+    assert_eq!(
+        setups.load(Ordering::SeqCst),
+        2,
+        "once at start, once after the panic"
+    );
+    assert_eq!(report.node("fragile").unwrap().restarts, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_tries_failed_items_again_with_backoff_and_counts_the_attempts() {
+    // Each item fails twice before it succeeds; item 7 never does.
+    let tries = Arc::new(Mutex::new(std::collections::HashMap::<u32, u32>::new()));
+    let seen = tries.clone();
+    let out = Collected::new();
+    let p = pipeline! {
+        nums = source::iter(0..10u32);
+        flaky[retry(2, Duration::from_millis(1))] = stage::try_map(move |n: u32| {
+            let mut tries = seen.lock().unwrap();
+            let count = tries.entry(n).or_default();
+            *count += 1;
+            if *count < 3 || n == 7 { Err(format!("attempt {count} on {n} failed")) } else { Ok(n) }
+        });
+        sink = out.sink();
+        nums => flaky => sink;
+    };
+    let report = p.run().await.unwrap();
+    assert_eq!(out.len(), 9);
+    let flaky = report.node("flaky").unwrap();
+    assert_eq!(
+        (flaky.failed, flaky.retried),
+        (1, 20),
+        "two retries per item"
+    );
+    assert_eq!(
+        flaky.errors,
+        vec!["attempt 3 on 7 failed".to_string()],
+        "the last error is the one kept"
+    );
+    assert_eq!(
+        tries.lock().unwrap()[&7],
+        3,
+        "never more than 1 + retry(2) attempts"
+    );
 }

@@ -161,7 +161,7 @@ impl Stages<'_> {
     ) {
         if self.workers == 1 {
             self.builder
-                .stage(name, node, fan_in, inlet, outlet, options);
+                .stage(name, node, fan_in, inlet, outlet, options, None);
         } else {
             let copies = vec![node; self.workers];
             self.builder.stage_with_workers(
@@ -172,6 +172,7 @@ impl Stages<'_> {
                 inlet,
                 outlet,
                 options,
+                None,
             );
         }
     }
@@ -386,7 +387,7 @@ proptest! {
             }
             v
         });
-        builder.stage_with_workers("jitter", vec![jitter; workers], true, FanIn::Single, rx, Outlet::single(sink_tx), options);
+        builder.stage_with_workers("jitter", vec![jitter; workers], true, FanIn::Single, rx, Outlet::single(sink_tx), options, None);
         builder.sink("out", out.sink(), FanIn::Single, sink_rx, options);
         builder.edge("src", "jitter");
         builder.edge("jitter", "out");

@@ -15,6 +15,12 @@ pub enum Failure {
     Panicked { node: String, message: String },
     /// A node's `setup` failed (or the context it needs is missing).
     SetupFailed { node: String, error: String },
+    /// A node's workers panicked more often than its restart budget allows.
+    RestartsExhausted {
+        node: String,
+        restarts: u64,
+        last_panic: String,
+    },
     /// A source's producer returned an error.
     SourceFailed { node: String, error: String },
     /// [`RunHandle::abort`](crate::RunHandle::abort) was called.
@@ -30,6 +36,7 @@ impl Failure {
             Failure::ItemFailed { node, .. }
             | Failure::Panicked { node, .. }
             | Failure::SetupFailed { node, .. }
+            | Failure::RestartsExhausted { node, .. }
             | Failure::SourceFailed { node, .. } => Some(node),
             Failure::Aborted | Failure::Internal { .. } => None,
         }
@@ -47,6 +54,14 @@ impl fmt::Display for Failure {
             Failure::SetupFailed { node, error } => {
                 write!(f, "node `{node}` could not start: {error}")
             }
+            Failure::RestartsExhausted {
+                node,
+                restarts,
+                last_panic,
+            } => write!(
+                f,
+                "node `{node}` panicked again after {restarts} restarts (its budget, see `restarts(n)`): {last_panic}"
+            ),
             Failure::Aborted => f.write_str("the run was aborted"),
             Failure::Internal { message } => {
                 write!(f, "internal error in the pipeline runtime: {message}")
@@ -95,6 +110,10 @@ pub struct NodeReport {
     pub dropped_partial_tuples: u64,
     pub dropped_partial_items: u64,
     pub panics: u64,
+    /// Extra attempts made by `retry(n)`.
+    pub retried: u64,
+    /// Workers replaced after a panic.
+    pub restarts: u64,
     /// The first error messages (at most 100).
     pub errors: Vec<String>,
 }
@@ -117,6 +136,8 @@ impl NodeReport {
             dropped_partial_tuples: get(&stats.dropped_partial_tuples),
             dropped_partial_items: get(&stats.dropped_partial_items),
             panics: get(&stats.panics),
+            retried: get(&stats.retried),
+            restarts: get(&stats.restarts),
             errors: stats.errors(),
         }
     }

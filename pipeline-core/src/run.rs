@@ -9,7 +9,9 @@ use tokio::task::JoinSet;
 use crate::context::Context;
 use crate::control::Control;
 use crate::exec::workers::run_with_workers;
-use crate::exec::{NodeCtx, NodeTask, panic_message, place, run_sink, run_source, run_stage};
+use crate::exec::{
+    NodeCtx, NodeTask, Retry, panic_message, place, run_sink, run_source, run_stage,
+};
 use crate::inlet::Inlet;
 use crate::node::{Sink, SinkNode, Source, SourceNode, Stage, StageNode};
 use crate::outlet::Outlet;
@@ -52,7 +54,12 @@ pub struct NodeOptions {
     pub fail_fast: bool,
     /// An item that takes longer fails (an async stage is cancelled at the limit).
     pub timeout: Option<Duration>,
+    /// Workers replaced after a panic before the run stops; `None` is the default.
+    pub restarts: Option<u32>,
 }
+
+/// Worker restarts after panics a node is allowed when the DSL does not say (`restarts(n)`).
+pub const DEFAULT_RESTARTS: u32 = 3;
 
 /// What a node's task needs besides its node, inlet and outlet.
 type Launch = Box<dyn FnOnce(NodeCtx) -> NodeTask + Send>;
@@ -104,6 +111,7 @@ impl Builder {
         inlet: I,
         outlet: Outlet<S::Out>,
         options: NodeOptions,
+        retry: Option<Retry<S::In>>,
     ) {
         let spec = NodeSpec {
             name,
@@ -114,7 +122,7 @@ impl Builder {
         };
         self.nodes.push((
             spec,
-            Box::new(move |ctx| place(S::BLOCKING, run_stage(node.0, inlet, outlet, ctx))),
+            Box::new(move |ctx| place(S::BLOCKING, run_stage(node.0, inlet, outlet, ctx, retry))),
         ));
     }
 
@@ -150,6 +158,7 @@ impl Builder {
         inlet: I,
         outlet: Outlet<S::Out>,
         options: NodeOptions,
+        retry: Option<Retry<S::In>>,
     ) {
         assert!(
             !copies.is_empty(),
@@ -165,7 +174,9 @@ impl Builder {
         let copies: Vec<S> = copies.into_iter().map(|node| node.0).collect();
         self.nodes.push((
             spec,
-            Box::new(move |ctx| Box::pin(run_with_workers(copies, ordered, inlet, outlet, ctx))),
+            Box::new(move |ctx| {
+                Box::pin(run_with_workers(copies, ordered, inlet, outlet, ctx, retry))
+            }),
         ));
     }
 
@@ -239,6 +250,7 @@ impl Pipeline {
                 context: self.context.clone(),
                 fail_fast: spec.options.fail_fast,
                 timeout: spec.options.timeout,
+                restart_budget: spec.options.restarts.unwrap_or(DEFAULT_RESTARTS),
             };
             tasks.spawn(launch(ctx));
             nodes.push((spec, stats));

@@ -17,6 +17,8 @@ pub(crate) struct NodeStats {
     pub dropped_partial_tuples: AtomicU64,
     pub dropped_partial_items: AtomicU64,
     pub panics: AtomicU64,
+    pub retried: AtomicU64,
+    pub restarts: AtomicU64,
     errors: Mutex<Vec<String>>,
 }
 
@@ -28,6 +30,7 @@ pub(crate) struct BatchCounts {
     pub filtered: u64,
     pub failed: u64,
     pub expanded: u64,
+    pub retried: u64,
 }
 
 impl NodeStats {
@@ -42,6 +45,7 @@ impl NodeStats {
         add(&self.filtered, c.filtered);
         add(&self.failed, c.failed);
         add(&self.expanded, c.expanded);
+        add(&self.retried, c.retried);
         *c = BatchCounts::default();
     }
 

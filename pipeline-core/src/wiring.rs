@@ -8,6 +8,9 @@
 
 use std::marker::PhantomData;
 
+use std::time::Duration;
+
+use crate::exec::Retry;
 use crate::exec::workers::Workers;
 use crate::inlet::{Inlet, MergeInlet, Zip2, Zip3, Zip4, Zip5, Zip6, Zip7, Zip8};
 use crate::node::{NoOutput, Node, Sink, SinkNode, Source, SourceNode, Stage, StageNode, roles};
@@ -223,6 +226,7 @@ pub trait IsStage<Name>: Node {
         inlet: I,
         outlet: Outlet<Self::Out>,
         options: NodeOptions,
+        retry: Option<Retry<Self::In>>,
     ) where
         Self: Clone;
 
@@ -234,6 +238,7 @@ pub trait IsStage<Name>: Node {
         inlet: I,
         outlet: Outlet<Self::Out>,
         options: NodeOptions,
+        retry: Option<Retry<Self::In>>,
     );
 }
 
@@ -247,6 +252,7 @@ impl<S: Stage, Name> IsStage<Name> for StageNode<S> {
         inlet: I,
         outlet: Outlet<S::Out>,
         options: NodeOptions,
+        retry: Option<Retry<S::In>>,
     ) where
         Self: Clone,
     {
@@ -262,6 +268,7 @@ impl<S: Stage, Name> IsStage<Name> for StageNode<S> {
             inlet,
             outlet,
             options,
+            retry,
         );
     }
 
@@ -273,8 +280,9 @@ impl<S: Stage, Name> IsStage<Name> for StageNode<S> {
         inlet: I,
         outlet: Outlet<S::Out>,
         options: NodeOptions,
+        retry: Option<Retry<S::In>>,
     ) {
-        b.stage(name, self, fan_in, inlet, outlet, options);
+        b.stage(name, self, fan_in, inlet, outlet, options, retry);
     }
 }
 
@@ -328,11 +336,12 @@ pub fn add_stage_with_workers<Name, N, I>(
     inlet: I,
     outlet: Outlet<N::Out>,
     options: NodeOptions,
+    retry: Option<Retry<N::In>>,
 ) where
     N: IsStage<Name> + CloneForWorkers<Name>,
     I: Inlet<N::In>,
 {
-    node.add_with_workers(b, name, workers, fan_in, inlet, outlet, options);
+    node.add_with_workers(b, name, workers, fan_in, inlet, outlet, options, retry);
 }
 
 pub fn add_source<Name, N: IsSource<Name>>(
@@ -353,9 +362,40 @@ pub fn add_stage<Name, N: IsStage<Name>, I: Inlet<N::In>>(
     inlet: I,
     outlet: Outlet<N::Out>,
     options: NodeOptions,
+    retry: Option<Retry<N::In>>,
 ) {
-    node.add(b, name, fan_in, inlet, outlet, options);
+    node.add(b, name, fan_in, inlet, outlet, options, retry);
 }
+
+/// `retry(n)` tries a failed item again, which needs a fresh copy of it for every try.
+#[diagnostic::on_unimplemented(
+    message = "`retry` on `{Name}` tries a failed item again, so its input type `{Self}` must implement `Clone`",
+    label = "`{Name}` retries failed items",
+    note = "derive or implement `Clone` for `{Self}`, or send an `Arc<{Self}>`"
+)]
+pub trait CloneForRetry<Name>: Clone {}
+
+impl<T: Clone, Name> CloneForRetry<Name> for T {}
+
+/// The retry policy of `node`: `attempts` more tries, pausing `backoff`, then twice that...
+pub fn retry<Name, N: Node>(_node: &N, attempts: u32, backoff: Duration) -> Option<Retry<N::In>>
+where
+    N::In: CloneForRetry<Name>,
+{
+    Some(Retry {
+        attempts,
+        backoff,
+        copy: <N::In as Clone>::clone,
+    })
+}
+
+/// No retries: a failed item is counted and the node goes on.
+pub fn no_retry<N: Node>(_node: &N) -> Option<Retry<N::In>> {
+    None
+}
+
+/// The pause before the first retry when `retry(n)` does not give one.
+pub const DEFAULT_BACKOFF: Duration = Duration::from_millis(10);
 
 pub fn add_sink<Name, N: IsSink<Name>, I: Inlet<N::In>>(
     b: &mut Builder,

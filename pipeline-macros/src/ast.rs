@@ -42,13 +42,12 @@ pub struct EdgeChain {
 
 pub struct NodeOption {
     pub name: Ident,
-    /// The parenthesised argument, if any: `capacity(64)`.
-    pub arg: Option<Expr>,
+    /// The parenthesised arguments, if any: `capacity(64)`, `retry(3, backoff)`.
+    pub args: Option<Vec<Expr>>,
     pub span: Span,
 }
 
-pub const KNOWN_OPTIONS: &str =
-    "`capacity(n)`, `workers(n)`, `ordered`, `timeout(duration)`, `merge`, `fail_fast`";
+pub const KNOWN_OPTIONS: &str = "`capacity(n)`, `workers(n)`, `ordered`, `timeout(duration)`, `retry(n)`, `retry(n, backoff)`, `restarts(n)`, `merge`, `fail_fast`";
 
 impl Parse for PipelineInput {
     fn parse(input: ParseStream) -> syn::Result<Self> {
@@ -161,15 +160,15 @@ impl Parse for NodeOption {
                 format!("expected a node option, one of: {KNOWN_OPTIONS}"),
             )
         })?;
-        let arg = if input.peek(syn::token::Paren) {
+        let args = if input.peek(syn::token::Paren) {
             let content;
             syn::parenthesized!(content in input);
-            let expr: Expr = content.parse()?;
-            Some(expr)
+            let args = Punctuated::<Expr, Token![,]>::parse_terminated(&content)?;
+            Some(args.into_iter().collect())
         } else {
             None
         };
         let span = name.span();
-        Ok(NodeOption { name, arg, span })
+        Ok(NodeOption { name, args, span })
     }
 }

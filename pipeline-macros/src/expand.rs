@@ -173,7 +173,25 @@ pub fn expand(graph: &Graph) -> TokenStream {
             Some((limit, _)) => quote!(::core::option::Option::Some(#limit)),
             None => quote!(::core::option::Option::None),
         };
-        let options = quote!(#private::NodeOptions { fail_fast: #fail_fast, timeout: #timeout });
+        let restarts = match &node.options.restarts {
+            Some((count, _)) => quote!(::core::option::Option::Some(#count)),
+            None => quote!(::core::option::Option::None),
+        };
+        let options = quote!(#private::NodeOptions { fail_fast: #fail_fast, timeout: #timeout, restarts: #restarts });
+        // The retry policy borrows the node, so it is made before the node moves into the
+        // builder; spanned at `retry`, whose `Clone` requirement it checks.
+        let retry_policy = Ident::new("__pipeline_retry", Span::mixed_site());
+        let make_retry = match &node.options.retry {
+            Some((attempts, backoff, span)) => {
+                let backoff = match backoff {
+                    Some(backoff) => quote!(#backoff),
+                    None => quote!(#private::DEFAULT_BACKOFF),
+                };
+                let retry = quote_spanned!(*span=> ::pipeline::__private::retry::<#marker, _>(&#ident, #attempts, #backoff));
+                quote!(let #retry_policy = #retry;)
+            }
+            None => quote!(let #retry_policy = #private::no_retry(&#ident);),
+        };
         let (inlet, outlet) = (inlet(n), outlet(n));
         match node.role() {
             Role::Source => {
@@ -183,14 +201,20 @@ pub fn expand(graph: &Graph) -> TokenStream {
             Role::Stage => match &node.options.workers {
                 None => {
                     let add = quote_spanned!(ident.span()=> #private::add_stage::<#marker, _, _>);
-                    quote!(#add(&mut #builder, #name, #ident, #fan_in, #inlet, #outlet, #options);)
+                    quote! {
+                        #make_retry
+                        #add(&mut #builder, #name, #ident, #fan_in, #inlet, #outlet, #options, #retry_policy);
+                    }
                 }
                 Some((count, span)) => {
                     // Spanned at `workers`: the `Clone` it requires is that option's doing.
                     let ordered = node.options.ordered.is_some();
                     let add = quote_spanned!(*span=> #private::add_stage_with_workers::<#marker, _, _>);
                     let workers = quote!(#private::Workers { count: #count, ordered: #ordered });
-                    quote!(#add(&mut #builder, #name, #ident, #workers, #fan_in, #inlet, #outlet, #options);)
+                    quote! {
+                        #make_retry
+                        #add(&mut #builder, #name, #ident, #workers, #fan_in, #inlet, #outlet, #options, #retry_policy);
+                    }
                 }
             },
             Role::Sink => {

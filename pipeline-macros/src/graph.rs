@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use proc_macro2::Span;
+use syn::spanned::Spanned;
 use syn::{Expr, Ident};
 
 use crate::ast::{KNOWN_OPTIONS, NodeOption, PipelineInput, Statement};
@@ -41,6 +42,9 @@ pub struct Options {
     pub ordered: Option<Span>,
     /// A `Duration` expression, and where `timeout` was written.
     pub timeout: Option<(Expr, Span)>,
+    /// Extra attempts, the first pause if given, and where `retry` was written.
+    pub retry: Option<(Expr, Option<Expr>, Span)>,
+    pub restarts: Option<(Expr, Span)>,
     pub merge: bool,
     pub fail_fast: bool,
 }
@@ -364,6 +368,19 @@ impl Graph {
                     errors.push(*span, format!("`timeout` limits how long a stage takes per item, and `{name}` is not a stage here"));
                 }
             }
+            if let Some((_, _, span)) = &node.options.retry {
+                if node.role() != Role::Stage {
+                    errors.push(*span, format!("`retry` tries a stage's failed items again, and `{name}` is not a stage here"));
+                }
+            }
+            if let Some((_, span)) = &node.options.restarts {
+                if node.role() == Role::Source {
+                    errors.push(
+                        *span,
+                        format!("`restarts` sets how often a panicking worker is replaced; `{name}` is a source, which cannot be restarted"),
+                    );
+                }
+            }
             if let Some(span) = node.options.ordered {
                 if node.options.workers.is_none() {
                     errors.push(
@@ -452,43 +469,71 @@ fn apply_options(node: &mut Node, options: Vec<NodeOption>, errors: &mut Errors)
             continue;
         }
         seen.push(key.clone());
-        match (key.as_str(), option.arg) {
-            ("capacity", Some(arg)) => {
+        let args = option.args.unwrap_or_default();
+        let span = option.span;
+        let one = |errors: &mut Errors, args: Vec<Expr>, example: &str| -> Option<Expr> {
+            match <[Expr; 1]>::try_from(args) {
+                Ok([arg]) => Some(arg),
+                Err(_) => {
+                    errors.push(span, format!("`{key}` takes one argument: `{example}`"));
+                    None
+                }
+            }
+        };
+        match key.as_str() {
+            "capacity" => {
+                let Some(arg) = one(errors, args, "capacity(64)") else {
+                    continue;
+                };
                 if is_literal_zero(&arg) {
                     errors.push(
-                        syn::spanned::Spanned::span(&arg),
+                        arg.span(),
                         "`capacity(0)` would block forever: an edge must hold at least one item",
                     );
                     continue;
                 }
                 node.options.capacity = Some(arg);
             }
-            ("workers", Some(arg)) => {
+            "workers" => {
+                let Some(arg) = one(errors, args, "workers(4)") else {
+                    continue;
+                };
                 if is_literal_zero(&arg) {
-                    errors.push(syn::spanned::Spanned::span(&arg), "`workers(0)` would never process anything: a stage needs at least one worker");
+                    errors.push(arg.span(), "`workers(0)` would never process anything: a stage needs at least one worker");
                     continue;
                 }
-                node.options.workers = Some((arg, option.span));
+                node.options.workers = Some((arg, span));
             }
-            ("workers", None) => errors.push(option.span, "`workers` needs a count: `workers(4)`"),
-            ("timeout", Some(arg)) => node.options.timeout = Some((arg, option.span)),
-            ("timeout", None) => errors.push(
-                option.span,
-                "`timeout` needs a `Duration`: `timeout(Duration::from_millis(500))`",
-            ),
-            ("ordered", None) => node.options.ordered = Some(option.span),
-            ("capacity", None) => errors.push(
-                option.span,
-                "`capacity` needs a size in items: `capacity(64)`",
-            ),
-            ("merge", None) => node.options.merge = true,
-            ("fail_fast", None) => node.options.fail_fast = true,
-            ("merge" | "fail_fast", Some(arg)) => errors.push(
-                syn::spanned::Spanned::span(&arg),
-                format!("`{key}` takes no argument"),
-            ),
+            "timeout" => {
+                let Some(arg) = one(errors, args, "timeout(Duration::from_millis(500))") else {
+                    continue;
+                };
+                node.options.timeout = Some((arg, span));
+            }
+            "restarts" => {
+                let Some(arg) = one(errors, args, "restarts(5)") else {
+                    continue;
+                };
+                node.options.restarts = Some((arg, span));
+            }
+            "retry" => {
+                let mut args = args.into_iter();
+                match (args.next(), args.next(), args.next()) {
+                    (Some(attempts), backoff, None) => node.options.retry = Some((attempts, backoff, span)),
+                    _ => errors.push(
+                        span,
+                        "`retry` takes the number of extra attempts and, optionally, the first pause: `retry(3)` or `retry(3, Duration::from_millis(50))`",
+                    ),
+                }
+            }
+            "merge" | "fail_fast" | "ordered" if !args.is_empty() => {
+                errors.push(span, format!("`{key}` takes no argument"))
+            }
+            "merge" => node.options.merge = true,
+            "fail_fast" => node.options.fail_fast = true,
+            "ordered" => node.options.ordered = Some(span),
             _ => errors.push(
-                option.span,
+                span,
                 format!("unknown node option `{key}`; expected one of: {KNOWN_OPTIONS}"),
             ),
         }

@@ -12,6 +12,7 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
@@ -52,6 +53,7 @@ pub(crate) struct NodeCtx {
     pub context: Context,
     pub fail_fast: bool,
     pub timeout: Option<Duration>,
+    pub restart_budget: u32,
 }
 
 impl NodeCtx {
@@ -77,17 +79,42 @@ impl NodeCtx {
         }
     }
 
+    /// A panic in a source ends the run: what it would have produced is gone with it.
     pub(crate) fn panicked(&self, payload: Box<dyn Any + Send>) {
-        let message = panic_message(payload);
-        tracing::error!(node = self.name, panic = %message, "node panicked");
-        self.stats
-            .panics
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.stats.record_error(format!("panic: {message}"));
+        let message = self.record_panic(payload);
         self.control.fail(Failure::Panicked {
             node: self.name.to_string(),
             message,
         });
+    }
+
+    fn record_panic(&self, payload: Box<dyn Any + Send>) -> String {
+        let message = panic_message(payload);
+        tracing::error!(node = self.name, panic = %message, "node panicked");
+        self.stats.panics.fetch_add(1, Relaxed);
+        self.stats.record_error(format!("panic: {message}"));
+        message
+    }
+
+    /// A worker of a stage or sink panicked on an item (which counts as failed). Returns
+    /// whether it may restart; past the node's budget the run stops.
+    pub(crate) fn worker_panicked(&self, payload: Box<dyn Any + Send>) -> bool {
+        let message = self.record_panic(payload);
+        let restarts = self.stats.restarts.fetch_add(1, Relaxed) + 1;
+        if restarts > u64::from(self.restart_budget) {
+            self.control.fail(Failure::RestartsExhausted {
+                node: self.name.to_string(),
+                restarts: restarts - 1,
+                last_panic: message,
+            });
+            return false;
+        }
+        tracing::warn!(
+            node = self.name,
+            restarts,
+            "restarting the worker after a panic"
+        );
+        true
     }
 }
 
@@ -134,10 +161,11 @@ pub(crate) async fn run_stage<S: Stage, I: Inlet<S::In>>(
     mut inlet: I,
     mut outlet: Outlet<S::Out>,
     ctx: NodeCtx,
+    retry: Option<Retry<S::In>>,
 ) {
     let mut produced = Vec::new();
     let mut counts = BatchCounts::default();
-    let ready = set_up(&mut stage, &ctx).await;
+    let mut ready = set_up(&mut stage, &ctx).await;
     let result: Result<(), Closed> = async {
         while let Some(batch) = next_or_flush(&mut inlet, &mut outlet).await? {
             counts.received += batch.len() as u64;
@@ -148,7 +176,16 @@ pub(crate) async fn run_stage<S: Stage, I: Inlet<S::In>>(
                     counts.failed += 1;
                     continue;
                 }
-                match attempt(&mut stage, item, &mut produced, ctx.timeout).await {
+                match attempt(
+                    &mut stage,
+                    item,
+                    &mut produced,
+                    &ctx,
+                    retry,
+                    &mut counts.retried,
+                )
+                .await
+                {
                     Outcome::Done => {
                         deliver::<S>(&mut produced, lineage, &mut outlet, &mut counts).await?
                     }
@@ -158,7 +195,9 @@ pub(crate) async fn run_stage<S: Stage, I: Inlet<S::In>>(
                     }
                     Outcome::Panicked(panic) => {
                         counts.failed += 1;
-                        ctx.panicked(panic);
+                        if ctx.worker_panicked(panic) {
+                            ready = restart(&mut stage, &ctx).await;
+                        }
                     }
                 }
             }
@@ -186,20 +225,12 @@ pub(crate) async fn run_stage<S: Stage, I: Inlet<S::In>>(
 
 pub(crate) async fn run_sink<S: Sink, I: Inlet<S::In>>(mut sink: S, mut inlet: I, ctx: NodeCtx) {
     let mut counts = BatchCounts::default();
-    let ready = match AssertUnwindSafe(sink.setup(&ctx.context))
-        .catch_unwind()
-        .await
-    {
-        Ok(Ok(())) => true,
-        Ok(Err(error)) => {
-            ctx.setup_failed(error.to_string());
-            false
-        }
-        Err(panic) => {
-            ctx.setup_failed(format!("panicked: {}", panic_message(panic)));
-            false
-        }
-    };
+    let mut ready = started(
+        AssertUnwindSafe(sink.setup(&ctx.context))
+            .catch_unwind()
+            .await,
+        &ctx,
+    );
     while let Some(batch) = inlet::next(&mut inlet).await {
         counts.received += batch.len() as u64;
         for (_, item) in batch.items {
@@ -215,7 +246,14 @@ pub(crate) async fn run_sink<S: Sink, I: Inlet<S::In>>(mut sink: S, mut inlet: I
                 }
                 Err(panic) => {
                     counts.failed += 1;
-                    ctx.panicked(panic);
+                    if ctx.worker_panicked(panic) {
+                        ready = started(
+                            AssertUnwindSafe(sink.setup(&ctx.context))
+                                .catch_unwind()
+                                .await,
+                            &ctx,
+                        );
+                    }
                 }
             }
         }
@@ -235,10 +273,59 @@ pub(crate) enum Outcome {
     Panicked(Box<dyn Any + Send>),
 }
 
+/// `retry(n)`: how often a failed item is tried again, after what pause, and how to copy it
+/// for each try (processing consumes the item).
+pub struct Retry<T> {
+    pub attempts: u32,
+    /// The pause before the first retry; it doubles for each further one.
+    pub backoff: Duration,
+    pub copy: fn(&T) -> T,
+}
+
+impl<T> Clone for Retry<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Retry<T> {}
+
+/// Processes one item, retrying failures when asked. Panics are never retried: the worker
+/// is suspect until it has been set up again.
+pub(crate) async fn attempt<S: Stage>(
+    stage: &mut S,
+    item: S::In,
+    out: &mut Vec<S::Out>,
+    ctx: &NodeCtx,
+    retry: Option<Retry<S::In>>,
+    retried: &mut u64,
+) -> Outcome {
+    let Some(retry) = retry else {
+        return attempt_once(stage, item, out, ctx.timeout).await;
+    };
+    let mut pause = retry.backoff;
+    for _ in 0..retry.attempts {
+        match attempt_once(stage, (retry.copy)(&item), out, ctx.timeout).await {
+            Outcome::Failed(error) => {
+                tracing::debug!(node = ctx.name, error = %error, "retrying after an error");
+                *retried += 1;
+                if S::BLOCKING {
+                    std::thread::sleep(pause);
+                } else {
+                    tokio::time::sleep(pause).await;
+                }
+                pause = pause.saturating_mul(2);
+            }
+            done_or_panicked => return done_or_panicked,
+        }
+    }
+    attempt_once(stage, item, out, ctx.timeout).await
+}
+
 /// Processes one item, catching panics and applying the node's timeout: an async stage is
 /// cancelled when it runs out of time; a blocking one cannot be interrupted, so its result
 /// is discarded if it came too late. Either way the item fails.
-pub(crate) async fn attempt<S: Stage>(
+async fn attempt_once<S: Stage>(
     stage: &mut S,
     item: S::In,
     out: &mut Vec<S::Out>,
@@ -273,10 +360,17 @@ fn timed_out(limit: Duration) -> BoxError {
 
 /// Runs a worker's `setup`; `false` means it failed (and the run is stopping).
 pub(crate) async fn set_up<S: Stage>(stage: &mut S, ctx: &NodeCtx) -> bool {
-    match AssertUnwindSafe(stage.setup(&ctx.context))
-        .catch_unwind()
-        .await
-    {
+    started(
+        AssertUnwindSafe(stage.setup(&ctx.context))
+            .catch_unwind()
+            .await,
+        ctx,
+    )
+}
+
+/// Whether a `setup` (caught for panics) succeeded; if not, the run stops and says why.
+fn started(setup: std::thread::Result<Result<(), BoxError>>, ctx: &NodeCtx) -> bool {
+    match setup {
         Ok(Ok(())) => true,
         Ok(Err(error)) => {
             ctx.setup_failed(error.to_string());
@@ -287,6 +381,12 @@ pub(crate) async fn set_up<S: Stage>(stage: &mut S, ctx: &NodeCtx) -> bool {
             false
         }
     }
+}
+
+/// Replaces a worker after a panic: tears it down and sets it up afresh.
+pub(crate) async fn restart<S: Stage>(stage: &mut S, ctx: &NodeCtx) -> bool {
+    stage.teardown().await;
+    set_up(stage, ctx).await
 }
 
 /// Runs a worker's `finish`, returning what it emits at end of stream.

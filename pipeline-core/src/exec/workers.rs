@@ -17,7 +17,10 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
-use super::{NodeCtx, Outcome, attempt, deliver, deliver_final, finish, record_dropped, set_up};
+use super::{
+    NodeCtx, Outcome, Retry, attempt, deliver, deliver_final, finish, record_dropped, restart,
+    set_up,
+};
 use crate::inlet::{self, Inlet};
 use crate::lineage::Lineage;
 use crate::node::Stage;
@@ -52,6 +55,7 @@ struct Done<T> {
     /// `None`: the worker's setup had failed, so the item never ran.
     outcome: Option<Outcome>,
     produced: Vec<T>,
+    retried: u64,
 }
 
 /// What a worker sends back: one processed item, or at exit what `finish` emitted.
@@ -66,28 +70,45 @@ async fn work<S: Stage, F, Fut>(
     mut next_job: F,
     results: mpsc::UnboundedSender<Report<S::Out>>,
     ctx: NodeCtx,
+    retry: Option<Retry<S::In>>,
 ) where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<Job<S::In>>>,
 {
-    let ready = set_up(&mut stage, &ctx).await;
+    let mut ready = set_up(&mut stage, &ctx).await;
     while let Some(job) = next_job().await {
         let mut produced = Vec::new();
+        let mut retried = 0;
         let outcome = if ready {
-            Some(attempt(&mut stage, job.item, &mut produced, ctx.timeout).await)
+            Some(
+                attempt(
+                    &mut stage,
+                    job.item,
+                    &mut produced,
+                    &ctx,
+                    retry,
+                    &mut retried,
+                )
+                .await,
+            )
         } else {
             None
         };
-        if results
-            .send(Report::Item(Done {
-                seq: job.seq,
-                lineage: job.lineage,
-                outcome,
-                produced,
-            }))
-            .is_err()
-        {
+        // The collector counts a panic against the restart budget; the copy that panicked
+        // is suspect either way, so it starts afresh.
+        let panicked = matches!(outcome, Some(Outcome::Panicked(_)));
+        let done = Done {
+            seq: job.seq,
+            lineage: job.lineage,
+            outcome,
+            produced,
+            retried,
+        };
+        if results.send(Report::Item(done)).is_err() {
             break;
+        }
+        if panicked {
+            ready = restart(&mut stage, &ctx).await;
         }
     }
     if ready {
@@ -118,6 +139,7 @@ fn start_workers<S: Stage>(
     copies: Vec<S>,
     results: mpsc::UnboundedSender<Report<S::Out>>,
     ctx: &NodeCtx,
+    retry: Option<Retry<S::In>>,
 ) -> (Jobs<S::In>, Finished) {
     if S::BLOCKING {
         let (tx, rx) = std::sync::mpsc::channel::<Job<S::In>>();
@@ -132,7 +154,7 @@ fn start_workers<S: Stage>(
                     std::future::ready(job)
                 };
                 tokio::task::spawn_blocking(move || {
-                    futures::executor::block_on(work(stage, next_job, results, ctx))
+                    futures::executor::block_on(work(stage, next_job, results, ctx, retry))
                 })
             })
             .collect();
@@ -148,7 +170,7 @@ fn start_workers<S: Stage>(
                     let rx = rx.clone();
                     async move { rx.lock().await.recv().await }
                 };
-                tokio::spawn(work(stage, next_job, results, ctx))
+                tokio::spawn(work(stage, next_job, results, ctx, retry))
             })
             .collect();
         (Jobs::Tasks(tx), handles)
@@ -207,6 +229,7 @@ impl<S: Stage> Collector<S> {
                 self.roots.remove(&root);
             }
         }
+        self.counts.retried += done.retried;
         let mut produced = done.produced;
         match done.outcome {
             Some(Outcome::Done) => {
@@ -224,7 +247,7 @@ impl<S: Stage> Collector<S> {
             }
             Some(Outcome::Panicked(panic)) => {
                 self.counts.failed += 1;
-                self.ctx.panicked(panic);
+                self.ctx.worker_panicked(panic);
             }
             // Its worker never started; the setup error is in the report.
             None => self.counts.failed += 1,
@@ -247,6 +270,7 @@ pub(crate) async fn run_with_workers<S: Stage, I: Inlet<S::In>>(
     mut inlet: I,
     outlet: Outlet<S::Out>,
     ctx: NodeCtx,
+    retry: Option<Retry<S::In>>,
 ) {
     let workers = Workers {
         count: copies.len(),
@@ -254,7 +278,7 @@ pub(crate) async fn run_with_workers<S: Stage, I: Inlet<S::In>>(
     };
     let window = workers.window();
     let (results_tx, mut results) = mpsc::unbounded_channel();
-    let (jobs, handles) = start_workers(copies, results_tx, &ctx);
+    let (jobs, handles) = start_workers(copies, results_tx, &ctx, retry);
     let mut c = Collector::<S> {
         outlet,
         ctx: ctx.clone(),

@@ -1,0 +1,9 @@
+use pipeline::prelude::*;
+
+fn main() {
+    let _p = pipeline! {
+        inp[restarts(3)] = source::iter(0..3u32);
+        out = sink::for_each(|n: u32| println!("{n}"));
+        inp => out;
+    };
+}
