@@ -103,6 +103,7 @@ impl Builder {
         ));
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub fn stage<S: Stage, I: Inlet<S::In>>(
         &mut self,
         name: &'static str,

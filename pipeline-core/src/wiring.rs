@@ -230,6 +230,7 @@ pub trait IsStage<Name>: Node {
     ) where
         Self: Clone;
 
+    #[allow(clippy::too_many_arguments)]
     fn add<I: Inlet<Self::In>>(
         self,
         b: &mut Builder,
@@ -272,6 +273,7 @@ impl<S: Stage, Name> IsStage<Name> for StageNode<S> {
         );
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn add<I: Inlet<S::In>>(
         self,
         b: &mut Builder,
