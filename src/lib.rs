@@ -42,4 +42,6 @@ mod book {
     struct Graphs;
     #[doc = include_str!("../book/src/running.md")]
     struct Running;
+    #[doc = include_str!("../book/src/execution.md")]
+    struct Execution;
 }
