@@ -277,3 +277,31 @@ async fn retry_tries_failed_items_again_with_backoff_and_counts_the_attempts() {
         "never more than 1 + retry(2) attempts"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_declared_after_another_starts_once_that_one_has_finished() {
+    // Build an index from documents, then answer queries against it: every query must see
+    // the complete index.
+    let index = Arc::new(Mutex::new(std::collections::HashMap::<String, usize>::new()));
+    let (writer, reader) = (index.clone(), index.clone());
+    let answers = Collected::new();
+    let p = pipeline! {
+        docs = source::iter((0..200usize).map(|n| (format!("doc{n}"), n)));
+        build = sink::for_each(move |(name, n): (String, usize)| {
+            std::thread::sleep(Duration::from_micros(200));
+            writer.lock().unwrap().insert(name, n);
+        });
+        queries = source::iter((0..200usize).rev().map(|n| format!("doc{n}")));
+        serve[after(build)] = stage::map(move |q: String| reader.lock().unwrap().get(&q).copied());
+        out = answers.sink();
+        docs => build;
+        queries => serve => out;
+    };
+    p.run().await.unwrap();
+    let got = answers.take();
+    assert_eq!(got.len(), 200);
+    assert!(
+        got.iter().all(Option::is_some),
+        "a query ran before the index was complete"
+    );
+}

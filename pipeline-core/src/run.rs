@@ -1,5 +1,6 @@
 //! Running a built pipeline: one task per node, a supervisor that waits for all of them.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -77,6 +78,7 @@ pub(crate) struct NodeSpec {
 pub struct Builder {
     nodes: Vec<(NodeSpec, Launch)>,
     edges: Vec<(&'static str, &'static str)>,
+    after: Vec<(&'static str, &'static str)>,
 }
 
 impl Builder {
@@ -181,6 +183,11 @@ impl Builder {
         ));
     }
 
+    /// `waiting` starts only once `first` has finished all its work (`after(first)`).
+    pub fn after(&mut self, waiting: &'static str, first: &'static str) {
+        self.after.push((waiting, first));
+    }
+
     /// Records an edge for the report (the wiring itself is already done).
     pub fn edge(&mut self, from: &'static str, to: &'static str) {
         self.edges.push((from, to));
@@ -190,6 +197,7 @@ impl Builder {
         Pipeline {
             nodes: self.nodes,
             edges: self.edges,
+            after: self.after,
             context: Context::default(),
         }
     }
@@ -199,6 +207,8 @@ impl Builder {
 pub struct Pipeline {
     nodes: Vec<(NodeSpec, Launch)>,
     edges: Vec<(&'static str, &'static str)>,
+    /// `(waiting, first)`: `waiting` starts once `first` has finished.
+    after: Vec<(&'static str, &'static str)>,
     context: Context,
 }
 
@@ -242,6 +252,12 @@ impl Pipeline {
         let started = Instant::now();
         let mut tasks = JoinSet::new();
         let mut nodes = Vec::with_capacity(self.nodes.len());
+        // A node others wait for says when it has finished.
+        let finished: HashMap<&str, watch::Sender<bool>> = self
+            .after
+            .iter()
+            .map(|&(_, first)| (first, watch::channel(false).0))
+            .collect();
         for (spec, launch) in self.nodes {
             let stats = Arc::new(NodeStats::default());
             let ctx = NodeCtx {
@@ -253,7 +269,23 @@ impl Pipeline {
                 timeout: spec.options.timeout,
                 restart_budget: spec.options.restarts.unwrap_or(DEFAULT_RESTARTS),
             };
-            tasks.spawn(launch(ctx));
+            let waits: Vec<watch::Receiver<bool>> = self
+                .after
+                .iter()
+                .filter(|(waiting, _)| *waiting == spec.name)
+                .filter_map(|(_, first)| finished.get(first).map(watch::Sender::subscribe))
+                .collect();
+            let done = finished.get(spec.name).cloned();
+            tasks.spawn(async move {
+                for mut first in waits {
+                    // Err: the sender is gone, which only happens once the run is over.
+                    let _ = first.wait_for(|finished| *finished).await;
+                }
+                launch(ctx).await;
+                if let Some(done) = done {
+                    done.send_replace(true);
+                }
+            });
             nodes.push((spec, stats));
         }
         let snapshot = Arc::new(Snapshot {

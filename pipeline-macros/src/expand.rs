@@ -154,6 +154,14 @@ pub fn expand(graph: &Graph) -> TokenStream {
         }
     });
 
+    let dependencies = graph.nodes.iter().flat_map(|node| {
+        let waiting = &node.name;
+        node.options.after.iter().map(move |first| {
+            let first = first.to_string();
+            let first = first.strip_prefix("r#").unwrap_or(&first).to_string();
+            quote!(#builder.after(#waiting, #first);)
+        })
+    });
     let edges = graph.edges.iter().map(|edge| {
         let (from, to) = (&graph.nodes[edge.from].name, &graph.nodes[edge.to].name);
         quote!(#builder.edge(#from, #to);)
@@ -234,6 +242,7 @@ pub fn expand(graph: &Graph) -> TokenStream {
         #(#inputs)*
         #(#outlets)*
         #(#edges)*
+        #(#dependencies)*
         #(#adds)*
         #builder.build()
     }}

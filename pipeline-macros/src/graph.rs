@@ -45,6 +45,8 @@ pub struct Options {
     /// Extra attempts, the first pause if given, and where `retry` was written.
     pub retry: Option<(Expr, Option<Expr>, Span)>,
     pub restarts: Option<(Expr, Span)>,
+    /// Nodes that must finish before this one starts.
+    pub after: Vec<Ident>,
     pub merge: bool,
     pub fail_fast: bool,
 }
@@ -209,6 +211,7 @@ impl Graph {
         let in_cycle = graph.check_cycles(&mut errors);
         graph.check_reachable(&in_cycle, &mut errors);
         graph.check_options(&mut errors);
+        graph.check_dependencies(&mut errors);
         errors.into_result().map(|()| graph)
     }
 
@@ -401,6 +404,65 @@ impl Graph {
         }
     }
 
+    /// `after(first)` on `waiting` must name a node, and must not deadlock: `first` cannot
+    /// finish while it waits for what `waiting` sends, nor while a source they share is
+    /// blocked on `waiting`'s full input.
+    fn check_dependencies(&self, errors: &mut Errors) {
+        for (waiting, node) in self.nodes.iter().enumerate() {
+            for first_ident in &node.options.after {
+                let first_name = node_name(first_ident);
+                let Some(first) = self.nodes.iter().position(|n| n.name == first_name) else {
+                    errors.push(first_ident.span(), format!("`after({first_name})`: there is no node `{first_name}` in this pipeline"));
+                    continue;
+                };
+                if first == waiting {
+                    errors.push(
+                        first_ident.span(),
+                        format!("`{first_name}` cannot wait for itself"),
+                    );
+                } else if self.reaches(waiting, first) {
+                    errors.push(
+                        first_ident.span(),
+                        format!("`{}` waits for `{first_name}` to finish, but `{first_name}` gets its input through `{}`: neither would ever finish", node.name, node.name),
+                    );
+                } else if self.reaches(first, waiting) {
+                    errors.push(
+                        first_ident.span(),
+                        format!(
+                            "`{}` waits for `{first_name}` to finish, but `{first_name}` sends items to `{}`, which takes none before then: `{first_name}` would block on `{}`'s full input",
+                            node.name, node.name, node.name
+                        ),
+                    );
+                } else if let Some(shared) = (0..self.nodes.len())
+                    .find(|&a| self.reaches(a, waiting) && self.reaches(a, first))
+                {
+                    errors.push(
+                        first_ident.span(),
+                        format!(
+                            "`{}` waits for `{first_name}` to finish, but both get items from `{}`, which would block on `{}`'s full input before `{first_name}` could finish; feed `{}` from a source of its own",
+                            node.name, self.nodes[shared].name, node.name, node.name
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Whether a path of edges leads from `from` to `to` (a node reaches itself).
+    fn reaches(&self, from: usize, to: usize) -> bool {
+        let mut seen = vec![false; self.nodes.len()];
+        let mut todo = vec![from];
+        while let Some(n) = todo.pop() {
+            if n == to {
+                return true;
+            }
+            if !std::mem::replace(&mut seen[n], true) {
+                todo.extend(self.nodes[n].outputs.iter().map(|&e| self.edges[e].to));
+            }
+        }
+        false
+    }
+
     /// Nodes by name, for tests and lookups.
     #[allow(dead_code)]
     pub fn by_name(&self) -> BTreeMap<&str, &Node> {
@@ -524,6 +586,22 @@ fn apply_options(node: &mut Node, options: Vec<NodeOption>, errors: &mut Errors)
                         span,
                         "`retry` takes the number of extra attempts and, optionally, the first pause: `retry(3)` or `retry(3, Duration::from_millis(50))`",
                     ),
+                }
+            }
+            "after" => {
+                if args.is_empty() {
+                    errors.push(span, "`after` names the nodes to wait for: `after(index)`");
+                }
+                for arg in args {
+                    match arg {
+                        Expr::Path(path) if path.path.get_ident().is_some() => {
+                            node.options.after.extend(path.path.get_ident().cloned());
+                        }
+                        other => errors.push(
+                            other.span(),
+                            "`after` takes node names: `after(index, cache)`",
+                        ),
+                    }
                 }
             }
             "merge" | "fail_fast" | "ordered" if !args.is_empty() => {
@@ -664,6 +742,27 @@ mod tests {
             "{errors:#?}"
         );
         assert!(build(quote!(a => b => c; b[workers(n), ordered])).is_ok());
+    }
+
+    #[test]
+    fn dependencies_that_would_deadlock_are_refused() {
+        let errors = errors_of(quote!(
+            docs => index; queries => serve => out;
+            serve[after(index)];
+            a[after(nowhere)]; s => a => b; b[after(a)];
+            t => c, d; c[after(d)];
+        ));
+        let has = |needle: &str| errors.iter().any(|e| e.contains(needle));
+        assert!(!has("`serve` waits"), "{errors:#?}");
+        assert!(has("there is no node `nowhere`"), "{errors:#?}");
+        assert!(
+            has("`b` waits for `a` to finish, but `a` sends items to `b`"),
+            "{errors:#?}"
+        );
+        assert!(
+            has("`c` waits for `d` to finish, but both get items from `t`"),
+            "{errors:#?}"
+        );
     }
 
     #[test]
