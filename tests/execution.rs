@@ -305,3 +305,74 @@ async fn a_node_declared_after_another_starts_once_that_one_has_finished() {
         "a query ran before the index was complete"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_items_go_to_the_dead_letter_node_with_their_error() {
+    let (good, rejects) = (Collected::new(), Collected::new());
+    let p = pipeline! {
+        lines = source::iter(["1", "two", "3", "four"].map(String::from));
+        parse[dead_letter(bad)] = stage::try_map(|s: String| s.parse::<u32>());
+        ok = good.sink();
+        bad = rejects.sink();
+        lines => parse => ok;
+    };
+    let report = p.run().await.unwrap();
+    assert_eq!(good.take(), vec![1, 3]);
+    let failed: Vec<pipeline::Failed<String>> = rejects.take();
+    assert_eq!(
+        failed.iter().map(|f| f.item.as_str()).collect::<Vec<_>>(),
+        ["two", "four"]
+    );
+    assert!(
+        failed
+            .iter()
+            .all(|f| f.node == "parse" && f.error == "invalid digit found in string")
+    );
+    let parse = report.node("parse").unwrap();
+    assert_eq!((parse.failed, parse.dead_lettered), (2, 2));
+    assert_eq!(report.dead_letter_edges, vec![("parse", "bad")]);
+    assert!(report.accounting().is_balanced(), "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_workers_and_retries_only_the_final_failures_are_dead_lettered() {
+    let rejects = Collected::new();
+    let p = pipeline! {
+        nums = source::iter(0..100u32);
+        check[workers(3), retry(1, Duration::from_millis(1)), dead_letter(bad)] = stage::try_map(|n: u32| {
+            if n % 10 == 0 { Err(format!("{n} is round")) } else { Ok(n) }
+        });
+        fragile[dead_letter(bad)] = stage::map(|n: u32| if n == 55 { panic!("not 55") } else { n });
+        ok = sink::for_each(|_n: u32| {});
+        bad[merge] = rejects.sink();
+        nums => check => fragile => ok;
+    };
+    let report = p.run().await.unwrap();
+    let mut failed: Vec<(u32, String)> = rejects
+        .take()
+        .into_iter()
+        .map(|f| (f.item, f.error))
+        .collect();
+    failed.sort();
+    assert_eq!(failed.len(), 11);
+    assert_eq!(failed[0], (0, "0 is round".to_string()));
+    assert!(failed.contains(&(55, "panic: not 55".to_string())));
+    assert_eq!(report.node("check").unwrap().retried, 10);
+    assert!(report.accounting().is_balanced(), "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merge_fed_by_nodes_declared_in_any_order_gets_every_item() {
+    let all = Collected::new();
+    let p = pipeline! {
+        late = source::iter(0..3u32);
+        early = source::iter(10..13u32);
+        out[merge] = all.sink();
+        early => out;
+        late => out;
+    };
+    p.run().await.unwrap();
+    let mut got = all.take();
+    got.sort();
+    assert_eq!(got, vec![0, 1, 2, 10, 11, 12]);
+}

@@ -14,7 +14,7 @@ use pipeline_core::lineage::Lineage;
 use pipeline_core::outlet::Outlet;
 use pipeline_core::run::{Builder, NodeOptions};
 use pipeline_core::wire::{EdgeReceiver, EdgeSender, edge};
-use pipeline_core::{Stage, StageNode};
+use pipeline_core::{ErrorPolicy, Stage, StageNode};
 use pipeline_core::{source, stage};
 use proptest::prelude::*;
 
@@ -160,8 +160,15 @@ impl Stages<'_> {
         options: NodeOptions,
     ) {
         if self.workers == 1 {
-            self.builder
-                .stage(name, node, fan_in, inlet, outlet, options, None);
+            self.builder.stage(
+                name,
+                node,
+                fan_in,
+                inlet,
+                outlet,
+                options,
+                ErrorPolicy::default(),
+            );
         } else {
             let copies = vec![node; self.workers];
             self.builder.stage_with_workers(
@@ -172,7 +179,7 @@ impl Stages<'_> {
                 inlet,
                 outlet,
                 options,
-                None,
+                ErrorPolicy::default(),
             );
         }
     }
@@ -387,7 +394,7 @@ proptest! {
             }
             v
         });
-        builder.stage_with_workers("jitter", vec![jitter; workers], true, FanIn::Single, rx, Outlet::single(sink_tx), options, None);
+        builder.stage_with_workers("jitter", vec![jitter; workers], true, FanIn::Single, rx, Outlet::single(sink_tx), options, ErrorPolicy::default());
         builder.sink("out", out.sink(), FanIn::Single, sink_rx, options);
         builder.edge("src", "jitter");
         builder.edge("jitter", "out");

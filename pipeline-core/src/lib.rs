@@ -23,6 +23,7 @@ pub mod wiring;
 
 pub use context::Context;
 pub use exec::workers::Workers;
+pub use exec::{ErrorPolicy, Failed};
 pub use node::{
     BoxError, NoInput, NoOutput, Node, Sink, SinkNode, Source, SourceNode, Stage, StageNode,
 };

@@ -112,6 +112,8 @@ pub struct NodeReport {
     pub panics: u64,
     /// Extra attempts made by `retry(n)`.
     pub retried: u64,
+    /// Failed items sent to the node's dead-letter node (they also count as failed here).
+    pub dead_lettered: u64,
     /// Workers replaced after a panic.
     pub restarts: u64,
     /// The first error messages (at most 100).
@@ -137,6 +139,7 @@ impl NodeReport {
             dropped_partial_items: get(&stats.dropped_partial_items),
             panics: get(&stats.panics),
             retried: get(&stats.retried),
+            dead_lettered: get(&stats.dead_lettered),
             restarts: get(&stats.restarts),
             errors: stats.errors(),
         }
@@ -154,9 +157,10 @@ impl NodeReport {
 
 /// Where every item went. Each item a source produced is followed through the graph:
 /// a fan-out to `k` edges makes `k - 1` copies, a flat-map output beyond the first is an
-/// extra item, a zip of `k` inputs joins `k` items into one tuple. Nothing is lost when
+/// extra item, a failed item sent to a dead-letter node goes on as a new item, and a zip of
+/// `k` inputs joins `k` items into one tuple. Nothing is lost when
 ///
-/// `source_items + fan_out_copies + expanded - zip_joined
+/// `source_items + fan_out_copies + expanded + dead_lettered - zip_joined
 ///     = delivered + filtered + failed + dropped_partial_items`
 ///
 /// For a graph whose items each reach one sink once (such as the quickstart's, where the
@@ -168,6 +172,8 @@ pub struct Accounting {
     pub fan_out_copies: u64,
     pub expanded: u64,
     pub zip_joined: u64,
+    /// Failed items sent on to dead-letter nodes (each is also counted as failed).
+    pub dead_lettered: u64,
     pub delivered: u64,
     pub filtered: u64,
     pub failed: u64,
@@ -178,7 +184,8 @@ pub struct Accounting {
 impl Accounting {
     /// Items that entered the graph, counting copies and flat-map extras.
     pub fn entered(&self) -> u64 {
-        self.source_items + self.fan_out_copies + self.expanded - self.zip_joined
+        self.source_items + self.fan_out_copies + self.expanded + self.dead_lettered
+            - self.zip_joined
     }
 
     /// Items whose journey ended, one way or another.
@@ -198,6 +205,8 @@ pub struct RunReport {
     /// One entry per node, in declaration order.
     pub nodes: Vec<NodeReport>,
     pub edges: Vec<(&'static str, &'static str)>,
+    /// Edges carrying a stage's failed items to its dead-letter node.
+    pub dead_letter_edges: Vec<(&'static str, &'static str)>,
     pub elapsed: Duration,
     /// Set when the run ended early; `run()` then returns it inside a [`RunError`].
     pub failure: Option<Failure>,
@@ -217,6 +226,7 @@ impl RunReport {
             }
             a.fan_out_copies += n.emitted * (n.outputs.max(1) as u64 - 1);
             a.expanded += n.expanded;
+            a.dead_lettered += n.dead_lettered;
             if n.fan_in == FanIn::Zip {
                 a.zip_joined += n.received * (n.inputs as u64 - 1);
             }

@@ -11,7 +11,7 @@ use crate::context::Context;
 use crate::control::Control;
 use crate::exec::workers::run_with_workers;
 use crate::exec::{
-    NodeCtx, NodeTask, Retry, panic_message, place, run_sink, run_source, run_stage,
+    ErrorPolicy, NodeCtx, NodeTask, panic_message, place, run_sink, run_source, run_stage,
 };
 use crate::inlet::Inlet;
 use crate::node::{Sink, SinkNode, Source, SourceNode, Stage, StageNode};
@@ -78,6 +78,7 @@ pub(crate) struct NodeSpec {
 pub struct Builder {
     nodes: Vec<(NodeSpec, Launch)>,
     edges: Vec<(&'static str, &'static str)>,
+    dead_letter_edges: Vec<(&'static str, &'static str)>,
     after: Vec<(&'static str, &'static str)>,
 }
 
@@ -114,7 +115,7 @@ impl Builder {
         inlet: I,
         outlet: Outlet<S::Out>,
         options: NodeOptions,
-        retry: Option<Retry<S::In>>,
+        policy: ErrorPolicy<S::In>,
     ) {
         let spec = NodeSpec {
             name,
@@ -125,7 +126,7 @@ impl Builder {
         };
         self.nodes.push((
             spec,
-            Box::new(move |ctx| place(S::BLOCKING, run_stage(node.0, inlet, outlet, ctx, retry))),
+            Box::new(move |ctx| place(S::BLOCKING, run_stage(node.0, inlet, outlet, ctx, policy))),
         ));
     }
 
@@ -161,7 +162,7 @@ impl Builder {
         inlet: I,
         outlet: Outlet<S::Out>,
         options: NodeOptions,
-        retry: Option<Retry<S::In>>,
+        policy: ErrorPolicy<S::In>,
     ) {
         assert!(
             !copies.is_empty(),
@@ -178,9 +179,16 @@ impl Builder {
         self.nodes.push((
             spec,
             Box::new(move |ctx| {
-                Box::pin(run_with_workers(copies, ordered, inlet, outlet, ctx, retry))
+                Box::pin(run_with_workers(
+                    copies, ordered, inlet, outlet, ctx, policy,
+                ))
             }),
         ));
+    }
+
+    /// Records the edge carrying `from`'s failed items to its dead-letter node.
+    pub fn dead_letter_edge(&mut self, from: &'static str, to: &'static str) {
+        self.dead_letter_edges.push((from, to));
     }
 
     /// `waiting` starts only once `first` has finished all its work (`after(first)`).
@@ -197,6 +205,7 @@ impl Builder {
         Pipeline {
             nodes: self.nodes,
             edges: self.edges,
+            dead_letter_edges: self.dead_letter_edges,
             after: self.after,
             context: Context::default(),
         }
@@ -207,6 +216,7 @@ impl Builder {
 pub struct Pipeline {
     nodes: Vec<(NodeSpec, Launch)>,
     edges: Vec<(&'static str, &'static str)>,
+    dead_letter_edges: Vec<(&'static str, &'static str)>,
     /// `(waiting, first)`: `waiting` starts once `first` has finished.
     after: Vec<(&'static str, &'static str)>,
     context: Context,
@@ -291,6 +301,7 @@ impl Pipeline {
         let snapshot = Arc::new(Snapshot {
             nodes,
             edges: self.edges,
+            dead_letter_edges: self.dead_letter_edges,
             started,
         });
         let done = tokio::spawn(supervise(
@@ -311,13 +322,22 @@ impl Pipeline {
 struct Snapshot {
     nodes: Vec<(NodeSpec, Arc<NodeStats>)>,
     edges: Vec<(&'static str, &'static str)>,
+    dead_letter_edges: Vec<(&'static str, &'static str)>,
     started: Instant,
 }
 
 impl Snapshot {
     fn report(&self, failure: Option<Failure>) -> RunReport {
         let outputs = |name| self.edges.iter().filter(|(from, _)| *from == name).count();
-        let inputs = |name| self.edges.iter().filter(|(_, to)| *to == name).count();
+        // A dead-letter edge is an input of its target, but not an output of its source:
+        // the source's items do not fan out to it, only its failures go there.
+        let inputs = |name| {
+            self.edges
+                .iter()
+                .chain(&self.dead_letter_edges)
+                .filter(|(_, to)| *to == name)
+                .count()
+        };
         let nodes = self
             .nodes
             .iter()
@@ -328,6 +348,7 @@ impl Snapshot {
         RunReport {
             nodes,
             edges: self.edges.clone(),
+            dead_letter_edges: self.dead_letter_edges.clone(),
             elapsed: self.started.elapsed(),
             failure,
         }

@@ -18,6 +18,7 @@ pub(crate) struct NodeStats {
     pub dropped_partial_items: AtomicU64,
     pub panics: AtomicU64,
     pub retried: AtomicU64,
+    pub dead_lettered: AtomicU64,
     pub restarts: AtomicU64,
     errors: Mutex<Vec<String>>,
 }
@@ -31,6 +32,7 @@ pub(crate) struct BatchCounts {
     pub failed: u64,
     pub expanded: u64,
     pub retried: u64,
+    pub dead_lettered: u64,
 }
 
 impl NodeStats {
@@ -46,6 +48,7 @@ impl NodeStats {
         add(&self.failed, c.failed);
         add(&self.expanded, c.expanded);
         add(&self.retried, c.retried);
+        add(&self.dead_lettered, c.dead_lettered);
         *c = BatchCounts::default();
     }
 

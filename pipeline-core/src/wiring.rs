@@ -10,8 +10,8 @@ use std::marker::PhantomData;
 
 use std::time::Duration;
 
-use crate::exec::Retry;
 use crate::exec::workers::Workers;
+use crate::exec::{ErrorPolicy, Failed};
 use crate::inlet::{Inlet, MergeInlet, Zip2, Zip3, Zip4, Zip5, Zip6, Zip7, Zip8};
 use crate::node::{NoOutput, Node, Sink, SinkNode, Source, SourceNode, Stage, StageNode, roles};
 use crate::outlet::Outlet;
@@ -103,6 +103,14 @@ impl<'a, N: Node, T: Node, Slot> Edge<'a, N, T, Slot> {
             _nodes: PhantomData,
             slot,
         }
+    }
+
+    /// Checks that a dead-letter node takes what `from` sends it: `Failed<its input>`.
+    pub fn connect_dead_letter<From, To>(self) -> EdgeSender<Failed<N::In>>
+    where
+        Failed<N::In>: Fits<Slot, From, To>,
+    {
+        <Failed<N::In> as Fits<Slot, From, To>>::retype(self.slot)
     }
 
     /// Checks that the types meet and gives `from` its sender.
@@ -226,7 +234,7 @@ pub trait IsStage<Name>: Node {
         inlet: I,
         outlet: Outlet<Self::Out>,
         options: NodeOptions,
-        retry: Option<Retry<Self::In>>,
+        policy: ErrorPolicy<Self::In>,
     ) where
         Self: Clone;
 
@@ -239,7 +247,7 @@ pub trait IsStage<Name>: Node {
         inlet: I,
         outlet: Outlet<Self::Out>,
         options: NodeOptions,
-        retry: Option<Retry<Self::In>>,
+        policy: ErrorPolicy<Self::In>,
     );
 }
 
@@ -253,7 +261,7 @@ impl<S: Stage, Name> IsStage<Name> for StageNode<S> {
         inlet: I,
         outlet: Outlet<S::Out>,
         options: NodeOptions,
-        retry: Option<Retry<S::In>>,
+        policy: ErrorPolicy<S::In>,
     ) where
         Self: Clone,
     {
@@ -269,7 +277,7 @@ impl<S: Stage, Name> IsStage<Name> for StageNode<S> {
             inlet,
             outlet,
             options,
-            retry,
+            policy,
         );
     }
 
@@ -282,9 +290,9 @@ impl<S: Stage, Name> IsStage<Name> for StageNode<S> {
         inlet: I,
         outlet: Outlet<S::Out>,
         options: NodeOptions,
-        retry: Option<Retry<S::In>>,
+        policy: ErrorPolicy<S::In>,
     ) {
-        b.stage(name, self, fan_in, inlet, outlet, options, retry);
+        b.stage(name, self, fan_in, inlet, outlet, options, policy);
     }
 }
 
@@ -338,12 +346,12 @@ pub fn add_stage_with_workers<Name, N, I>(
     inlet: I,
     outlet: Outlet<N::Out>,
     options: NodeOptions,
-    retry: Option<Retry<N::In>>,
+    policy: ErrorPolicy<N::In>,
 ) where
     N: IsStage<Name> + CloneForWorkers<Name>,
     I: Inlet<N::In>,
 {
-    node.add_with_workers(b, name, workers, fan_in, inlet, outlet, options, retry);
+    node.add_with_workers(b, name, workers, fan_in, inlet, outlet, options, policy);
 }
 
 pub fn add_source<Name, N: IsSource<Name>>(
@@ -364,9 +372,9 @@ pub fn add_stage<Name, N: IsStage<Name>, I: Inlet<N::In>>(
     inlet: I,
     outlet: Outlet<N::Out>,
     options: NodeOptions,
-    retry: Option<Retry<N::In>>,
+    policy: ErrorPolicy<N::In>,
 ) {
-    node.add(b, name, fan_in, inlet, outlet, options, retry);
+    node.add(b, name, fan_in, inlet, outlet, options, policy);
 }
 
 /// `retry(n)` tries a failed item again, which needs a fresh copy of it for every try.
@@ -379,21 +387,44 @@ pub trait CloneForRetry<Name>: Clone {}
 
 impl<T: Clone, Name> CloneForRetry<Name> for T {}
 
-/// The retry policy of `node`: `attempts` more tries, pausing `backoff`, then twice that...
-pub fn retry<Name, N: Node>(_node: &N, attempts: u32, backoff: Duration) -> Option<Retry<N::In>>
+/// The error policy of `node`, to which `retry` and `dead_letter` add.
+pub fn error_policy<N: Node>(_node: &N) -> ErrorPolicy<N::In> {
+    ErrorPolicy::default()
+}
+
+/// Adds `retry(attempts, backoff)`, checking the node's input can be copied for each try.
+pub fn with_retry<Name, N: Node>(
+    policy: ErrorPolicy<N::In>,
+    attempts: u32,
+    backoff: Duration,
+    _node: &N,
+) -> ErrorPolicy<N::In>
 where
     N::In: CloneForRetry<Name>,
 {
-    Some(Retry {
-        attempts,
-        backoff,
-        copy: <N::In as Clone>::clone,
-    })
+    policy.retry(attempts, backoff)
 }
 
-/// No retries: a failed item is counted and the node goes on.
-pub fn no_retry<N: Node>(_node: &N) -> Option<Retry<N::In>> {
-    None
+/// A dead-letter node gets a copy of every input the stage failed on.
+#[diagnostic::on_unimplemented(
+    message = "`dead_letter` on `{Name}` sends the items it failed on elsewhere, so it keeps a copy of each: its input type `{Self}` must implement `Clone`",
+    label = "`{Name}` routes failed items",
+    note = "derive or implement `Clone` for `{Self}`, or send an `Arc<{Self}>`"
+)]
+pub trait CloneForDeadLetter<Name>: Clone {}
+
+impl<T: Clone, Name> CloneForDeadLetter<Name> for T {}
+
+/// Adds `dead_letter(..)`: failed items go out on `outlet`.
+pub fn with_dead_letter<Name, N: Node>(
+    policy: ErrorPolicy<N::In>,
+    outlet: Outlet<Failed<N::In>>,
+    _node: &N,
+) -> ErrorPolicy<N::In>
+where
+    N::In: CloneForDeadLetter<Name>,
+{
+    policy.dead_letter(outlet)
 }
 
 /// The pause before the first retry when `retry(n)` does not give one.

@@ -47,7 +47,7 @@ pub struct NodeOption {
     pub span: Span,
 }
 
-pub const KNOWN_OPTIONS: &str = "`capacity(n)`, `workers(n)`, `ordered`, `timeout(duration)`, `retry(n)`, `retry(n, backoff)`, `restarts(n)`, `after(node, ..)`, `merge`, `fail_fast`";
+pub const KNOWN_OPTIONS: &str = "`capacity(n)`, `workers(n)`, `ordered`, `timeout(duration)`, `retry(n)`, `retry(n, backoff)`, `restarts(n)`, `dead_letter(node)`, `after(node, ..)`, `merge`, `fail_fast`";
 
 impl Parse for PipelineInput {
     fn parse(input: ParseStream) -> syn::Result<Self> {

@@ -50,6 +50,9 @@ fn inlet(n: usize) -> Ident {
 fn outlet(n: usize) -> Ident {
     hidden(&format!("__pipeline_outlet_{n}"))
 }
+fn dead_letter_outlet(n: usize) -> Ident {
+    hidden(&format!("__pipeline_dead_letter_{n}"))
+}
 
 pub fn expand(graph: &Graph) -> TokenStream {
     let names = Names {
@@ -110,39 +113,30 @@ pub fn expand(graph: &Graph) -> TokenStream {
             }
         });
 
+    let connect = |e: usize, dead_letter: bool| -> TokenStream {
+        let edge = &graph.edges[e];
+        let (node, target) = (&graph.nodes[edge.from], &graph.nodes[edge.to]);
+        let sender = slot_sender(graph, e);
+        let from_marker = marker(markers, &node.ident);
+        let to_marker = marker(markers, &target.ident);
+        let (from, to) = (&node.ident, &target.ident);
+        // Errors point at the method's name: it carries the edge target's span.
+        let method = Ident::new(
+            if dead_letter {
+                "connect_dead_letter"
+            } else {
+                "connect"
+            },
+            edge.to_ident.span(),
+        );
+        // The call's first tokens sit on the edge's source, its last on its target, so
+        // a type error underlines the whole `from => to`.
+        let new = quote_spanned!(edge.from_ident.span()=> ::pipeline::__private::Edge::new(&#from, &#to, #sender));
+        let connect = quote_spanned!(edge.to_ident.span()=> .#method::<#from_marker, #to_marker>());
+        quote!(#new #connect)
+    };
     let outlets = graph.nodes.iter().enumerate().filter(|(_, node)| !node.outputs.is_empty()).map(|(n, node)| {
-        let connections = node.outputs.iter().map(|&e| {
-            let edge = &graph.edges[e];
-            let target = &graph.nodes[edge.to];
-            let slot = target.inputs.iter().position(|&i| i == e).unwrap_or(0);
-            let sender = match target.fan_in() {
-                FanIn::Zip => {
-                    let tx = tx(edge.to, slot);
-                    quote!(#tx)
-                }
-                FanIn::Single => {
-                    let tx = tx(edge.to, 0);
-                    quote!(#tx)
-                }
-                // Every edge but the last gets a clone, so the channel closes when all end.
-                FanIn::Merge if slot + 1 < target.inputs.len() => {
-                    let tx = tx(edge.to, 0);
-                    quote!(::core::clone::Clone::clone(&#tx))
-                }
-                FanIn::Merge => {
-                    let tx = tx(edge.to, 0);
-                    quote!(#tx)
-                }
-            };
-            let from_marker = marker(markers, &graph.nodes[edge.from].ident);
-            let to_marker = marker(markers, &target.ident);
-            let (from, to) = (&node.ident, &target.ident);
-            // The call's first tokens sit on the edge's source, its last on its target, so
-            // a type error underlines the whole `from => to`.
-            let new = quote_spanned!(edge.from_ident.span()=> ::pipeline::__private::Edge::new(&#from, &#to, #sender));
-            let connect = quote_spanned!(edge.to_ident.span()=> .connect::<#from_marker, #to_marker>());
-            quote!(#new #connect)
-        });
+        let connections = node.outputs.iter().map(|&e| connect(e, false));
         let outlet = outlet(n);
         if node.outputs.len() == 1 {
             quote!(let #outlet = #private::single_output(#(#connections)*);)
@@ -153,6 +147,22 @@ pub fn expand(graph: &Graph) -> TokenStream {
             quote!(let #outlet = #fan_out(#private::vec![#(#connections),*]);)
         }
     });
+    let dead_letter_outlets = graph.nodes.iter().enumerate().filter_map(|(n, node)| {
+        let connection = connect(node.dead_letter?, true);
+        let outlet = dead_letter_outlet(n);
+        Some(quote!(let #outlet = #private::single_output(#connection);))
+    });
+    // Each merge edge got a clone of the merge's sender; the original goes, so the channel
+    // closes once every edge into it has.
+    let merge_senders = graph
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(_, node)| node.fan_in() == FanIn::Merge)
+        .map(|(n, _)| {
+            let tx = tx(n, 0);
+            quote!(::core::mem::drop(#tx);)
+        });
 
     let dependencies = graph.nodes.iter().flat_map(|node| {
         let waiting = &node.name;
@@ -162,9 +172,13 @@ pub fn expand(graph: &Graph) -> TokenStream {
             quote!(#builder.after(#waiting, #first);)
         })
     });
-    let edges = graph.edges.iter().map(|edge| {
+    let edges = graph.edges.iter().enumerate().map(|(e, edge)| {
         let (from, to) = (&graph.nodes[edge.from].name, &graph.nodes[edge.to].name);
-        quote!(#builder.edge(#from, #to);)
+        if graph.nodes[edge.from].dead_letter == Some(e) {
+            quote!(#builder.dead_letter_edge(#from, #to);)
+        } else {
+            quote!(#builder.edge(#from, #to);)
+        }
     });
 
     let adds = graph.nodes.iter().enumerate().map(|(n, node)| {
@@ -186,19 +200,30 @@ pub fn expand(graph: &Graph) -> TokenStream {
             None => quote!(::core::option::Option::None),
         };
         let options = quote!(#private::NodeOptions { fail_fast: #fail_fast, timeout: #timeout, restarts: #restarts });
-        // The retry policy borrows the node, so it is made before the node moves into the
-        // builder; spanned at `retry`, whose `Clone` requirement it checks.
-        let retry_policy = Ident::new("__pipeline_retry", Span::mixed_site());
-        let make_retry = match &node.options.retry {
-            Some((attempts, backoff, span)) => {
-                let backoff = match backoff {
-                    Some(backoff) => quote!(#backoff),
-                    None => quote!(#private::DEFAULT_BACKOFF),
-                };
-                let retry = quote_spanned!(*span=> ::pipeline::__private::retry::<#marker, _>(&#ident, #attempts, #backoff));
-                quote!(let #retry_policy = #retry;)
-            }
-            None => quote!(let #retry_policy = #private::no_retry(&#ident);),
+        // The error policy borrows the node, so it is made before the node moves into the
+        // builder; each part is spanned at its option, whose `Clone` requirement it checks.
+        let policy = Ident::new("__pipeline_policy", Span::mixed_site());
+        // Every token of these calls sits on the option, so an error lands there.
+        let at = |span: Span| Ident::new("__pipeline_policy", Span::mixed_site().located_at(span));
+        let with_retry = node.options.retry.as_ref().map(|(attempts, backoff, span)| {
+            let backoff = match backoff {
+                Some(backoff) => quote!(#backoff),
+                None => quote_spanned!(*span=> ::pipeline::__private::DEFAULT_BACKOFF),
+            };
+            let here = at(*span);
+            let call = quote_spanned!(*span=> ::pipeline::__private::with_retry::<#marker, _>(#here, #attempts, #backoff, &#ident));
+            quote!(let #policy = #call;)
+        });
+        let with_dead_letter = node.options.dead_letter.as_ref().filter(|_| node.dead_letter.is_some()).map(|(_, span)| {
+            let outlet = Ident::new(&dead_letter_outlet(n).to_string(), Span::mixed_site().located_at(*span));
+            let here = at(*span);
+            let call = quote_spanned!(*span=> ::pipeline::__private::with_dead_letter::<#marker, _>(#here, #outlet, &#ident));
+            quote!(let #policy = #call;)
+        });
+        let make_policy = quote! {
+            let #policy = #private::error_policy(&#ident);
+            #with_retry
+            #with_dead_letter
         };
         let (inlet, outlet) = (inlet(n), outlet(n));
         match node.role() {
@@ -210,8 +235,8 @@ pub fn expand(graph: &Graph) -> TokenStream {
                 None => {
                     let add = quote_spanned!(ident.span()=> #private::add_stage::<#marker, _, _>);
                     quote! {
-                        #make_retry
-                        #add(&mut #builder, #name, #ident, #fan_in, #inlet, #outlet, #options, #retry_policy);
+                        #make_policy
+                        #add(&mut #builder, #name, #ident, #fan_in, #inlet, #outlet, #options, #policy);
                     }
                 }
                 Some((count, span)) => {
@@ -220,8 +245,8 @@ pub fn expand(graph: &Graph) -> TokenStream {
                     let add = quote_spanned!(*span=> #private::add_stage_with_workers::<#marker, _, _>);
                     let workers = quote!(#private::Workers { count: #count, ordered: #ordered });
                     quote! {
-                        #make_retry
-                        #add(&mut #builder, #name, #ident, #workers, #fan_in, #inlet, #outlet, #options, #retry_policy);
+                        #make_policy
+                        #add(&mut #builder, #name, #ident, #workers, #fan_in, #inlet, #outlet, #options, #policy);
                     }
                 }
             },
@@ -241,11 +266,34 @@ pub fn expand(graph: &Graph) -> TokenStream {
         let mut #builder = #private::Builder::new();
         #(#inputs)*
         #(#outlets)*
+        #(#dead_letter_outlets)*
+        #(#merge_senders)*
         #(#edges)*
         #(#dependencies)*
         #(#adds)*
         #builder.build()
     }}
+}
+
+/// The sender of the input slot that edge `e` feeds.
+fn slot_sender(graph: &Graph, e: usize) -> TokenStream {
+    let edge = &graph.edges[e];
+    let target = &graph.nodes[edge.to];
+    match target.fan_in() {
+        FanIn::Zip => {
+            let slot = target.inputs.iter().position(|&i| i == e).unwrap_or(0);
+            let tx = tx(edge.to, slot);
+            quote!(#tx)
+        }
+        FanIn::Single => {
+            let tx = tx(edge.to, 0);
+            quote!(#tx)
+        }
+        FanIn::Merge => {
+            let tx = tx(edge.to, 0);
+            quote!(::core::clone::Clone::clone(&#tx))
+        }
+    }
 }
 
 fn marker(markers: &Ident, node: &Ident) -> TokenStream {

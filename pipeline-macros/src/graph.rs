@@ -32,6 +32,8 @@ pub struct Node {
     pub options: Options,
     pub inputs: Vec<usize>,
     pub outputs: Vec<usize>,
+    /// The edge carrying this stage's failed items (`dead_letter(..)`), apart from `outputs`.
+    pub dead_letter: Option<usize>,
 }
 
 #[derive(Default)]
@@ -45,6 +47,8 @@ pub struct Options {
     /// Extra attempts, the first pause if given, and where `retry` was written.
     pub retry: Option<(Expr, Option<Expr>, Span)>,
     pub restarts: Option<(Expr, Span)>,
+    /// The node failed items go to, and where `dead_letter` was written.
+    pub dead_letter: Option<(Ident, Span)>,
     /// Nodes that must finish before this one starts.
     pub after: Vec<Ident>,
     pub merge: bool,
@@ -137,6 +141,7 @@ impl Graph {
                     options: Options::default(),
                     inputs: Vec::new(),
                     outputs: Vec::new(),
+                    dead_letter: None,
                 });
                 graph.nodes.len() - 1
             })
@@ -199,6 +204,7 @@ impl Graph {
             }
         }
 
+        graph.add_dead_letter_edges(&mut errors);
         if graph.edges.is_empty() {
             errors.push(
                 call_site,
@@ -213,6 +219,44 @@ impl Graph {
         graph.check_options(&mut errors);
         graph.check_dependencies(&mut errors);
         errors.into_result().map(|()| graph)
+    }
+
+    /// `dead_letter(target)` adds an edge that carries the stage's failed items to `target`.
+    fn add_dead_letter_edges(&mut self, errors: &mut Errors) {
+        for from in 0..self.nodes.len() {
+            let Some((target, span)) = self.nodes[from].options.dead_letter.clone() else {
+                continue;
+            };
+            let target_name = node_name(&target);
+            let Some(to) = self.nodes.iter().position(|n| n.name == target_name) else {
+                errors.push(target.span(), format!("`dead_letter({target_name})`: there is no node `{target_name}` in this pipeline"));
+                continue;
+            };
+            if to == from {
+                errors.push(target.span(), "a stage cannot be its own dead-letter node");
+                continue;
+            }
+            let e = self.edges.len();
+            let mut from_ident = self.nodes[from].ident.clone();
+            from_ident.set_span(span);
+            self.edges.push(Edge {
+                from,
+                to,
+                from_ident,
+                to_ident: target,
+            });
+            self.nodes[from].dead_letter = Some(e);
+            self.nodes[to].inputs.push(e);
+        }
+    }
+
+    /// Every edge leaving `n`: its outputs and its dead-letter edge.
+    fn successors(&self, n: usize) -> impl Iterator<Item = usize> + '_ {
+        self.nodes[n]
+            .outputs
+            .iter()
+            .chain(&self.nodes[n].dead_letter)
+            .map(|&e| self.edges[e].to)
     }
 
     /// A name neither bound here nor declared is taken for a local variable, unless it is
@@ -272,7 +316,13 @@ impl Graph {
             path.push(start);
             while let Some((n, i)) = stack.last_mut() {
                 let n = *n;
-                if let Some(&e) = self.nodes[n].outputs.get(*i) {
+                let leaving: Vec<usize> = self.nodes[n]
+                    .outputs
+                    .iter()
+                    .chain(&self.nodes[n].dead_letter)
+                    .copied()
+                    .collect();
+                if let Some(&e) = leaving.get(*i) {
                     *i += 1;
                     let to = self.edges[e].to;
                     match mark[to] {
@@ -320,7 +370,7 @@ impl Graph {
             if std::mem::replace(&mut reached[n], true) {
                 continue;
             }
-            todo.extend(self.nodes[n].outputs.iter().map(|&e| self.edges[e].to));
+            todo.extend(self.successors(n));
         }
         for (n, node) in self.nodes.iter().enumerate() {
             if !reached[n] && !in_cycle[n] {
@@ -369,6 +419,11 @@ impl Graph {
             if let Some((_, span)) = &node.options.timeout {
                 if node.role() != Role::Stage {
                     errors.push(*span, format!("`timeout` limits how long a stage takes per item, and `{name}` is not a stage here"));
+                }
+            }
+            if let Some((_, span)) = &node.options.dead_letter {
+                if node.role() != Role::Stage {
+                    errors.push(*span, format!("`dead_letter` routes a stage's failed items, and `{name}` is not a stage here"));
                 }
             }
             if let Some((_, _, span)) = &node.options.retry {
@@ -457,7 +512,7 @@ impl Graph {
                 return true;
             }
             if !std::mem::replace(&mut seen[n], true) {
-                todo.extend(self.nodes[n].outputs.iter().map(|&e| self.edges[e].to));
+                todo.extend(self.successors(n));
             }
         }
         false
@@ -588,6 +643,12 @@ fn apply_options(node: &mut Node, options: Vec<NodeOption>, errors: &mut Errors)
                     ),
                 }
             }
+            "dead_letter" => match <[Expr; 1]>::try_from(args) {
+                Ok([Expr::Path(path)]) if path.path.get_ident().is_some() => {
+                    node.options.dead_letter = path.path.get_ident().map(|target| (target.clone(), span));
+                }
+                _ => errors.push(span, "`dead_letter` names the node that receives failed items: `dead_letter(rejects)`"),
+            },
             "after" => {
                 if args.is_empty() {
                     errors.push(span, "`after` names the nodes to wait for: `after(index)`");
@@ -761,6 +822,31 @@ mod tests {
         );
         assert!(
             has("`c` waits for `d` to finish, but both get items from `t`"),
+            "{errors:#?}"
+        );
+    }
+
+    #[test]
+    fn a_dead_letter_edge_feeds_its_target_but_is_no_output() {
+        let g = build(quote!(src => parse => out; parse[dead_letter(rejects)]; rejects)).unwrap();
+        let nodes = g.by_name();
+        assert_eq!(nodes["parse"].role(), Role::Stage);
+        assert_eq!(nodes["parse"].outputs.len(), 1);
+        assert_eq!(nodes["rejects"].role(), Role::Sink);
+        assert_eq!(nodes["rejects"].inputs.len(), 1);
+        let errors = errors_of(
+            quote!(src => parse => out; parse[dead_letter(nobody)]; out[dead_letter(src)]),
+        );
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains("there is no node `nobody`")),
+            "{errors:#?}"
+        );
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains("`dead_letter` routes a stage's failed items, and `out`")),
             "{errors:#?}"
         );
     }

@@ -5,7 +5,10 @@
 //! of its own from the blocking pool, so blocking calls there never stall the async workers
 //! that run every other node. The channels are executor-agnostic, so the same loop serves both.
 
+pub mod policy;
 pub mod workers;
+
+pub use policy::{ErrorPolicy, Failed, Retry};
 
 use std::any::Any;
 use std::future::Future;
@@ -98,23 +101,29 @@ impl NodeCtx {
 
     /// A worker of a stage or sink panicked on an item (which counts as failed). Returns
     /// whether it may restart; past the node's budget the run stops.
-    pub(crate) fn worker_panicked(&self, payload: Box<dyn Any + Send>) -> bool {
+    pub(crate) fn worker_panicked(&self, payload: Box<dyn Any + Send>) -> Panicked {
         let message = self.record_panic(payload);
         let restarts = self.stats.restarts.fetch_add(1, Relaxed) + 1;
         if restarts > u64::from(self.restart_budget) {
             self.control.fail(Failure::RestartsExhausted {
                 node: self.name.to_string(),
                 restarts: restarts - 1,
-                last_panic: message,
+                last_panic: message.clone(),
             });
-            return false;
+            return Panicked {
+                message,
+                restart: false,
+            };
         }
         tracing::warn!(
             node = self.name,
             restarts,
             "restarting the worker after a panic"
         );
-        true
+        Panicked {
+            message,
+            restart: true,
+        }
     }
 }
 
@@ -161,10 +170,12 @@ pub(crate) async fn run_stage<S: Stage, I: Inlet<S::In>>(
     mut inlet: I,
     mut outlet: Outlet<S::Out>,
     ctx: NodeCtx,
-    retry: Option<Retry<S::In>>,
+    policy: ErrorPolicy<S::In>,
 ) {
     let mut produced = Vec::new();
     let mut counts = BatchCounts::default();
+    let ErrorPolicy { retry, dead_letter } = policy;
+    let mut failures = FailedItems::new(dead_letter);
     let mut ready = set_up(&mut stage, &ctx).await;
     let result: Result<(), Closed> = async {
         while let Some(batch) = next_or_flush(&mut inlet, &mut outlet).await? {
@@ -174,8 +185,18 @@ pub(crate) async fn run_stage<S: Stage, I: Inlet<S::In>>(
                 if !ready {
                     // The setup error is in the report; these items never ran.
                     counts.failed += 1;
+                    failures
+                        .route(
+                            lineage,
+                            Some(item),
+                            "its worker could not start".into(),
+                            &ctx,
+                            &mut counts,
+                        )
+                        .await?;
                     continue;
                 }
+                let original = failures.keep(&item);
                 match attempt(
                     &mut stage,
                     item,
@@ -191,11 +212,25 @@ pub(crate) async fn run_stage<S: Stage, I: Inlet<S::In>>(
                     }
                     Outcome::Failed(error) => {
                         counts.failed += 1;
+                        let message = error.to_string();
                         ctx.item_failed(error);
+                        failures
+                            .route(lineage, original, message, &ctx, &mut counts)
+                            .await?;
                     }
                     Outcome::Panicked(panic) => {
                         counts.failed += 1;
-                        if ctx.worker_panicked(panic) {
+                        let panicked = ctx.worker_panicked(panic);
+                        failures
+                            .route(
+                                lineage,
+                                original,
+                                format!("panic: {}", panicked.message),
+                                &ctx,
+                                &mut counts,
+                            )
+                            .await?;
+                        if panicked.restart {
                             ready = restart(&mut stage, &ctx).await;
                         }
                     }
@@ -203,9 +238,11 @@ pub(crate) async fn run_stage<S: Stage, I: Inlet<S::In>>(
             }
             record_dropped(&mut inlet, &ctx);
             outlet.advance(watermark);
+            failures.advance(watermark);
             if outlet.watermark_lags() {
                 outlet.flush().await?;
             }
+            failures.flush().await?;
             ctx.stats.publish(&mut counts);
         }
         record_dropped(&mut inlet, &ctx);
@@ -213,6 +250,7 @@ pub(crate) async fn run_stage<S: Stage, I: Inlet<S::In>>(
             let last = finish(&mut stage, &ctx).await;
             deliver_final(last, &mut 0, &mut outlet, &mut counts).await?;
         }
+        failures.close().await?;
         outlet.close().await
     }
     .await;
@@ -220,6 +258,71 @@ pub(crate) async fn run_stage<S: Stage, I: Inlet<S::In>>(
     ctx.stats.publish(&mut counts);
     if result.is_err() {
         tracing::debug!(node = ctx.name, "downstream closed: the run was aborted");
+    }
+}
+
+/// A stage's dead-letter side: keeps a copy of each input while it is processed, and sends
+/// the inputs it failed on, with their error, to the dead-letter node.
+pub(crate) struct FailedItems<T> {
+    dead_letter: Option<policy::DeadLetter<T>>,
+}
+
+impl<T: Send + 'static> FailedItems<T> {
+    pub(crate) fn new(dead_letter: Option<policy::DeadLetter<T>>) -> Self {
+        FailedItems { dead_letter }
+    }
+
+    /// A copy of the input, if failures are routed anywhere.
+    pub(crate) fn keep(&self, item: &T) -> Option<T> {
+        self.dead_letter.as_ref().map(|d| (d.copy)(item))
+    }
+
+    pub(crate) async fn route(
+        &mut self,
+        lineage: Lineage,
+        original: Option<T>,
+        error: String,
+        ctx: &NodeCtx,
+        counts: &mut BatchCounts,
+    ) -> Result<(), Closed> {
+        if let (Some(dead_letter), Some(item)) = (self.dead_letter.as_mut(), original) {
+            counts.dead_lettered += 1;
+            dead_letter
+                .outlet
+                .push(
+                    lineage,
+                    Failed {
+                        item,
+                        error,
+                        node: ctx.name,
+                    },
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn advance(&mut self, watermark: u64) {
+        if let Some(dead_letter) = self.dead_letter.as_mut() {
+            dead_letter.outlet.advance(watermark);
+        }
+    }
+
+    /// Sends routed items now; failures are rare, so they are not held back for a batch.
+    pub(crate) async fn flush(&mut self) -> Result<(), Closed> {
+        match self.dead_letter.as_mut() {
+            Some(dead_letter) if dead_letter.outlet.has_pending() => {
+                dead_letter.outlet.flush().await
+            }
+            _ => Ok(()),
+        }
+    }
+
+    pub(crate) async fn close(self) -> Result<(), Closed> {
+        match self.dead_letter {
+            Some(dead_letter) => dead_letter.outlet.close().await,
+            None => Ok(()),
+        }
     }
 }
 
@@ -246,7 +349,7 @@ pub(crate) async fn run_sink<S: Sink, I: Inlet<S::In>>(mut sink: S, mut inlet: I
                 }
                 Err(panic) => {
                     counts.failed += 1;
-                    if ctx.worker_panicked(panic) {
+                    if ctx.worker_panicked(panic).restart {
                         ready = started(
                             AssertUnwindSafe(sink.setup(&ctx.context))
                                 .catch_unwind()
@@ -266,29 +369,18 @@ pub(crate) async fn run_sink<S: Sink, I: Inlet<S::In>>(mut sink: S, mut inlet: I
     ctx.stats.publish(&mut counts);
 }
 
+/// A worker's panic, once counted: its message, and whether the worker may start again.
+pub(crate) struct Panicked {
+    pub message: String,
+    pub restart: bool,
+}
+
 /// How processing one item went.
 pub(crate) enum Outcome {
     Done,
     Failed(BoxError),
     Panicked(Box<dyn Any + Send>),
 }
-
-/// `retry(n)`: how often a failed item is tried again, after what pause, and how to copy it
-/// for each try (processing consumes the item).
-pub struct Retry<T> {
-    pub attempts: u32,
-    /// The pause before the first retry; it doubles for each further one.
-    pub backoff: Duration,
-    pub copy: fn(&T) -> T,
-}
-
-impl<T> Clone for Retry<T> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-
-impl<T> Copy for Retry<T> {}
 
 /// Processes one item, retrying failures when asked. Panics are never retried: the worker
 /// is suspect until it has been set up again.

@@ -18,8 +18,8 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
 use super::{
-    NodeCtx, Outcome, Retry, attempt, deliver, deliver_final, finish, record_dropped, restart,
-    set_up,
+    ErrorPolicy, FailedItems, NodeCtx, Outcome, Retry, attempt, deliver, deliver_final, finish,
+    record_dropped, restart, set_up,
 };
 use crate::inlet::{self, Inlet};
 use crate::lineage::Lineage;
@@ -43,34 +43,40 @@ impl Workers {
     }
 }
 
+/// Copies an input so a failed item can still be sent to a dead-letter node.
+type Copy<T> = fn(&T) -> T;
+
 struct Job<T> {
     seq: u64,
     lineage: Lineage,
     item: T,
 }
 
-struct Done<T> {
+struct Done<I, O> {
     seq: u64,
     lineage: Lineage,
     /// `None`: the worker's setup had failed, so the item never ran.
     outcome: Option<Outcome>,
-    produced: Vec<T>,
+    produced: Vec<O>,
     retried: u64,
+    /// The input, kept when failed items go to a dead-letter node.
+    original: Option<I>,
 }
 
 /// What a worker sends back: one processed item, or at exit what `finish` emitted.
-enum Report<T> {
-    Item(Done<T>),
-    Final(Vec<T>),
+enum Report<I, O> {
+    Item(Done<I, O>),
+    Final(Vec<O>),
 }
 
 /// One worker: set up, take jobs until the queue closes, finish, tear down.
 async fn work<S: Stage, F, Fut>(
     mut stage: S,
     mut next_job: F,
-    results: mpsc::UnboundedSender<Report<S::Out>>,
+    results: mpsc::UnboundedSender<Report<S::In, S::Out>>,
     ctx: NodeCtx,
     retry: Option<Retry<S::In>>,
+    keep: Option<Copy<S::In>>,
 ) where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<Job<S::In>>>,
@@ -79,20 +85,20 @@ async fn work<S: Stage, F, Fut>(
     while let Some(job) = next_job().await {
         let mut produced = Vec::new();
         let mut retried = 0;
-        let outcome = if ready {
-            Some(
-                attempt(
-                    &mut stage,
-                    job.item,
-                    &mut produced,
-                    &ctx,
-                    retry,
-                    &mut retried,
-                )
-                .await,
+        let (outcome, original) = if ready {
+            let original = keep.map(|copy| copy(&job.item));
+            let outcome = attempt(
+                &mut stage,
+                job.item,
+                &mut produced,
+                &ctx,
+                retry,
+                &mut retried,
             )
+            .await;
+            (Some(outcome), original)
         } else {
-            None
+            (None, keep.map(|_| job.item))
         };
         // The collector counts a panic against the restart budget; the copy that panicked
         // is suspect either way, so it starts afresh.
@@ -103,6 +109,7 @@ async fn work<S: Stage, F, Fut>(
             outcome,
             produced,
             retried,
+            original,
         };
         if results.send(Report::Item(done)).is_err() {
             break;
@@ -137,9 +144,10 @@ type Finished = Vec<tokio::task::JoinHandle<()>>;
 
 fn start_workers<S: Stage>(
     copies: Vec<S>,
-    results: mpsc::UnboundedSender<Report<S::Out>>,
+    results: mpsc::UnboundedSender<Report<S::In, S::Out>>,
     ctx: &NodeCtx,
     retry: Option<Retry<S::In>>,
+    keep: Option<Copy<S::In>>,
 ) -> (Jobs<S::In>, Finished) {
     if S::BLOCKING {
         let (tx, rx) = std::sync::mpsc::channel::<Job<S::In>>();
@@ -154,7 +162,7 @@ fn start_workers<S: Stage>(
                     std::future::ready(job)
                 };
                 tokio::task::spawn_blocking(move || {
-                    futures::executor::block_on(work(stage, next_job, results, ctx, retry))
+                    futures::executor::block_on(work(stage, next_job, results, ctx, retry, keep))
                 })
             })
             .collect();
@@ -170,7 +178,7 @@ fn start_workers<S: Stage>(
                     let rx = rx.clone();
                     async move { rx.lock().await.recv().await }
                 };
-                tokio::spawn(work(stage, next_job, results, ctx, retry))
+                tokio::spawn(work(stage, next_job, results, ctx, retry, keep))
             })
             .collect();
         (Jobs::Tasks(tx), handles)
@@ -184,7 +192,7 @@ struct Collector<S: Stage> {
     ordered: bool,
     counts: BatchCounts,
     /// Finished out of order, waiting for earlier items (ordered only).
-    waiting: BTreeMap<u64, Done<S::Out>>,
+    waiting: BTreeMap<u64, Done<S::In, S::Out>>,
     next_to_emit: u64,
     in_flight: usize,
     /// Lineage roots of the items in flight, with how many items share each.
@@ -193,6 +201,7 @@ struct Collector<S: Stage> {
     input_watermark: u64,
     /// Items the workers emitted at end of stream so far (they are numbered for lineage).
     finals: u64,
+    failures: FailedItems<S::In>,
 }
 
 impl<S: Stage> Collector<S> {
@@ -201,7 +210,7 @@ impl<S: Stage> Collector<S> {
         *self.roots.entry(lineage.root_index()).or_default() += 1;
     }
 
-    async fn accept(&mut self, report: Report<S::Out>) -> Result<(), Closed> {
+    async fn accept(&mut self, report: Report<S::In, S::Out>) -> Result<(), Closed> {
         let done = match report {
             Report::Item(done) => done,
             Report::Final(items) => {
@@ -220,7 +229,7 @@ impl<S: Stage> Collector<S> {
         Ok(())
     }
 
-    async fn emit(&mut self, done: Done<S::Out>) -> Result<(), Closed> {
+    async fn emit(&mut self, done: Done<S::In, S::Out>) -> Result<(), Closed> {
         self.in_flight -= 1;
         let root = done.lineage.root_index();
         if let Some(n) = self.roots.get_mut(&root) {
@@ -243,14 +252,45 @@ impl<S: Stage> Collector<S> {
             }
             Some(Outcome::Failed(error)) => {
                 self.counts.failed += 1;
+                let message = error.to_string();
                 self.ctx.item_failed(error);
+                self.failures
+                    .route(
+                        done.lineage,
+                        done.original,
+                        message,
+                        &self.ctx,
+                        &mut self.counts,
+                    )
+                    .await?;
             }
             Some(Outcome::Panicked(panic)) => {
                 self.counts.failed += 1;
-                self.ctx.worker_panicked(panic);
+                let message = format!("panic: {}", self.ctx.worker_panicked(panic).message);
+                self.failures
+                    .route(
+                        done.lineage,
+                        done.original,
+                        message,
+                        &self.ctx,
+                        &mut self.counts,
+                    )
+                    .await?;
             }
             // Its worker never started; the setup error is in the report.
-            None => self.counts.failed += 1,
+            None => {
+                self.counts.failed += 1;
+                let message = "its worker could not start".to_string();
+                self.failures
+                    .route(
+                        done.lineage,
+                        done.original,
+                        message,
+                        &self.ctx,
+                        &mut self.counts,
+                    )
+                    .await?;
+            }
         }
         Ok(())
     }
@@ -270,7 +310,7 @@ pub(crate) async fn run_with_workers<S: Stage, I: Inlet<S::In>>(
     mut inlet: I,
     outlet: Outlet<S::Out>,
     ctx: NodeCtx,
-    retry: Option<Retry<S::In>>,
+    policy: ErrorPolicy<S::In>,
 ) {
     let workers = Workers {
         count: copies.len(),
@@ -278,7 +318,9 @@ pub(crate) async fn run_with_workers<S: Stage, I: Inlet<S::In>>(
     };
     let window = workers.window();
     let (results_tx, mut results) = mpsc::unbounded_channel();
-    let (jobs, handles) = start_workers(copies, results_tx, &ctx, retry);
+    let ErrorPolicy { retry, dead_letter } = policy;
+    let keep = dead_letter.as_ref().map(|d| d.copy);
+    let (jobs, handles) = start_workers(copies, results_tx, &ctx, retry, keep);
     let mut c = Collector::<S> {
         outlet,
         ctx: ctx.clone(),
@@ -290,6 +332,7 @@ pub(crate) async fn run_with_workers<S: Stage, I: Inlet<S::In>>(
         roots: BTreeMap::new(),
         input_watermark: 0,
         finals: 0,
+        failures: FailedItems::new(dead_letter),
     };
     let mut pending: VecDeque<(Lineage, S::In)> = VecDeque::new();
     let mut pending_watermark = None;
@@ -340,8 +383,11 @@ pub(crate) async fn run_with_workers<S: Stage, I: Inlet<S::In>>(
                 c.accept(done).await?;
             }
             record_dropped(&mut inlet, &ctx);
-            c.outlet.advance(c.watermark());
+            let watermark = c.watermark();
+            c.outlet.advance(watermark);
+            c.failures.advance(watermark);
             c.outlet.flush().await?;
+            c.failures.flush().await?;
             ctx.stats.publish(&mut c.counts);
         }
         // Closing the queue lets the workers finish; what they emit then comes last.
@@ -350,6 +396,7 @@ pub(crate) async fn run_with_workers<S: Stage, I: Inlet<S::In>>(
             c.accept(report).await?;
         }
         ctx.stats.publish(&mut c.counts);
+        c.failures.close().await?;
         c.outlet.close().await
     }
     .await;
