@@ -44,7 +44,7 @@ impl Workers {
 }
 
 /// Copies an input so a failed item can still be sent to a dead-letter node.
-type Copy<T> = fn(&T) -> T;
+type CopyInput<T> = fn(&T) -> T;
 
 struct Job<T> {
     seq: u64,
@@ -76,7 +76,7 @@ async fn work<S: Stage, F, Fut>(
     results: mpsc::UnboundedSender<Report<S::In, S::Out>>,
     ctx: NodeCtx,
     retry: Option<Retry<S::In>>,
-    keep: Option<Copy<S::In>>,
+    keep: Option<CopyInput<S::In>>,
 ) where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<Job<S::In>>>,
@@ -147,7 +147,7 @@ fn start_workers<S: Stage>(
     results: mpsc::UnboundedSender<Report<S::In, S::Out>>,
     ctx: &NodeCtx,
     retry: Option<Retry<S::In>>,
-    keep: Option<Copy<S::In>>,
+    keep: Option<CopyInput<S::In>>,
 ) -> (Jobs<S::In>, Finished) {
     if S::BLOCKING {
         let (tx, rx) = std::sync::mpsc::channel::<Job<S::In>>();
