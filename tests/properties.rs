@@ -23,6 +23,8 @@ enum Kind {
     Map(u64),
     Filter(u64),
     FlatMap(u64),
+    /// Panics on items divisible by its parameter; the worker is replaced each time.
+    Panicky(u64),
     Zip,
     Merge,
 }
@@ -55,7 +57,7 @@ fn spec() -> impl Strategy<Value = Spec> {
             .map(|i| {
                 let earlier = sources.len() + i;
                 (
-                    0u8..5,
+                    0u8..6,
                     2u64..5,
                     any::<prop::sample::Index>(),
                     any::<prop::sample::Index>(),
@@ -80,6 +82,7 @@ fn spec() -> impl Strategy<Value = Spec> {
                     // A zip needs two distinct inputs whose lineage means something (no merge upstream).
                     3 if a != b && !tainted[a] && !tainted[b] => (Kind::Zip, vec![a, b]),
                     4 if a != b => (Kind::Merge, vec![a, b]),
+                    5 => (Kind::Panicky(p + 3), vec![a]),
                     _ => (Kind::Map(p), vec![a]),
                 };
                 let t = matches!(kind, Kind::Merge) || inputs.iter().any(|&i| tainted[i]);
@@ -110,6 +113,7 @@ fn model(spec: &Spec) -> Vec<Vec<(Lineage, u64)>> {
         let produced: Vec<(Lineage, u64)> = match kind {
             Kind::Map(m) => a.iter().map(|&(l, v)| (l, map(*m, v))).collect(),
             Kind::Filter(m) => a.iter().copied().filter(|&(_, v)| keep(*m, v)).collect(),
+            Kind::Panicky(m) => a.iter().copied().filter(|&(_, v)| keep(*m, v)).collect(),
             Kind::FlatMap(k) => a
                 .iter()
                 .flat_map(|&(l, v)| {
@@ -206,7 +210,11 @@ fn run(spec: &Spec) -> (Vec<(usize, Vec<u64>)>, pipeline::RunReport) {
     let collected: Vec<Collected<u64>> = sinks.iter().map(|_| Collected::new()).collect();
 
     let mut builder = Builder::new();
-    let options = NodeOptions::default();
+    // Panicking workers are replaced however often it takes.
+    let options = NodeOptions {
+        restarts: Some(u32::MAX),
+        ..NodeOptions::default()
+    };
     let mut inputs: HashMap<usize, Input> = HashMap::new();
     for (i, (kind, _, cap)) in spec.stages.iter().enumerate() {
         let input = match kind {
@@ -302,6 +310,17 @@ fn run(spec: &Spec) -> (Vec<(usize, Vec<u64>)>, pipeline::RunReport) {
                     options,
                 )
             }
+            (Kind::Panicky(m), Input::Single(_, rx)) => {
+                let m = *m;
+                let fragile = stage::map(move |v: u64| {
+                    if keep(m, v) {
+                        v
+                    } else {
+                        panic!("panicky stage on {v}")
+                    }
+                });
+                builder.add(nm, fragile, FanIn::Single, rx, outlet, options)
+            }
             (Kind::FlatMap(k), Input::Single(_, rx)) => {
                 let k = *k;
                 builder.add(
@@ -362,6 +381,8 @@ proptest! {
 
     #[test]
     fn random_dags_lose_and_duplicate_nothing(spec in spec()) {
+        // The panicky stages' panics are expected; keep their messages out of the output.
+        std::panic::set_hook(Box::new(|_| {}));
         let expected = model(&spec);
         let (results, report) = run(&spec);
         for (node, mut got) in results {
@@ -373,6 +394,12 @@ proptest! {
         let a = report.accounting();
         prop_assert!(a.is_balanced(), "{:?}\n{}", a, report);
         prop_assert_eq!(a.source_items, spec.sources.iter().sum::<u64>());
+        for (i, (kind, _, _)) in spec.stages.iter().enumerate() {
+            if let Kind::Panicky(_) = kind {
+                let node = report.node(&format!("n{}", spec.sources.len() + i)).unwrap();
+                prop_assert_eq!(node.panics, node.failed, "every failure of a panicky stage is a caught panic");
+            }
+        }
     }
 }
 
