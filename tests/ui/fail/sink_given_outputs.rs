@@ -1,10 +1,11 @@
 use pipeline::prelude::*;
 
 fn main() {
+    let (first, second) = (Collected::<u32>::new(), Collected::<u32>::new());
     let _p = pipeline! {
         nums = source::iter(0..3u32);
-        out = sink::for_each(|n: u32| println!("{n}"));
-        more = sink::for_each(|n: u32| println!("{n}"));
+        out = first.sink();
+        more = second.sink();
         nums => out => more;
     };
 }
