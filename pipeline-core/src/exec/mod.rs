@@ -27,7 +27,7 @@ use crate::lineage::Lineage;
 use crate::node::{BoxError, Sink, Source, Stage};
 use crate::outlet::Outlet;
 use crate::report::Failure;
-use crate::source::Output;
+use crate::source::{Output, Stopped};
 use crate::stats::{BatchCounts, NodeStats};
 use crate::wire::{Batch, Closed};
 
@@ -146,6 +146,8 @@ pub(crate) async fn run_source<S: Source>(source: S, outlet: Outlet<S::Out>, ctx
         () = ctx.control.stopped() => None,
     };
     match ended {
+        // Ending with `Stopped` from `push` is obeying the shutdown, not failing.
+        Some(Ok(Err(error))) if error.downcast_ref::<Stopped>().is_some() => {}
         Some(Ok(Err(error))) => {
             tracing::error!(node = ctx.name, error = %error, "source failed");
             let error = error.to_string();
