@@ -240,58 +240,37 @@ impl<S: Stage> Collector<S> {
         }
         self.counts.retried += done.retried;
         let mut produced = done.produced;
-        match done.outcome {
+        let error = match done.outcome {
             Some(Outcome::Done) => {
-                deliver::<S>(
+                return deliver::<S>(
                     &mut produced,
                     done.lineage,
                     &mut self.outlet,
                     &mut self.counts,
                 )
-                .await?
+                .await;
             }
             Some(Outcome::Failed(error)) => {
-                self.counts.failed += 1;
                 let message = error.to_string();
                 self.ctx.item_failed(error);
-                self.failures
-                    .route(
-                        done.lineage,
-                        done.original,
-                        message,
-                        &self.ctx,
-                        &mut self.counts,
-                    )
-                    .await?;
+                message
             }
             Some(Outcome::Panicked(panic)) => {
-                self.counts.failed += 1;
-                let message = format!("panic: {}", self.ctx.worker_panicked(panic).message);
-                self.failures
-                    .route(
-                        done.lineage,
-                        done.original,
-                        message,
-                        &self.ctx,
-                        &mut self.counts,
-                    )
-                    .await?;
+                format!("panic: {}", self.ctx.worker_panicked(panic).message)
             }
             // Its worker never started; the setup error is in the report.
-            None => {
-                self.counts.failed += 1;
-                let message = "its worker could not start".to_string();
-                self.failures
-                    .route(
-                        done.lineage,
-                        done.original,
-                        message,
-                        &self.ctx,
-                        &mut self.counts,
-                    )
-                    .await?;
-            }
-        }
+            None => "its worker could not start".to_string(),
+        };
+        self.counts.failed += 1;
+        self.failures
+            .route(
+                done.lineage,
+                done.original,
+                error,
+                &self.ctx,
+                &mut self.counts,
+            )
+            .await?;
         Ok(())
     }
 
