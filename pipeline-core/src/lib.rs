@@ -5,6 +5,7 @@
 //! by [`lineage`]; [`stage`]s transform; [`sink`]s consume; [`run`] drives it all and
 //! [`report`] says where every item went.
 
+pub mod analysis;
 pub mod context;
 pub(crate) mod control;
 pub mod exec;
@@ -12,6 +13,7 @@ pub mod inlet;
 pub mod lineage;
 pub mod node;
 pub mod outlet;
+pub(crate) mod picture;
 pub mod report;
 pub mod run;
 pub mod sink;
@@ -21,6 +23,7 @@ pub(crate) mod stats;
 pub mod wire;
 pub mod wiring;
 
+pub use analysis::Verdict;
 pub use context::Context;
 pub use exec::workers::Workers;
 pub use exec::{ErrorPolicy, Failed};

@@ -4,6 +4,8 @@
 //! input is momentarily empty), so heavy load gets large batches and light load gets low
 //! latency.
 
+use std::time::{Duration, Instant};
+
 use crate::lineage::Lineage;
 use crate::wire::{Batch, Closed, EdgeSender, MAX_BATCH};
 
@@ -19,6 +21,8 @@ pub struct Outlet<T> {
     batch_max: usize,
     watermark: u64,
     sent_watermark: u64,
+    /// Time spent waiting for room downstream since the last `take_blocked`.
+    blocked: Duration,
 }
 
 impl<T: Send + 'static> Outlet<T> {
@@ -51,6 +55,7 @@ impl<T: Send + 'static> Outlet<T> {
             batch_max,
             watermark: 0,
             sent_watermark: 0,
+            blocked: Duration::ZERO,
         }
     }
 
@@ -85,6 +90,8 @@ impl<T: Send + 'static> Outlet<T> {
         }
         let n = self.buf.len();
         let watermark = self.watermark;
+        // Only a wait is timed, so a flowing pipeline pays no clock reads here.
+        let waiting_since = (!self.targets.iter().all(|t| t.has_room_for(n))).then(Instant::now);
         if let [target] = self.targets.as_slice() {
             let room = target.reserve(n).await?;
             room.send(Batch {
@@ -110,6 +117,9 @@ impl<T: Send + 'static> Outlet<T> {
             last.send(Batch { items, watermark })?;
         }
         self.sent_watermark = watermark;
+        if let Some(since) = waiting_since {
+            self.blocked += since.elapsed();
+        }
         Ok(())
     }
 
@@ -118,6 +128,11 @@ impl<T: Send + 'static> Outlet<T> {
         self.advance(u64::MAX);
         self.flush().await
         // Dropping the senders here is the end-of-stream signal.
+    }
+
+    /// Time spent waiting for room downstream since the last call.
+    pub fn take_blocked(&mut self) -> Duration {
+        std::mem::take(&mut self.blocked)
     }
 
     /// Whether the next flush would send something.

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::picture::{Drawing, Drawn};
 use crate::run::{FanIn, NodeSpec, Role};
 use crate::stats::NodeStats;
 
@@ -116,6 +117,14 @@ pub struct NodeReport {
     pub dead_lettered: u64,
     /// Workers replaced after a panic.
     pub restarts: u64,
+    /// From the node's start to its end.
+    pub active: Duration,
+    /// Running the node's own code (summed over its workers).
+    pub busy: Duration,
+    /// Waiting for input.
+    pub starved: Duration,
+    /// Waiting for room downstream: backpressure from a slower node.
+    pub blocked: Duration,
     /// The first error messages (at most 100).
     pub errors: Vec<String>,
 }
@@ -123,6 +132,15 @@ pub struct NodeReport {
 impl NodeReport {
     pub(crate) fn read(spec: &NodeSpec, inputs: usize, outputs: usize, stats: &NodeStats) -> Self {
         let get = NodeStats::get;
+        let active = stats.active();
+        let starved = Duration::from_nanos(get(&stats.starved_ns));
+        let blocked = Duration::from_nanos(get(&stats.blocked_ns));
+        // Several workers time their own work; one worker is busy whenever it is not waiting.
+        let busy = if spec.workers > 1 {
+            Duration::from_nanos(get(&stats.busy_ns))
+        } else {
+            active.saturating_sub(starved).saturating_sub(blocked)
+        };
         NodeReport {
             name: spec.name.to_string(),
             role: spec.role,
@@ -141,7 +159,31 @@ impl NodeReport {
             retried: get(&stats.retried),
             dead_lettered: get(&stats.dead_lettered),
             restarts: get(&stats.restarts),
+            active,
+            busy,
+            starved,
+            blocked,
             errors: stats.errors(),
+        }
+    }
+
+    /// The share of its capacity the node used: busy time over active time and workers.
+    pub fn utilisation(&self) -> f64 {
+        let capacity = self.active.as_secs_f64() * self.workers.max(1) as f64;
+        if capacity > 0.0 {
+            (self.busy.as_secs_f64() / capacity).min(1.0)
+        } else {
+            0.0
+        }
+    }
+
+    /// The share of its active time the node waited for room downstream.
+    pub fn blocked_share(&self) -> f64 {
+        let active = self.active.as_secs_f64();
+        if active > 0.0 {
+            (self.blocked.as_secs_f64() / active).min(1.0)
+        } else {
+            0.0
         }
     }
 
@@ -239,6 +281,65 @@ impl RunReport {
         a
     }
 
+    /// The run's graph as a Mermaid flowchart: counts on every node, the bottleneck
+    /// highlighted.
+    pub fn mermaid(&self) -> String {
+        self.drawing().mermaid()
+    }
+
+    /// The run's graph in Graphviz DOT, annotated like [`mermaid`](Self::mermaid).
+    pub fn dot(&self) -> String {
+        self.drawing().dot()
+    }
+
+    fn drawing(&self) -> Drawing<'_> {
+        let bottleneck = self.verdict().map(|v| v.bottleneck);
+        let nodes = self
+            .nodes
+            .iter()
+            .map(|n| {
+                let mut details = Vec::new();
+                match n.role {
+                    Role::Source => details.push(format!("{} out", n.emitted)),
+                    Role::Stage => details.push(format!("{} in, {} out", n.received, n.emitted)),
+                    Role::Sink => details.push(format!("{} in", n.received)),
+                }
+                let lost = [
+                    (n.filtered, "filtered"),
+                    (n.failed, "failed"),
+                    (n.dropped_partial_tuples, "partial"),
+                ];
+                let lost: Vec<String> = lost
+                    .iter()
+                    .filter(|(c, _)| *c > 0)
+                    .map(|(c, what)| format!("{c} {what}"))
+                    .collect();
+                if !lost.is_empty() {
+                    details.push(lost.join(", "));
+                }
+                if n.workers > 1 {
+                    details.push(format!("{} workers", n.workers));
+                }
+                let highlighted = bottleneck.as_deref() == Some(n.name.as_str());
+                if highlighted {
+                    details.push(format!("bottleneck, busy {:.0}%", n.utilisation() * 100.0));
+                }
+                Drawn {
+                    name: n.name.clone(),
+                    role: n.role,
+                    fan_in: n.fan_in,
+                    details,
+                    highlighted,
+                }
+            })
+            .collect();
+        Drawing {
+            nodes,
+            edges: &self.edges,
+            dead_letter_edges: &self.dead_letter_edges,
+        }
+    }
+
     /// Items consumed by all sinks.
     pub fn delivered(&self) -> u64 {
         self.accounting().delivered
@@ -256,8 +357,8 @@ impl fmt::Display for RunReport {
             .max(4);
         writeln!(
             f,
-            "{:<width$}  {:<6}  {:>9}  {:>9}  {:>8}  {:>7}  {:>7}",
-            "node", "role", "in", "out", "filtered", "failed", "partial"
+            "{:<width$}  {:<6}  {:>9}  {:>9}  {:>8}  {:>7}  {:>7}  {:>5}  {:>7}",
+            "node", "role", "in", "out", "filtered", "failed", "partial", "busy", "blocked"
         )?;
         for n in &self.nodes {
             let out = if n.role == Role::Sink {
@@ -272,14 +373,16 @@ impl fmt::Display for RunReport {
             };
             writeln!(
                 f,
-                "{:<width$}  {:<6}  {:>9}  {:>9}  {:>8}  {:>7}  {:>7}",
+                "{:<width$}  {:<6}  {:>9}  {:>9}  {:>8}  {:>7}  {:>7}  {:>4.0}%  {:>6.0}%",
                 n.name,
                 n.role.to_string(),
                 input,
                 out,
                 n.filtered,
                 n.failed,
-                n.dropped_partial_tuples
+                n.dropped_partial_tuples,
+                n.utilisation() * 100.0,
+                n.blocked_share() * 100.0
             )?;
         }
         let a = self.accounting();
@@ -298,6 +401,9 @@ impl fmt::Display for RunReport {
             },
             self.elapsed
         )?;
+        if let Some(verdict) = self.verdict() {
+            writeln!(f, "{verdict}")?;
+        }
         if let Some(failure) = &self.failure {
             writeln!(f, "stopped: {failure}")?;
         }

@@ -16,6 +16,7 @@ use crate::exec::{
 use crate::inlet::Inlet;
 use crate::node::{Sink, SinkNode, Source, SourceNode, Stage, StageNode};
 use crate::outlet::Outlet;
+use crate::picture::{Drawing, Drawn};
 use crate::report::{Failure, NodeReport, RunError, RunReport};
 use crate::stats::NodeStats;
 
@@ -230,6 +231,42 @@ impl Pipeline {
         self
     }
 
+    /// The declared graph as a Mermaid flowchart (before any run).
+    pub fn mermaid(&self) -> String {
+        self.drawing().mermaid()
+    }
+
+    /// The declared graph in Graphviz DOT (before any run).
+    pub fn dot(&self) -> String {
+        self.drawing().dot()
+    }
+
+    fn drawing(&self) -> Drawing<'_> {
+        let nodes = self
+            .nodes
+            .iter()
+            .map(|(spec, _)| {
+                let details = if spec.workers > 1 {
+                    vec![format!("{} workers", spec.workers)]
+                } else {
+                    Vec::new()
+                };
+                Drawn {
+                    name: spec.name.to_string(),
+                    role: spec.role,
+                    fan_in: spec.fan_in,
+                    details,
+                    highlighted: false,
+                }
+            })
+            .collect();
+        Drawing {
+            nodes,
+            edges: &self.edges,
+            dead_letter_edges: &self.dead_letter_edges,
+        }
+    }
+
     /// Node names in declaration order.
     pub fn node_names(&self) -> Vec<&'static str> {
         self.nodes.iter().map(|(spec, _)| spec.name).collect()
@@ -286,12 +323,15 @@ impl Pipeline {
                 .filter_map(|(_, first)| finished.get(first).map(watch::Sender::subscribe))
                 .collect();
             let done = finished.get(spec.name).cloned();
+            let clock = stats.clone();
             tasks.spawn(async move {
                 for mut first in waits {
                     // Err: the sender is gone, which only happens once the run is over.
                     let _ = first.wait_for(|finished| *finished).await;
                 }
+                clock.start();
                 launch(ctx).await;
+                clock.finish();
                 if let Some(done) = done {
                     done.send_replace(true);
                 }

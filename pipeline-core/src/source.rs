@@ -47,8 +47,10 @@ pub(crate) struct OutputState<T> {
 
 impl<T: Send + 'static> OutputState<T> {
     pub(crate) async fn close(mut self) {
-        self.ctx.stats.publish(&mut self.counts);
         // Err means the run was aborted; nothing is left to account for.
+        let _ = self.outlet.flush().await;
+        self.counts.blocked += self.outlet.take_blocked();
+        self.ctx.stats.publish(&mut self.counts);
         let _ = self.outlet.close().await;
     }
 }
@@ -108,6 +110,7 @@ impl<T: Send + 'static> Output<T> {
     pub async fn flush(&mut self) -> Result<(), Stopped> {
         let state = self.state();
         state.outlet.flush().await.map_err(|_| Stopped)?;
+        state.counts.blocked += state.outlet.take_blocked();
         state.ctx.stats.publish(&mut state.counts);
         Ok(())
     }

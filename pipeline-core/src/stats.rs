@@ -1,8 +1,9 @@
 //! Per-node counters. Runners count in locals and publish once per batch, so the hot path
 //! takes no lock and touches no shared cache line per item.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 /// How many error messages a node keeps for the report; the count is always exact.
 pub const KEPT_ERRORS: usize = 100;
@@ -20,6 +21,15 @@ pub(crate) struct NodeStats {
     pub retried: AtomicU64,
     pub dead_lettered: AtomicU64,
     pub restarts: AtomicU64,
+    /// Nanoseconds running user code; measured by the workers of a `workers(n)` node, and
+    /// for one worker derived from the others (active - starved - blocked).
+    pub busy_ns: AtomicU64,
+    /// Nanoseconds waiting for input.
+    pub starved_ns: AtomicU64,
+    /// Nanoseconds waiting for room downstream (backpressure).
+    pub blocked_ns: AtomicU64,
+    started: OnceLock<Instant>,
+    finished: OnceLock<Instant>,
     errors: Mutex<Vec<String>>,
 }
 
@@ -33,6 +43,9 @@ pub(crate) struct BatchCounts {
     pub expanded: u64,
     pub retried: u64,
     pub dead_lettered: u64,
+    pub busy: Duration,
+    pub starved: Duration,
+    pub blocked: Duration,
 }
 
 impl NodeStats {
@@ -49,7 +62,27 @@ impl NodeStats {
         add(&self.expanded, c.expanded);
         add(&self.retried, c.retried);
         add(&self.dead_lettered, c.dead_lettered);
+        add(&self.busy_ns, nanos(c.busy));
+        add(&self.starved_ns, nanos(c.starved));
+        add(&self.blocked_ns, nanos(c.blocked));
         *c = BatchCounts::default();
+    }
+
+    pub(crate) fn start(&self) {
+        let _ = self.started.set(Instant::now());
+    }
+
+    pub(crate) fn finish(&self) {
+        let _ = self.finished.set(Instant::now());
+    }
+
+    /// From the node's start to its end (or to now, while it runs).
+    pub(crate) fn active(&self) -> Duration {
+        match (self.started.get(), self.finished.get()) {
+            (Some(start), Some(end)) => end.duration_since(*start),
+            (Some(start), None) => start.elapsed(),
+            (None, _) => Duration::ZERO,
+        }
     }
 
     pub(crate) fn record_error(&self, message: String) {
@@ -69,4 +102,8 @@ impl NodeStats {
     pub(crate) fn get(a: &AtomicU64) -> u64 {
         a.load(Relaxed)
     }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }

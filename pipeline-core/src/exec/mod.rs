@@ -180,7 +180,7 @@ pub(crate) async fn run_stage<S: Stage, I: Inlet<S::In>>(
     let mut failures = FailedItems::new(dead_letter);
     let mut ready = set_up(&mut stage, &ctx).await;
     let result: Result<(), Closed> = async {
-        while let Some(batch) = next_or_flush(&mut inlet, &mut outlet).await? {
+        while let Some(batch) = next_or_flush(&mut inlet, &mut outlet, &mut counts).await? {
             counts.received += batch.len() as u64;
             let watermark = batch.watermark;
             for (lineage, item) in batch.items {
@@ -245,6 +245,7 @@ pub(crate) async fn run_stage<S: Stage, I: Inlet<S::In>>(
                 outlet.flush().await?;
             }
             failures.flush().await?;
+            counts.blocked += outlet.take_blocked();
             ctx.stats.publish(&mut counts);
         }
         record_dropped(&mut inlet, &ctx);
@@ -336,7 +337,12 @@ pub(crate) async fn run_sink<S: Sink, I: Inlet<S::In>>(mut sink: S, mut inlet: I
             .await,
         &ctx,
     );
-    while let Some(batch) = inlet::next(&mut inlet).await {
+    loop {
+        let waiting_since = Instant::now();
+        let Some(batch) = inlet::next(&mut inlet).await else {
+            break;
+        };
+        counts.starved += waiting_since.elapsed();
         counts.received += batch.len() as u64;
         for (_, item) in batch.items {
             if !ready {
@@ -550,12 +556,16 @@ pub(crate) async fn deliver<S: Stage>(
 pub(crate) async fn next_or_flush<T, O: Send + 'static, I: Inlet<T>>(
     inlet: &mut I,
     outlet: &mut Outlet<O>,
+    counts: &mut BatchCounts,
 ) -> Result<Option<Batch<T>>, Closed> {
     if let Some(batch) = inlet::try_next(inlet) {
         return Ok(batch);
     }
     outlet.flush().await?;
-    Ok(inlet::next(inlet).await)
+    let waiting_since = Instant::now();
+    let batch = inlet::next(inlet).await;
+    counts.starved += waiting_since.elapsed();
+    Ok(batch)
 }
 
 pub(crate) fn record_dropped<T, I: Inlet<T>>(inlet: &mut I, ctx: &NodeCtx) {

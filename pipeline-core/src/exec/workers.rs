@@ -59,6 +59,8 @@ struct Done<I, O> {
     outcome: Option<Outcome>,
     produced: Vec<O>,
     retried: u64,
+    /// Time the worker spent on it.
+    busy: std::time::Duration,
     /// The input, kept when failed items go to a dead-letter node.
     original: Option<I>,
 }
@@ -85,6 +87,7 @@ async fn work<S: Stage, F, Fut>(
     while let Some(job) = next_job().await {
         let mut produced = Vec::new();
         let mut retried = 0;
+        let started = std::time::Instant::now();
         let (outcome, original) = if ready {
             let original = keep.map(|copy| copy(&job.item));
             let outcome = attempt(
@@ -103,12 +106,14 @@ async fn work<S: Stage, F, Fut>(
         // The collector counts a panic against the restart budget; the copy that panicked
         // is suspect either way, so it starts afresh.
         let panicked = matches!(outcome, Some(Outcome::Panicked(_)));
+        let busy = started.elapsed();
         let done = Done {
             seq: job.seq,
             lineage: job.lineage,
             outcome,
             produced,
             retried,
+            busy,
             original,
         };
         if results.send(Report::Item(done)).is_err() {
@@ -239,6 +244,7 @@ impl<S: Stage> Collector<S> {
             }
         }
         self.counts.retried += done.retried;
+        self.counts.busy += done.busy;
         let mut produced = done.produced;
         let error = match done.outcome {
             Some(Outcome::Done) => {
@@ -341,6 +347,8 @@ pub(crate) async fn run_with_workers<S: Stage, I: Inlet<S::In>>(
                 break;
             }
             let take_input = !input_ended && pending.is_empty() && c.in_flight < window;
+            // With nothing in flight, the workers are idle for want of input.
+            let starving_since = (c.in_flight == 0).then(std::time::Instant::now);
             tokio::select! {
                 biased;
                 done = results.recv() => {
@@ -358,6 +366,9 @@ pub(crate) async fn run_with_workers<S: Stage, I: Inlet<S::In>>(
                     None => input_ended = true,
                 },
             }
+            if let Some(since) = starving_since {
+                c.counts.starved += since.elapsed();
+            }
             while let Ok(done) = results.try_recv() {
                 c.accept(done).await?;
             }
@@ -367,6 +378,7 @@ pub(crate) async fn run_with_workers<S: Stage, I: Inlet<S::In>>(
             c.failures.advance(watermark);
             c.outlet.flush().await?;
             c.failures.flush().await?;
+            c.counts.blocked += c.outlet.take_blocked();
             ctx.stats.publish(&mut c.counts);
         }
         // Closing the queue lets the workers finish; what they emit then comes last.

@@ -1,0 +1,107 @@
+//! Reading a run: which node limited it, why, and what to change.
+//!
+//! A node's *utilisation* is the share of its time (and workers) spent running its own code.
+//! The bottleneck is the node with the highest utilisation, provided it was busy most of the
+//! time: then the nodes feeding it were blocked on it (their `blocked` share says how much)
+//! and the nodes after it starved. A stage can take more workers; the suggestion scales its
+//! workers so that it would be about as busy as the next busiest node.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::report::{NodeReport, RunReport};
+use crate::run::Role;
+
+/// Below this, a run is too short for its timings to mean much.
+const SHORTEST_RUN: Duration = Duration::from_millis(5);
+/// A node busier than this is saturated.
+const SATURATED: f64 = 0.5;
+
+/// The bottleneck of a run and what to do about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    pub bottleneck: String,
+    /// Its utilisation, 0 to 1.
+    pub utilisation: f64,
+    /// The node feeding it that waited on it the most, and that node's blocked share.
+    pub blocked_upstream: Option<(String, f64)>,
+    /// A concrete change to try.
+    pub suggestion: String,
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "bottleneck: `{}`, busy {:.0}% of the time",
+            self.bottleneck,
+            self.utilisation * 100.0
+        )?;
+        if let Some((upstream, share)) = &self.blocked_upstream {
+            write!(
+                f,
+                " while `{upstream}` waited on it {:.0}% of the time",
+                share * 100.0
+            )?;
+        }
+        write!(f, "; {}", self.suggestion)
+    }
+}
+
+impl RunReport {
+    /// The node that limited the run, if one did (and the run was long enough to tell).
+    pub fn verdict(&self) -> Option<Verdict> {
+        if self.elapsed < SHORTEST_RUN {
+            return None;
+        }
+        let by_utilisation =
+            |a: &&NodeReport, b: &&NodeReport| a.utilisation().total_cmp(&b.utilisation());
+        let bottleneck = self.nodes.iter().max_by(by_utilisation)?;
+        let utilisation = bottleneck.utilisation();
+        if utilisation < SATURATED {
+            return None;
+        }
+        let blocked_upstream = self
+            .edges
+            .iter()
+            .filter(|(_, to)| *to == bottleneck.name)
+            .filter_map(|(from, _)| self.node(from))
+            .map(|n| (n.name.clone(), n.blocked_share()))
+            .filter(|(_, share)| *share > 0.0)
+            .max_by(|a, b| a.1.total_cmp(&b.1));
+        let next_busiest = self
+            .nodes
+            .iter()
+            .filter(|n| n.name != bottleneck.name)
+            .map(NodeReport::utilisation)
+            .fold(0.0_f64, f64::max);
+        let suggestion = match bottleneck.role {
+            Role::Stage => {
+                // As many workers as it takes to be about as busy as the next busiest node.
+                let target = next_busiest.max(0.25);
+                let wanted = ((bottleneck.workers as f64 * utilisation / target).ceil() as usize)
+                    .max(bottleneck.workers + 1);
+                format!(
+                    "raise workers on `{}` to {wanted}: `{}[workers({wanted})]`",
+                    bottleneck.name, bottleneck.name
+                )
+            }
+            Role::Sink => format!(
+                "make `{}` faster: a sink runs on one worker",
+                bottleneck.name
+            ),
+            Role::Source => {
+                format!(
+                    "the source `{}` is the limit: the rest of the graph waited for its items",
+                    bottleneck.name
+                )
+            }
+        };
+        Some(Verdict {
+            bottleneck: bottleneck.name.clone(),
+            utilisation,
+            blocked_upstream,
+            suggestion,
+        })
+    }
+}

@@ -1,0 +1,127 @@
+//! Run analysis: the bottleneck verdict, and pictures and tables of graphs and runs.
+
+use std::time::Duration;
+
+use pipeline::prelude::*;
+use pipeline::{FanIn, NodeReport, Role};
+
+#[test]
+fn the_verdict_names_the_slow_stage_and_says_what_to_do() {
+    let p = pipeline! {
+        nums = source::iter(0..150u32);
+        fast = stage::map(|n: u32| n + 1);
+        slow[capacity(4)] = stage::map(|n: u32| {
+            std::thread::sleep(Duration::from_millis(2));
+            n
+        });
+        out = sink::for_each(|_n: u32| {});
+        nums => fast => slow => out;
+    };
+    let report = p.run_blocking().unwrap();
+    let verdict = report.verdict().expect("one stage is clearly the limit");
+    assert_eq!(verdict.bottleneck, "slow", "{report}");
+    assert!(verdict.utilisation > 0.8, "{report}");
+    let (upstream, share) = verdict
+        .blocked_upstream
+        .clone()
+        .expect("`fast` waits on `slow`");
+    assert_eq!(upstream, "fast");
+    assert!(share > 0.5, "{report}");
+    assert!(
+        verdict
+            .suggestion
+            .starts_with("raise workers on `slow` to "),
+        "{}",
+        verdict.suggestion
+    );
+    assert!(
+        report.to_string().contains("bottleneck: `slow`"),
+        "{report}"
+    );
+    assert!(
+        report.mermaid().contains("bottleneck, busy"),
+        "{}",
+        report.mermaid()
+    );
+}
+
+fn declared() -> pipeline::Pipeline {
+    pipeline! {
+        inp = source::iter(Vec::<String>::new());
+        rev[workers(2)] = stage::map(|s: String| s.chars().rev().collect::<String>());
+        parse[dead_letter(bad)] = stage::try_map(|s: String| s.parse::<u32>());
+        out = sink::for_each(|(_a, _b): (String, String)| {});
+        nums = sink::for_each(|_n: u32| {});
+        bad = sink::for_each(|_f: pipeline::Failed<String>| {});
+        inp => rev, out, parse;
+        rev => out;
+        parse => nums;
+    }
+}
+
+#[test]
+fn pictures_of_the_declared_graph() {
+    let p = declared();
+    insta::assert_snapshot!("declared_mermaid", p.mermaid());
+    insta::assert_snapshot!("declared_dot", p.dot());
+}
+
+/// A finished run with fixed numbers, so its pictures and table do not depend on timing.
+fn finished_run() -> RunReport {
+    let node =
+        |name: &str, role, fan_in, (inputs, outputs), (received, emitted, filtered), busy_ms| {
+            NodeReport {
+                name: name.to_string(),
+                role,
+                fan_in,
+                workers: 1,
+                inputs,
+                outputs,
+                received,
+                emitted,
+                filtered,
+                failed: 0,
+                expanded: 0,
+                dropped_partial_tuples: 0,
+                dropped_partial_items: 0,
+                panics: 0,
+                retried: 0,
+                dead_lettered: 0,
+                restarts: 0,
+                active: Duration::from_millis(1000),
+                busy: Duration::from_millis(busy_ms),
+                starved: Duration::from_millis(1000 - busy_ms),
+                blocked: Duration::ZERO,
+                errors: Vec::new(),
+            }
+        };
+    let mut inp = node("inp", Role::Source, FanIn::Single, (0, 2), (0, 20, 0), 150);
+    inp.blocked = Duration::from_millis(850);
+    inp.starved = Duration::ZERO;
+    RunReport {
+        nodes: vec![
+            inp,
+            node("rev", Role::Stage, FanIn::Single, (1, 1), (20, 18, 2), 970),
+            node("out", Role::Sink, FanIn::Zip, (2, 0), (18, 0, 0), 40),
+        ],
+        edges: vec![("inp", "rev"), ("inp", "out"), ("rev", "out")],
+        dead_letter_edges: Vec::new(),
+        elapsed: Duration::from_millis(1000),
+        failure: None,
+    }
+}
+
+#[test]
+fn pictures_and_table_of_a_finished_run() {
+    let mut report = finished_run();
+    report.nodes[2].dropped_partial_tuples = 2;
+    report.nodes[2].dropped_partial_items = 2;
+    assert!(
+        report.accounting().is_balanced(),
+        "{:?}",
+        report.accounting()
+    );
+    insta::assert_snapshot!("run_mermaid", report.mermaid());
+    insta::assert_snapshot!("run_dot", report.dot());
+    insta::assert_snapshot!("run_table", report.to_string());
+}
