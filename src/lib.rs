@@ -6,7 +6,7 @@ pub use pipeline_macros::pipeline;
 pub use pipeline_core::{
     Accounting, BoxError, Collected, Context, Failed, Failure, FanIn, NoInput, NoOutput, Node,
     NodeReport, Output, Pipeline, Role, RunError, RunHandle, RunReport, Sink, SinkNode, Source,
-    SourceNode, Stage, StageNode, Stopped, lineage, sink, source, stage,
+    SourceNode, Stage, StageNode, Stopped, Verdict, lineage, sink, source, stage,
 };
 
 /// Channel sizing: the default bound of an edge, in items, and the largest batch.
@@ -44,4 +44,6 @@ mod book {
     struct Running;
     #[doc = include_str!("../book/src/execution.md")]
     struct Execution;
+    #[doc = include_str!("../book/src/bottleneck.md")]
+    struct Bottleneck;
 }

@@ -1,6 +1,7 @@
 //! Reading a run: which node limited it, why, and what to change.
 //!
-//! A node's *utilisation* is the share of its time (and workers) spent running its own code.
+//! A node's *utilisation* is the share of the run's time (times its workers) it spent running
+//! its own code.
 //! The bottleneck is the node with the highest utilisation, provided it was busy most of the
 //! time: then the nodes feeding it were blocked on it (their `blocked` share says how much)
 //! and the nodes after it starved. A stage can take more workers; the suggestion scales its
@@ -54,10 +55,11 @@ impl RunReport {
         if self.elapsed < SHORTEST_RUN {
             return None;
         }
+        let wall = self.elapsed;
         let by_utilisation =
-            |a: &&NodeReport, b: &&NodeReport| a.utilisation().total_cmp(&b.utilisation());
+            |a: &&NodeReport, b: &&NodeReport| a.utilisation(wall).total_cmp(&b.utilisation(wall));
         let bottleneck = self.nodes.iter().max_by(by_utilisation)?;
-        let utilisation = bottleneck.utilisation();
+        let utilisation = bottleneck.utilisation(wall);
         if utilisation < SATURATED {
             return None;
         }
@@ -66,14 +68,14 @@ impl RunReport {
             .iter()
             .filter(|(_, to)| *to == bottleneck.name)
             .filter_map(|(from, _)| self.node(from))
-            .map(|n| (n.name.clone(), n.blocked_share()))
+            .map(|n| (n.name.clone(), n.blocked_share(wall)))
             .filter(|(_, share)| *share > 0.0)
             .max_by(|a, b| a.1.total_cmp(&b.1));
         let next_busiest = self
             .nodes
             .iter()
             .filter(|n| n.name != bottleneck.name)
-            .map(NodeReport::utilisation)
+            .map(|n| n.utilisation(wall))
             .fold(0.0_f64, f64::max);
         let suggestion = match bottleneck.role {
             Role::Stage => {

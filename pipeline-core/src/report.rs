@@ -167,24 +167,16 @@ impl NodeReport {
         }
     }
 
-    /// The share of its capacity the node used: busy time over active time and workers.
-    pub fn utilisation(&self) -> f64 {
-        let capacity = self.active.as_secs_f64() * self.workers.max(1) as f64;
-        if capacity > 0.0 {
-            (self.busy.as_secs_f64() / capacity).min(1.0)
-        } else {
-            0.0
-        }
+    /// The share of a run of length `wall` this node's workers spent busy. Measured against
+    /// the whole run, not the node's own lifetime: a source that is done in a millisecond
+    /// was not what the run waited for.
+    pub fn utilisation(&self, wall: Duration) -> f64 {
+        share(self.busy, wall.mul_f64(self.workers.max(1) as f64))
     }
 
-    /// The share of its active time the node waited for room downstream.
-    pub fn blocked_share(&self) -> f64 {
-        let active = self.active.as_secs_f64();
-        if active > 0.0 {
-            (self.blocked.as_secs_f64() / active).min(1.0)
-        } else {
-            0.0
-        }
+    /// The share of a run of length `wall` this node waited for room downstream.
+    pub fn blocked_share(&self, wall: Duration) -> f64 {
+        share(self.blocked, wall)
     }
 
     /// Items that reached this sink and were consumed without error.
@@ -322,7 +314,10 @@ impl RunReport {
                 }
                 let highlighted = bottleneck.as_deref() == Some(n.name.as_str());
                 if highlighted {
-                    details.push(format!("bottleneck, busy {:.0}%", n.utilisation() * 100.0));
+                    details.push(format!(
+                        "bottleneck, busy {:.0}%",
+                        n.utilisation(self.elapsed) * 100.0
+                    ));
                 }
                 Drawn {
                     name: n.name.clone(),
@@ -381,8 +376,8 @@ impl fmt::Display for RunReport {
                 n.filtered,
                 n.failed,
                 n.dropped_partial_tuples,
-                n.utilisation() * 100.0,
-                n.blocked_share() * 100.0
+                n.utilisation(self.elapsed) * 100.0,
+                n.blocked_share(self.elapsed) * 100.0
             )?;
         }
         let a = self.accounting();
@@ -408,5 +403,13 @@ impl fmt::Display for RunReport {
             writeln!(f, "stopped: {failure}")?;
         }
         Ok(())
+    }
+}
+
+fn share(part: Duration, whole: Duration) -> f64 {
+    if whole.is_zero() {
+        0.0
+    } else {
+        (part.as_secs_f64() / whole.as_secs_f64()).min(1.0)
     }
 }
