@@ -104,7 +104,9 @@ fn finished_run() -> RunReport {
             node("rev", Role::Stage, FanIn::Single, (1, 1), (20, 18, 2), 970),
             node("out", Role::Sink, FanIn::Zip, (2, 0), (18, 0, 0), 40),
         ],
-        edges: vec![("inp", "rev"), ("inp", "out"), ("rev", "out")],
+        edges: [("inp", "rev"), ("inp", "out"), ("rev", "out")]
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .to_vec(),
         dead_letter_edges: Vec::new(),
         elapsed: Duration::from_millis(1000),
         failure: None,
@@ -124,4 +126,20 @@ fn pictures_and_table_of_a_finished_run() {
     insta::assert_snapshot!("run_mermaid", report.mermaid());
     insta::assert_snapshot!("run_dot", report.dot());
     insta::assert_snapshot!("run_table", report.to_string());
+}
+
+#[test]
+fn a_report_survives_a_json_round_trip() {
+    let p = pipeline! {
+        words = source::iter(["a", "bb", "ccc"]);
+        long = stage::filter(|w: &&str| w.len() > 1);
+        out = sink::for_each(|_w: &str| {});
+        words => long => out;
+    };
+    let report = p.run_blocking().unwrap();
+    let json = serde_json::to_string_pretty(&report).unwrap();
+    assert!(json.contains("\"filtered\": 1"), "{json}");
+    let back: RunReport = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, report);
+    assert_eq!(back.to_string(), report.to_string());
 }

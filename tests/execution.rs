@@ -330,7 +330,10 @@ async fn failed_items_go_to_the_dead_letter_node_with_their_error() {
     );
     let parse = report.node("parse").unwrap();
     assert_eq!((parse.failed, parse.dead_lettered), (2, 2));
-    assert_eq!(report.dead_letter_edges, vec![("parse", "bad")]);
+    assert_eq!(
+        report.dead_letter_edges,
+        vec![("parse".to_string(), "bad".to_string())]
+    );
     assert!(report.accounting().is_balanced(), "{report}");
 }
 

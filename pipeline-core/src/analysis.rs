@@ -19,6 +19,7 @@ const SHORTEST_RUN: Duration = Duration::from_millis(5);
 const SATURATED: f64 = 0.5;
 
 /// The bottleneck of a run and what to do about it.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verdict {
     pub bottleneck: String,

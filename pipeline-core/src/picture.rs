@@ -22,8 +22,8 @@ pub(crate) struct Drawn {
 /// What a picture shows.
 pub(crate) struct Drawing<'a> {
     pub nodes: Vec<Drawn>,
-    pub edges: &'a [(&'static str, &'static str)],
-    pub dead_letter_edges: &'a [(&'static str, &'static str)],
+    pub edges: Vec<(&'a str, &'a str)>,
+    pub dead_letter_edges: Vec<(&'a str, &'a str)>,
 }
 
 impl Drawing<'_> {
@@ -63,7 +63,7 @@ impl Drawing<'_> {
                 None => writeln!(out, "    n{a} --> n{b}"),
             };
         }
-        for (from, to) in self.dead_letter_edges {
+        for (from, to) in &self.dead_letter_edges {
             let _ = writeln!(
                 out,
                 "    n{} -.->|failed| n{}",
@@ -113,7 +113,7 @@ impl Drawing<'_> {
                 None => writeln!(out, "    \"{from}\" -> \"{to}\";"),
             };
         }
-        for (from, to) in self.dead_letter_edges {
+        for (from, to) in &self.dead_letter_edges {
             let _ = writeln!(
                 out,
                 "    \"{from}\" -> \"{to}\" [style=dashed, label=\"failed\"];"

@@ -8,6 +8,7 @@ use crate::run::{FanIn, NodeSpec, Role};
 use crate::stats::NodeStats;
 
 /// Why a run ended early.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Failure {
     /// A fail-fast node's item failed.
@@ -87,6 +88,7 @@ impl fmt::Display for RunError {
 impl std::error::Error for RunError {}
 
 /// Counts of one node.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeReport {
     pub name: String,
@@ -200,6 +202,7 @@ impl NodeReport {
 /// For a graph whose items each reach one sink once (such as the quickstart's, where the
 /// fan-out's copies are joined again by the zip) this is
 /// `source_items = delivered + filtered + failed + dropped partial tuples`.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Accounting {
     pub source_items: u64,
@@ -234,13 +237,14 @@ impl Accounting {
 }
 
 /// The result of a run.
-#[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunReport {
     /// One entry per node, in declaration order.
     pub nodes: Vec<NodeReport>,
-    pub edges: Vec<(&'static str, &'static str)>,
+    pub edges: Vec<(String, String)>,
     /// Edges carrying a stage's failed items to its dead-letter node.
-    pub dead_letter_edges: Vec<(&'static str, &'static str)>,
+    pub dead_letter_edges: Vec<(String, String)>,
     pub elapsed: Duration,
     /// Set when the run ended early; `run()` then returns it inside a [`RunError`].
     pub failure: Option<Failure>,
@@ -284,7 +288,7 @@ impl RunReport {
         self.drawing().dot()
     }
 
-    fn drawing(&self) -> Drawing<'_> {
+    fn drawing<'a>(&'a self) -> Drawing<'a> {
         let bottleneck = self.verdict().map(|v| v.bottleneck);
         let nodes = self
             .nodes
@@ -328,10 +332,16 @@ impl RunReport {
                 }
             })
             .collect();
+        let borrowed = |edges: &'a [(String, String)]| {
+            edges
+                .iter()
+                .map(|(a, b)| (a.as_str(), b.as_str()))
+                .collect()
+        };
         Drawing {
             nodes,
-            edges: &self.edges,
-            dead_letter_edges: &self.dead_letter_edges,
+            edges: borrowed(&self.edges),
+            dead_letter_edges: borrowed(&self.dead_letter_edges),
         }
     }
 

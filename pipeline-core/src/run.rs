@@ -21,6 +21,7 @@ use crate::report::{Failure, NodeReport, RunError, RunReport};
 use crate::stats::NodeStats;
 
 /// What a node is, as the report shows it.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     Source,
@@ -39,6 +40,7 @@ impl std::fmt::Display for Role {
 }
 
 /// How a node with several inputs combines them.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FanIn {
     /// One input.
@@ -262,8 +264,8 @@ impl Pipeline {
             .collect();
         Drawing {
             nodes,
-            edges: &self.edges,
-            dead_letter_edges: &self.dead_letter_edges,
+            edges: self.edges.clone(),
+            dead_letter_edges: self.dead_letter_edges.clone(),
         }
     }
 
@@ -324,18 +326,23 @@ impl Pipeline {
                 .collect();
             let done = finished.get(spec.name).cloned();
             let clock = stats.clone();
-            tasks.spawn(async move {
-                for mut first in waits {
-                    // Err: the sender is gone, which only happens once the run is over.
-                    let _ = first.wait_for(|finished| *finished).await;
-                }
-                clock.start();
-                launch(ctx).await;
-                clock.finish();
-                if let Some(done) = done {
-                    done.send_replace(true);
-                }
-            });
+            // Every event of a node (failed items, restarts) is inside its span.
+            let span = tracing::info_span!("node", name = spec.name);
+            tasks.spawn(tracing::Instrument::instrument(
+                async move {
+                    for mut first in waits {
+                        // Err: the sender is gone, which only happens once the run is over.
+                        let _ = first.wait_for(|finished| *finished).await;
+                    }
+                    clock.start();
+                    launch(ctx).await;
+                    clock.finish();
+                    if let Some(done) = done {
+                        done.send_replace(true);
+                    }
+                },
+                span,
+            ));
             nodes.push((spec, stats));
         }
         let snapshot = Arc::new(Snapshot {
@@ -387,8 +394,8 @@ impl Snapshot {
             .collect();
         RunReport {
             nodes,
-            edges: self.edges.clone(),
-            dead_letter_edges: self.dead_letter_edges.clone(),
+            edges: owned(&self.edges),
+            dead_letter_edges: owned(&self.dead_letter_edges),
             elapsed: self.started.elapsed(),
             failure,
         }
@@ -493,4 +500,11 @@ impl RunHandle {
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         }
     }
+}
+
+fn owned(edges: &[(&str, &str)]) -> Vec<(String, String)> {
+    edges
+        .iter()
+        .map(|(from, to)| (from.to_string(), to.to_string()))
+        .collect()
 }

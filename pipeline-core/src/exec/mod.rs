@@ -38,7 +38,10 @@ pub(crate) fn place<F: Future<Output = ()> + Send + 'static>(blocking: bool, nod
     if !blocking {
         return Box::pin(node);
     }
-    let thread = tokio::task::spawn_blocking(move || futures::executor::block_on(node));
+    // The node's span (see `Pipeline::spawn`) follows it onto its thread.
+    let span = tracing::Span::current();
+    let thread =
+        tokio::task::spawn_blocking(move || span.in_scope(|| futures::executor::block_on(node)));
     Box::pin(async move {
         if let Err(e) = thread.await {
             if e.is_panic() {
