@@ -119,6 +119,9 @@ pub struct NodeReport {
     pub dead_lettered: u64,
     /// Workers replaced after a panic.
     pub restarts: u64,
+    /// Items waiting on its input edges when it last took a batch, and the most it saw.
+    pub queue_now: u64,
+    pub queue_peak: u64,
     /// From the node's start to its end.
     pub active: Duration,
     /// Running the node's own code (summed over its workers).
@@ -161,6 +164,8 @@ impl NodeReport {
             retried: get(&stats.retried),
             dead_lettered: get(&stats.dead_lettered),
             restarts: get(&stats.restarts),
+            queue_now: get(&stats.queue_now),
+            queue_peak: get(&stats.queue_peak),
             active,
             busy,
             starved,

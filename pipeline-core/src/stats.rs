@@ -28,6 +28,9 @@ pub(crate) struct NodeStats {
     pub starved_ns: AtomicU64,
     /// Nanoseconds waiting for room downstream (backpressure).
     pub blocked_ns: AtomicU64,
+    /// Items waiting on the node's input edges when it last took a batch, and the most seen.
+    pub queue_now: AtomicU64,
+    pub queue_peak: AtomicU64,
     started: OnceLock<Instant>,
     finished: OnceLock<Instant>,
     errors: Mutex<Vec<String>>,
@@ -66,6 +69,13 @@ impl NodeStats {
         add(&self.starved_ns, nanos(c.starved));
         add(&self.blocked_ns, nanos(c.blocked));
         *c = BatchCounts::default();
+    }
+
+    /// Records the input queue's depth; called once per batch taken.
+    pub(crate) fn observe_queue(&self, depth: usize) {
+        let depth = depth as u64;
+        self.queue_now.store(depth, Relaxed);
+        self.queue_peak.fetch_max(depth, Relaxed);
     }
 
     pub(crate) fn start(&self) {

@@ -146,6 +146,11 @@ pub struct EdgeReceiver<T> {
 }
 
 impl<T> EdgeReceiver<T> {
+    /// Items waiting on this edge right now.
+    pub fn queued(&self) -> usize {
+        self.capacity - self.permits.available_permits().min(self.capacity)
+    }
+
     /// Polls for the next batch; `Ready(None)` is end of stream.
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Batch<T>>> {
         match self.rx.poll_recv(cx) {

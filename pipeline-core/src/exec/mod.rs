@@ -184,6 +184,7 @@ pub(crate) async fn run_stage<S: Stage, I: Inlet<S::In>>(
     let mut ready = set_up(&mut stage, &ctx).await;
     let result: Result<(), Closed> = async {
         while let Some(batch) = next_or_flush(&mut inlet, &mut outlet, &mut counts).await? {
+            ctx.stats.observe_queue(inlet.queued());
             counts.received += batch.len() as u64;
             let watermark = batch.watermark;
             for (lineage, item) in batch.items {
@@ -346,6 +347,7 @@ pub(crate) async fn run_sink<S: Sink, I: Inlet<S::In>>(mut sink: S, mut inlet: I
             break;
         };
         counts.starved += waiting_since.elapsed();
+        ctx.stats.observe_queue(inlet.queued());
         counts.received += batch.len() as u64;
         for (_, item) in batch.items {
             if !ready {

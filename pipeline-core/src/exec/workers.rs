@@ -359,6 +359,7 @@ pub(crate) async fn run_with_workers<S: Stage, I: Inlet<S::In>>(
                 }
                 batch = inlet::next(&mut inlet), if take_input => match batch {
                     Some(batch) => {
+                        ctx.stats.observe_queue(inlet.queued());
                         c.counts.received += batch.len() as u64;
                         pending_watermark = Some(batch.watermark);
                         pending.extend(batch.items);

@@ -22,6 +22,9 @@ pub trait Inlet<T>: Send + 'static {
     /// Polls for the next batch; `Ready(None)` is end of stream on every input.
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Batch<T>>>;
 
+    /// Items waiting on the input edges right now.
+    fn queued(&self) -> usize;
+
     /// Partial tuples dropped since the last call (only a zip drops any).
     fn take_dropped(&mut self) -> Dropped {
         Dropped::default()
@@ -45,6 +48,10 @@ impl<T: Send + 'static> Inlet<T> for EdgeReceiver<T> {
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Batch<T>>> {
         self.poll_recv(cx)
     }
+
+    fn queued(&self) -> usize {
+        EdgeReceiver::queued(self)
+    }
 }
 
 /// Several edges of one type into one channel, interleaved as they arrive.
@@ -63,6 +70,10 @@ impl<T> MergeInlet<T> {
 }
 
 impl<T: Send + 'static> Inlet<T> for MergeInlet<T> {
+    fn queued(&self) -> usize {
+        self.rx.queued()
+    }
+
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Batch<T>>> {
         self.rx.poll_recv(cx).map(|batch| {
             batch.map(|mut batch| {

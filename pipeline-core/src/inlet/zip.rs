@@ -125,6 +125,10 @@ macro_rules! zip_inlet {
                 }
             }
 
+            fn queued(&self) -> usize {
+                0 $( + self.receivers.$idx.as_ref().map_or(0, EdgeReceiver::queued) )+
+            }
+
             fn take_dropped(&mut self) -> Dropped {
                 std::mem::take(&mut self.dropped)
             }
