@@ -88,6 +88,8 @@ fn finished_run() -> RunReport {
                 retried: 0,
                 dead_lettered: 0,
                 restarts: 0,
+                queue_now: 0,
+                queue_peak: 0,
                 active: Duration::from_millis(1000),
                 busy: Duration::from_millis(busy_ms),
                 starved: Duration::from_millis(1000 - busy_ms),
