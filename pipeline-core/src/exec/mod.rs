@@ -214,7 +214,13 @@ pub(crate) async fn run_stage<S: Stage, I: Inlet<S::In>>(
                 .await
                 {
                     Outcome::Done => {
-                        deliver::<S>(&mut produced, lineage, &mut outlet, &mut counts).await?
+                        deliver::<S>(&mut produced, lineage, &mut outlet, &mut counts).await?;
+                        // The next node has nothing to do: hand it what there is now. Slow
+                        // stages thus pass items on one by one; with cheap stages the next
+                        // node is rarely idle, so batches stay large.
+                        if outlet.has_pending() && outlet.downstream_idle() {
+                            outlet.flush().await?;
+                        }
                     }
                     Outcome::Failed(error) => {
                         counts.failed += 1;
