@@ -219,6 +219,9 @@ fn main() {
             Some(verdict) => println!("{name}: {verdict}"),
             None => println!("{name}: no node was saturated"),
         }
+        for warning in report.warnings().iter().take(1) {
+            println!("{name}: warning: {warning}");
+        }
     }
     let asked = setup.stages[0];
     let (thread_sleep, async_sleep) = timer_resolution(asked);

@@ -88,6 +88,8 @@ fn finished_run() -> RunReport {
                 retried: 0,
                 dead_lettered: 0,
                 restarts: 0,
+                long_polls: 0,
+                longest_poll: Duration::ZERO,
                 queue_now: 0,
                 queue_peak: 0,
                 active: Duration::from_millis(1000),
@@ -144,4 +146,32 @@ fn a_report_survives_a_json_round_trip() {
     let back: RunReport = serde_json::from_str(&json).unwrap();
     assert_eq!(back, report);
     assert_eq!(back.to_string(), report.to_string());
+}
+
+#[test]
+fn async_stages_that_block_the_async_workers_are_flagged() {
+    let p = pipeline! {
+        nums = source::iter(0..20u32);
+        hog = stage::map_async(|n: u32| async move {
+            std::thread::sleep(Duration::from_millis(2)); // blocks an async worker
+            n
+        });
+        polite = stage::map_async(|n: u32| async move {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            n
+        });
+        out = sink::for_each(|_n: u32| {});
+        nums => hog => polite => out;
+    };
+    let report = p.run_blocking().unwrap();
+    assert_eq!(report.node("hog").unwrap().long_polls, 20);
+    assert_eq!(report.node("polite").unwrap().long_polls, 0);
+    let warnings = report.warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].starts_with("`hog` blocks the async workers: on 20 of 20 items"),
+        "{}",
+        warnings[0]
+    );
+    assert!(report.to_string().contains("warning: `hog` blocks"));
 }

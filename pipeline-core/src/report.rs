@@ -119,6 +119,10 @@ pub struct NodeReport {
     pub dead_lettered: u64,
     /// Workers replaced after a panic.
     pub restarts: u64,
+    /// Items on which an async stage's code ran 1 ms or more without awaiting (blocking an
+    /// async worker), and the longest such stretch.
+    pub long_polls: u64,
+    pub longest_poll: Duration,
     /// Items waiting on its input edges when it last took a batch, and the most it saw.
     pub queue_now: u64,
     pub queue_peak: u64,
@@ -164,6 +168,8 @@ impl NodeReport {
             retried: get(&stats.retried),
             dead_lettered: get(&stats.dead_lettered),
             restarts: get(&stats.restarts),
+            long_polls: get(&stats.long_polls),
+            longest_poll: Duration::from_nanos(get(&stats.longest_poll_ns)),
             queue_now: get(&stats.queue_now),
             queue_peak: get(&stats.queue_peak),
             active,
@@ -350,6 +356,26 @@ impl RunReport {
         }
     }
 
+    /// Problems worth fixing whatever the bottleneck: async stages whose code blocks the
+    /// async workers.
+    pub fn warnings(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter(|n| n.long_polls > 0)
+            .map(|n| {
+                format!(
+                    "`{}` blocks the async workers: on {} of {} items its code ran {:.1?} or more without awaiting (up to {:.1?}); \
+                     make it a synchronous stage (`stage::map` runs on a thread of its own) or await async calls",
+                    n.name,
+                    n.long_polls,
+                    n.received,
+                    crate::stats::LONG_POLL,
+                    n.longest_poll
+                )
+            })
+            .collect()
+    }
+
     /// Items consumed by all sinks.
     pub fn delivered(&self) -> u64 {
         self.accounting().delivered
@@ -413,6 +439,9 @@ impl fmt::Display for RunReport {
         )?;
         if let Some(verdict) = self.verdict() {
             writeln!(f, "{verdict}")?;
+        }
+        for warning in self.warnings() {
+            writeln!(f, "warning: {warning}")?;
         }
         if let Some(failure) = &self.failure {
             writeln!(f, "stopped: {failure}")?;

@@ -30,6 +30,8 @@ pub(crate) struct NodeStats {
     pub blocked_ns: AtomicU64,
     /// Items waiting on the node's input edges when it last took a batch, and the most seen.
     pub queue_now: AtomicU64,
+    pub long_polls: AtomicU64,
+    pub longest_poll_ns: AtomicU64,
     pub queue_peak: AtomicU64,
     started: OnceLock<Instant>,
     finished: OnceLock<Instant>,
@@ -49,6 +51,31 @@ pub(crate) struct BatchCounts {
     pub busy: Duration,
     pub starved: Duration,
     pub blocked: Duration,
+    /// Items of an async stage whose code ran at least `LONG_POLL` without awaiting.
+    pub long_polls: u64,
+    pub longest_poll: Duration,
+}
+
+/// An async stage that runs this long without awaiting holds up an async worker thread,
+/// and every other async node waiting for it.
+pub const LONG_POLL: Duration = Duration::from_millis(1);
+
+impl BatchCounts {
+    /// Adds what a worker counted for one item.
+    pub(crate) fn merge(&mut self, other: &BatchCounts) {
+        self.received += other.received;
+        self.emitted += other.emitted;
+        self.filtered += other.filtered;
+        self.failed += other.failed;
+        self.expanded += other.expanded;
+        self.retried += other.retried;
+        self.dead_lettered += other.dead_lettered;
+        self.busy += other.busy;
+        self.starved += other.starved;
+        self.blocked += other.blocked;
+        self.long_polls += other.long_polls;
+        self.longest_poll = self.longest_poll.max(other.longest_poll);
+    }
 }
 
 impl NodeStats {
@@ -68,6 +95,9 @@ impl NodeStats {
         add(&self.busy_ns, nanos(c.busy));
         add(&self.starved_ns, nanos(c.starved));
         add(&self.blocked_ns, nanos(c.blocked));
+        add(&self.long_polls, c.long_polls);
+        self.longest_poll_ns
+            .fetch_max(nanos(c.longest_poll), Relaxed);
         *c = BatchCounts::default();
     }
 

@@ -28,7 +28,7 @@ use crate::node::{BoxError, Sink, Source, Stage};
 use crate::outlet::Outlet;
 use crate::report::Failure;
 use crate::source::{Output, Stopped};
-use crate::stats::{BatchCounts, NodeStats};
+use crate::stats::{BatchCounts, LONG_POLL, NodeStats};
 use crate::wire::{Batch, Closed};
 
 pub(crate) type NodeTask = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -203,16 +203,7 @@ pub(crate) async fn run_stage<S: Stage, I: Inlet<S::In>>(
                     continue;
                 }
                 let original = failures.keep(&item);
-                match attempt(
-                    &mut stage,
-                    item,
-                    &mut produced,
-                    &ctx,
-                    retry,
-                    &mut counts.retried,
-                )
-                .await
-                {
+                match attempt(&mut stage, item, &mut produced, &ctx, retry, &mut counts).await {
                     Outcome::Done => {
                         deliver::<S>(&mut produced, lineage, &mut outlet, &mut counts).await?;
                         // The next node has nothing to do: hand it what there is now. Slow
@@ -409,17 +400,17 @@ pub(crate) async fn attempt<S: Stage>(
     out: &mut Vec<S::Out>,
     ctx: &NodeCtx,
     retry: Option<Retry<S::In>>,
-    retried: &mut u64,
+    counts: &mut BatchCounts,
 ) -> Outcome {
     let Some(retry) = retry else {
-        return attempt_once(stage, item, out, ctx.timeout).await;
+        return attempt_once(stage, item, out, ctx.timeout, counts).await;
     };
     let mut pause = retry.backoff;
     for _ in 0..retry.attempts {
-        match attempt_once(stage, (retry.copy)(&item), out, ctx.timeout).await {
+        match attempt_once(stage, (retry.copy)(&item), out, ctx.timeout, counts).await {
             Outcome::Failed(error) => {
                 tracing::debug!(node = ctx.name, error = %error, "retrying after an error");
-                *retried += 1;
+                counts.retried += 1;
                 if S::BLOCKING {
                     std::thread::sleep(pause);
                 } else {
@@ -430,7 +421,7 @@ pub(crate) async fn attempt<S: Stage>(
             done_or_panicked => return done_or_panicked,
         }
     }
-    attempt_once(stage, item, out, ctx.timeout).await
+    attempt_once(stage, item, out, ctx.timeout, counts).await
 }
 
 /// Processes one item, catching panics and applying the node's timeout: an async stage is
@@ -441,16 +432,36 @@ async fn attempt_once<S: Stage>(
     item: S::In,
     out: &mut Vec<S::Out>,
     timeout: Option<Duration>,
+    counts: &mut BatchCounts,
 ) -> Outcome {
     let started = Instant::now();
-    let run = AssertUnwindSafe(stage.process(item, out)).catch_unwind();
-    let result = match timeout {
-        Some(limit) if !S::BLOCKING => match tokio::time::timeout(limit, run).await {
-            Ok(result) => result,
-            Err(_) => Ok(Err(timed_out(limit))),
-        },
-        _ => run.await,
+    // An async stage's code should only run briefly between awaits; time each poll to
+    // find the ones that block the async workers instead. (Blocking stages have threads.)
+    let mut longest = Duration::ZERO;
+    let result = {
+        let mut run =
+            std::pin::pin!(AssertUnwindSafe(stage.process(item, &mut *out)).catch_unwind());
+        let run = std::future::poll_fn(|cx| {
+            if S::BLOCKING {
+                return run.as_mut().poll(cx);
+            }
+            let poll_started = Instant::now();
+            let poll = run.as_mut().poll(cx);
+            longest = longest.max(poll_started.elapsed());
+            poll
+        });
+        match timeout {
+            Some(limit) if !S::BLOCKING => match tokio::time::timeout(limit, run).await {
+                Ok(result) => result,
+                Err(_) => Ok(Err(timed_out(limit))),
+            },
+            _ => run.await,
+        }
     };
+    if longest >= LONG_POLL {
+        counts.long_polls += 1;
+        counts.longest_poll = counts.longest_poll.max(longest);
+    }
     let outcome = match result {
         Ok(Ok(())) => match timeout {
             Some(limit) if started.elapsed() > limit => Outcome::Failed(timed_out(limit)),

@@ -58,9 +58,8 @@ struct Done<I, O> {
     /// `None`: the worker's setup had failed, so the item never ran.
     outcome: Option<Outcome>,
     produced: Vec<O>,
-    retried: u64,
-    /// Time the worker spent on it.
-    busy: std::time::Duration,
+    /// What the worker counted on it: retries, its busy time, long polls.
+    counts: BatchCounts,
     /// The input, kept when failed items go to a dead-letter node.
     original: Option<I>,
 }
@@ -86,7 +85,7 @@ async fn work<S: Stage, F, Fut>(
     let mut ready = set_up(&mut stage, &ctx).await;
     while let Some(job) = next_job().await {
         let mut produced = Vec::new();
-        let mut retried = 0;
+        let mut counts = BatchCounts::default();
         let started = std::time::Instant::now();
         let (outcome, original) = if ready {
             let original = keep.map(|copy| copy(&job.item));
@@ -96,7 +95,7 @@ async fn work<S: Stage, F, Fut>(
                 &mut produced,
                 &ctx,
                 retry,
-                &mut retried,
+                &mut counts,
             )
             .await;
             (Some(outcome), original)
@@ -106,14 +105,13 @@ async fn work<S: Stage, F, Fut>(
         // The collector counts a panic against the restart budget; the copy that panicked
         // is suspect either way, so it starts afresh.
         let panicked = matches!(outcome, Some(Outcome::Panicked(_)));
-        let busy = started.elapsed();
+        counts.busy = started.elapsed();
         let done = Done {
             seq: job.seq,
             lineage: job.lineage,
             outcome,
             produced,
-            retried,
-            busy,
+            counts,
             original,
         };
         if results.send(Report::Item(done)).is_err() {
@@ -243,8 +241,7 @@ impl<S: Stage> Collector<S> {
                 self.roots.remove(&root);
             }
         }
-        self.counts.retried += done.retried;
-        self.counts.busy += done.busy;
+        self.counts.merge(&done.counts);
         let mut produced = done.produced;
         let error = match done.outcome {
             Some(Outcome::Done) => {
