@@ -88,6 +88,7 @@ fn finished_run() -> RunReport {
                 retried: 0,
                 dead_lettered: 0,
                 restarts: 0,
+                latency: None,
                 long_polls: 0,
                 longest_poll: Duration::ZERO,
                 queue_now: 0,
@@ -174,4 +175,33 @@ fn async_stages_that_block_the_async_workers_are_flagged() {
         warnings[0]
     );
     assert!(report.to_string().contains("warning: `hog` blocks"));
+}
+
+#[test]
+fn processing_time_percentiles_time_every_slow_item_and_sample_cheap_ones() {
+    let p = pipeline! {
+        nums = source::iter(0..20_000u32);
+        cheap = stage::map(|n: u32| n.wrapping_mul(7));
+        slow = stage::filter(|n: &u32| {
+            if n.is_multiple_of(1000) {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            true
+        });
+        out = sink::for_each(|_n: u32| {});
+        nums => cheap => slow => out;
+    };
+    let report = p.run_blocking().unwrap();
+    let cheap = report.node("cheap").unwrap().latency.expect("timed");
+    assert!(
+        cheap.samples < 20_000 / 10,
+        "a cheap stage is sampled: {} samples",
+        cheap.samples
+    );
+    let slow = report.node("slow").unwrap().latency.expect("timed");
+    assert!(slow.max >= Duration::from_millis(2), "{slow:?}");
+    assert!(
+        slow.p50 < Duration::from_millis(1),
+        "most items are quick: {slow:?}"
+    );
 }

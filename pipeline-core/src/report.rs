@@ -87,6 +87,18 @@ impl fmt::Display for RunError {
 
 impl std::error::Error for RunError {}
 
+/// Percentiles of the time a node took per item.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Latency {
+    pub p50: Duration,
+    pub p90: Duration,
+    pub p99: Duration,
+    pub max: Duration,
+    /// How many items were timed.
+    pub samples: u64,
+}
+
 /// Counts of one node.
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,6 +135,8 @@ pub struct NodeReport {
     /// async worker), and the longest such stretch.
     pub long_polls: u64,
     pub longest_poll: Duration,
+    /// How long processing one item took (sampled for cheap stages), if any item was timed.
+    pub latency: Option<Latency>,
     /// Items waiting on its input edges when it last took a batch, and the most it saw.
     pub queue_now: u64,
     pub queue_peak: u64,
@@ -168,6 +182,7 @@ impl NodeReport {
             retried: get(&stats.retried),
             dead_lettered: get(&stats.dead_lettered),
             restarts: get(&stats.restarts),
+            latency: stats.latency(),
             long_polls: get(&stats.long_polls),
             longest_poll: Duration::from_nanos(get(&stats.longest_poll_ns)),
             queue_now: get(&stats.queue_now),
@@ -393,8 +408,8 @@ impl fmt::Display for RunReport {
             .max(4);
         writeln!(
             f,
-            "{:<width$}  {:<6}  {:>9}  {:>9}  {:>8}  {:>7}  {:>7}  {:>5}  {:>7}",
-            "node", "role", "in", "out", "filtered", "failed", "partial", "busy", "blocked"
+            "{:<width$}  {:<6}  {:>9}  {:>9}  {:>8}  {:>7}  {:>7}  {:>5}  {:>7}  {:>9}",
+            "node", "role", "in", "out", "filtered", "failed", "partial", "busy", "blocked", "p99"
         )?;
         for n in &self.nodes {
             let out = if n.role == Role::Sink {
@@ -409,7 +424,7 @@ impl fmt::Display for RunReport {
             };
             writeln!(
                 f,
-                "{:<width$}  {:<6}  {:>9}  {:>9}  {:>8}  {:>7}  {:>7}  {:>4.0}%  {:>6.0}%",
+                "{:<width$}  {:<6}  {:>9}  {:>9}  {:>8}  {:>7}  {:>7}  {:>4.0}%  {:>6.0}%  {:>9}",
                 n.name,
                 n.role.to_string(),
                 input,
@@ -418,7 +433,9 @@ impl fmt::Display for RunReport {
                 n.failed,
                 n.dropped_partial_tuples,
                 n.utilisation(self.elapsed) * 100.0,
-                n.blocked_share(self.elapsed) * 100.0
+                n.blocked_share(self.elapsed) * 100.0,
+                n.latency
+                    .map_or("-".to_string(), |l| format!("{:.1?}", l.p99))
             )?;
         }
         let a = self.accounting();

@@ -5,6 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use hdrhistogram::Histogram;
+
 /// How many error messages a node keeps for the report; the count is always exact.
 pub const KEPT_ERRORS: usize = 100;
 
@@ -33,6 +35,8 @@ pub(crate) struct NodeStats {
     pub long_polls: AtomicU64,
     pub longest_poll_ns: AtomicU64,
     pub queue_peak: AtomicU64,
+    /// Per-item processing time, in nanoseconds; runners merge into it once per batch.
+    latency: Mutex<Option<Histogram<u64>>>,
     started: OnceLock<Instant>,
     finished: OnceLock<Instant>,
     errors: Mutex<Vec<String>>,
@@ -108,6 +112,35 @@ impl NodeStats {
         self.queue_peak.fetch_max(depth, Relaxed);
     }
 
+    pub(crate) fn merge_latency(&self, sampler: &mut LatencySampler) {
+        if sampler.histogram.is_empty() {
+            return;
+        }
+        let mut shared = self.latency.lock().unwrap_or_else(|e| e.into_inner());
+        match shared.as_mut() {
+            Some(histogram) => {
+                // Both have the same bounds, so adding cannot fail.
+                let _ = histogram.add(&sampler.histogram);
+            }
+            None => *shared = Some(sampler.histogram.clone()),
+        }
+        sampler.histogram.reset();
+    }
+
+    /// Processing time percentiles so far, if any item was timed.
+    pub(crate) fn latency(&self) -> Option<crate::report::Latency> {
+        let shared = self.latency.lock().unwrap_or_else(|e| e.into_inner());
+        let h = shared.as_ref().filter(|h| !h.is_empty())?;
+        let at = |q: f64| Duration::from_nanos(h.value_at_quantile(q));
+        Some(crate::report::Latency {
+            p50: at(0.5),
+            p90: at(0.9),
+            p99: at(0.99),
+            max: Duration::from_nanos(h.max()),
+            samples: h.len(),
+        })
+    }
+
     pub(crate) fn start(&self) {
         let _ = self.started.set(Instant::now());
     }
@@ -146,4 +179,44 @@ impl NodeStats {
 
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Times items for the latency histogram. A slow stage has every item timed; a cheap one
+/// (under 10 µs per item) one item in 64, so that two clock reads per item do not cost more
+/// than the work they measure.
+pub(crate) struct LatencySampler {
+    histogram: Histogram<u64>,
+    every_item: bool,
+    countdown: u32,
+}
+
+const SAMPLE_EVERY: u32 = 64;
+const SLOW_ITEM: Duration = Duration::from_micros(10);
+
+impl LatencySampler {
+    pub(crate) fn new() -> Self {
+        // From 1 ns to an hour, to 2 significant digits.
+        let histogram =
+            Histogram::new_with_bounds(1, 3_600_000_000_000, 2).expect("valid histogram bounds");
+        LatencySampler {
+            histogram,
+            every_item: true,
+            countdown: 0,
+        }
+    }
+
+    /// Whether to time the next item; if so, call `record` with its duration.
+    pub(crate) fn start(&mut self) -> Option<Instant> {
+        if self.every_item || self.countdown == 0 {
+            self.countdown = SAMPLE_EVERY;
+            return Some(Instant::now());
+        }
+        self.countdown -= 1;
+        None
+    }
+
+    pub(crate) fn record(&mut self, took: Duration) {
+        self.every_item = took >= SLOW_ITEM;
+        self.histogram.saturating_record(nanos(took).max(1));
+    }
 }

@@ -28,7 +28,7 @@ use crate::node::{BoxError, Sink, Source, Stage};
 use crate::outlet::Outlet;
 use crate::report::Failure;
 use crate::source::{Output, Stopped};
-use crate::stats::{BatchCounts, LONG_POLL, NodeStats};
+use crate::stats::{BatchCounts, LONG_POLL, LatencySampler, NodeStats};
 use crate::wire::{Batch, Closed};
 
 pub(crate) type NodeTask = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -179,6 +179,7 @@ pub(crate) async fn run_stage<S: Stage, I: Inlet<S::In>>(
 ) {
     let mut produced = Vec::new();
     let mut counts = BatchCounts::default();
+    let mut latency = LatencySampler::new();
     let ErrorPolicy { retry, dead_letter } = policy;
     let mut failures = FailedItems::new(dead_letter);
     let mut ready = set_up(&mut stage, &ctx).await;
@@ -203,7 +204,13 @@ pub(crate) async fn run_stage<S: Stage, I: Inlet<S::In>>(
                     continue;
                 }
                 let original = failures.keep(&item);
-                match attempt(&mut stage, item, &mut produced, &ctx, retry, &mut counts).await {
+                let timer = latency.start();
+                let outcome =
+                    attempt(&mut stage, item, &mut produced, &ctx, retry, &mut counts).await;
+                if let Some(started) = timer {
+                    latency.record(started.elapsed());
+                }
+                match outcome {
                     Outcome::Done => {
                         deliver::<S>(&mut produced, lineage, &mut outlet, &mut counts).await?;
                         // The next node has nothing to do: hand it what there is now. Slow
@@ -248,6 +255,7 @@ pub(crate) async fn run_stage<S: Stage, I: Inlet<S::In>>(
             failures.flush().await?;
             counts.blocked += outlet.take_blocked();
             ctx.stats.publish(&mut counts);
+            ctx.stats.merge_latency(&mut latency);
         }
         record_dropped(&mut inlet, &ctx);
         if ready {
@@ -260,6 +268,7 @@ pub(crate) async fn run_stage<S: Stage, I: Inlet<S::In>>(
     .await;
     stage.teardown().await;
     ctx.stats.publish(&mut counts);
+    ctx.stats.merge_latency(&mut latency);
     if result.is_err() {
         tracing::debug!(node = ctx.name, "downstream closed: the run was aborted");
     }
@@ -332,6 +341,7 @@ impl<T: Send + 'static> FailedItems<T> {
 
 pub(crate) async fn run_sink<S: Sink, I: Inlet<S::In>>(mut sink: S, mut inlet: I, ctx: NodeCtx) {
     let mut counts = BatchCounts::default();
+    let mut latency = LatencySampler::new();
     let mut ready = started(
         AssertUnwindSafe(sink.setup(&ctx.context))
             .catch_unwind()
@@ -351,7 +361,12 @@ pub(crate) async fn run_sink<S: Sink, I: Inlet<S::In>>(mut sink: S, mut inlet: I
                 counts.failed += 1;
                 continue;
             }
-            match AssertUnwindSafe(sink.consume(item)).catch_unwind().await {
+            let timer = latency.start();
+            let consumed = AssertUnwindSafe(sink.consume(item)).catch_unwind().await;
+            if let Some(started) = timer {
+                latency.record(started.elapsed());
+            }
+            match consumed {
                 Ok(Ok(())) => {}
                 Ok(Err(error)) => {
                     counts.failed += 1;
@@ -373,10 +388,12 @@ pub(crate) async fn run_sink<S: Sink, I: Inlet<S::In>>(mut sink: S, mut inlet: I
         sink.flush();
         record_dropped(&mut inlet, &ctx);
         ctx.stats.publish(&mut counts);
+        ctx.stats.merge_latency(&mut latency);
     }
     sink.flush();
     record_dropped(&mut inlet, &ctx);
     ctx.stats.publish(&mut counts);
+    ctx.stats.merge_latency(&mut latency);
 }
 
 /// A worker's panic, once counted: its message, and whether the worker may start again.

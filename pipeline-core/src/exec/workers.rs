@@ -25,7 +25,7 @@ use crate::inlet::{self, Inlet};
 use crate::lineage::Lineage;
 use crate::node::Stage;
 use crate::outlet::Outlet;
-use crate::stats::BatchCounts;
+use crate::stats::{BatchCounts, LatencySampler};
 use crate::wire::Closed;
 
 /// How many workers a stage has, and whether its output keeps the input order.
@@ -205,6 +205,8 @@ struct Collector<S: Stage> {
     /// Items the workers emitted at end of stream so far (they are numbered for lineage).
     finals: u64,
     failures: FailedItems<S::In>,
+    /// Every item is timed by its worker, so every item is recorded.
+    latency: LatencySampler,
 }
 
 impl<S: Stage> Collector<S> {
@@ -242,6 +244,7 @@ impl<S: Stage> Collector<S> {
             }
         }
         self.counts.merge(&done.counts);
+        self.latency.record(done.counts.busy);
         let mut produced = done.produced;
         let error = match done.outcome {
             Some(Outcome::Done) => {
@@ -315,6 +318,7 @@ pub(crate) async fn run_with_workers<S: Stage, I: Inlet<S::In>>(
         input_watermark: 0,
         finals: 0,
         failures: FailedItems::new(dead_letter),
+        latency: LatencySampler::new(),
     };
     let mut pending: VecDeque<(Lineage, S::In)> = VecDeque::new();
     let mut pending_watermark = None;
@@ -378,6 +382,7 @@ pub(crate) async fn run_with_workers<S: Stage, I: Inlet<S::In>>(
             c.failures.flush().await?;
             c.counts.blocked += c.outlet.take_blocked();
             ctx.stats.publish(&mut c.counts);
+            ctx.stats.merge_latency(&mut c.latency);
         }
         // Closing the queue lets the workers finish; what they emit then comes last.
         drop(jobs);
@@ -385,6 +390,7 @@ pub(crate) async fn run_with_workers<S: Stage, I: Inlet<S::In>>(
             c.accept(report).await?;
         }
         ctx.stats.publish(&mut c.counts);
+        ctx.stats.merge_latency(&mut c.latency);
         c.failures.close().await?;
         c.outlet.close().await
     }
