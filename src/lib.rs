@@ -5,8 +5,8 @@ pub use pipeline_macros::pipeline;
 
 pub use pipeline_core::{
     Accounting, BoxError, Collected, Context, Failed, Failure, FanIn, NoInput, NoOutput, Node,
-    NodeReport, Output, Pipeline, Role, RunError, RunHandle, RunReport, Sink, SinkNode, Source,
-    SourceNode, Stage, StageNode, Stopped, Verdict, lineage, sink, source, stage,
+    NodeReport, Output, Pipeline, Progress, Role, RunError, RunHandle, RunReport, Sink, SinkNode,
+    Source, SourceNode, Stage, StageNode, Stopped, Verdict, lineage, sink, source, stage,
 };
 
 /// Channel sizing: the default bound of an edge, in items, and the largest batch.

@@ -205,3 +205,36 @@ fn processing_time_percentiles_time_every_slow_item_and_sample_cheap_ones() {
         "most items are quick: {slow:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_reads_the_counts_while_running_and_knows_when_it_is_over() {
+    let (gate_tx, gate_rx) = tokio::sync::watch::channel(false);
+    let p = pipeline! {
+        nums = source::iter(0..10u32);
+        wait = sink::for_each_async(move |n: u32| {
+            let mut gate = gate_rx.clone();
+            async move {
+                if n == 5 {
+                    let _ = gate.wait_for(|open| *open).await;
+                }
+            }
+        });
+        nums => wait;
+    };
+    let run = p.spawn();
+    run.show_progress(Duration::from_millis(10));
+    let progress = run.progress();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!progress.is_finished());
+    // Counts are published per batch, so mid-run they may lag by up to one batch.
+    assert!(progress.line().contains("10 in, "), "{}", progress.line());
+    assert!(progress.snapshot().delivered() <= 5, "{}", progress.line());
+    gate_tx.send_replace(true);
+    run.wait().await.unwrap();
+    assert!(progress.is_finished());
+    assert!(
+        progress.line().contains("10 in, 10 delivered"),
+        "{}",
+        progress.line()
+    );
+}

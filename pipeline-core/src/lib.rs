@@ -31,6 +31,6 @@ pub use node::{
     BoxError, NoInput, NoOutput, Node, Sink, SinkNode, Source, SourceNode, Stage, StageNode,
 };
 pub use report::{Accounting, Failure, NodeReport, RunError, RunReport};
-pub use run::{FanIn, Pipeline, Role, RunHandle};
+pub use run::{FanIn, Pipeline, Progress, Role, RunHandle};
 pub use sink::Collected;
 pub use source::{Output, Stopped};

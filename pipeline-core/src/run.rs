@@ -446,6 +446,39 @@ impl Progress {
     pub fn snapshot(&self) -> RunReport {
         self.snapshot.report(None)
     }
+
+    /// True once every node has finished.
+    pub fn is_finished(&self) -> bool {
+        self.snapshot
+            .nodes
+            .iter()
+            .all(|(_, stats)| stats.is_finished())
+    }
+
+    /// One line saying how far the run is: items in, delivered, failed, and the busiest node.
+    pub fn line(&self) -> String {
+        let report = self.snapshot();
+        let a = report.accounting();
+        let busiest = report
+            .nodes
+            .iter()
+            .max_by(|x, y| {
+                x.utilisation(report.elapsed)
+                    .total_cmp(&y.utilisation(report.elapsed))
+            })
+            .map(|n| {
+                format!(
+                    ", busiest `{}` {:.0}%",
+                    n.name,
+                    n.utilisation(report.elapsed) * 100.0
+                )
+            })
+            .unwrap_or_default();
+        format!(
+            "{:.1?}: {} in, {} delivered, {} filtered, {} failed{busiest}",
+            report.elapsed, a.source_items, a.delivered, a.filtered, a.failed
+        )
+    }
 }
 
 /// A running pipeline.
@@ -476,6 +509,25 @@ impl RunHandle {
             if tokio::signal::ctrl_c().await.is_ok() {
                 tracing::info!("Ctrl-C: shutting down the pipeline gracefully");
                 control.stop();
+            }
+        });
+    }
+
+    /// Prints [`Progress::line`] to standard error every `every`, on one line that is
+    /// rewritten, until the run ends. For long runs in programs with a terminal.
+    pub fn show_progress(&self, every: Duration) {
+        let progress = self.progress();
+        tokio::spawn(async move {
+            use std::io::Write;
+            loop {
+                tokio::time::sleep(every).await;
+                let mut err = std::io::stderr().lock();
+                let _ = write!(err, "\r{}\x1b[K", progress.line());
+                let _ = err.flush();
+                if progress.is_finished() {
+                    let _ = writeln!(err);
+                    break;
+                }
             }
         });
     }

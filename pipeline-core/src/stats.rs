@@ -149,6 +149,10 @@ impl NodeStats {
         let _ = self.finished.set(Instant::now());
     }
 
+    pub(crate) fn is_finished(&self) -> bool {
+        self.finished.get().is_some()
+    }
+
     /// From the node's start to its end (or to now, while it runs).
     pub(crate) fn active(&self) -> Duration {
         match (self.started.get(), self.finished.get()) {
