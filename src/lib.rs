@@ -9,6 +9,10 @@ pub use pipeline_core::{
     Source, SourceNode, Stage, StageNode, Stopped, Verdict, lineage, sink, source, stage,
 };
 
+/// Names of the metrics every node publishes through the `metrics` facade.
+#[cfg(feature = "metrics")]
+pub use pipeline_core::telemetry;
+
 /// Channel sizing: the default bound of an edge, in items, and the largest batch.
 pub mod wire {
     pub use pipeline_core::wire::{DEFAULT_CAPACITY, MAX_BATCH};

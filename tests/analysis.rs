@@ -134,6 +134,25 @@ fn pictures_and_table_of_a_finished_run() {
 }
 
 #[test]
+fn the_table_shows_workers_retries_and_restarts_only_when_a_node_had_them() {
+    let mut report = finished_run();
+    report.nodes[2].dropped_partial_tuples = 2;
+    report.nodes[2].dropped_partial_items = 2;
+    let rev = &mut report.nodes[1];
+    rev.workers = 4;
+    rev.retried = 5;
+    rev.restarts = 1;
+    rev.panics = 1;
+    let table = report.to_string();
+    for header in ["workers", "retried", "restarts"] {
+        assert!(table.lines().next().unwrap().contains(header), "{table}");
+    }
+    assert!(!table.contains("dead-lettered"), "{table}");
+    assert!(table.contains("every item accounted for"), "{table}");
+    insta::assert_snapshot!("run_table_with_workers_and_retries", table);
+}
+
+#[test]
 fn a_report_survives_a_json_round_trip() {
     let p = pipeline! {
         words = source::iter(["a", "bb", "ccc"]);

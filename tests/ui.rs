@@ -1,6 +1,6 @@
 //! Compile-time behaviour of `pipeline!`: one case per diagnostic in `ui/fail` (with the
 //! exact compiler output beside it), programs that must compile and run in `ui/pass`, and
-//! every example, so none of them can rot.
+//! every example that ends by itself, so none of them can rot.
 
 #[test]
 fn diagnostics() {
@@ -11,5 +11,7 @@ fn diagnostics() {
 fn passing_programs_and_examples() {
     let t = trybuild::TestCases::new();
     t.pass("tests/ui/pass/*.rs");
-    t.pass("examples/*.rs");
+    // The Prometheus example serves until Ctrl-C; CI runs it with `--check` instead.
+    t.pass("examples/quickstart.rs");
+    t.pass("examples/stages.rs");
 }

@@ -20,6 +20,9 @@ pub mod sink;
 pub mod source;
 pub mod stage;
 pub(crate) mod stats;
+pub(crate) mod table;
+#[cfg(feature = "metrics")]
+pub mod telemetry;
 pub mod wire;
 pub mod wiring;
 

@@ -308,7 +308,7 @@ impl Pipeline {
             .map(|&(_, first)| (first, watch::channel(false).0))
             .collect();
         for (spec, launch) in self.nodes {
-            let stats = Arc::new(NodeStats::default());
+            let stats = Arc::new(NodeStats::new(spec.name, spec.workers));
             let ctx = NodeCtx {
                 name: spec.name,
                 stats: stats.clone(),

@@ -12,6 +12,9 @@ pub const KEPT_ERRORS: usize = 100;
 
 #[derive(Default)]
 pub(crate) struct NodeStats {
+    /// The same counts through the `metrics` facade.
+    #[cfg(feature = "metrics")]
+    exported: Option<crate::telemetry::Exported>,
     pub received: AtomicU64,
     pub emitted: AtomicU64,
     pub filtered: AtomicU64,
@@ -83,7 +86,20 @@ impl BatchCounts {
 }
 
 impl NodeStats {
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub(crate) fn new(node: &'static str, workers: usize) -> Self {
+        NodeStats {
+            #[cfg(feature = "metrics")]
+            exported: Some(crate::telemetry::Exported::new(node, workers)),
+            ..NodeStats::default()
+        }
+    }
+
     pub(crate) fn publish(&self, c: &mut BatchCounts) {
+        #[cfg(feature = "metrics")]
+        if let Some(exported) = &self.exported {
+            exported.publish(c);
+        }
         let add = |a: &AtomicU64, v: u64| {
             if v != 0 {
                 a.fetch_add(v, Relaxed);
@@ -109,12 +125,22 @@ impl NodeStats {
     pub(crate) fn observe_queue(&self, depth: usize) {
         let depth = depth as u64;
         self.queue_now.store(depth, Relaxed);
+        #[cfg(feature = "metrics")]
+        if let Some(exported) = &self.exported {
+            exported.queue_depth(depth);
+        }
         self.queue_peak.fetch_max(depth, Relaxed);
     }
 
     pub(crate) fn merge_latency(&self, sampler: &mut LatencySampler) {
         if sampler.histogram.is_empty() {
             return;
+        }
+        #[cfg(feature = "metrics")]
+        if let Some(exported) = &self.exported {
+            for bucket in sampler.histogram.iter_recorded() {
+                exported.item_durations(bucket.value_iterated_to(), bucket.count_at_value());
+            }
         }
         let mut shared = self.latency.lock().unwrap_or_else(|e| e.into_inner());
         match shared.as_mut() {
@@ -139,6 +165,24 @@ impl NodeStats {
             max: Duration::from_nanos(h.max()),
             samples: h.len(),
         })
+    }
+
+    pub(crate) fn dropped_partial(&self, tuples: u64, items: u64) {
+        self.dropped_partial_tuples.fetch_add(tuples, Relaxed);
+        self.dropped_partial_items.fetch_add(items, Relaxed);
+        #[cfg(feature = "metrics")]
+        if let Some(exported) = &self.exported {
+            exported.dropped_partial_tuples(tuples);
+        }
+    }
+
+    /// Counts a worker replaced after a panic; returns the restarts so far.
+    pub(crate) fn restarted(&self) -> u64 {
+        #[cfg(feature = "metrics")]
+        if let Some(exported) = &self.exported {
+            exported.restarted();
+        }
+        self.restarts.fetch_add(1, Relaxed) + 1
     }
 
     pub(crate) fn start(&self) {

@@ -106,7 +106,7 @@ impl NodeCtx {
     /// whether it may restart; past the node's budget the run stops.
     pub(crate) fn worker_panicked(&self, payload: Box<dyn Any + Send>) -> Panicked {
         let message = self.record_panic(payload);
-        let restarts = self.stats.restarts.fetch_add(1, Relaxed) + 1;
+        let restarts = self.stats.restarted();
         if restarts > u64::from(self.restart_budget) {
             self.control.fail(Failure::RestartsExhausted {
                 node: self.name.to_string(),
@@ -610,17 +610,11 @@ pub(crate) async fn next_or_flush<T, O: Send + 'static, I: Inlet<T>>(
 pub(crate) fn record_dropped<T, I: Inlet<T>>(inlet: &mut I, ctx: &NodeCtx) {
     let dropped = inlet.take_dropped();
     if dropped.tuples > 0 {
-        use std::sync::atomic::Ordering::Relaxed;
         tracing::debug!(
             node = ctx.name,
             tuples = dropped.tuples,
             "zip dropped partial tuples"
         );
-        ctx.stats
-            .dropped_partial_tuples
-            .fetch_add(dropped.tuples, Relaxed);
-        ctx.stats
-            .dropped_partial_items
-            .fetch_add(dropped.items, Relaxed);
+        ctx.stats.dropped_partial(dropped.tuples, dropped.items);
     }
 }
