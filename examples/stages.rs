@@ -223,6 +223,12 @@ fn main() {
             println!("{name}: warning: {warning}");
         }
     }
+    // The P3 run as a page to look at: its graph coloured by how busy each stage was.
+    let page = std::env::temp_dir().join("pipeline-stages-p3.html");
+    match std::fs::write(&page, runs[2].1.html()) {
+        Ok(()) => println!("\nthe P3 run, drawn: {}", page.display()),
+        Err(e) => println!("\ncould not write {}: {e}", page.display()),
+    }
     let asked = setup.stages[0];
     let (thread_sleep, async_sleep) = timer_resolution(asked);
     println!(

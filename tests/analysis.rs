@@ -64,6 +64,10 @@ fn pictures_of_the_declared_graph() {
     let p = declared();
     insta::assert_snapshot!("declared_mermaid", p.mermaid());
     insta::assert_snapshot!("declared_dot", p.dot());
+    let svg = p.svg();
+    for name in ["inp (source)", "rev (stage)", "out (sink)"] {
+        assert!(svg.contains(name), "{name} not drawn:\n{svg}");
+    }
 }
 
 /// A finished run with fixed numbers, so its pictures and table do not depend on timing.
@@ -256,4 +260,42 @@ async fn progress_reads_the_counts_while_running_and_knows_when_it_is_over() {
         "{}",
         progress.line()
     );
+}
+
+#[test]
+fn the_html_report_is_one_self_contained_page_with_picture_table_and_verdict() {
+    let mut report = finished_run();
+    report.nodes[2].dropped_partial_tuples = 2;
+    report.nodes[2].dropped_partial_items = 2;
+    report.nodes[1].errors = vec!["bad <input> & more".to_string()];
+    let page = report.html();
+
+    assert!(page.starts_with("<!DOCTYPE html>"));
+    // One file: nothing fetched, nothing run.
+    for outside in ["<script", "src=", "href=\"http", "@import", "url(http"] {
+        assert!(!page.contains(outside), "{outside} in the page");
+    }
+    let svg = report.svg();
+    assert_eq!(svg, report.svg(), "the same report draws the same picture");
+    assert!(svg.starts_with("<svg") && page.contains(&svg));
+    // Every node is drawn and tabled; the bottleneck is outlined and its row marked.
+    for name in ["inp (source)", "rev (stage)", "out (sink)"] {
+        assert!(svg.contains(name), "{name} not drawn:\n{svg}");
+    }
+    assert_eq!(
+        page.matches("<tr>").count() + page.matches("<tr class").count(),
+        4
+    );
+    assert!(page.contains("<tr class=\"bottleneck\"><td>rev</td>"));
+    assert!(page.contains("class=\"verdict\">bottleneck: `rev`, busy 97%"));
+    // Boxes are filled by utilisation: `rev` (97%) red, `out` (4%) green.
+    assert!(svg.contains("fill=\"#f59f90"), "{svg}");
+    assert!(svg.contains("fill=\"#e5f4dc"), "{svg}");
+    // Error text is shown as text.
+    assert!(page.contains("bad &lt;input&gt; &amp; more"));
+    std::fs::write(
+        concat!(env!("CARGO_TARGET_TMPDIR"), "/analysis-report.html"),
+        &page,
+    )
+    .unwrap();
 }

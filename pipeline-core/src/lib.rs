@@ -9,6 +9,8 @@ pub mod analysis;
 pub mod context;
 pub(crate) mod control;
 pub mod exec;
+#[cfg(feature = "html")]
+mod html;
 pub mod inlet;
 pub mod lineage;
 pub mod node;

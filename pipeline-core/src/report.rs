@@ -314,7 +314,7 @@ impl RunReport {
         self.drawing().dot()
     }
 
-    fn drawing<'a>(&'a self) -> Drawing<'a> {
+    pub(crate) fn drawing<'a>(&'a self) -> Drawing<'a> {
         let bottleneck = self.verdict().map(|v| v.bottleneck);
         let nodes = self
             .nodes
@@ -355,6 +355,7 @@ impl RunReport {
                     fan_in: n.fan_in,
                     details,
                     highlighted,
+                    utilisation: Some(n.utilisation(self.elapsed)),
                 }
             })
             .collect();

@@ -243,7 +243,7 @@ impl Pipeline {
         self.drawing().dot()
     }
 
-    fn drawing(&self) -> Drawing<'_> {
+    pub(crate) fn drawing(&self) -> Drawing<'_> {
         let nodes = self
             .nodes
             .iter()
@@ -259,6 +259,7 @@ impl Pipeline {
                     fan_in: spec.fan_in,
                     details,
                     highlighted: false,
+                    utilisation: None,
                 }
             })
             .collect();

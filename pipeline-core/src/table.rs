@@ -76,80 +76,96 @@ fn columns(report: &RunReport) -> Vec<Column> {
     ]
 }
 
+/// The table's shown columns: headers, then one row of cells per node (name first).
+pub(crate) struct Grid {
+    pub headers: Vec<&'static str>,
+    pub rows: Vec<Vec<String>>,
+}
+
+pub(crate) fn grid(report: &RunReport) -> Grid {
+    let columns: Vec<Column> = columns(report).into_iter().filter(|c| c.shown).collect();
+    let headers = std::iter::once("node")
+        .chain(columns.iter().map(|c| c.header))
+        .collect();
+    let rows = report
+        .nodes
+        .iter()
+        .map(|n| {
+            std::iter::once(n.name.clone())
+                .chain(columns.iter().map(|c| (c.cell)(n)))
+                .collect()
+        })
+        .collect();
+    Grid { headers, rows }
+}
+
+/// The lines under the table: where every item went, time and throughput, the verdict,
+/// warnings and how the run stopped.
+pub(crate) fn summary(report: &RunReport) -> Vec<String> {
+    let a = report.accounting();
+    let mut items = format!(
+        "{} source items, {} delivered, {} filtered, {} failed",
+        a.source_items, a.delivered, a.filtered, a.failed
+    );
+    if a.dropped_partial_tuples > 0 {
+        items += &format!(", {} dropped partial tuples", a.dropped_partial_tuples);
+    }
+    items += if a.is_balanced() {
+        "; every item accounted for"
+    } else {
+        "; ITEMS UNACCOUNTED FOR"
+    };
+    let mut lines = vec![
+        items,
+        format!(
+            "wall time {:.1?}; throughput {} source items/s, {} delivered/s",
+            report.elapsed,
+            rate(a.source_items, report.elapsed),
+            rate(a.delivered, report.elapsed)
+        ),
+    ];
+    lines.extend(report.verdict().map(|v| v.to_string()));
+    lines.extend(
+        report
+            .warnings()
+            .into_iter()
+            .map(|w| format!("warning: {w}")),
+    );
+    lines.extend(report.failure.as_ref().map(|f| format!("stopped: {f}")));
+    lines
+}
+
 impl fmt::Display for RunReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let columns: Vec<Column> = columns(self).into_iter().filter(|c| c.shown).collect();
-        let names: Vec<&str> = self.nodes.iter().map(|n| n.name.as_str()).collect();
-        let cells: Vec<Vec<String>> = columns
-            .iter()
-            .map(|c| self.nodes.iter().map(|n| (c.cell)(n)).collect())
-            .collect();
-        let name_width = names.iter().map(|n| n.len()).max().unwrap_or(0).max(4);
-        let widths: Vec<usize> = columns
-            .iter()
-            .zip(&cells)
-            .map(|(c, cells)| {
-                cells
-                    .iter()
-                    .map(String::len)
-                    .chain([c.header.len()])
+        let Grid { headers, rows } = grid(self);
+        let widths: Vec<usize> = (0..headers.len())
+            .map(|c| {
+                rows.iter()
+                    .map(|row| row[c].chars().count())
+                    .chain([headers[c].len()])
                     .max()
                     .unwrap_or(0)
             })
             .collect();
-
-        // The role is text and reads best left-aligned; numbers align right.
-        write!(f, "{:<name_width$}", "node")?;
-        for (i, (c, width)) in columns.iter().zip(&widths).enumerate() {
-            if i == 0 {
-                write!(f, "  {:<width$}", c.header)?;
-            } else {
-                write!(f, "  {:>width$}", c.header)?;
-            }
-        }
-        writeln!(f)?;
-        for (row, name) in names.iter().enumerate() {
-            write!(f, "{name:<name_width$}")?;
-            for (i, (cells, width)) in cells.iter().zip(&widths).enumerate() {
-                if i == 0 {
-                    write!(f, "  {:<width$}", cells[row])?;
+        // Names and roles are text and read best left-aligned; numbers align right.
+        let line = |f: &mut fmt::Formatter<'_>, cells: &mut dyn Iterator<Item = &str>| {
+            for (c, cell) in cells.enumerate() {
+                let width = widths[c];
+                let gap = if c == 0 { "" } else { "  " };
+                if c < 2 {
+                    write!(f, "{gap}{cell:<width$}")?;
                 } else {
-                    write!(f, "  {:>width$}", cells[row])?;
+                    write!(f, "{gap}{cell:>width$}")?;
                 }
             }
-            writeln!(f)?;
-        }
-
-        let a = self.accounting();
-        write!(
-            f,
-            "{} source items, {} delivered, {} filtered, {} failed",
-            a.source_items, a.delivered, a.filtered, a.failed
-        )?;
-        if a.dropped_partial_tuples > 0 {
-            write!(f, ", {} dropped partial tuples", a.dropped_partial_tuples)?;
-        }
-        let balance = if a.is_balanced() {
-            "every item accounted for"
-        } else {
-            "ITEMS UNACCOUNTED FOR"
+            writeln!(f)
         };
-        writeln!(f, "; {balance}")?;
-        writeln!(
-            f,
-            "wall time {:.1?}; throughput {} source items/s, {} delivered/s",
-            self.elapsed,
-            rate(a.source_items, self.elapsed),
-            rate(a.delivered, self.elapsed)
-        )?;
-        if let Some(verdict) = self.verdict() {
-            writeln!(f, "{verdict}")?;
+        line(f, &mut headers.iter().copied())?;
+        for row in &rows {
+            line(f, &mut row.iter().map(String::as_str))?;
         }
-        for warning in self.warnings() {
-            writeln!(f, "warning: {warning}")?;
-        }
-        if let Some(failure) = &self.failure {
-            writeln!(f, "stopped: {failure}")?;
+        for text in summary(self) {
+            writeln!(f, "{text}")?;
         }
         Ok(())
     }

@@ -9,6 +9,9 @@ use std::fmt::Write;
 
 use crate::run::{FanIn, Role};
 
+#[cfg(feature = "html")]
+pub(crate) mod svg;
+
 /// One node as drawn.
 pub(crate) struct Drawn {
     pub name: String,
@@ -17,6 +20,9 @@ pub(crate) struct Drawn {
     /// Lines under the name (counts, after a run).
     pub details: Vec<String>,
     pub highlighted: bool,
+    /// Its utilisation, after a run; colours its box in the SVG picture.
+    #[cfg_attr(not(feature = "html"), allow(dead_code))]
+    pub utilisation: Option<f64>,
 }
 
 /// What a picture shows.
