@@ -70,6 +70,16 @@ pub trait Stage: Send + 'static {
     /// CPU): the stage then runs on threads of its own instead of the async workers.
     const BLOCKING: bool = false;
 
+    /// True when [`process_sync`](Stage::process_sync) does what `process` does, without
+    /// awaiting: the runtime then runs batches of cheap items through it in one loop, with
+    /// no future per item. The built-in synchronous stages set it.
+    const SYNC: bool = false;
+
+    /// The synchronous form of `process`, used when [`SYNC`](Stage::SYNC) is true.
+    fn process_sync(&mut self, _item: Self::In, _out: &mut Vec<Self::Out>) -> Result<(), BoxError> {
+        Err("this stage sets `SYNC` but does not implement `process_sync`".into())
+    }
+
     /// Runs once per worker, before its first item: load a model, open a connection, read
     /// the run's [`Context`]. An `Err` stops the run; the items this worker would have taken
     /// are counted as failed.

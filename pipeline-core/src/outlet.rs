@@ -70,6 +70,24 @@ impl<T: Send + 'static> Outlet<T> {
         }
     }
 
+    /// Queues many items (leaving `items` empty), sending each batch that fills up.
+    pub async fn extend(&mut self, items: &mut Items<T>) -> Result<(), Closed> {
+        if self.buf.is_empty() && items.len() < self.batch_max {
+            // Hand the whole vector over instead of moving item by item.
+            std::mem::swap(&mut self.buf, items);
+            return Ok(());
+        }
+        while !items.is_empty() {
+            let room = self.batch_max.saturating_sub(self.buf.len()).max(1);
+            let take = room.min(items.len());
+            self.buf.extend(items.drain(..take));
+            if self.buf.len() >= self.batch_max {
+                self.flush().await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Declares that every item with a lineage root below `watermark` has been pushed.
     pub fn advance(&mut self, watermark: u64) {
         self.watermark = self.watermark.max(watermark);

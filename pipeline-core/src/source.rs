@@ -14,7 +14,7 @@ use crate::exec::NodeCtx;
 use crate::lineage::Lineage;
 use crate::node::{BoxError, Source, SourceNode};
 use crate::outlet::Outlet;
-use crate::stats::BatchCounts;
+use crate::stats::{BatchCounts, Pace};
 
 /// The pipeline is stopping (shutdown, fail-fast, or a failure elsewhere): stop producing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +43,7 @@ pub(crate) struct OutputState<T> {
     next_root: u64,
     counts: BatchCounts,
     ctx: NodeCtx,
+    pace: Pace,
 }
 
 impl<T: Send + 'static> OutputState<T> {
@@ -66,6 +67,7 @@ impl<T: Send + 'static> Output<T> {
             next_root: 0,
             counts: BatchCounts::default(),
             ctx,
+            pace: Pace::new(),
         };
         (
             Output {
@@ -99,7 +101,9 @@ impl<T: Send + 'static> Output<T> {
             .push(lineage, item)
             .await
             .map_err(|_| Stopped)?;
-        if state.outlet.has_pending() && state.outlet.downstream_idle() {
+        // Items that come slowly go on at once if the next node is idle; fast ones fill
+        // their batch first.
+        if state.pace.item() && state.outlet.has_pending() && state.outlet.downstream_idle() {
             self.flush().await?;
         }
         Ok(())

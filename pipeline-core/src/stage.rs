@@ -75,8 +75,13 @@ where
     type In = In;
     type Out = Out;
     const BLOCKING: bool = true;
+    const SYNC: bool = true;
 
     async fn process(&mut self, item: In, out: &mut Vec<Out>) -> Result<(), BoxError> {
+        self.process_sync(item, out)
+    }
+
+    fn process_sync(&mut self, item: In, out: &mut Vec<Out>) -> Result<(), BoxError> {
         out.push((self.0)(item));
         Ok(())
     }
@@ -126,8 +131,13 @@ where
     type In = T;
     type Out = T;
     const BLOCKING: bool = true;
+    const SYNC: bool = true;
 
     async fn process(&mut self, item: T, out: &mut Vec<T>) -> Result<(), BoxError> {
+        self.process_sync(item, out)
+    }
+
+    fn process_sync(&mut self, item: T, out: &mut Vec<T>) -> Result<(), BoxError> {
         if (self.0)(&item) {
             out.push(item);
         }
@@ -154,8 +164,13 @@ where
     type In = In;
     type Out = Out;
     const BLOCKING: bool = true;
+    const SYNC: bool = true;
 
     async fn process(&mut self, item: In, out: &mut Vec<Out>) -> Result<(), BoxError> {
+        self.process_sync(item, out)
+    }
+
+    fn process_sync(&mut self, item: In, out: &mut Vec<Out>) -> Result<(), BoxError> {
         out.extend((self.0)(item));
         Ok(())
     }
@@ -184,9 +199,14 @@ where
     type In = In;
     type Out = Out;
     const BLOCKING: bool = true;
+    const SYNC: bool = true;
     const SPLITS: bool = true;
 
     async fn process(&mut self, item: In, out: &mut Vec<Out>) -> Result<(), BoxError> {
+        self.process_sync(item, out)
+    }
+
+    fn process_sync(&mut self, item: In, out: &mut Vec<Out>) -> Result<(), BoxError> {
         out.extend((self.0)(item));
         Ok(())
     }
@@ -214,8 +234,13 @@ where
     type In = In;
     type Out = Out;
     const BLOCKING: bool = true;
+    const SYNC: bool = true;
 
     async fn process(&mut self, item: In, out: &mut Vec<Out>) -> Result<(), BoxError> {
+        self.process_sync(item, out)
+    }
+
+    fn process_sync(&mut self, item: In, out: &mut Vec<Out>) -> Result<(), BoxError> {
         out.push((self.0)(item).map_err(Into::into)?);
         Ok(())
     }
@@ -294,6 +319,7 @@ where
     type In = In;
     type Out = Out;
     const BLOCKING: bool = true;
+    const SYNC: bool = true;
 
     async fn setup(&mut self, context: &crate::Context) -> Result<(), BoxError> {
         self.context = Some(context.require::<C>()?);
@@ -301,6 +327,10 @@ where
     }
 
     async fn process(&mut self, item: In, out: &mut Vec<Out>) -> Result<(), BoxError> {
+        self.process_sync(item, out)
+    }
+
+    fn process_sync(&mut self, item: In, out: &mut Vec<Out>) -> Result<(), BoxError> {
         let context = self
             .context
             .as_deref()

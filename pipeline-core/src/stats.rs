@@ -132,10 +132,28 @@ impl NodeStats {
         self.queue_peak.fetch_max(depth, Relaxed);
     }
 
+    /// Adds what the sampler timed to the node's histogram. Merging walks every bucket, so
+    /// it waits until the sampler holds a fair number of items or some time has passed;
+    /// `force` (at end of stream) merges whatever there is.
     pub(crate) fn merge_latency(&self, sampler: &mut LatencySampler) {
+        self.merge_latency_if(sampler, false);
+    }
+
+    pub(crate) fn merge_latency_now(&self, sampler: &mut LatencySampler) {
+        self.merge_latency_if(sampler, true);
+    }
+
+    fn merge_latency_if(&self, sampler: &mut LatencySampler, force: bool) {
         if sampler.histogram.is_empty() {
             return;
         }
+        if !force
+            && sampler.histogram.len() < MERGE_AFTER_ITEMS
+            && sampler.since_merge.elapsed() < MERGE_AFTER
+        {
+            return;
+        }
+        sampler.since_merge = Instant::now();
         #[cfg(feature = "metrics")]
         if let Some(exported) = &self.exported {
             for bucket in sampler.histogram.iter_recorded() {
@@ -234,12 +252,51 @@ fn nanos(d: Duration) -> u64 {
 /// than the work they measure.
 pub(crate) struct LatencySampler {
     histogram: Histogram<u64>,
+    since_merge: Instant,
     every_item: bool,
     countdown: u32,
 }
 
 const SAMPLE_EVERY: u32 = 64;
-const SLOW_ITEM: Duration = Duration::from_micros(10);
+/// A sampler's items go into the node's histogram once it holds this many, or after this
+/// long: snapshots stay fresh without merging a whole histogram per batch.
+const MERGE_AFTER_ITEMS: u64 = 256;
+const MERGE_AFTER: Duration = Duration::from_millis(50);
+pub(crate) const SLOW_ITEM: Duration = Duration::from_micros(10);
+
+/// How fast a source produces, sampled like [`LatencySampler`]: a source whose items come
+/// 10 µs or more apart flushes each one as soon as the next node is idle (low latency at
+/// light load); a fast one fills its batches (throughput under load).
+pub(crate) struct Pace {
+    slow: bool,
+    countdown: u32,
+    last: Option<Instant>,
+}
+
+impl Pace {
+    pub(crate) fn new() -> Self {
+        Pace {
+            slow: true,
+            countdown: 0,
+            last: None,
+        }
+    }
+
+    /// Counts one item; returns whether items currently come slowly.
+    pub(crate) fn item(&mut self) -> bool {
+        if self.slow || self.countdown == 0 {
+            let now = Instant::now();
+            let items = if self.slow { 1 } else { SAMPLE_EVERY };
+            if let Some(last) = self.last {
+                self.slow = now.duration_since(last) >= SLOW_ITEM * items;
+            }
+            self.last = Some(now);
+            self.countdown = SAMPLE_EVERY;
+        }
+        self.countdown -= 1;
+        self.slow
+    }
+}
 
 impl LatencySampler {
     pub(crate) fn new() -> Self {
@@ -248,6 +305,9 @@ impl LatencySampler {
             Histogram::new_with_bounds(1, 3_600_000_000_000, 2).expect("valid histogram bounds");
         LatencySampler {
             histogram,
+            since_merge: Instant::now(),
+            // Until an item says otherwise, assume the stage is slow: the first items then
+            // go on at once.
             every_item: true,
             countdown: 0,
         }
@@ -261,6 +321,13 @@ impl LatencySampler {
         }
         self.countdown -= 1;
         None
+    }
+
+    /// True when the last timed item took long enough that every item is timed: such a
+    /// stage hands items on one by one whenever the next node is idle, while a cheap stage
+    /// fills its batches and sends them when its input runs dry.
+    pub(crate) fn items_are_slow(&self) -> bool {
+        self.every_item
     }
 
     pub(crate) fn record(&mut self, took: Duration) {

@@ -183,12 +183,33 @@ pub(crate) async fn run_stage<S: Stage, I: Inlet<S::In>>(
     let ErrorPolicy { retry, dead_letter } = policy;
     let mut failures = FailedItems::new(dead_letter);
     let mut ready = set_up(&mut stage, &ctx).await;
+    // Cheap synchronous stages without per-item policies run whole batches in one loop.
+    let batchable = S::SYNC && retry.is_none() && ctx.timeout.is_none() && !failures.routes();
+    let mut results = Vec::new();
     let result: Result<(), Closed> = async {
         while let Some(batch) = next_or_flush(&mut inlet, &mut outlet, &mut counts).await? {
             ctx.stats.observe_queue(inlet.queued());
             counts.received += batch.len() as u64;
             let watermark = batch.watermark;
-            for (lineage, item) in batch.items {
+            let mut items = batch.items.into_iter();
+            if batchable && ready && !latency.items_are_slow() {
+                let panicked = run_batch(
+                    &mut stage,
+                    &mut items,
+                    &mut produced,
+                    &mut results,
+                    (&ctx, &mut counts, &mut latency),
+                );
+                outlet.extend(&mut results).await?;
+                if let Some(panic) = panicked {
+                    counts.failed += 1;
+                    if ctx.worker_panicked(panic).restart {
+                        ready = restart(&mut stage, &ctx).await;
+                    }
+                }
+            }
+            // What the loop above left: items after a panic or once items turned slow.
+            for (lineage, item) in items {
                 if !ready {
                     // The setup error is in the report; these items never ran.
                     counts.failed += 1;
@@ -213,10 +234,14 @@ pub(crate) async fn run_stage<S: Stage, I: Inlet<S::In>>(
                 match outcome {
                     Outcome::Done => {
                         deliver::<S>(&mut produced, lineage, &mut outlet, &mut counts).await?;
-                        // The next node has nothing to do: hand it what there is now. Slow
-                        // stages thus pass items on one by one; with cheap stages the next
-                        // node is rarely idle, so batches stay large.
-                        if outlet.has_pending() && outlet.downstream_idle() {
+                        // A slow stage hands each item on as soon as the next node has
+                        // nothing to do. A cheap one fills its batch and sends it when its
+                        // input runs dry (`next_or_flush`): waking the next node per item
+                        // would cost more than the items themselves.
+                        if latency.items_are_slow()
+                            && outlet.has_pending()
+                            && outlet.downstream_idle()
+                        {
                             outlet.flush().await?;
                         }
                     }
@@ -268,9 +293,68 @@ pub(crate) async fn run_stage<S: Stage, I: Inlet<S::In>>(
     .await;
     stage.teardown().await;
     ctx.stats.publish(&mut counts);
-    ctx.stats.merge_latency(&mut latency);
+    ctx.stats.merge_latency_now(&mut latency);
     if result.is_err() {
         tracing::debug!(node = ctx.name, "downstream closed: the run was aborted");
+    }
+}
+
+/// Runs items through a synchronous stage until they run out, one panics, or they turn out
+/// slow (those are better handed on one by one). Returns the panic, if one happened; the
+/// item it happened on is consumed.
+fn run_batch<S: Stage>(
+    stage: &mut S,
+    items: &mut std::vec::IntoIter<(Lineage, S::In)>,
+    produced: &mut Vec<S::Out>,
+    results: &mut Vec<(Lineage, S::Out)>,
+    (ctx, counts, latency): (&NodeCtx, &mut BatchCounts, &mut LatencySampler),
+) -> Option<Box<dyn Any + Send>> {
+    std::panic::catch_unwind(AssertUnwindSafe(|| {
+        for (lineage, item) in items.by_ref() {
+            let timer = latency.start();
+            let result = stage.process_sync(item, produced);
+            if let Some(started) = timer {
+                latency.record(started.elapsed());
+            }
+            match result {
+                Ok(()) => collect::<S>(produced, lineage, results, counts),
+                Err(error) => {
+                    produced.clear();
+                    counts.failed += 1;
+                    ctx.item_failed(error);
+                }
+            }
+            if latency.items_are_slow() {
+                break;
+            }
+        }
+    }))
+    .err()
+    .inspect(|_| produced.clear())
+}
+
+/// Counts what one input produced and queues it with its lineage (children of the input's
+/// for the extra outputs of a flat-map).
+fn collect<S: Stage>(
+    produced: &mut Vec<S::Out>,
+    lineage: Lineage,
+    results: &mut Vec<(Lineage, S::Out)>,
+    counts: &mut BatchCounts,
+) {
+    let n = produced.len() as u64;
+    counts.emitted += n;
+    if n == 0 {
+        counts.filtered += 1;
+    } else if n == 1 && !S::SPLITS {
+        results.extend(produced.pop().map(|out| (lineage, out)));
+    } else {
+        counts.expanded += n - 1;
+        results.extend(
+            produced
+                .drain(..)
+                .enumerate()
+                .map(|(i, out)| (lineage.child(i as u64), out)),
+        );
     }
 }
 
@@ -283,6 +367,11 @@ pub(crate) struct FailedItems<T> {
 impl<T: Send + 'static> FailedItems<T> {
     pub(crate) fn new(dead_letter: Option<policy::DeadLetter<T>>) -> Self {
         FailedItems { dead_letter }
+    }
+
+    /// Whether failed items go to a dead-letter node.
+    pub(crate) fn routes(&self) -> bool {
+        self.dead_letter.is_some()
     }
 
     /// A copy of the input, if failures are routed anywhere.
@@ -393,7 +482,7 @@ pub(crate) async fn run_sink<S: Sink, I: Inlet<S::In>>(mut sink: S, mut inlet: I
     sink.flush();
     record_dropped(&mut inlet, &ctx);
     ctx.stats.publish(&mut counts);
-    ctx.stats.merge_latency(&mut latency);
+    ctx.stats.merge_latency_now(&mut latency);
 }
 
 /// A worker's panic, once counted: its message, and whether the worker may start again.
@@ -451,7 +540,8 @@ async fn attempt_once<S: Stage>(
     timeout: Option<Duration>,
     counts: &mut BatchCounts,
 ) -> Outcome {
-    let started = Instant::now();
+    // Only a deadline needs the start time: a clock read per item is a cost cheap stages feel.
+    let started = timeout.map(|_| Instant::now());
     // An async stage's code should only run briefly between awaits; time each poll to
     // find the ones that block the async workers instead. (Blocking stages have threads.)
     let mut longest = Duration::ZERO;
@@ -480,8 +570,10 @@ async fn attempt_once<S: Stage>(
         counts.longest_poll = counts.longest_poll.max(longest);
     }
     let outcome = match result {
-        Ok(Ok(())) => match timeout {
-            Some(limit) if started.elapsed() > limit => Outcome::Failed(timed_out(limit)),
+        Ok(Ok(())) => match (timeout, started) {
+            (Some(limit), Some(started)) if started.elapsed() > limit => {
+                Outcome::Failed(timed_out(limit))
+            }
             _ => Outcome::Done,
         },
         Ok(Err(error)) => Outcome::Failed(error),

@@ -390,7 +390,7 @@ pub(crate) async fn run_with_workers<S: Stage, I: Inlet<S::In>>(
             c.accept(report).await?;
         }
         ctx.stats.publish(&mut c.counts);
-        ctx.stats.merge_latency(&mut c.latency);
+        ctx.stats.merge_latency_now(&mut c.latency);
         c.failures.close().await?;
         c.outlet.close().await
     }
