@@ -52,7 +52,7 @@ fn main() {
     let mut record = |name: &'static str, value: f64| ratios.push((name, value));
 
     if wanted("identity20") {
-        let fused = median(7, || fused_identity20());
+        let fused = median(7, fused_identity20);
         let pipeline = median(7, || runtime.block_on(run_timed(identity20())));
         let batched = median(5, || runtime.block_on(tokio_identity20_batched()));
         let per_item = median(3, || runtime.block_on(tokio_identity20_per_item()));
