@@ -50,4 +50,6 @@ mod book {
     struct Execution;
     #[doc = include_str!("../book/src/bottleneck.md")]
     struct Bottleneck;
+    #[doc = include_str!("../book/src/performance.md")]
+    struct Performance;
 }

@@ -101,9 +101,8 @@ impl<T: Send + 'static> Output<T> {
             .push(lineage, item)
             .await
             .map_err(|_| Stopped)?;
-        // Items that come slowly go on at once if the next node is idle; fast ones fill
-        // their batch first.
-        if state.pace.item() && state.outlet.has_pending() && state.outlet.downstream_idle() {
+        let idle = state.outlet.downstream_idle();
+        if state.outlet.has_pending() && state.pace.flush_due(idle) {
             self.flush().await?;
         }
         Ok(())
@@ -114,6 +113,7 @@ impl<T: Send + 'static> Output<T> {
     pub async fn flush(&mut self) -> Result<(), Stopped> {
         let state = self.state();
         state.outlet.flush().await.map_err(|_| Stopped)?;
+        state.pace.flushed();
         state.counts.blocked += state.outlet.take_blocked();
         state.ctx.stats.publish(&mut state.counts);
         Ok(())

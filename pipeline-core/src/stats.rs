@@ -264,37 +264,47 @@ const MERGE_AFTER_ITEMS: u64 = 256;
 const MERGE_AFTER: Duration = Duration::from_millis(50);
 pub(crate) const SLOW_ITEM: Duration = Duration::from_micros(10);
 
-/// How fast a source produces, sampled like [`LatencySampler`]: a source whose items come
-/// 10 µs or more apart flushes each one as soon as the next node is idle (low latency at
-/// light load); a fast one fills its batches (throughput under load).
+/// When a source should send what it holds. Items that come slowly go on at once; fast
+/// ones fill a batch. The clock is read only while the source is slow or the next node is
+/// idle (when sending now would help latency): a flush is due when the previous push was
+/// at least 10 µs ago (the source is slow right now) or the items held have waited 50 µs
+/// (a fast source feeding an idle node sends a batch every 50 µs, not item by item).
 pub(crate) struct Pace {
+    last_push: Option<Instant>,
+    holding_since: Option<Instant>,
     slow: bool,
-    countdown: u32,
-    last: Option<Instant>,
 }
+
+const LONGEST_HOLD: Duration = Duration::from_micros(50);
 
 impl Pace {
     pub(crate) fn new() -> Self {
         Pace {
+            last_push: None,
+            holding_since: None,
             slow: true,
-            countdown: 0,
-            last: None,
         }
     }
 
-    /// Counts one item; returns whether items currently come slowly.
-    pub(crate) fn item(&mut self) -> bool {
-        if self.slow || self.countdown == 0 {
-            let now = Instant::now();
-            let items = if self.slow { 1 } else { SAMPLE_EVERY };
-            if let Some(last) = self.last {
-                self.slow = now.duration_since(last) >= SLOW_ITEM * items;
-            }
-            self.last = Some(now);
-            self.countdown = SAMPLE_EVERY;
+    /// Called after a push while items are held.
+    pub(crate) fn flush_due(&mut self, downstream_idle: bool) -> bool {
+        // A busy next node takes the items when it gets to them; a fast source need not
+        // look at the clock for it. A slow source sends each item anyway: the next node may
+        // be a moment from idle, and the next push could be far off.
+        if !downstream_idle && !self.slow {
+            return false;
         }
-        self.countdown -= 1;
-        self.slow
+        let now = Instant::now();
+        let gap = self.last_push.map_or(Duration::MAX, |last| now - last);
+        self.last_push = Some(now);
+        self.slow = gap >= SLOW_ITEM;
+        let holding = now - *self.holding_since.get_or_insert(now);
+        self.slow || holding >= LONGEST_HOLD
+    }
+
+    /// Called after a flush: nothing is held any more.
+    pub(crate) fn flushed(&mut self) {
+        self.holding_since = None;
     }
 }
 
