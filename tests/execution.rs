@@ -379,3 +379,100 @@ async fn a_merge_fed_by_nodes_declared_in_any_order_gets_every_item() {
     got.sort();
     assert_eq!(got, vec![0, 1, 2, 10, 11, 12]);
 }
+
+/// Where each of a chain's stages ran, by thread.
+type Threads = Arc<Mutex<Vec<(&'static str, std::thread::ThreadId)>>>;
+
+fn noting(
+    threads: &Threads,
+    name: &'static str,
+    pause: Duration,
+) -> impl FnMut(u32) -> u32 + Send + 'static {
+    let threads = threads.clone();
+    move |n| {
+        if !pause.is_zero() {
+            std::thread::sleep(pause);
+        }
+        threads
+            .lock()
+            .unwrap()
+            .push((name, std::thread::current().id()));
+        n
+    }
+}
+
+fn threads_of(threads: &Threads, name: &str) -> HashSet<std::thread::ThreadId> {
+    threads
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(n, _)| *n == name)
+        .map(|(_, t)| *t)
+        .collect()
+}
+
+/// Cheap 1:1 stages run inside the node that feeds them: one thread, no channel between
+/// them, and each still counts its own items.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_of_cheap_stages_runs_inline_on_one_thread_and_counts_per_stage() {
+    let threads = Threads::default();
+    let out = Collected::new();
+    let p = pipeline! {
+        nums = source::iter(0..10_000u32);
+        a = stage::map(noting(&threads, "a", Duration::ZERO));
+        b = stage::map(noting(&threads, "b", Duration::ZERO));
+        c = stage::map(noting(&threads, "c", Duration::ZERO));
+        sink = out.sink();
+        nums => a => b => c => sink;
+    };
+    let report = p.run().await.unwrap();
+    assert_eq!(
+        out.take(),
+        (0..10_000).collect::<Vec<_>>(),
+        "in order, nothing lost"
+    );
+    let a = threads_of(&threads, "a");
+    assert_eq!(a.len(), 1, "one thread ran all of `a`");
+    assert_eq!(threads_of(&threads, "b"), a, "`b` ran where `a` did");
+    assert_eq!(threads_of(&threads, "c"), a, "`c` ran where `a` did");
+    for stage in ["a", "b", "c"] {
+        let node = report.node(stage).unwrap();
+        assert_eq!((node.received, node.emitted), (10_000, 10_000), "{stage}");
+    }
+    assert!(report.accounting().is_balanced());
+}
+
+/// A stage whose items prove slow leaves the feeding node's loop for a thread of its own,
+/// so that slow stages overlap instead of adding up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_stage_leaves_the_inline_chain_for_a_thread_of_its_own() {
+    let threads = Threads::default();
+    let out = Collected::new();
+    let p = pipeline! {
+        nums = source::iter(0..50u32);
+        cheap = stage::map(noting(&threads, "cheap", Duration::ZERO));
+        slow = stage::map(noting(&threads, "slow", Duration::from_millis(2)));
+        sink = out.sink();
+        nums => cheap => slow => sink;
+    };
+    let report = p.run().await.unwrap();
+    assert_eq!(
+        out.take(),
+        (0..50).collect::<Vec<_>>(),
+        "in order, nothing lost"
+    );
+    let cheap = threads_of(&threads, "cheap");
+    let slow: Vec<_> = threads
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(n, _)| *n == "slow")
+        .map(|(_, t)| *t)
+        .collect();
+    assert!(
+        !cheap.contains(slow.last().unwrap()),
+        "the slow stage's last items ran on a thread of their own"
+    );
+    assert_eq!(report.node("slow").unwrap().emitted, 50);
+    assert!(report.accounting().is_balanced());
+}

@@ -4,7 +4,9 @@
 //! and a stage with ordered workers keeps the source order.
 //!
 //! Random graphs cannot go through `pipeline!` (it runs at compile time), so they are wired
-//! with the runtime's builder, the same calls the macro expands to.
+//! with the runtime's builder, the same calls the macro expands to. Single inputs are
+//! fusable edges, as the macro makes them, so chains of stages run inline and panicky
+//! stages go back to loops of their own midway.
 
 use std::collections::HashMap;
 
@@ -13,7 +15,7 @@ use pipeline_core::inlet::{Inlet, MergeInlet, Zip2};
 use pipeline_core::lineage::Lineage;
 use pipeline_core::outlet::Outlet;
 use pipeline_core::run::{Builder, NodeOptions};
-use pipeline_core::wire::{EdgeReceiver, EdgeSender, edge};
+use pipeline_core::wire::{EdgeReceiver, EdgeSender, edge, fusable_edge};
 use pipeline_core::{ErrorPolicy, Stage, StageNode};
 use pipeline_core::{source, stage};
 use proptest::prelude::*;
@@ -228,7 +230,8 @@ fn run(spec: &Spec) -> (Vec<(usize, Vec<u64>)>, pipeline::RunReport) {
                 Input::Merge(tx, MergeInlet::new(rx))
             }
             _ => {
-                let (tx, rx) = edge(*cap);
+                // As `pipeline!` wires a single input: the stage may run inside its feeder.
+                let (tx, rx) = fusable_edge(*cap);
                 Input::Single(tx, rx)
             }
         };
@@ -236,7 +239,7 @@ fn run(spec: &Spec) -> (Vec<(usize, Vec<u64>)>, pipeline::RunReport) {
     }
     let mut sink_inputs = Vec::new();
     for (k, &n) in sinks.iter().enumerate() {
-        let (tx, rx) = edge(3);
+        let (tx, rx) = fusable_edge(3);
         consumers[n].push((total + k, 0));
         sink_inputs.push((tx, rx));
     }
@@ -385,6 +388,8 @@ proptest! {
         std::panic::set_hook(Box::new(|_| {}));
         let expected = model(&spec);
         let (results, report) = run(&spec);
+        // Back to the default hook, so that a failed property says what failed.
+        drop(std::panic::take_hook());
         for (node, mut got) in results {
             let mut want: Vec<u64> = expected[node].iter().map(|&(_, v)| v).collect();
             got.sort_unstable();

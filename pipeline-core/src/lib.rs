@@ -9,6 +9,7 @@ pub mod analysis;
 pub mod context;
 pub(crate) mod control;
 pub mod exec;
+pub(crate) mod fuse;
 #[cfg(feature = "html")]
 mod html;
 pub mod inlet;

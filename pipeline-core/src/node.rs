@@ -80,6 +80,16 @@ pub trait Stage: Send + 'static {
         Err("this stage sets `SYNC` but does not implement `process_sync`".into())
     }
 
+    /// True when every input gives exactly one output, synchronously and infallibly (a
+    /// plain map), as [`map_one`](Stage::map_one) computes it: the runtime then maps runs
+    /// of cheap items in one tight loop. Requires [`SYNC`](Stage::SYNC).
+    const ONE_TO_ONE: bool = false;
+
+    /// The output of one input, used when [`ONE_TO_ONE`](Stage::ONE_TO_ONE) is true.
+    fn map_one(&mut self, _item: Self::In) -> Self::Out {
+        unreachable!("`map_one` is only called on stages that set `ONE_TO_ONE`")
+    }
+
     /// Runs once per worker, before its first item: load a model, open a connection, read
     /// the run's [`Context`]. An `Err` stops the run; the items this worker would have taken
     /// are counted as failed.

@@ -6,8 +6,9 @@
 
 use std::time::{Duration, Instant};
 
+use crate::fuse::{self, Adopted, OfferSlot};
 use crate::lineage::Lineage;
-use crate::wire::{Batch, Closed, EdgeSender, MAX_BATCH};
+use crate::wire::{Batch, Closed, EdgeSender, MAX_BATCH, Probe};
 
 type Items<T> = Vec<(Lineage, T)>;
 /// Copies a batch for one more edge of a fan-out.
@@ -23,6 +24,23 @@ pub struct Outlet<T> {
     sent_watermark: u64,
     /// Time spent waiting for room downstream since the last `take_blocked`.
     blocked: Duration,
+    /// Whether the next node runs in this outlet's loop (see [`crate::fuse`]).
+    fusion: Fusion<T>,
+    /// Whether the node owning this outlet runs on a thread of its own, where a stage that
+    /// blocks may run inline.
+    on_thread: bool,
+    /// The edges at the end of the inlined chain (or this outlet's own): a source checks
+    /// them per item, so they are refreshed per batch instead of walking the chain.
+    idle_probes: Vec<Probe>,
+}
+
+enum Fusion<T> {
+    /// Batches go over the channel.
+    Channel,
+    /// The next node may offer to run inline; settled at the first send.
+    Offered(OfferSlot<T>),
+    /// The next node runs inline. Dropping it gives it back to its own task.
+    Adopted(Adopted<T>),
 }
 
 impl<T: Send + 'static> Outlet<T> {
@@ -48,7 +66,23 @@ impl<T: Send + 'static> Outlet<T> {
             .min()
             .unwrap_or(1)
             .min(MAX_BATCH);
+        let fusion = match targets.as_slice() {
+            [target] => target
+                .offer_slot()
+                .map_or(Fusion::Channel, |slot| Fusion::Offered(slot.clone())),
+            _ => {
+                // A node that fans out runs none of its targets inline: decline their offers,
+                // so they do not wait to be adopted.
+                for target in &targets {
+                    if let Some(slot) = target.offer_slot() {
+                        drop(fuse::take_offer(slot));
+                    }
+                }
+                Fusion::Channel
+            }
+        };
         Outlet {
+            idle_probes: targets.iter().map(EdgeSender::probe).collect(),
             targets,
             duplicate,
             buf: Vec::with_capacity(batch_max),
@@ -56,7 +90,37 @@ impl<T: Send + 'static> Outlet<T> {
             watermark: 0,
             sent_watermark: 0,
             blocked: Duration::ZERO,
+            fusion,
+            on_thread: false,
         }
+    }
+
+    /// Says whether the owning node runs on a thread of its own (it does when its code may
+    /// block); set before the node starts.
+    pub(crate) fn set_on_thread(&mut self, on_thread: bool) {
+        self.on_thread = on_thread;
+    }
+
+    /// Settles an offer from the next node: waits until it has been set up and offered to
+    /// run inline, or declined. Cancel-safe: a dropped offer goes back to its node.
+    async fn settle_fusion(&mut self) {
+        let Fusion::Offered(slot) = &self.fusion else {
+            return;
+        };
+        let offer = fuse::take_offer(slot);
+        self.fusion = Fusion::Channel;
+        let Some(Ok(next)) = (match offer {
+            Some(offer) => Some(offer.await),
+            None => None,
+        }) else {
+            return;
+        };
+        let target = &self.targets[0];
+        if target.is_sole_sender() && (self.on_thread || !next.blocks()) {
+            self.idle_probes = next.idle_probes().to_vec();
+            self.fusion = Fusion::Adopted(next);
+        }
+        // Otherwise `next` is dropped here, which sends it back to its own task.
     }
 
     /// Queues one item; sends the batch when it is full.
@@ -106,8 +170,25 @@ impl<T: Send + 'static> Outlet<T> {
         if self.buf.is_empty() && self.watermark == self.sent_watermark {
             return Ok(());
         }
-        let n = self.buf.len();
+        if matches!(self.fusion, Fusion::Offered(_)) {
+            self.settle_fusion().await;
+        }
         let watermark = self.watermark;
+        if let Fusion::Adopted(next) = &mut self.fusion {
+            let keep = next.take(&mut self.buf, watermark).await?;
+            self.sent_watermark = watermark;
+            if keep {
+                // The chain may have grown (adopting further) or shrunk (giving back).
+                self.idle_probes.clear();
+                self.idle_probes.extend_from_slice(next.idle_probes());
+            } else {
+                // Dropping the stage gives it back; the channel takes over.
+                self.fusion = Fusion::Channel;
+                self.idle_probes = self.targets.iter().map(EdgeSender::probe).collect();
+            }
+            return Ok(());
+        }
+        let n = self.buf.len();
         // Only a wait is timed, so a flowing pipeline pays no clock reads here.
         let waiting_since = (!self.targets.iter().all(|t| t.has_room_for(n))).then(Instant::now);
         if let [target] = self.targets.as_slice() {
@@ -161,7 +242,11 @@ impl<T: Send + 'static> Outlet<T> {
     /// True when some edge is empty: the node behind it is idle, so sending now buys
     /// latency at no throughput cost.
     pub fn downstream_idle(&self) -> bool {
-        self.targets.iter().any(|t| t.queued() == 0)
+        self.idle_probes.iter().any(Probe::is_empty)
+    }
+
+    pub(crate) fn idle_probes(&self) -> &[Probe] {
+        &self.idle_probes
     }
 }
 

@@ -11,14 +11,17 @@ use crate::context::Context;
 use crate::control::Control;
 use crate::exec::workers::run_with_workers;
 use crate::exec::{
-    ErrorPolicy, NodeCtx, NodeTask, panic_message, place, run_sink, run_source, run_stage,
+    ErrorPolicy, NodeCtx, NodeTask, panic_message, place, run_fusable_stage, run_sink, run_source,
+    run_stage,
 };
+use crate::fuse::Offer;
 use crate::inlet::Inlet;
 use crate::node::{Sink, SinkNode, Source, SourceNode, Stage, StageNode};
 use crate::outlet::Outlet;
 use crate::picture::{Drawing, Drawn};
 use crate::report::{Failure, NodeReport, RunError, RunReport};
 use crate::stats::NodeStats;
+use crate::wire::EdgeReceiver;
 
 /// What a node is, as the report shows it.
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
@@ -83,6 +86,16 @@ pub struct Builder {
     edges: Vec<(&'static str, &'static str)>,
     dead_letter_edges: Vec<(&'static str, &'static str)>,
     after: Vec<(&'static str, &'static str)>,
+    /// Withdraws a node's offer to run inline, by node name (see [`crate::fuse`]).
+    declines: HashMap<&'static str, Box<dyn FnOnce() + Send>>,
+}
+
+/// The offer a node's only input edge carries, if it has one. Every node takes it, so
+/// that the feeding node is never left waiting: keeping it is a promise to settle it.
+fn take_offer<T: 'static, I: Inlet<T>>(inlet: &mut I) -> Option<Offer<T>> {
+    (inlet as &mut dyn std::any::Any)
+        .downcast_mut::<EdgeReceiver<T>>()
+        .and_then(EdgeReceiver::take_offer)
 }
 
 impl Builder {
@@ -94,8 +107,9 @@ impl Builder {
         &mut self,
         name: &'static str,
         node: SourceNode<S>,
-        outlet: Outlet<S::Out>,
+        mut outlet: Outlet<S::Out>,
     ) {
+        outlet.set_on_thread(S::BLOCKING);
         let spec = NodeSpec {
             name,
             role: Role::Source,
@@ -115,8 +129,8 @@ impl Builder {
         name: &'static str,
         node: StageNode<S>,
         fan_in: FanIn,
-        inlet: I,
-        outlet: Outlet<S::Out>,
+        mut inlet: I,
+        mut outlet: Outlet<S::Out>,
         options: NodeOptions,
         policy: ErrorPolicy<S::In>,
     ) {
@@ -127,10 +141,26 @@ impl Builder {
             fan_in,
             options,
         };
-        self.nodes.push((
-            spec,
-            Box::new(move |ctx| place(S::BLOCKING, run_stage(node.0, inlet, outlet, ctx, policy))),
-        ));
+        outlet.set_on_thread(S::BLOCKING);
+        // Only a stage whose items need no per-item policy can run in another node's loop.
+        let fusable = S::SYNC && options.timeout.is_none() && policy.is_plain();
+        let launch: Launch = match take_offer(&mut inlet).filter(|_| fusable) {
+            Some(offer) => {
+                let offer = Arc::new(std::sync::Mutex::new(Some(offer)));
+                let withdraw = offer.clone();
+                self.declines.insert(
+                    name,
+                    Box::new(move || drop(withdraw.lock().map(|mut o| o.take()))),
+                );
+                Box::new(move |ctx| {
+                    Box::pin(run_fusable_stage(node.0, inlet, outlet, ctx, policy, offer))
+                })
+            }
+            None => Box::new(move |ctx| {
+                place(S::BLOCKING, run_stage(node.0, inlet, outlet, ctx, policy))
+            }),
+        };
+        self.nodes.push((spec, launch));
     }
 
     pub fn sink<S: Sink, I: Inlet<S::In>>(
@@ -138,9 +168,10 @@ impl Builder {
         name: &'static str,
         node: SinkNode<S>,
         fan_in: FanIn,
-        inlet: I,
+        mut inlet: I,
         options: NodeOptions,
     ) {
+        drop(take_offer(&mut inlet));
         let spec = NodeSpec {
             name,
             role: Role::Sink,
@@ -162,11 +193,12 @@ impl Builder {
         copies: Vec<StageNode<S>>,
         ordered: bool,
         fan_in: FanIn,
-        inlet: I,
+        mut inlet: I,
         outlet: Outlet<S::Out>,
         options: NodeOptions,
         policy: ErrorPolicy<S::In>,
     ) {
+        drop(take_offer(&mut inlet));
         assert!(
             !copies.is_empty(),
             "node `{name}`: workers(0) would never process anything"
@@ -204,7 +236,14 @@ impl Builder {
         self.edges.push((from, to));
     }
 
-    pub fn build(self) -> Pipeline {
+    pub fn build(mut self) -> Pipeline {
+        // A node that waits for another to finish cannot run inside the node feeding it: that
+        // node would wait for it in turn.
+        for (waiting, _) in &self.after {
+            if let Some(withdraw) = self.declines.remove(waiting) {
+                withdraw();
+            }
+        }
         Pipeline {
             nodes: self.nodes,
             edges: self.edges,

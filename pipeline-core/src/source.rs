@@ -47,6 +47,13 @@ pub(crate) struct OutputState<T> {
 }
 
 impl<T: Send + 'static> OutputState<T> {
+    /// After a batch went out: nothing is held, and the counts are worth publishing.
+    fn sent(&mut self) {
+        self.pace.flushed();
+        self.counts.blocked += self.outlet.take_blocked();
+        self.ctx.stats.publish(&mut self.counts);
+    }
+
     pub(crate) async fn close(mut self) {
         // Err means the run was aborted; nothing is left to account for.
         let _ = self.outlet.flush().await;
@@ -101,8 +108,13 @@ impl<T: Send + 'static> Output<T> {
             .push(lineage, item)
             .await
             .map_err(|_| Stopped)?;
+        if !state.outlet.has_pending() {
+            // The batch was full and has gone.
+            state.sent();
+            return Ok(());
+        }
         let idle = state.outlet.downstream_idle();
-        if state.outlet.has_pending() && state.pace.flush_due(idle) {
+        if state.pace.flush_due(idle) {
             self.flush().await?;
         }
         Ok(())
@@ -113,9 +125,7 @@ impl<T: Send + 'static> Output<T> {
     pub async fn flush(&mut self) -> Result<(), Stopped> {
         let state = self.state();
         state.outlet.flush().await.map_err(|_| Stopped)?;
-        state.pace.flushed();
-        state.counts.blocked += state.outlet.take_blocked();
-        state.ctx.stats.publish(&mut state.counts);
+        state.sent();
         Ok(())
     }
 
@@ -134,8 +144,8 @@ impl<T: Send + 'static> Drop for Output<T> {
     }
 }
 
-/// A source over anything iterable. The iterator runs on the async workers: keep `next`
-/// cheap, or use [`producer`] with your own blocking strategy.
+/// A source over anything iterable. The iterator runs on a thread of its own, so its
+/// `next` may block (reading a file, a socket).
 pub fn iter<I>(items: I) -> SourceNode<IterSource<I::IntoIter>>
 where
     I: IntoIterator,

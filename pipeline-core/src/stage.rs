@@ -85,6 +85,13 @@ where
         out.push((self.0)(item));
         Ok(())
     }
+
+    const ONE_TO_ONE: bool = true;
+
+    #[inline]
+    fn map_one(&mut self, item: In) -> Out {
+        (self.0)(item)
+    }
 }
 
 /// One output per input, computed by an async function.

@@ -255,6 +255,8 @@ pub(crate) struct LatencySampler {
     since_merge: Instant,
     every_item: bool,
     countdown: u32,
+    /// Timed items in a row that were slow.
+    slow_streak: u32,
 }
 
 const SAMPLE_EVERY: u32 = 64;
@@ -273,7 +275,11 @@ pub(crate) struct Pace {
     last_push: Option<Instant>,
     holding_since: Option<Instant>,
     slow: bool,
+    /// Pushes in a row that came less than 10 µs after the previous one.
+    quick_pushes: u32,
 }
+
+const QUICK_PUSHES_TO_BATCH: u32 = 4;
 
 const LONGEST_HOLD: Duration = Duration::from_micros(50);
 
@@ -283,6 +289,7 @@ impl Pace {
             last_push: None,
             holding_since: None,
             slow: true,
+            quick_pushes: 0,
         }
     }
 
@@ -297,14 +304,25 @@ impl Pace {
         let now = Instant::now();
         let gap = self.last_push.map_or(Duration::MAX, |last| now - last);
         self.last_push = Some(now);
-        self.slow = gap >= SLOW_ITEM;
+        // One quick push after slow ones is often a late tick catching up: the source is
+        // fast only after a few in a row, or the item after them would wait for the next.
+        self.quick_pushes = if gap >= SLOW_ITEM {
+            0
+        } else {
+            self.quick_pushes.saturating_add(1)
+        };
+        self.slow = self.quick_pushes < QUICK_PUSHES_TO_BATCH;
         let holding = now - *self.holding_since.get_or_insert(now);
         self.slow || holding >= LONGEST_HOLD
     }
 
-    /// Called after a flush: nothing is held any more.
+    /// Called after a flush: nothing is held any more. The flush's own time (which
+    /// includes stages running inline) is not a gap between items.
     pub(crate) fn flushed(&mut self) {
         self.holding_since = None;
+        if self.last_push.is_some() {
+            self.last_push = Some(Instant::now());
+        }
     }
 }
 
@@ -320,10 +338,21 @@ impl LatencySampler {
             // go on at once.
             every_item: true,
             countdown: 0,
+            slow_streak: 0,
         }
     }
 
+    /// How many items may go untimed before the next sample, all of which the caller
+    /// processes without asking; the item after them is timed. None while items are slow.
+    pub(crate) fn take_untimed(&mut self) -> usize {
+        if self.every_item {
+            return 0;
+        }
+        std::mem::take(&mut self.countdown) as usize
+    }
+
     /// Whether to time the next item; if so, call `record` with its duration.
+    #[inline]
     pub(crate) fn start(&mut self) -> Option<Instant> {
         if self.every_item || self.countdown == 0 {
             self.countdown = SAMPLE_EVERY;
@@ -340,8 +369,19 @@ impl LatencySampler {
         self.every_item
     }
 
+    /// Timed items in a row that were slow: one can be a cold start or a hiccup, a few
+    /// in a row are the stage's nature.
+    pub(crate) fn slow_streak(&self) -> u32 {
+        self.slow_streak
+    }
+
     pub(crate) fn record(&mut self, took: Duration) {
         self.every_item = took >= SLOW_ITEM;
+        self.slow_streak = if self.every_item {
+            self.slow_streak.saturating_add(1)
+        } else {
+            0
+        };
         self.histogram.saturating_record(nanos(took).max(1));
     }
 }

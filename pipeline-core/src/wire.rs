@@ -13,6 +13,7 @@ use std::task::{Context, Poll};
 
 use tokio::sync::{Semaphore, mpsc};
 
+use crate::fuse::{Offer, OfferSlot, hand_off};
 use crate::lineage::Lineage;
 
 /// Items in flight on one edge when the DSL does not say otherwise.
@@ -53,13 +54,25 @@ pub fn edge<T>(capacity: usize) -> (EdgeSender<T>, EdgeReceiver<T>) {
             tx,
             permits: permits.clone(),
             capacity,
+            offer: None,
         },
         EdgeReceiver {
             rx,
             permits,
             capacity,
+            offer: None,
         },
     )
+}
+
+/// An edge into a node's only input, over which the node may offer to run inside the
+/// node that feeds it (see [`crate::fuse`]).
+pub fn fusable_edge<T>(capacity: usize) -> (EdgeSender<T>, EdgeReceiver<T>) {
+    let (mut tx, mut rx) = edge(capacity);
+    let (offer, slot) = hand_off();
+    tx.offer = Some(slot);
+    rx.offer = Some(offer);
+    (tx, rx)
 }
 
 /// The sending half of an edge; clone it to let several nodes feed one merge.
@@ -67,6 +80,7 @@ pub struct EdgeSender<T> {
     tx: mpsc::UnboundedSender<Batch<T>>,
     permits: Arc<Semaphore>,
     capacity: usize,
+    offer: Option<OfferSlot<T>>,
 }
 
 impl<T> Clone for EdgeSender<T> {
@@ -75,6 +89,7 @@ impl<T> Clone for EdgeSender<T> {
             tx: self.tx.clone(),
             permits: self.permits.clone(),
             capacity: self.capacity,
+            offer: self.offer.clone(),
         }
     }
 }
@@ -119,6 +134,37 @@ impl<T> EdgeSender<T> {
     pub fn queued(&self) -> usize {
         self.capacity - self.permits.available_permits().min(self.capacity)
     }
+
+    /// Tells, without the item type, whether the edge is empty.
+    pub(crate) fn probe(&self) -> Probe {
+        Probe {
+            permits: self.permits.clone(),
+            capacity: self.capacity,
+        }
+    }
+
+    /// Where the receiving node offers to run inline, if it may.
+    pub(crate) fn offer_slot(&self) -> Option<&OfferSlot<T>> {
+        self.offer.as_ref()
+    }
+
+    /// True when no other sender feeds this edge: only then may the receiver run inline.
+    pub(crate) fn is_sole_sender(&self) -> bool {
+        self.tx.strong_count() == 1
+    }
+}
+
+/// Looks at whether an edge is empty: the node behind it has nothing queued.
+#[derive(Clone)]
+pub(crate) struct Probe {
+    permits: Arc<Semaphore>,
+    capacity: usize,
+}
+
+impl Probe {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.permits.available_permits() >= self.capacity
+    }
 }
 
 /// Room on an edge for one batch, taken by [`EdgeSender::reserve`].
@@ -143,9 +189,15 @@ pub struct EdgeReceiver<T> {
     rx: mpsc::UnboundedReceiver<Batch<T>>,
     permits: Arc<Semaphore>,
     capacity: usize,
+    offer: Option<Offer<T>>,
 }
 
 impl<T> EdgeReceiver<T> {
+    /// The receiving node's side of the hand-off; dropping it declines.
+    pub(crate) fn take_offer(&mut self) -> Option<Offer<T>> {
+        self.offer.take()
+    }
+
     /// Items waiting on this edge right now.
     pub fn queued(&self) -> usize {
         self.capacity - self.permits.available_permits().min(self.capacity)

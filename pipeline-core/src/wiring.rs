@@ -147,7 +147,7 @@ pub fn single_input<N: Node>(
     _node: &N,
     capacity: usize,
 ) -> (EdgeSender<N::In>, EdgeReceiver<N::In>) {
-    edge(capacity)
+    crate::wire::fusable_edge(capacity)
 }
 
 /// One channel that every input edge of `node` feeds.

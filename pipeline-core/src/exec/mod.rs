@@ -14,14 +14,15 @@ use std::any::Any;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 
 use crate::context::Context;
 use crate::control::Control;
+use crate::fuse::{Fused, Offer, Resumed};
 use crate::inlet::{self, Inlet};
 use crate::lineage::Lineage;
 use crate::node::{BoxError, Sink, Source, Stage};
@@ -38,17 +39,26 @@ pub(crate) fn place<F: Future<Output = ()> + Send + 'static>(blocking: bool, nod
     if !blocking {
         return Box::pin(node);
     }
+    Box::pin(on_own_thread(node))
+}
+
+/// Runs `work` on a thread from the blocking pool and waits for it; a panic there goes on
+/// here.
+async fn on_own_thread<F>(work: F) -> F::Output
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
     // The node's span (see `Pipeline::spawn`) follows it onto its thread.
     let span = tracing::Span::current();
     let thread =
-        tokio::task::spawn_blocking(move || span.in_scope(|| futures::executor::block_on(node)));
-    Box::pin(async move {
-        if let Err(e) = thread.await {
-            if e.is_panic() {
-                std::panic::resume_unwind(e.into_panic());
-            }
-        }
-    })
+        tokio::task::spawn_blocking(move || span.in_scope(|| futures::executor::block_on(work)));
+    match thread.await {
+        Ok(output) => output,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        // The runtime is shutting down, and this task with it.
+        Err(_) => std::future::pending().await,
+    }
 }
 
 #[derive(Clone)]
@@ -172,30 +182,104 @@ pub(crate) async fn run_source<S: Source>(source: S, outlet: Outlet<S::Out>, ctx
 
 pub(crate) async fn run_stage<S: Stage, I: Inlet<S::In>>(
     mut stage: S,
-    mut inlet: I,
-    mut outlet: Outlet<S::Out>,
+    inlet: I,
+    outlet: Outlet<S::Out>,
     ctx: NodeCtx,
     policy: ErrorPolicy<S::In>,
 ) {
+    let ready = set_up(&mut stage, &ctx).await;
+    stage_loop(Resumed::new(stage, outlet), ready, inlet, ctx, policy).await;
+}
+
+/// Runs a stage that may run inside the node feeding it (see [`crate::fuse`]): set up
+/// (on a thread if its code may block), offer itself, and once given back (an item was
+/// slow, it panicked, or its input ended) carry on in a loop of its own.
+pub(crate) async fn run_fusable_stage<S: Stage, I: Inlet<S::In>>(
+    stage: S,
+    inlet: I,
+    outlet: Outlet<S::Out>,
+    ctx: NodeCtx,
+    policy: ErrorPolicy<S::In>,
+    offer: Arc<Mutex<Option<Offer<S::In>>>>,
+) {
+    let setup = {
+        let ctx = ctx.clone();
+        async move {
+            let mut stage = stage;
+            let ready = set_up(&mut stage, &ctx).await;
+            (stage, ready)
+        }
+    };
+    let (stage, ready) = if S::BLOCKING {
+        on_own_thread(setup).await
+    } else {
+        setup.await
+    };
+    let mut state = Resumed::new(stage, outlet);
+    // Not offered (declined at build time, or setup failed): the feeding node uses the edge.
+    let offer = offer.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let (true, Some(offer)) = (ready, offer) {
+        let (fused, given_back) = Fused::new(state, ctx.clone());
+        // If the feeding node is gone, the offer drops, which gives the stage back at once.
+        let _ = offer.send(Box::new(fused));
+        match given_back.await {
+            Ok(back) => state = back,
+            Err(_) => {
+                tracing::error!(node = ctx.name, "lost while running inline");
+                return;
+            }
+        }
+    }
+    place(S::BLOCKING, stage_loop(state, ready, inlet, ctx, policy)).await;
+}
+
+/// A stage's loop, from wherever it is (fresh, or back from running inline).
+async fn stage_loop<S: Stage, I: Inlet<S::In>>(
+    state: Resumed<S>,
+    mut ready: bool,
+    mut inlet: I,
+    ctx: NodeCtx,
+    policy: ErrorPolicy<S::In>,
+) {
+    let Resumed {
+        mut stage,
+        mut outlet,
+        mut counts,
+        mut latency,
+        leftover,
+        restart: restart_first,
+    } = state;
     let mut produced = Vec::new();
-    let mut counts = BatchCounts::default();
-    let mut latency = LatencySampler::new();
     let ErrorPolicy { retry, dead_letter } = policy;
     let mut failures = FailedItems::new(dead_letter);
-    let mut ready = set_up(&mut stage, &ctx).await;
+    if restart_first {
+        ready = restart(&mut stage, &ctx).await;
+    }
     // Cheap synchronous stages without per-item policies run whole batches in one loop.
     let batchable = S::SYNC && retry.is_none() && ctx.timeout.is_none() && !failures.routes();
     let mut results = Vec::new();
+    // Items left from running inline were counted as received there.
+    let mut carried = leftover;
     let result: Result<(), Closed> = async {
-        while let Some(batch) = next_or_flush(&mut inlet, &mut outlet, &mut counts).await? {
-            ctx.stats.observe_queue(inlet.queued());
-            counts.received += batch.len() as u64;
+        loop {
+            let batch = match carried.take() {
+                Some(batch) => batch,
+                None => match next_or_flush(&mut inlet, &mut outlet, &mut counts).await? {
+                    Some(batch) => {
+                        ctx.stats.observe_queue(inlet.queued());
+                        counts.received += batch.len() as u64;
+                        batch
+                    }
+                    None => break,
+                },
+            };
             let watermark = batch.watermark;
             let mut items = batch.items.into_iter();
             if batchable && ready && !latency.items_are_slow() {
                 let panicked = run_batch(
                     &mut stage,
                     &mut items,
+                    1,
                     &mut produced,
                     &mut results,
                     (&ctx, &mut counts, &mut latency),
@@ -299,18 +383,19 @@ pub(crate) async fn run_stage<S: Stage, I: Inlet<S::In>>(
     }
 }
 
-/// Runs items through a synchronous stage until they run out, one panics, or they turn out
-/// slow (those are better handed on one by one). Returns the panic, if one happened; the
-/// item it happened on is consumed.
-fn run_batch<S: Stage>(
+/// Runs items through a synchronous stage until they run out, one panics, or `slow_items`
+/// timed items in a row turn out slow (those are better handed on one by one). Returns the
+/// panic, if one happened; the item it happened on is consumed.
+pub(crate) fn run_batch<S: Stage>(
     stage: &mut S,
-    items: &mut std::vec::IntoIter<(Lineage, S::In)>,
+    items: &mut impl Iterator<Item = (Lineage, S::In)>,
+    slow_items: u32,
     produced: &mut Vec<S::Out>,
     results: &mut Vec<(Lineage, S::Out)>,
     (ctx, counts, latency): (&NodeCtx, &mut BatchCounts, &mut LatencySampler),
 ) -> Option<Box<dyn Any + Send>> {
     std::panic::catch_unwind(AssertUnwindSafe(|| {
-        for (lineage, item) in items.by_ref() {
+        while let Some((lineage, item)) = items.next() {
             let timer = latency.start();
             let result = stage.process_sync(item, produced);
             if let Some(started) = timer {
@@ -324,8 +409,16 @@ fn run_batch<S: Stage>(
                     ctx.item_failed(error);
                 }
             }
-            if latency.items_are_slow() {
+            if latency.slow_streak() >= slow_items {
                 break;
+            }
+            if S::ONE_TO_ONE {
+                // Between two timed items, a plain map needs no per-item bookkeeping.
+                // Counted per item, so that a panic midway leaves the counts right.
+                for (lineage, item) in items.by_ref().take(latency.take_untimed()) {
+                    results.push((lineage, stage.map_one(item)));
+                    counts.emitted += 1;
+                }
             }
         }
     }))

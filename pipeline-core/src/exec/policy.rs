@@ -54,6 +54,13 @@ impl<T> Default for ErrorPolicy<T> {
     }
 }
 
+impl<T> ErrorPolicy<T> {
+    /// True when failed items are only counted: no retry, no dead-letter node.
+    pub(crate) fn is_plain(&self) -> bool {
+        self.retry.is_none() && self.dead_letter.is_none()
+    }
+}
+
 impl<T: Clone> ErrorPolicy<T> {
     /// Tries a failed item `attempts` more times, pausing `backoff`, then twice that...
     pub fn retry(mut self, attempts: u32, backoff: Duration) -> Self {
