@@ -177,8 +177,13 @@ struct Sum {
 impl Sink for Sum {
     type In = u64;
     const BLOCKING: bool = true;
+    const SYNC: bool = true;
 
     async fn consume(&mut self, item: u64) -> Result<(), BoxError> {
+        self.consume_sync(item)
+    }
+
+    fn consume_sync(&mut self, item: u64) -> Result<(), BoxError> {
         self.local = self.local.wrapping_add(item);
         Ok(())
     }

@@ -481,3 +481,100 @@ async fn a_slow_stage_leaves_the_inline_chain_and_overlaps_with_its_feeder() {
     assert_eq!(report.node("slow").unwrap().emitted, 50);
     assert!(report.accounting().is_balanced());
 }
+
+/// A synchronous sink at the end of a cheap chain runs in it too: the whole pipeline is
+/// one loop, and the sink still counts its own items.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cheap_sink_runs_inline_at_the_end_of_the_chain() {
+    let threads = Threads::default();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (noted, kept) = (threads.clone(), seen.clone());
+    let p = pipeline! {
+        nums = source::iter(0..10_000u32);
+        a = stage::map(noting(&threads, "a", Duration::ZERO));
+        sink = sink::for_each(move |n: u32| {
+            noted.lock().unwrap().push(("sink", std::thread::current().id()));
+            kept.lock().unwrap().push(n);
+        });
+        nums => a => sink;
+    };
+    let report = p.run().await.unwrap();
+    assert_eq!(*seen.lock().unwrap(), (0..10_000).collect::<Vec<_>>());
+    let a = threads_of(&threads, "a");
+    assert_eq!(a.len(), 1, "one thread ran all of `a`");
+    assert_eq!(
+        threads_of(&threads, "sink"),
+        a,
+        "the sink ran where `a` did"
+    );
+    let sink = report.node("sink").unwrap();
+    assert_eq!((sink.received, sink.failed), (10_000, 0));
+    assert_eq!(sink.queue_peak, 0, "nothing ever waited on the sink's edge");
+    assert!(report.accounting().is_balanced());
+}
+
+/// A sink whose items prove slow leaves the chain, so the source keeps producing while it
+/// works instead of waiting for every item to be consumed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_sink_leaves_the_inline_chain_and_overlaps_with_its_feeder() {
+    let working = Arc::new(AtomicUsize::new(0));
+    let overlapped = Arc::new(AtomicUsize::new(0));
+    let (busy, seen) = (working.clone(), overlapped.clone());
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let kept = got.clone();
+    let p = pipeline! {
+        nums = source::iter((0..50u32).inspect(move |_| {
+            std::thread::sleep(Duration::from_millis(1));
+            if busy.load(Ordering::SeqCst) > 0 {
+                seen.fetch_add(1, Ordering::SeqCst);
+            }
+        }));
+        cheap = stage::map(|n: u32| n);
+        sink = sink::for_each(move |n: u32| {
+            working.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(2));
+            working.fetch_sub(1, Ordering::SeqCst);
+            kept.lock().unwrap().push(n);
+        });
+        nums => cheap => sink;
+    };
+    let report = p.run().await.unwrap();
+    assert_eq!(*got.lock().unwrap(), (0..50).collect::<Vec<_>>());
+    assert!(
+        overlapped.load(Ordering::SeqCst) > 0,
+        "the source never produced while the slow sink worked"
+    );
+    assert!(report.accounting().is_balanced());
+}
+
+/// A sink that panics inline fails that one item, is set up again in a loop of its own,
+/// and consumes the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_panicking_inline_fails_the_item_and_consumes_the_rest() {
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let kept = got.clone();
+    let p = pipeline! {
+        nums = source::iter(0..1000u32);
+        sink = sink::for_each(move |n: u32| {
+            if n == 7 {
+                panic!("seven is unlucky");
+            }
+            kept.lock().unwrap().push(n);
+        });
+        nums => sink;
+    };
+    let report = tokio::time::timeout(Duration::from_secs(10), p.run())
+        .await
+        .expect("must not hang")
+        .unwrap();
+    let expected: Vec<u32> = (0..1000).filter(|n| *n != 7).collect();
+    assert_eq!(
+        *got.lock().unwrap(),
+        expected,
+        "in order, only the panicking item lost"
+    );
+    let sink = report.node("sink").unwrap();
+    assert_eq!((sink.received, sink.failed, sink.panics), (1000, 1, 1));
+    assert_eq!(sink.errors, vec!["panic: seven is unlucky".to_string()]);
+    assert!(report.accounting().is_balanced());
+}

@@ -1,5 +1,5 @@
-//! Fusion: a cheap synchronous stage runs inside the node that feeds it, with no channel
-//! between them.
+//! Fusion: a cheap synchronous stage or sink runs inside the node that feeds it, with no
+//! channel between them.
 //!
 //! A channel hop per edge costs more than an identity stage's work, so a chain of cheap
 //! stages wired as separate tasks is slower than one loop. Instead, a stage that could run
@@ -8,7 +8,8 @@
 //! adopts it at its first send: from then on its outlet hands each batch straight to the
 //! stage, which processes it and passes its output on, possibly to a stage it adopted in
 //! turn. A chain of cheap stages thus runs as one loop on one thread, and each stage still
-//! keeps its own counts.
+//! keeps its own counts. A synchronous sink at the end of the chain runs in it too, so a
+//! linear pipeline of cheap nodes wakes no thread per batch.
 //!
 //! The channel stays wired. When an item proves slow (see `LatencySampler`) or the stage
 //! panics, the stage goes back to its own task with the rest of the batch, and the feeding
@@ -22,13 +23,13 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-use crate::exec::{NodeCtx, run_batch};
+use crate::exec::{NodeCtx, consume_batch, run_batch};
 use crate::lineage::Lineage;
-use crate::node::Stage;
+use crate::node::{Sink, Stage};
 use crate::outlet::Outlet;
 use crate::stats::{BatchCounts, LatencySampler};
 use crate::wire::{Batch, Closed, Probe};
@@ -46,10 +47,13 @@ pub(crate) trait Adoptable<T>: Send {
 
     /// Processes `items` (leaving the vector empty) and sends what they produced on.
     /// `Ok(false)`: the stage must go back to its own task now (drop it to give it back).
+    /// `handed_at`: when the caller last read the clock, just before (a chain reads it once
+    /// per node and batch, not twice).
     fn take<'a>(
         &'a mut self,
         items: &'a mut Items<T>,
         watermark: u64,
+        handed_at: Instant,
     ) -> Pin<Box<dyn Future<Output = Result<bool, Closed>> + Send + 'a>>;
 
     /// The edges the stage (or the chain it heads) sends on, to tell whether the nodes
@@ -73,6 +77,32 @@ pub(crate) fn take_offer<T>(slot: &OfferSlot<T>) -> Option<oneshot::Receiver<Ado
     slot.lock().unwrap_or_else(|e| e.into_inner()).take()
 }
 
+/// What a node lends to the node feeding it: its loop state, which runs batches inline and
+/// goes back to the node's own task when dropped from there.
+pub(crate) trait Lendable: Send + 'static {
+    type In: Send + 'static;
+    /// Whether the node's code may block.
+    const BLOCKS: bool;
+
+    /// Processes `items` (leaving the vector empty); false: give the state back now.
+    fn process(&mut self, items: &mut Items<Self::In>, watermark: u64, ctx: &NodeCtx) -> bool;
+
+    /// Sends on what `process` produced; `keep` is what it returned.
+    /// `now`: the time `process` ended.
+    fn send_on(
+        &mut self,
+        keep: bool,
+        watermark: u64,
+        now: Instant,
+    ) -> impl Future<Output = Result<(), Closed>> + Send;
+
+    /// The node's counts and its latency sampler, published after each batch.
+    fn meters(&mut self) -> (&mut BatchCounts, &mut LatencySampler);
+
+    /// See [`Adoptable::idle_probes`].
+    fn idle_probes(&self) -> &[Probe];
+}
+
 /// A stage's loop state when it goes back to its own task.
 pub(crate) struct Resumed<S: Stage> {
     pub stage: S,
@@ -83,6 +113,9 @@ pub(crate) struct Resumed<S: Stage> {
     pub leftover: Option<Batch<S::In>>,
     /// The stage panicked inline and must be set up afresh.
     pub restart: bool,
+    /// Scratch space for what one item and one batch produce.
+    pub produced: Vec<S::Out>,
+    pub results: Items<S::Out>,
 }
 
 impl<S: Stage> Resumed<S> {
@@ -94,112 +127,210 @@ impl<S: Stage> Resumed<S> {
             latency: LatencySampler::new(),
             leftover: None,
             restart: false,
+            produced: Vec::new(),
+            results: Vec::new(),
         }
     }
 }
 
-/// A stage lent to the node feeding it. Dropping it gives it back to its task.
-pub(crate) struct Fused<S: Stage> {
-    state: Option<Resumed<S>>,
-    back: Option<oneshot::Sender<Resumed<S>>>,
-    ctx: NodeCtx,
-    produced: Vec<S::Out>,
-    results: Items<S::Out>,
-    /// When the stage last finished a batch: the time until the next one counts as starved.
-    idle_since: Instant,
-}
+impl<S: Stage> Lendable for Resumed<S> {
+    type In = S::In;
+    const BLOCKS: bool = S::BLOCKING;
 
-impl<S: Stage> Fused<S> {
-    pub(crate) fn new(state: Resumed<S>, ctx: NodeCtx) -> (Self, oneshot::Receiver<Resumed<S>>) {
-        let (back, given_back) = oneshot::channel();
-        let fused = Fused {
-            state: Some(state),
-            back: Some(back),
-            ctx,
-            produced: Vec::new(),
-            results: Vec::new(),
-            idle_since: Instant::now(),
-        };
-        (fused, given_back)
-    }
-
-    async fn run(&mut self, items: &mut Items<S::In>, watermark: u64) -> Result<bool, Closed> {
-        let started = Instant::now();
-        let Fused {
-            state,
-            ctx,
-            produced,
-            results,
-            idle_since,
-            ..
-        } = self;
-        let state = state.as_mut().expect("the state is only taken on drop");
-        state.counts.starved += started.saturating_duration_since(*idle_since);
-        state.counts.received += items.len() as u64;
+    fn process(&mut self, items: &mut Items<S::In>, watermark: u64, ctx: &NodeCtx) -> bool {
+        self.counts.received += items.len() as u64;
         let mut queue = items.drain(..);
         let panicked = run_batch(
-            &mut state.stage,
+            &mut self.stage,
             &mut queue,
             SLOW_ITEMS_TO_SPLIT,
-            produced,
-            results,
-            (ctx, &mut state.counts, &mut state.latency),
+            &mut self.produced,
+            &mut self.results,
+            (ctx, &mut self.counts, &mut self.latency),
         );
         let rest: Items<S::In> = queue.collect();
-        *idle_since = Instant::now();
-        let mut keep = state.latency.slow_streak() < SLOW_ITEMS_TO_SPLIT;
+        let mut keep = self.latency.slow_streak() < SLOW_ITEMS_TO_SPLIT;
         if let Some(panic) = panicked {
-            state.counts.failed += 1;
-            state.restart = ctx.worker_panicked(panic).restart;
+            self.counts.failed += 1;
+            self.restart = ctx.worker_panicked(panic).restart;
             keep = false;
         }
         if !rest.is_empty() {
             // The stage's own loop processes these first, so the order stays as it was.
-            state.leftover = Some(Batch {
+            self.leftover = Some(Batch {
                 items: rest,
                 watermark,
             });
             keep = false;
         }
-        state.outlet.extend(results).await?;
-        if state.leftover.is_none() {
-            state.outlet.advance(watermark);
+        keep
+    }
+
+    async fn send_on(&mut self, keep: bool, watermark: u64, now: Instant) -> Result<(), Closed> {
+        self.outlet.handing_at(now);
+        self.outlet.extend(&mut self.results).await?;
+        if self.leftover.is_none() {
+            self.outlet.advance(watermark);
         }
         if keep {
             // One batch in, one batch out: the feeding node's batching decides latency.
-            state.outlet.flush().await?;
+            self.outlet.flush().await?;
         }
-        state.counts.blocked += state.outlet.take_blocked();
-        ctx.stats.publish(&mut state.counts);
-        ctx.stats.merge_latency(&mut state.latency);
+        self.counts.blocked += self.outlet.take_blocked();
+        Ok(())
+    }
+
+    fn meters(&mut self) -> (&mut BatchCounts, &mut LatencySampler) {
+        (&mut self.counts, &mut self.latency)
+    }
+
+    fn idle_probes(&self) -> &[Probe] {
+        self.outlet.idle_probes()
+    }
+}
+
+/// A sink's loop state when it goes back to its own task.
+pub(crate) struct SinkResumed<S: Sink> {
+    pub sink: S,
+    pub counts: BatchCounts,
+    pub latency: LatencySampler,
+    /// The part of a batch that was not consumed inline; its items are counted received.
+    pub leftover: Option<Items<S::In>>,
+    /// The sink panicked inline and must be set up afresh.
+    pub restart: bool,
+}
+
+impl<S: Sink> SinkResumed<S> {
+    pub(crate) fn new(sink: S) -> Self {
+        SinkResumed {
+            sink,
+            counts: BatchCounts::default(),
+            latency: LatencySampler::new(),
+            leftover: None,
+            restart: false,
+        }
+    }
+}
+
+impl<S: Sink> Lendable for SinkResumed<S> {
+    type In = S::In;
+    const BLOCKS: bool = S::BLOCKING;
+
+    fn process(&mut self, items: &mut Items<S::In>, _watermark: u64, ctx: &NodeCtx) -> bool {
+        self.counts.received += items.len() as u64;
+        let mut queue = items.drain(..);
+        let panicked = consume_batch(
+            &mut self.sink,
+            &mut queue,
+            SLOW_ITEMS_TO_SPLIT,
+            (ctx, &mut self.counts, &mut self.latency),
+        );
+        let rest: Items<S::In> = queue.collect();
+        self.sink.flush();
+        let mut keep = self.latency.slow_streak() < SLOW_ITEMS_TO_SPLIT;
+        if let Some(panic) = panicked {
+            self.counts.failed += 1;
+            self.restart = ctx.worker_panicked(panic).restart;
+            keep = false;
+        }
+        if !rest.is_empty() {
+            self.leftover = Some(rest);
+            keep = false;
+        }
+        keep
+    }
+
+    async fn send_on(&mut self, _keep: bool, _watermark: u64, _now: Instant) -> Result<(), Closed> {
+        Ok(())
+    }
+
+    fn meters(&mut self) -> (&mut BatchCounts, &mut LatencySampler) {
+        (&mut self.counts, &mut self.latency)
+    }
+
+    fn idle_probes(&self) -> &[Probe] {
+        // Nothing is behind a sink: an inline chain that ends in one never waits.
+        &[]
+    }
+}
+
+/// A node's loop state lent to the node feeding it. Dropping it gives it back.
+pub(crate) struct Fused<L: Lendable> {
+    state: Option<L>,
+    back: Option<oneshot::Sender<L>>,
+    ctx: NodeCtx,
+    /// When the node last finished a batch: the time until the next one counts as starved.
+    idle_since: Instant,
+    published_at: Instant,
+}
+
+/// How often a node running inline publishes its counts.
+const PUBLISH_EVERY: Duration = Duration::from_millis(1);
+
+impl<L: Lendable> Fused<L> {
+    pub(crate) fn new(state: L, ctx: NodeCtx) -> (Self, oneshot::Receiver<L>) {
+        let (back, given_back) = oneshot::channel();
+        let fused = Fused {
+            state: Some(state),
+            back: Some(back),
+            ctx,
+            idle_since: Instant::now(),
+            published_at: Instant::now(),
+        };
+        (fused, given_back)
+    }
+
+    async fn run(
+        &mut self,
+        items: &mut Items<L::In>,
+        watermark: u64,
+        started: Instant,
+    ) -> Result<bool, Closed> {
+        let state = self
+            .state
+            .as_mut()
+            .expect("the state is only taken on drop");
+        state.meters().0.starved += started.saturating_duration_since(self.idle_since);
+        let keep = state.process(items, watermark, &self.ctx);
+        // The time the nodes after this one take inline is theirs, not this node's.
+        let done = Instant::now();
+        self.idle_since = done;
+        state.send_on(keep, watermark, done).await?;
+        // Publishing costs more than a batch of cheap items; readers of live counts can
+        // wait a millisecond. The counts stay in the state, so nothing is lost meanwhile.
+        if !keep || done.saturating_duration_since(self.published_at) >= PUBLISH_EVERY {
+            self.published_at = done;
+            let (counts, latency) = state.meters();
+            self.ctx.stats.publish_at(counts, Some(done));
+            self.ctx.stats.merge_latency_at(latency, done);
+        }
         Ok(keep)
     }
 }
 
-impl<S: Stage> Adoptable<S::In> for Fused<S> {
+impl<L: Lendable> Adoptable<L::In> for Fused<L> {
     fn blocks(&self) -> bool {
-        S::BLOCKING
+        L::BLOCKS
     }
 
     fn take<'a>(
         &'a mut self,
-        items: &'a mut Items<S::In>,
+        items: &'a mut Items<L::In>,
         watermark: u64,
+        handed_at: Instant,
     ) -> Pin<Box<dyn Future<Output = Result<bool, Closed>> + Send + 'a>> {
-        Box::pin(self.run(items, watermark))
+        Box::pin(self.run(items, watermark, handed_at))
     }
 
     fn idle_probes(&self) -> &[Probe] {
-        self.state
-            .as_ref()
-            .map_or(&[], |state| state.outlet.idle_probes())
+        self.state.as_ref().map_or(&[], Lendable::idle_probes)
     }
 }
 
-impl<S: Stage> Drop for Fused<S> {
+impl<L: Lendable> Drop for Fused<L> {
     fn drop(&mut self) {
         if let (Some(state), Some(back)) = (self.state.take(), self.back.take()) {
-            // Err: the stage's task is gone (the run was aborted); nothing waits for it.
+            // Err: the node's task is gone (the run was aborted); nothing waits for it.
             let _ = back.send(state);
         }
     }

@@ -133,8 +133,19 @@ pub trait Sink: Send + 'static {
         async { Ok(()) }
     }
 
+    /// True when [`consume_sync`](Sink::consume_sync) does what `consume` does, without
+    /// awaiting: the sink may then run inside the node feeding it, with no channel and no
+    /// thread wake-up per batch, as long as its items stay cheap. The built-in synchronous
+    /// sinks set it.
+    const SYNC: bool = false;
+
     /// Consumes one item; an `Err` counts it as failed.
     fn consume(&mut self, item: Self::In) -> impl Future<Output = Result<(), BoxError>> + Send;
+
+    /// The synchronous form of `consume`, used when [`SYNC`](Sink::SYNC) is true.
+    fn consume_sync(&mut self, _item: Self::In) -> Result<(), BoxError> {
+        Err("this sink sets `SYNC` but does not implement `consume_sync`".into())
+    }
 
     /// Called after each batch of input and at end of stream, e.g. to publish buffered items.
     fn flush(&mut self) {}

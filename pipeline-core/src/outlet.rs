@@ -32,6 +32,8 @@ pub struct Outlet<T> {
     /// The edges at the end of the inlined chain (or this outlet's own): a source checks
     /// them per item, so they are refreshed per batch instead of walking the chain.
     idle_probes: Vec<Probe>,
+    /// The time the owner just read, if it did: an inline node starts its batch then.
+    handing_at: Option<Instant>,
 }
 
 enum Fusion<T> {
@@ -92,6 +94,7 @@ impl<T: Send + 'static> Outlet<T> {
             blocked: Duration::ZERO,
             fusion,
             on_thread: false,
+            handing_at: None,
         }
     }
 
@@ -123,6 +126,12 @@ impl<T: Send + 'static> Outlet<T> {
         // Otherwise `next` is dropped here, which sends it back to its own task.
     }
 
+    /// Tells the outlet the time, read just now, so that an inline node it hands the next
+    /// batch to need not read it again.
+    pub(crate) fn handing_at(&mut self, now: Instant) {
+        self.handing_at = Some(now);
+    }
+
     /// Queues one item; sends the batch when it is full.
     #[inline]
     pub async fn push(&mut self, lineage: Lineage, item: T) -> Result<(), Closed> {
@@ -136,9 +145,12 @@ impl<T: Send + 'static> Outlet<T> {
 
     /// Queues many items (leaving `items` empty), sending each batch that fills up.
     pub async fn extend(&mut self, items: &mut Items<T>) -> Result<(), Closed> {
-        if self.buf.is_empty() && items.len() < self.batch_max {
+        if self.buf.is_empty() && items.len() <= self.batch_max {
             // Hand the whole vector over instead of moving item by item.
             std::mem::swap(&mut self.buf, items);
+            if self.buf.len() == self.batch_max {
+                self.flush().await?;
+            }
             return Ok(());
         }
         while !items.is_empty() {
@@ -167,6 +179,7 @@ impl<T: Send + 'static> Outlet<T> {
     /// Sends what is buffered (and the watermark), waiting for room on every edge.
     /// Cancel-safe: the items stay buffered until room on all edges is held.
     pub async fn flush(&mut self) -> Result<(), Closed> {
+        let handed_at = self.handing_at.take();
         if self.buf.is_empty() && self.watermark == self.sent_watermark {
             return Ok(());
         }
@@ -175,7 +188,8 @@ impl<T: Send + 'static> Outlet<T> {
         }
         let watermark = self.watermark;
         if let Fusion::Adopted(next) = &mut self.fusion {
-            let keep = next.take(&mut self.buf, watermark).await?;
+            let now = handed_at.unwrap_or_else(Instant::now);
+            let keep = next.take(&mut self.buf, watermark, now).await?;
             self.sent_watermark = watermark;
             if keep {
                 // The chain may have grown (adopting further) or shrunk (giving back).
@@ -240,9 +254,10 @@ impl<T: Send + 'static> Outlet<T> {
     }
 
     /// True when some edge is empty: the node behind it is idle, so sending now buys
-    /// latency at no throughput cost.
+    /// latency at no throughput cost. Also true when the chain after this outlet runs
+    /// inline to its end: nothing waits for another thread then.
     pub fn downstream_idle(&self) -> bool {
-        self.idle_probes.iter().any(Probe::is_empty)
+        self.idle_probes.is_empty() || self.idle_probes.iter().any(Probe::is_empty)
     }
 
     pub(crate) fn idle_probes(&self) -> &[Probe] {

@@ -11,8 +11,8 @@ use crate::context::Context;
 use crate::control::Control;
 use crate::exec::workers::run_with_workers;
 use crate::exec::{
-    ErrorPolicy, NodeCtx, NodeTask, panic_message, place, run_fusable_stage, run_sink, run_source,
-    run_stage,
+    ErrorPolicy, NodeCtx, NodeTask, SharedOffer, panic_message, place, run_fusable_sink,
+    run_fusable_stage, run_sink, run_source, run_stage,
 };
 use crate::fuse::Offer;
 use crate::inlet::Inlet;
@@ -146,12 +146,7 @@ impl Builder {
         let fusable = S::SYNC && options.timeout.is_none() && policy.is_plain();
         let launch: Launch = match take_offer(&mut inlet).filter(|_| fusable) {
             Some(offer) => {
-                let offer = Arc::new(std::sync::Mutex::new(Some(offer)));
-                let withdraw = offer.clone();
-                self.declines.insert(
-                    name,
-                    Box::new(move || drop(withdraw.lock().map(|mut o| o.take()))),
-                );
+                let offer = self.withdrawable(name, offer);
                 Box::new(move |ctx| {
                     Box::pin(run_fusable_stage(node.0, inlet, outlet, ctx, policy, offer))
                 })
@@ -171,7 +166,6 @@ impl Builder {
         mut inlet: I,
         options: NodeOptions,
     ) {
-        drop(take_offer(&mut inlet));
         let spec = NodeSpec {
             name,
             role: Role::Sink,
@@ -179,10 +173,25 @@ impl Builder {
             fan_in,
             options,
         };
-        self.nodes.push((
-            spec,
-            Box::new(move |ctx| place(S::BLOCKING, run_sink(node.0, inlet, ctx))),
-        ));
+        let launch: Launch = match take_offer(&mut inlet).filter(|_| S::SYNC) {
+            Some(offer) => {
+                let offer = self.withdrawable(name, offer);
+                Box::new(move |ctx| Box::pin(run_fusable_sink(node.0, inlet, ctx, offer)))
+            }
+            None => Box::new(move |ctx| place(S::BLOCKING, run_sink(node.0, inlet, ctx))),
+        };
+        self.nodes.push((spec, launch));
+    }
+
+    /// Keeps a node's offer to run inline where `build` can still withdraw it.
+    fn withdrawable<T: 'static>(&mut self, name: &'static str, offer: Offer<T>) -> SharedOffer<T> {
+        let offer = Arc::new(std::sync::Mutex::new(Some(offer)));
+        let withdraw = offer.clone();
+        self.declines.insert(
+            name,
+            Box::new(move || drop(withdraw.lock().map(|mut o| o.take()))),
+        );
+        offer
     }
 
     /// A stage run by several workers, one per copy of the stage in `copies`.

@@ -29,8 +29,13 @@ where
 {
     type In = T;
     const BLOCKING: bool = true;
+    const SYNC: bool = true;
 
     async fn consume(&mut self, item: T) -> Result<(), BoxError> {
+        self.consume_sync(item)
+    }
+
+    fn consume_sync(&mut self, item: T) -> Result<(), BoxError> {
         (self.0)(item);
         Ok(())
     }
@@ -78,8 +83,13 @@ where
 {
     type In = T;
     const BLOCKING: bool = true;
+    const SYNC: bool = true;
 
     async fn consume(&mut self, item: T) -> Result<(), BoxError> {
+        self.consume_sync(item)
+    }
+
+    fn consume_sync(&mut self, item: T) -> Result<(), BoxError> {
         (self.0)(item).map_err(Into::into)
     }
 }
@@ -154,8 +164,13 @@ pub struct Collect<T> {
 impl<T: Send + 'static> Sink for Collect<T> {
     type In = T;
     const BLOCKING: bool = true;
+    const SYNC: bool = true;
 
     async fn consume(&mut self, item: T) -> Result<(), BoxError> {
+        self.consume_sync(item)
+    }
+
+    fn consume_sync(&mut self, item: T) -> Result<(), BoxError> {
         self.buf.push(item);
         Ok(())
     }

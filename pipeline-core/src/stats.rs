@@ -40,6 +40,8 @@ pub(crate) struct NodeStats {
     pub queue_peak: AtomicU64,
     /// Per-item processing time, in nanoseconds; runners merge into it once per batch.
     latency: Mutex<Option<Histogram<u64>>>,
+    /// Items actually timed (the histogram counts each with the untimed ones it stands for).
+    latency_samples: AtomicU64,
     started: OnceLock<Instant>,
     finished: OnceLock<Instant>,
     errors: Mutex<Vec<String>>,
@@ -96,9 +98,15 @@ impl NodeStats {
     }
 
     pub(crate) fn publish(&self, c: &mut BatchCounts) {
+        self.publish_at(c, None);
+    }
+
+    /// `publish`, given the time if the caller just read the clock.
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub(crate) fn publish_at(&self, c: &mut BatchCounts, now: Option<Instant>) {
         #[cfg(feature = "metrics")]
         if let Some(exported) = &self.exported {
-            exported.publish(c);
+            exported.publish(c, now.unwrap_or_else(Instant::now));
         }
         let add = |a: &AtomicU64, v: u64| {
             if v != 0 {
@@ -136,24 +144,32 @@ impl NodeStats {
     /// it waits until the sampler holds a fair number of items or some time has passed;
     /// `force` (at end of stream) merges whatever there is.
     pub(crate) fn merge_latency(&self, sampler: &mut LatencySampler) {
-        self.merge_latency_if(sampler, false);
+        self.merge_latency_if(sampler, false, None);
+    }
+
+    /// `merge_latency`, given the time the caller just read.
+    pub(crate) fn merge_latency_at(&self, sampler: &mut LatencySampler, now: Instant) {
+        self.merge_latency_if(sampler, false, Some(now));
     }
 
     pub(crate) fn merge_latency_now(&self, sampler: &mut LatencySampler) {
-        self.merge_latency_if(sampler, true);
+        self.merge_latency_if(sampler, true, None);
     }
 
-    fn merge_latency_if(&self, sampler: &mut LatencySampler, force: bool) {
+    fn merge_latency_if(&self, sampler: &mut LatencySampler, force: bool, now: Option<Instant>) {
         if sampler.histogram.is_empty() {
             return;
         }
+        let now = now.unwrap_or_else(Instant::now);
         if !force
-            && sampler.histogram.len() < MERGE_AFTER_ITEMS
-            && sampler.since_merge.elapsed() < MERGE_AFTER
+            && sampler.timed < MERGE_AFTER_ITEMS
+            && now.saturating_duration_since(sampler.since_merge) < MERGE_AFTER
         {
             return;
         }
-        sampler.since_merge = Instant::now();
+        sampler.since_merge = now;
+        self.latency_samples
+            .fetch_add(std::mem::take(&mut sampler.timed), Relaxed);
         #[cfg(feature = "metrics")]
         if let Some(exported) = &self.exported {
             for bucket in sampler.histogram.iter_recorded() {
@@ -181,7 +197,7 @@ impl NodeStats {
             p90: at(0.9),
             p99: at(0.99),
             max: Duration::from_nanos(h.max()),
-            samples: h.len(),
+            samples: self.latency_samples.load(Relaxed),
         })
     }
 
@@ -247,19 +263,26 @@ fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// Times items for the latency histogram. A slow stage has every item timed; a cheap one
-/// (under 10 µs per item) one item in 64, so that two clock reads per item do not cost more
-/// than the work they measure.
+/// Times items for the latency histogram. A slow stage has every item timed. While items
+/// are cheap (under 10 µs), the gap between timed items doubles up to one in 256, so that
+/// clock reads cost far less than the work they measure, yet an item turning slow is seen
+/// within a few hundred items. Each timed item stands for the untimed ones before it (it is
+/// recorded with their count), so slow items timed one by one do not skew the percentiles.
 pub(crate) struct LatencySampler {
     histogram: Histogram<u64>,
     since_merge: Instant,
-    every_item: bool,
+    /// Items timed since the last merge (the histogram holds weighted counts).
+    timed: u64,
+    /// Untimed items before the next timed one.
     countdown: u32,
+    /// The current gap between timed items, for the weight of the next one; 0 while items
+    /// are slow, and before the first.
+    gap: u32,
     /// Timed items in a row that were slow.
     slow_streak: u32,
 }
 
-const SAMPLE_EVERY: u32 = 64;
+const LONGEST_SAMPLE_GAP: u32 = 255;
 /// A sampler's items go into the node's histogram once it holds this many, or after this
 /// long: snapshots stay fresh without merging a whole histogram per batch.
 const MERGE_AFTER_ITEMS: u64 = 256;
@@ -268,28 +291,34 @@ pub(crate) const SLOW_ITEM: Duration = Duration::from_micros(10);
 
 /// When a source should send what it holds. Items that come slowly go on at once; fast
 /// ones fill a batch. The clock is read only while the source is slow or the next node is
-/// idle (when sending now would help latency): a flush is due when the previous push was
-/// at least 10 µs ago (the source is slow right now) or the items held have waited 50 µs
-/// (a fast source feeding an idle node sends a batch every 50 µs, not item by item).
+/// idle (when sending now would help latency), and then for a fast source only every few
+/// pushes: a flush is due when pushes came at least 10 µs apart (the source is slow right
+/// now) or the items held have waited 50 µs (a fast source feeding an idle node sends a
+/// batch every 50 µs, not item by item).
 pub(crate) struct Pace {
-    last_push: Option<Instant>,
+    last_check: Option<Instant>,
     holding_since: Option<Instant>,
     slow: bool,
-    /// Pushes in a row that came less than 10 µs after the previous one.
-    quick_pushes: u32,
+    /// Checks in a row that found pushes less than 10 µs apart.
+    quick_checks: u32,
+    /// Pushes since the clock was last read.
+    unchecked: u32,
 }
 
-const QUICK_PUSHES_TO_BATCH: u32 = 4;
+const QUICK_CHECKS_TO_BATCH: u32 = 4;
+/// A fast source reads the clock once per this many pushes.
+const PUSHES_PER_CHECK: u32 = 8;
 
 const LONGEST_HOLD: Duration = Duration::from_micros(50);
 
 impl Pace {
     pub(crate) fn new() -> Self {
         Pace {
-            last_push: None,
+            last_check: None,
             holding_since: None,
             slow: true,
-            quick_pushes: 0,
+            quick_checks: 0,
+            unchecked: 0,
         }
     }
 
@@ -298,20 +327,24 @@ impl Pace {
         // A busy next node takes the items when it gets to them; a fast source need not
         // look at the clock for it. A slow source sends each item anyway: the next node may
         // be a moment from idle, and the next push could be far off.
-        if !downstream_idle && !self.slow {
+        self.unchecked += 1;
+        if !self.slow && (!downstream_idle || self.unchecked < PUSHES_PER_CHECK) {
             return false;
         }
+        let pushes = std::mem::take(&mut self.unchecked);
         let now = Instant::now();
-        let gap = self.last_push.map_or(Duration::MAX, |last| now - last);
-        self.last_push = Some(now);
+        let gap = self
+            .last_check
+            .map_or(Duration::MAX, |last| (now - last) / pushes);
+        self.last_check = Some(now);
         // One quick push after slow ones is often a late tick catching up: the source is
         // fast only after a few in a row, or the item after them would wait for the next.
-        self.quick_pushes = if gap >= SLOW_ITEM {
+        self.quick_checks = if gap >= SLOW_ITEM {
             0
         } else {
-            self.quick_pushes.saturating_add(1)
+            self.quick_checks.saturating_add(1)
         };
-        self.slow = self.quick_pushes < QUICK_PUSHES_TO_BATCH;
+        self.slow = self.quick_checks < QUICK_CHECKS_TO_BATCH;
         let holding = now - *self.holding_since.get_or_insert(now);
         self.slow || holding >= LONGEST_HOLD
     }
@@ -320,8 +353,9 @@ impl Pace {
     /// includes stages running inline) is not a gap between items.
     pub(crate) fn flushed(&mut self) {
         self.holding_since = None;
-        if self.last_push.is_some() {
-            self.last_push = Some(Instant::now());
+        self.unchecked = 0;
+        if self.last_check.is_some() {
+            self.last_check = Some(Instant::now());
         }
     }
 }
@@ -334,10 +368,11 @@ impl LatencySampler {
         LatencySampler {
             histogram,
             since_merge: Instant::now(),
+            timed: 0,
             // Until an item says otherwise, assume the stage is slow: the first items then
             // go on at once.
-            every_item: true,
             countdown: 0,
+            gap: 0,
             slow_streak: 0,
         }
     }
@@ -345,17 +380,13 @@ impl LatencySampler {
     /// How many items may go untimed before the next sample, all of which the caller
     /// processes without asking; the item after them is timed. None while items are slow.
     pub(crate) fn take_untimed(&mut self) -> usize {
-        if self.every_item {
-            return 0;
-        }
         std::mem::take(&mut self.countdown) as usize
     }
 
     /// Whether to time the next item; if so, call `record` with its duration.
     #[inline]
     pub(crate) fn start(&mut self) -> Option<Instant> {
-        if self.every_item || self.countdown == 0 {
-            self.countdown = SAMPLE_EVERY;
+        if self.countdown == 0 {
             return Some(Instant::now());
         }
         self.countdown -= 1;
@@ -366,7 +397,7 @@ impl LatencySampler {
     /// stage hands items on one by one whenever the next node is idle, while a cheap stage
     /// fills its batches and sends them when its input runs dry.
     pub(crate) fn items_are_slow(&self) -> bool {
-        self.every_item
+        self.gap == 0
     }
 
     /// Timed items in a row that were slow: one can be a cold start or a hiccup, a few
@@ -376,12 +407,17 @@ impl LatencySampler {
     }
 
     pub(crate) fn record(&mut self, took: Duration) {
-        self.every_item = took >= SLOW_ITEM;
-        self.slow_streak = if self.every_item {
-            self.slow_streak.saturating_add(1)
+        let weight = u64::from(self.gap) + 1;
+        if took >= SLOW_ITEM {
+            self.slow_streak = self.slow_streak.saturating_add(1);
+            self.gap = 0;
         } else {
-            0
-        };
-        self.histogram.saturating_record(nanos(took).max(1));
+            self.slow_streak = 0;
+            self.gap = (self.gap * 2 + 1).min(LONGEST_SAMPLE_GAP);
+        }
+        self.countdown = self.gap;
+        self.timed += 1;
+        self.histogram
+            .saturating_record_n(nanos(took).max(1), weight);
     }
 }

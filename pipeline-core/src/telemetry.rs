@@ -87,7 +87,7 @@ impl Exported {
         }
     }
 
-    pub(crate) fn publish(&self, c: &BatchCounts) {
+    pub(crate) fn publish(&self, c: &BatchCounts, now: Instant) {
         let add = |counter: &Counter, v: u64| {
             if v != 0 {
                 counter.increment(v);
@@ -101,9 +101,8 @@ impl Exported {
         add(&self.dead_lettered, c.dead_lettered);
         let busy = match &self.single_worker_since {
             Some(since) => {
-                let now = Instant::now();
                 let mut since = since.lock().unwrap_or_else(|e| e.into_inner());
-                let batch = now.duration_since(std::mem::replace(&mut *since, now));
+                let batch = now.saturating_duration_since(std::mem::replace(&mut *since, now));
                 batch.saturating_sub(c.starved).saturating_sub(c.blocked)
             }
             None => c.busy,

@@ -6,7 +6,10 @@
 //! that run every other node. The channels are executor-agnostic, so the same loop serves both.
 
 pub mod policy;
+mod sink;
 pub mod workers;
+
+pub(crate) use sink::{consume_batch, run_fusable_sink, run_sink};
 
 pub use policy::{ErrorPolicy, Failed, Retry};
 
@@ -22,10 +25,10 @@ use futures::FutureExt;
 
 use crate::context::Context;
 use crate::control::Control;
-use crate::fuse::{Fused, Offer, Resumed};
+use crate::fuse::{Fused, Lendable, Offer, Resumed};
 use crate::inlet::{self, Inlet};
 use crate::lineage::Lineage;
-use crate::node::{BoxError, Sink, Source, Stage};
+use crate::node::{BoxError, Source, Stage};
 use crate::outlet::Outlet;
 use crate::report::Failure;
 use crate::source::{Output, Stopped};
@@ -33,6 +36,8 @@ use crate::stats::{BatchCounts, LONG_POLL, LatencySampler, NodeStats};
 use crate::wire::{Batch, Closed};
 
 pub(crate) type NodeTask = Pin<Box<dyn Future<Output = ()> + Send>>;
+/// A node's offer to run inline, which the builder may withdraw before the run starts.
+pub(crate) type SharedOffer<T> = Arc<Mutex<Option<Offer<T>>>>;
 
 /// Runs a node's loop where its code belongs: on a thread of its own when that code blocks.
 pub(crate) fn place<F: Future<Output = ()> + Send + 'static>(blocking: bool, node: F) -> NodeTask {
@@ -44,7 +49,7 @@ pub(crate) fn place<F: Future<Output = ()> + Send + 'static>(blocking: bool, nod
 
 /// Runs `work` on a thread from the blocking pool and waits for it; a panic there goes on
 /// here.
-async fn on_own_thread<F>(work: F) -> F::Output
+pub(super) async fn on_own_thread<F>(work: F) -> F::Output
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
@@ -191,6 +196,32 @@ pub(crate) async fn run_stage<S: Stage, I: Inlet<S::In>>(
     stage_loop(Resumed::new(stage, outlet), ready, inlet, ctx, policy).await;
 }
 
+/// A node's side of fusion (see [`crate::fuse`]): offer its loop state to the node feeding
+/// it and wait until that gives it back (an item was slow, it panicked, or the input
+/// ended). Not offered (declined at build time, or setup failed): the state stays here and
+/// the feeding node uses the edge. None: the state was lost with an aborted run.
+pub(crate) async fn lend<L: Lendable>(
+    state: L,
+    ready: bool,
+    offer: &SharedOffer<L::In>,
+    ctx: &NodeCtx,
+) -> Option<L> {
+    let offer = offer.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let (true, Some(offer)) = (ready, offer) else {
+        return Some(state);
+    };
+    let (fused, given_back) = Fused::new(state, ctx.clone());
+    // If the feeding node is gone, the offer drops, which gives the state back at once.
+    let _ = offer.send(Box::new(fused));
+    match given_back.await {
+        Ok(back) => Some(back),
+        Err(_) => {
+            tracing::error!(node = ctx.name, "lost while running inline");
+            None
+        }
+    }
+}
+
 /// Runs a stage that may run inside the node feeding it (see [`crate::fuse`]): set up
 /// (on a thread if its code may block), offer itself, and once given back (an item was
 /// slow, it panicked, or its input ended) carry on in a loop of its own.
@@ -200,7 +231,7 @@ pub(crate) async fn run_fusable_stage<S: Stage, I: Inlet<S::In>>(
     outlet: Outlet<S::Out>,
     ctx: NodeCtx,
     policy: ErrorPolicy<S::In>,
-    offer: Arc<Mutex<Option<Offer<S::In>>>>,
+    offer: SharedOffer<S::In>,
 ) {
     let setup = {
         let ctx = ctx.clone();
@@ -215,21 +246,9 @@ pub(crate) async fn run_fusable_stage<S: Stage, I: Inlet<S::In>>(
     } else {
         setup.await
     };
-    let mut state = Resumed::new(stage, outlet);
-    // Not offered (declined at build time, or setup failed): the feeding node uses the edge.
-    let offer = offer.lock().unwrap_or_else(|e| e.into_inner()).take();
-    if let (true, Some(offer)) = (ready, offer) {
-        let (fused, given_back) = Fused::new(state, ctx.clone());
-        // If the feeding node is gone, the offer drops, which gives the stage back at once.
-        let _ = offer.send(Box::new(fused));
-        match given_back.await {
-            Ok(back) => state = back,
-            Err(_) => {
-                tracing::error!(node = ctx.name, "lost while running inline");
-                return;
-            }
-        }
-    }
+    let Some(state) = lend(Resumed::new(stage, outlet), ready, &offer, &ctx).await else {
+        return;
+    };
     place(S::BLOCKING, stage_loop(state, ready, inlet, ctx, policy)).await;
 }
 
@@ -248,8 +267,9 @@ async fn stage_loop<S: Stage, I: Inlet<S::In>>(
         mut latency,
         leftover,
         restart: restart_first,
+        mut produced,
+        mut results,
     } = state;
-    let mut produced = Vec::new();
     let ErrorPolicy { retry, dead_letter } = policy;
     let mut failures = FailedItems::new(dead_letter);
     if restart_first {
@@ -257,7 +277,6 @@ async fn stage_loop<S: Stage, I: Inlet<S::In>>(
     }
     // Cheap synchronous stages without per-item policies run whole batches in one loop.
     let batchable = S::SYNC && retry.is_none() && ctx.timeout.is_none() && !failures.routes();
-    let mut results = Vec::new();
     // Items left from running inline were counted as received there.
     let mut carried = leftover;
     let result: Result<(), Closed> = async {
@@ -394,7 +413,8 @@ pub(crate) fn run_batch<S: Stage>(
     results: &mut Vec<(Lineage, S::Out)>,
     (ctx, counts, latency): (&NodeCtx, &mut BatchCounts, &mut LatencySampler),
 ) -> Option<Box<dyn Any + Send>> {
-    std::panic::catch_unwind(AssertUnwindSafe(|| {
+    let (results_before, emitted_before) = (results.len(), counts.emitted);
+    let panicked = std::panic::catch_unwind(AssertUnwindSafe(|| {
         while let Some((lineage, item)) = items.next() {
             let timer = latency.start();
             let result = stage.process_sync(item, produced);
@@ -413,17 +433,27 @@ pub(crate) fn run_batch<S: Stage>(
                 break;
             }
             if S::ONE_TO_ONE {
-                // Between two timed items, a plain map needs no per-item bookkeeping.
-                // Counted per item, so that a panic midway leaves the counts right.
-                for (lineage, item) in items.by_ref().take(latency.take_untimed()) {
-                    results.push((lineage, stage.map_one(item)));
-                    counts.emitted += 1;
-                }
+                // Between two timed items, a plain map needs no per-item bookkeeping (what
+                // it emitted is counted below).
+                results.extend(
+                    items
+                        .by_ref()
+                        .take(latency.take_untimed())
+                        .map(|(lineage, item)| (lineage, stage.map_one(item))),
+                );
             }
         }
     }))
-    .err()
-    .inspect(|_| produced.clear())
+    .err();
+    if S::ONE_TO_ONE {
+        // A plain map emits exactly one item per input that did not panic: what it pushed,
+        // even if a panic cut the batch short.
+        counts.emitted = emitted_before + (results.len() - results_before) as u64;
+    }
+    if panicked.is_some() {
+        produced.clear();
+    }
+    panicked
 }
 
 /// Counts what one input produced and queues it with its lineage (children of the input's
@@ -519,63 +549,6 @@ impl<T: Send + 'static> FailedItems<T> {
             None => Ok(()),
         }
     }
-}
-
-pub(crate) async fn run_sink<S: Sink, I: Inlet<S::In>>(mut sink: S, mut inlet: I, ctx: NodeCtx) {
-    let mut counts = BatchCounts::default();
-    let mut latency = LatencySampler::new();
-    let mut ready = started(
-        AssertUnwindSafe(sink.setup(&ctx.context))
-            .catch_unwind()
-            .await,
-        &ctx,
-    );
-    loop {
-        let waiting_since = Instant::now();
-        let Some(batch) = inlet::next(&mut inlet).await else {
-            break;
-        };
-        counts.starved += waiting_since.elapsed();
-        ctx.stats.observe_queue(inlet.queued());
-        counts.received += batch.len() as u64;
-        for (_, item) in batch.items {
-            if !ready {
-                counts.failed += 1;
-                continue;
-            }
-            let timer = latency.start();
-            let consumed = AssertUnwindSafe(sink.consume(item)).catch_unwind().await;
-            if let Some(started) = timer {
-                latency.record(started.elapsed());
-            }
-            match consumed {
-                Ok(Ok(())) => {}
-                Ok(Err(error)) => {
-                    counts.failed += 1;
-                    ctx.item_failed(error);
-                }
-                Err(panic) => {
-                    counts.failed += 1;
-                    if ctx.worker_panicked(panic).restart {
-                        ready = started(
-                            AssertUnwindSafe(sink.setup(&ctx.context))
-                                .catch_unwind()
-                                .await,
-                            &ctx,
-                        );
-                    }
-                }
-            }
-        }
-        sink.flush();
-        record_dropped(&mut inlet, &ctx);
-        ctx.stats.publish(&mut counts);
-        ctx.stats.merge_latency(&mut latency);
-    }
-    sink.flush();
-    record_dropped(&mut inlet, &ctx);
-    ctx.stats.publish(&mut counts);
-    ctx.stats.merge_latency_now(&mut latency);
 }
 
 /// A worker's panic, once counted: its message, and whether the worker may start again.
@@ -693,7 +666,7 @@ pub(crate) async fn set_up<S: Stage>(stage: &mut S, ctx: &NodeCtx) -> bool {
 }
 
 /// Whether a `setup` (caught for panics) succeeded; if not, the run stops and says why.
-fn started(setup: std::thread::Result<Result<(), BoxError>>, ctx: &NodeCtx) -> bool {
+pub(super) fn started(setup: std::thread::Result<Result<(), BoxError>>, ctx: &NodeCtx) -> bool {
     match setup {
         Ok(Ok(())) => true,
         Ok(Err(error)) => {

@@ -1,0 +1,170 @@
+//! A sink's loop: take input batches and consume their items, in its own task or inline in
+//! the node feeding it (see [`crate::fuse`]).
+
+use std::any::Any;
+use std::panic::AssertUnwindSafe;
+use std::time::Instant;
+
+use futures::FutureExt;
+
+use super::{NodeCtx, SharedOffer, lend, on_own_thread, place, record_dropped, started};
+use crate::fuse::SinkResumed;
+use crate::inlet::{self, Inlet};
+use crate::lineage::Lineage;
+use crate::node::Sink;
+use crate::stats::{BatchCounts, LatencySampler};
+
+pub(crate) async fn run_sink<S: Sink, I: Inlet<S::In>>(mut sink: S, inlet: I, ctx: NodeCtx) {
+    let ready = set_up(&mut sink, &ctx).await;
+    sink_loop(SinkResumed::new(sink), ready, inlet, ctx).await;
+}
+
+/// Runs a synchronous sink that may run inside the node feeding it: set up (on a thread if
+/// its code may block), offer itself, and once given back carry on in a loop of its own.
+pub(crate) async fn run_fusable_sink<S: Sink, I: Inlet<S::In>>(
+    sink: S,
+    inlet: I,
+    ctx: NodeCtx,
+    offer: SharedOffer<S::In>,
+) {
+    let setup = {
+        let ctx = ctx.clone();
+        async move {
+            let mut sink = sink;
+            let ready = set_up(&mut sink, &ctx).await;
+            (sink, ready)
+        }
+    };
+    let (sink, ready) = if S::BLOCKING {
+        on_own_thread(setup).await
+    } else {
+        setup.await
+    };
+    let Some(state) = lend(SinkResumed::new(sink), ready, &offer, &ctx).await else {
+        return;
+    };
+    place(S::BLOCKING, sink_loop(state, ready, inlet, ctx)).await;
+}
+
+async fn set_up<S: Sink>(sink: &mut S, ctx: &NodeCtx) -> bool {
+    started(
+        AssertUnwindSafe(sink.setup(&ctx.context))
+            .catch_unwind()
+            .await,
+        ctx,
+    )
+}
+
+async fn sink_loop<S: Sink, I: Inlet<S::In>>(
+    state: SinkResumed<S>,
+    mut ready: bool,
+    mut inlet: I,
+    ctx: NodeCtx,
+) {
+    let SinkResumed {
+        mut sink,
+        mut counts,
+        mut latency,
+        leftover,
+        restart,
+    } = state;
+    if restart {
+        ready = set_up(&mut sink, &ctx).await;
+    }
+    // Items left from running inline were counted as received there.
+    let mut carried = leftover;
+    loop {
+        let items = match carried.take() {
+            Some(items) => items,
+            None => {
+                let waiting_since = Instant::now();
+                let Some(batch) = inlet::next(&mut inlet).await else {
+                    break;
+                };
+                counts.starved += waiting_since.elapsed();
+                ctx.stats.observe_queue(inlet.queued());
+                counts.received += batch.len() as u64;
+                batch.items
+            }
+        };
+        let mut items = items.into_iter();
+        if S::SYNC && ready && !latency.items_are_slow() {
+            let panicked =
+                consume_batch(&mut sink, &mut items, 1, (&ctx, &mut counts, &mut latency));
+            if let Some(panic) = panicked {
+                counts.failed += 1;
+                if ctx.worker_panicked(panic).restart {
+                    ready = set_up(&mut sink, &ctx).await;
+                }
+            }
+        }
+        // What the loop above left: items after a panic or once items turned slow.
+        for (_, item) in items {
+            if !ready {
+                // The setup error is in the report; these items never ran.
+                counts.failed += 1;
+                continue;
+            }
+            let timer = latency.start();
+            let consumed = AssertUnwindSafe(sink.consume(item)).catch_unwind().await;
+            if let Some(started) = timer {
+                latency.record(started.elapsed());
+            }
+            match consumed {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    counts.failed += 1;
+                    ctx.item_failed(error);
+                }
+                Err(panic) => {
+                    counts.failed += 1;
+                    if ctx.worker_panicked(panic).restart {
+                        ready = set_up(&mut sink, &ctx).await;
+                    }
+                }
+            }
+        }
+        sink.flush();
+        record_dropped(&mut inlet, &ctx);
+        ctx.stats.publish(&mut counts);
+        ctx.stats.merge_latency(&mut latency);
+    }
+    sink.flush();
+    record_dropped(&mut inlet, &ctx);
+    ctx.stats.publish(&mut counts);
+    ctx.stats.merge_latency_now(&mut latency);
+}
+
+/// Consumes items with a synchronous sink until they run out, one panics, or `slow_items`
+/// timed items in a row turn out slow. Returns the panic, if one happened; the item it
+/// happened on is consumed.
+pub(crate) fn consume_batch<S: Sink>(
+    sink: &mut S,
+    items: &mut impl Iterator<Item = (Lineage, S::In)>,
+    slow_items: u32,
+    (ctx, counts, latency): (&NodeCtx, &mut BatchCounts, &mut LatencySampler),
+) -> Option<Box<dyn Any + Send>> {
+    let mut consume = |sink: &mut S, item| {
+        if let Err(error) = sink.consume_sync(item) {
+            counts.failed += 1;
+            ctx.item_failed(error);
+        }
+    };
+    std::panic::catch_unwind(AssertUnwindSafe(|| {
+        while let Some((_, item)) = items.next() {
+            let timer = latency.start();
+            consume(sink, item);
+            if let Some(started) = timer {
+                latency.record(started.elapsed());
+            }
+            if latency.slow_streak() >= slow_items {
+                break;
+            }
+            // Between two timed items, no per-item bookkeeping.
+            for (_, item) in items.by_ref().take(latency.take_untimed()) {
+                consume(sink, item);
+            }
+        }
+    }))
+    .err()
+}
