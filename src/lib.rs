@@ -5,13 +5,19 @@ pub use pipeline_macros::pipeline;
 
 pub use pipeline_core::{
     Accounting, BoxError, Collected, Context, Failed, Failure, FanIn, NoInput, NoOutput, Node,
-    NodeReport, Output, Pipeline, Progress, Role, RunError, RunHandle, RunReport, Sink, SinkNode,
-    Source, SourceNode, Stage, StageNode, Stopped, Verdict, lineage, sink, source, stage,
+    NodeReport, Output, Pipeline, Progress, RemoteEdgeReport, Role, RunError, RunHandle, RunReport,
+    Sink, SinkNode, Source, SourceNode, Stage, StageNode, Stopped, Verdict, lineage, sink, source,
+    stage,
 };
 
 /// Names of the metrics every node publishes through the `metrics` facade.
 #[cfg(feature = "metrics")]
 pub use pipeline_core::telemetry;
+
+/// The same graph split over processes and machines: `#![distributed("name")]` pipelines,
+/// which nodes a process hosts ([`remote::Plan`]), and the edges between them over NATS.
+#[cfg(feature = "nats")]
+pub use pipeline_core::remote;
 
 /// Channel sizing: the default bound of an edge, in items, and the largest batch.
 pub mod wire {

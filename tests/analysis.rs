@@ -117,6 +117,7 @@ fn finished_run() -> RunReport {
             .map(|(a, b)| (a.to_string(), b.to_string()))
             .to_vec(),
         dead_letter_edges: Vec::new(),
+        remote: Vec::new(),
         elapsed: Duration::from_millis(1000),
         failure: None,
     }

@@ -4,7 +4,13 @@
 
 #[test]
 fn diagnostics() {
-    trybuild::TestCases::new().compile_fail("tests/ui/fail/*.rs");
+    let t = trybuild::TestCases::new();
+    t.compile_fail("tests/ui/fail/*.rs");
+    // What a `#![distributed]` pipeline is told depends on whether the `nats` feature is on.
+    #[cfg(feature = "nats")]
+    t.compile_fail("tests/ui/fail_nats/*.rs");
+    #[cfg(not(feature = "nats"))]
+    t.compile_fail("tests/ui/fail_without_nats/*.rs");
 }
 
 #[test]

@@ -17,6 +17,8 @@ pub mod lineage;
 pub mod node;
 pub mod outlet;
 pub(crate) mod picture;
+#[cfg(feature = "nats")]
+pub mod remote;
 pub mod report;
 pub mod run;
 pub mod sink;
@@ -36,7 +38,7 @@ pub use exec::{ErrorPolicy, Failed};
 pub use node::{
     BoxError, NoInput, NoOutput, Node, Sink, SinkNode, Source, SourceNode, Stage, StageNode,
 };
-pub use report::{Accounting, Failure, NodeReport, RunError, RunReport};
+pub use report::{Accounting, Failure, NodeReport, RemoteEdgeReport, RunError, RunReport};
 pub use run::{FanIn, Pipeline, Progress, Role, RunHandle};
 pub use sink::Collected;
 pub use source::{Output, Stopped};

@@ -26,6 +26,11 @@ impl Lineage {
         Lineage { root, path: 0 }
     }
 
+    /// A lineage rebuilt from its parts, as it crossed from another process.
+    pub(crate) const fn from_parts(root: u64, path: u64) -> Self {
+        Lineage { root, path }
+    }
+
     /// The number of the source item this derives from.
     pub const fn root_index(self) -> u64 {
         self.root

@@ -29,6 +29,9 @@ pub enum Failure {
     Aborted,
     /// The runtime itself panicked (a bug in this crate).
     Internal { message: String },
+    /// An edge to or from another process could not be served (NATS unreachable, a plan
+    /// that does not fit the graph).
+    Remote { edge: String, error: String },
 }
 
 impl Failure {
@@ -40,7 +43,7 @@ impl Failure {
             | Failure::SetupFailed { node, .. }
             | Failure::RestartsExhausted { node, .. }
             | Failure::SourceFailed { node, .. } => Some(node),
-            Failure::Aborted | Failure::Internal { .. } => None,
+            Failure::Aborted | Failure::Internal { .. } | Failure::Remote { .. } => None,
         }
     }
 }
@@ -68,6 +71,7 @@ impl fmt::Display for Failure {
             Failure::Internal { message } => {
                 write!(f, "internal error in the pipeline runtime: {message}")
             }
+            Failure::Remote { edge, error } => write!(f, "{edge}: {error}"),
         }
     }
 }
@@ -97,6 +101,24 @@ pub struct Latency {
     pub max: Duration,
     /// How many items were timed.
     pub samples: u64,
+}
+
+/// An edge between a node of this process and one in another (see `remote`).
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteEdgeReport {
+    pub from: String,
+    pub to: String,
+    /// True when this process sent on the edge, false when it received.
+    pub outbound: bool,
+    /// Items stored for the other process (outbound) or taken from it (inbound).
+    pub items: u64,
+    /// Inbound messages delivered more than once: their first receiver died or was too slow
+    /// to acknowledge them, so their processing may have happened twice.
+    pub redelivered: u64,
+    /// Inbound messages that were not this edge's items (foreign, from another build, or
+    /// corrupt), sent to the edge's dead-letter subject.
+    pub rejected: u64,
 }
 
 /// Counts of one node.
@@ -242,18 +264,23 @@ pub struct Accounting {
     pub failed: u64,
     pub dropped_partial_tuples: u64,
     pub dropped_partial_items: u64,
+    /// Items taken from other processes (distributed pipelines).
+    pub arrived: u64,
+    /// Items handed to other processes (distributed pipelines).
+    pub departed: u64,
 }
 
 impl Accounting {
-    /// Items that entered the graph, counting copies and flat-map extras.
+    /// Items that entered the graph (or this process's part of it), counting copies and
+    /// flat-map extras.
     pub fn entered(&self) -> u64 {
-        self.source_items + self.fan_out_copies + self.expanded + self.dead_lettered
+        self.source_items + self.fan_out_copies + self.expanded + self.dead_lettered + self.arrived
             - self.zip_joined
     }
 
-    /// Items whose journey ended, one way or another.
+    /// Items whose journey ended here, one way or another, or went on to another process.
     pub fn ended(&self) -> u64 {
-        self.delivered + self.filtered + self.failed + self.dropped_partial_items
+        self.delivered + self.filtered + self.failed + self.dropped_partial_items + self.departed
     }
 
     /// True when every item is accounted for.
@@ -266,8 +293,12 @@ impl Accounting {
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunReport {
-    /// One entry per node, in declaration order.
+    /// One entry per node, in declaration order (for a distributed pipeline: the nodes this
+    /// process ran).
     pub nodes: Vec<NodeReport>,
+    /// Edges to and from nodes in other processes (distributed pipelines only).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub remote: Vec<RemoteEdgeReport>,
     pub edges: Vec<(String, String)>,
     /// Edges carrying a stage's failed items to its dead-letter node.
     pub dead_letter_edges: Vec<(String, String)>,
@@ -299,6 +330,13 @@ impl RunReport {
             a.failed += n.failed;
             a.dropped_partial_tuples += n.dropped_partial_tuples;
             a.dropped_partial_items += n.dropped_partial_items;
+        }
+        for edge in &self.remote {
+            if edge.outbound {
+                a.departed += edge.items;
+            } else {
+                a.arrived += edge.items;
+            }
         }
         a
     }

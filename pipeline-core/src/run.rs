@@ -19,8 +19,8 @@ use crate::inlet::Inlet;
 use crate::node::{Sink, SinkNode, Source, SourceNode, Stage, StageNode};
 use crate::outlet::Outlet;
 use crate::picture::{Drawing, Drawn};
-use crate::report::{Failure, NodeReport, RunError, RunReport};
-use crate::stats::NodeStats;
+use crate::report::{Failure, NodeReport, RemoteEdgeReport, RunError, RunReport};
+use crate::stats::{NodeStats, RemoteEdgeStats};
 use crate::wire::EdgeReceiver;
 
 /// What a node is, as the report shows it.
@@ -70,6 +70,8 @@ pub const DEFAULT_RESTARTS: u32 = 3;
 
 /// What a node's task needs besides its node, inlet and outlet.
 type Launch = Box<dyn FnOnce(NodeCtx) -> NodeTask + Send>;
+/// A task serving one edge to or from another process; it gets the run's control.
+pub(crate) type Bridge = Box<dyn FnOnce(Arc<Control>) -> NodeTask + Send>;
 
 pub(crate) struct NodeSpec {
     pub name: &'static str,
@@ -88,6 +90,9 @@ pub struct Builder {
     after: Vec<(&'static str, &'static str)>,
     /// Withdraws a node's offer to run inline, by node name (see [`crate::fuse`]).
     declines: HashMap<&'static str, Box<dyn FnOnce() + Send>>,
+    /// Which nodes run in this process, for a distributed pipeline (see [`crate::remote`]).
+    #[cfg(feature = "nats")]
+    split: Option<crate::remote::Split>,
 }
 
 /// The offer a node's only input edge carries, if it has one. Every node takes it, so
@@ -101,6 +106,33 @@ fn take_offer<T: 'static, I: Inlet<T>>(inlet: &mut I) -> Option<Offer<T>> {
 impl Builder {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A builder for a `#![distributed("name")]` pipeline: it runs the nodes the current
+    /// [`Plan`](crate::remote::Plan) hosts, and serves edges to other processes over NATS.
+    #[cfg(feature = "nats")]
+    pub fn distributed(pipeline: &'static str) -> Self {
+        Builder {
+            split: Some(crate::remote::Split::new(pipeline)),
+            ..Self::default()
+        }
+    }
+
+    /// The sender `from` uses for its edge to `to`; see [`crate::remote`].
+    #[cfg(feature = "nats")]
+    pub fn across<T>(
+        &mut self,
+        from: &'static str,
+        to: &'static str,
+        tx: crate::wire::EdgeSender<T>,
+    ) -> crate::wire::EdgeSender<T>
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
+    {
+        match &mut self.split {
+            Some(split) => split.across(from, to, tx),
+            None => tx,
+        }
     }
 
     pub fn source<S: Source>(
@@ -253,19 +285,40 @@ impl Builder {
                 withdraw();
             }
         }
-        Pipeline {
+        #[cfg_attr(not(feature = "nats"), allow(unused_mut))]
+        let mut pipeline = Pipeline {
             nodes: self.nodes,
             edges: self.edges,
             dead_letter_edges: self.dead_letter_edges,
             after: self.after,
             context: Context::default(),
+            bridges: Vec::new(),
+            plan_error: None,
+        };
+        #[cfg(feature = "nats")]
+        if let Some(mut split) = self.split {
+            let names: Vec<&str> = pipeline.nodes.iter().map(|(spec, _)| spec.name).collect();
+            split.check(&names, &pipeline.after, &pipeline.dead_letter_edges);
+            // Nodes hosted elsewhere do not run here; dropping them closes their edges.
+            pipeline.nodes.retain(|(spec, _)| split.hosts(spec.name));
+            let touches_here =
+                |(from, to): &(&'static str, &'static str)| split.hosts(from) || split.hosts(to);
+            pipeline.edges.retain(touches_here);
+            pipeline.dead_letter_edges.retain(touches_here);
+            pipeline.bridges = std::mem::take(&mut split.bridges);
+            pipeline.plan_error = split.error.take();
         }
+        pipeline
     }
 }
 
 /// A wired pipeline, ready to run. Nothing runs until `run`, `spawn` or `run_blocking`.
 pub struct Pipeline {
     nodes: Vec<(NodeSpec, Launch)>,
+    /// Edges to and from nodes in other processes (distributed pipelines only).
+    bridges: Vec<(Arc<RemoteEdgeStats>, Bridge)>,
+    /// Why this process's part of a distributed pipeline cannot run.
+    plan_error: Option<String>,
     edges: Vec<(&'static str, &'static str)>,
     dead_letter_edges: Vec<(&'static str, &'static str)>,
     /// `(waiting, first)`: `waiting` starts once `first` has finished.
@@ -356,7 +409,18 @@ impl Pipeline {
             .iter()
             .map(|&(_, first)| (first, watch::channel(false).0))
             .collect();
-        for (spec, launch) in self.nodes {
+        let (launches, bridges) = match self.plan_error {
+            Some(error) => {
+                control.fail(Failure::Remote {
+                    edge: "the distribution plan".into(),
+                    error,
+                });
+                // Nothing runs: the report says why.
+                (Vec::new(), Vec::new())
+            }
+            None => (self.nodes, self.bridges),
+        };
+        for (spec, launch) in launches {
             let stats = Arc::new(NodeStats::new(spec.name, spec.workers));
             let ctx = NodeCtx {
                 name: spec.name,
@@ -394,8 +458,14 @@ impl Pipeline {
             ));
             nodes.push((spec, stats));
         }
+        let mut remote = Vec::with_capacity(bridges.len());
+        for (stats, bridge) in bridges {
+            tasks.spawn(bridge(control.clone()));
+            remote.push(stats);
+        }
         let snapshot = Arc::new(Snapshot {
             nodes,
+            remote,
             edges: self.edges,
             dead_letter_edges: self.dead_letter_edges,
             started,
@@ -417,6 +487,7 @@ impl Pipeline {
 
 struct Snapshot {
     nodes: Vec<(NodeSpec, Arc<NodeStats>)>,
+    remote: Vec<Arc<RemoteEdgeStats>>,
     edges: Vec<(&'static str, &'static str)>,
     dead_letter_edges: Vec<(&'static str, &'static str)>,
     started: Instant,
@@ -441,8 +512,21 @@ impl Snapshot {
                 NodeReport::read(spec, inputs(spec.name), outputs(spec.name), stats)
             })
             .collect();
+        let remote = self
+            .remote
+            .iter()
+            .map(|r| RemoteEdgeReport {
+                from: r.from.to_string(),
+                to: r.to.to_string(),
+                outbound: r.outbound,
+                items: r.items.load(std::sync::atomic::Ordering::Relaxed),
+                redelivered: r.redelivered.load(std::sync::atomic::Ordering::Relaxed),
+                rejected: r.rejected.load(std::sync::atomic::Ordering::Relaxed),
+            })
+            .collect();
         RunReport {
             nodes,
+            remote,
             edges: owned(&self.edges),
             dead_letter_edges: owned(&self.dead_letter_edges),
             elapsed: self.started.elapsed(),

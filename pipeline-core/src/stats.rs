@@ -421,3 +421,31 @@ impl LatencySampler {
             .saturating_record_n(nanos(took).max(1), weight);
     }
 }
+
+/// Counts of one edge to or from another process (see `remote`).
+pub(crate) struct RemoteEdgeStats {
+    pub from: &'static str,
+    pub to: &'static str,
+    /// True when this process publishes on the edge.
+    pub outbound: bool,
+    /// Items stored in the stream (outbound) or handed to the node (inbound).
+    pub items: AtomicU64,
+    /// Messages delivered more than once (their first receiver did not acknowledge them).
+    pub redelivered: AtomicU64,
+    /// Messages that were not this edge's items, sent to the dead-letter subject.
+    pub rejected: AtomicU64,
+}
+
+impl RemoteEdgeStats {
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
+    pub(crate) fn new(from: &'static str, to: &'static str, outbound: bool) -> Self {
+        RemoteEdgeStats {
+            from,
+            to,
+            outbound,
+            items: AtomicU64::new(0),
+            redelivered: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+        }
+    }
+}

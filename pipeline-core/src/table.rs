@@ -110,6 +110,12 @@ pub(crate) fn summary(report: &RunReport) -> Vec<String> {
     if a.dropped_partial_tuples > 0 {
         items += &format!(", {} dropped partial tuples", a.dropped_partial_tuples);
     }
+    if !report.remote.is_empty() {
+        items += &format!(
+            ", {} from other processes, {} to them",
+            a.arrived, a.departed
+        );
+    }
     items += if a.is_balanced() {
         "; every item accounted for"
     } else {
@@ -124,6 +130,17 @@ pub(crate) fn summary(report: &RunReport) -> Vec<String> {
             rate(a.delivered, report.elapsed)
         ),
     ];
+    for edge in &report.remote {
+        let (from, to) = (&edge.from, &edge.to);
+        lines.push(if edge.outbound {
+            format!("edge {from} => {to} (to another process): {} items sent", edge.items)
+        } else {
+            format!(
+                "edge {from} => {to} (from another process): {} items received, {} redelivered, {} rejected",
+                edge.items, edge.redelivered, edge.rejected
+            )
+        });
+    }
     lines.extend(report.verdict().map(|v| v.to_string()));
     lines.extend(
         report

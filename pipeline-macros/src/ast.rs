@@ -6,6 +6,9 @@
 //! name[opt, ..];              options for a node bound outside the macro
 //! a => b, c => d;             edges: a feeds b and c, which both feed d
 //! ```
+//!
+//! An inner attribute may come first: `#![distributed("name")]` lets the graph run split
+//! over processes (see `pipeline::remote`).
 
 use proc_macro2::Span;
 use syn::parse::{Parse, ParseStream};
@@ -13,6 +16,8 @@ use syn::punctuated::Punctuated;
 use syn::{Expr, Ident, Token, bracketed};
 
 pub struct PipelineInput {
+    /// `#![distributed("name")]`: the pipeline's name on the wire.
+    pub distributed: Option<syn::LitStr>,
     pub statements: Vec<Statement>,
 }
 
@@ -51,6 +56,33 @@ pub const KNOWN_OPTIONS: &str = "`capacity(n)`, `workers(n)`, `ordered`, `timeou
 
 impl Parse for PipelineInput {
     fn parse(input: ParseStream) -> syn::Result<Self> {
+        let mut distributed = None;
+        for attribute in input.call(syn::Attribute::parse_inner)? {
+            if !attribute.path().is_ident("distributed") || distributed.is_some() {
+                return Err(syn::Error::new_spanned(
+                    &attribute,
+                    "expected at most one pipeline attribute: `#![distributed(\"name\")]`",
+                ));
+            }
+            let name: syn::LitStr = attribute.parse_args().map_err(|e| {
+                syn::Error::new(
+                    e.span(),
+                    "expected the pipeline's name in quotes: `#![distributed(\"name\")]`",
+                )
+            })?;
+            let value = name.value();
+            if value.is_empty()
+                || !value
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(syn::Error::new(
+                    name.span(),
+                    "a distributed pipeline's name names NATS subjects and streams: use letters, digits, `-` and `_`",
+                ));
+            }
+            distributed = Some(name);
+        }
         let mut statements = Vec::new();
         while !input.is_empty() {
             statements.push(input.parse()?);
@@ -64,7 +96,10 @@ impl Parse for PipelineInput {
                 input.parse::<Token![;]>()?;
             }
         }
-        Ok(PipelineInput { statements })
+        Ok(PipelineInput {
+            distributed,
+            statements,
+        })
     }
 }
 

@@ -133,7 +133,13 @@ pub fn expand(graph: &Graph) -> TokenStream {
         // a type error underlines the whole `from => to`.
         let new = quote_spanned!(edge.from_ident.span()=> ::pipeline::__private::Edge::new(&#from, &#to, #sender));
         let connect = quote_spanned!(edge.to_ident.span()=> .#method::<#from_marker, #to_marker>());
-        quote!(#new #connect)
+        if graph.distributed.is_none() || dead_letter {
+            return quote!(#new #connect);
+        }
+        // The edge may cross to another process: its items must travel as bytes.
+        let (from_name, to_name) = (&node.name, &target.name);
+        let across = quote_spanned!(edge.to_ident.span()=> ::pipeline::__private::across::<#from_marker, #to_marker, _>);
+        quote!(#across(&mut #builder, #from_name, #to_name, #new #connect))
     };
     let outlets = graph.nodes.iter().enumerate().filter(|(_, node)| !node.outputs.is_empty()).map(|(n, node)| {
         let connections = node.outputs.iter().map(|&e| connect(e, false));
@@ -257,13 +263,21 @@ pub fn expand(graph: &Graph) -> TokenStream {
         }
     });
 
+    let new_builder = match &graph.distributed {
+        Some(name) => {
+            let call =
+                quote_spanned!(name.span()=> ::pipeline::__private::distributed_builder::<()>);
+            quote!(#call(#name))
+        }
+        None => quote!(#private::Builder::new()),
+    };
     quote! {{
         #[allow(non_camel_case_types, dead_code)]
         mod #markers {
             #(pub enum #marker_types {})*
         }
         #(#bindings)*
-        let mut #builder = #private::Builder::new();
+        let mut #builder = #new_builder;
         #(#inputs)*
         #(#outlets)*
         #(#dead_letter_outlets)*

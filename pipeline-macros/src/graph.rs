@@ -16,6 +16,8 @@ use crate::ast::{KNOWN_OPTIONS, NodeOption, PipelineInput, Statement};
 pub const MAX_ZIP_INPUTS: usize = 8;
 
 pub struct Graph {
+    /// `#![distributed("name")]`: the pipeline's name on the wire.
+    pub distributed: Option<syn::LitStr>,
     /// In order of first appearance in the macro text.
     pub nodes: Vec<Node>,
     /// In the order written; a node's zip tuple follows this order.
@@ -123,6 +125,7 @@ impl Graph {
     pub fn build(input: PipelineInput, call_site: Span) -> Result<Graph, syn::Error> {
         let mut errors = Errors::default();
         let mut graph = Graph {
+            distributed: input.distributed.clone(),
             nodes: Vec::new(),
             edges: Vec::new(),
         };

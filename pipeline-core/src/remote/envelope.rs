@@ -1,0 +1,100 @@
+//! One item on the wire between processes: MessagePack of its lineage and itself, with a
+//! header naming what the receiver must expect.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::lineage::Lineage;
+
+/// The header naming the graph, the edge and the item type of a message.
+pub(crate) const SCHEMA_HEADER: &str = "Pipeline-Schema";
+/// On a dead-lettered message: why it was rejected.
+pub(crate) const REASON_HEADER: &str = "Pipeline-Rejected";
+
+/// What both ends of an edge must agree on. The type name comes from the compiler: two
+/// builds of one program agree, a process built from another graph or item type does not.
+pub(crate) fn schema<T>(pipeline: &str, from: &str, to: &str) -> String {
+    format!("{pipeline}/{from}->{to}:{}", std::any::type_name::<T>())
+}
+
+pub(crate) fn encode<T: Serialize>(lineage: Lineage, item: &T) -> Result<Vec<u8>, String> {
+    rmp_serde::to_vec(&(lineage.root_index(), lineage.path(), item))
+        .map_err(|e| format!("could not encode the item: {e}"))
+}
+
+/// Why a message was not taken.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Rejected {
+    /// No schema header: not sent by a pipeline.
+    Foreign,
+    /// Sent by a pipeline built from another graph or item type.
+    OtherSchema(String),
+    /// The payload is not this item type in MessagePack.
+    Corrupt(String),
+}
+
+impl std::fmt::Display for Rejected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rejected::Foreign => {
+                write!(f, "no `{SCHEMA_HEADER}` header: not sent by this pipeline")
+            }
+            Rejected::OtherSchema(got) => write!(
+                f,
+                "sent by a different graph or item type (`{got}`); rebuild every process from the same code"
+            ),
+            Rejected::Corrupt(error) => write!(f, "the payload does not decode: {error}"),
+        }
+    }
+}
+
+pub(crate) fn decode<T: DeserializeOwned>(
+    schema: Option<&str>,
+    expected: &str,
+    payload: &[u8],
+) -> Result<(Lineage, T), Rejected> {
+    match schema {
+        None => return Err(Rejected::Foreign),
+        Some(got) if got != expected => return Err(Rejected::OtherSchema(got.to_string())),
+        Some(_) => {}
+    }
+    let (root, path, item): (u64, u64, T) =
+        rmp_serde::from_slice(payload).map_err(|e| Rejected::Corrupt(e.to_string()))?;
+    Ok((Lineage::from_parts(root, path), item))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_item_comes_back_with_its_lineage() {
+        let lineage = Lineage::root(41).child(2);
+        let bytes = encode(lineage, &("olleh".to_string(), 7u32)).unwrap();
+        let expected = schema::<(String, u32)>("seeds", "rev", "out");
+        let (back, item): (Lineage, (String, u32)) =
+            decode(Some(&expected), &expected, &bytes).unwrap();
+        assert_eq!((back, item), (lineage, ("olleh".to_string(), 7)));
+    }
+
+    #[test]
+    fn foreign_other_and_corrupt_messages_are_told_apart() {
+        let expected = schema::<String>("seeds", "inp", "rev");
+        let bytes = encode(Lineage::root(1), &"x".to_string()).unwrap();
+        assert_eq!(
+            decode::<String>(None, &expected, &bytes),
+            Err(Rejected::Foreign)
+        );
+        let other = schema::<u64>("seeds", "inp", "rev");
+        assert!(matches!(
+            decode::<String>(Some(&other), &expected, &bytes),
+            Err(Rejected::OtherSchema(got)) if got == other
+        ));
+        assert!(matches!(
+            decode::<String>(Some(&expected), &expected, b"\xc1 not msgpack"),
+            Err(Rejected::Corrupt(_))
+        ));
+        let message = Rejected::OtherSchema(other).to_string();
+        assert!(message.contains("rebuild every process"), "{message}");
+    }
+}

@@ -1,0 +1,429 @@
+//! Edges between processes over NATS JetStream: the builder's side ([`Split`]), and the
+//! tasks that publish a hosted node's output and consume a hosted node's input.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, Context, consumer, stream};
+use futures::{StreamExt, TryStreamExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::OnceCell;
+
+use super::envelope::{self, REASON_HEADER, SCHEMA_HEADER};
+use super::plan::Plan;
+use crate::control::Control;
+use crate::fuse;
+use crate::report::Failure;
+use crate::stats::RemoteEdgeStats;
+use crate::wire::{Batch, EdgeReceiver, EdgeSender, edge};
+
+/// Items a receiving process asks for at a time: small, so that processes sharing a
+/// consumer take turns instead of one of them taking everything.
+const FETCH: usize = 64;
+/// How long a fetch waits for items before the edge checks whether it has ended.
+const FETCH_WAIT: Duration = Duration::from_millis(200);
+
+use crate::run::Bridge;
+
+/// The distributed part of a pipeline's builder: which nodes run here, and a bridge for
+/// every edge that crosses to another process.
+pub(crate) struct Split {
+    plan: Plan,
+    link: Arc<Link>,
+    pub bridges: Vec<(Arc<RemoteEdgeStats>, Bridge)>,
+    /// Set when the plan cannot work; the run then fails at once, saying why.
+    pub error: Option<String>,
+}
+
+impl Split {
+    pub(crate) fn new(pipeline: &'static str) -> Self {
+        let (plan, mut error) = match Plan::current() {
+            Ok(plan) => (plan, None),
+            Err(e) => (Plan::local(), Some(e.0)),
+        };
+        for (what, value) in [
+            ("the run name", &plan.run),
+            ("the instance name", &plan.instance),
+        ] {
+            if !is_token(value) {
+                error.get_or_insert(format!(
+                    "{what} `{value}` cannot be part of a NATS subject: use letters, digits, `-` and `_`"
+                ));
+            }
+        }
+        let link = Arc::new(Link {
+            url: plan.url.clone(),
+            stream: format!("PIPELINE_{pipeline}"),
+            subjects: format!("pipeline.{pipeline}.>"),
+            prefix: format!("pipeline.{pipeline}.{}", plan.run),
+            pipeline,
+            run: plan.run.clone(),
+            instance: plan.instance.clone(),
+            ack_wait: plan.ack_wait,
+            context: OnceCell::new(),
+        });
+        Split {
+            plan,
+            link,
+            bridges: Vec::new(),
+            error,
+        }
+    }
+
+    pub(crate) fn hosts(&self, node: &str) -> bool {
+        self.plan.hosts(node)
+    }
+
+    /// Checks the plan against the whole graph, once every node is known.
+    pub(crate) fn check(
+        &mut self,
+        nodes: &[&str],
+        after: &[(&'static str, &'static str)],
+        dead_letter_edges: &[(&'static str, &'static str)],
+    ) {
+        let unknown = self.plan.unknown_nodes(nodes);
+        if !unknown.is_empty() {
+            self.error.get_or_insert(format!(
+                "the plan names nodes the graph does not have: {}; the graph's nodes are {}",
+                unknown.join(", "),
+                nodes.join(", ")
+            ));
+        }
+        for (stage, dead_letter) in dead_letter_edges {
+            if self.hosts(stage) != self.hosts(dead_letter) {
+                self.error.get_or_insert(format!(
+                    "`{stage}` sends its failed items to `{dead_letter}`, so both must run in the same process"
+                ));
+            }
+        }
+        for (waiting, first) in after {
+            if self.hosts(waiting) != self.hosts(first) {
+                self.error.get_or_insert(format!(
+                    "`{waiting}` runs after `{first}`, so both must run in the same process"
+                ));
+            }
+        }
+    }
+
+    /// The sender the node `from` should use for its edge to `to`: the edge itself when
+    /// both run here, a publisher when only `from` does; when only `to` runs here, its
+    /// input is fed from NATS and `from` (not hosted) gets a sender to nowhere.
+    pub(crate) fn across<T>(
+        &mut self,
+        from: &'static str,
+        to: &'static str,
+        tx: EdgeSender<T>,
+    ) -> EdgeSender<T>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+    {
+        match (self.hosts(from), self.hosts(to)) {
+            (true, false) => {
+                let (publish, published) = edge(tx.capacity());
+                let stats = Arc::new(RemoteEdgeStats::new(from, to, true));
+                let (link, counts) = (self.link.clone(), stats.clone());
+                self.bridges.push((
+                    stats,
+                    Box::new(move |control| {
+                        Box::pin(publish_edge(published, link, from, to, counts, control))
+                    }),
+                ));
+                publish
+            }
+            (false, true) => {
+                // The node behind this edge cannot run inside a bridge: decline its offer.
+                if let Some(slot) = tx.offer_slot() {
+                    drop(fuse::take_offer(slot));
+                }
+                let producers = self.plan.replicas_of(from);
+                let stats = Arc::new(RemoteEdgeStats::new(from, to, false));
+                let (link, counts) = (self.link.clone(), stats.clone());
+                self.bridges.push((
+                    stats,
+                    Box::new(move |control| {
+                        Box::pin(consume_edge(tx, link, from, to, producers, counts, control))
+                    }),
+                ));
+                edge(1).0
+            }
+            _ => tx,
+        }
+    }
+}
+
+/// Letters, digits, `-` and `_`: safe in subjects, stream and consumer names.
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// One process's connection to the pipeline's stream, opened by the first edge that needs it.
+struct Link {
+    url: String,
+    stream: String,
+    subjects: String,
+    /// `pipeline.<name>.<run>`: every subject of this run starts with it.
+    prefix: String,
+    pipeline: &'static str,
+    run: String,
+    instance: String,
+    ack_wait: Duration,
+    context: OnceCell<Context>,
+}
+
+impl Link {
+    async fn context(&self) -> Result<&Context, String> {
+        self.context
+            .get_or_try_init(|| async {
+                let client = async_nats::connect(&self.url).await.map_err(|e| {
+                    format!("cannot connect to NATS at {}: {e}", self.url)
+                })?;
+                let context = jetstream::new(client);
+                context
+                    .get_or_create_stream(stream::Config {
+                        name: self.stream.clone(),
+                        subjects: vec![self.subjects.clone()],
+                        // Runs leave their items behind for a day, to look into.
+                        max_age: Duration::from_secs(24 * 3600),
+                        duplicate_window: Duration::from_secs(120),
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(|e| {
+                        format!(
+                            "cannot create or open the JetStream stream `{}` at {} (is the server started with `-js`?): {e}",
+                            self.stream, self.url
+                        )
+                    })?;
+                Ok(context)
+            })
+            .await
+    }
+
+    fn subject(&self, from: &str, to: &str, what: &str) -> String {
+        format!("{}.{from}.{to}.{what}", self.prefix)
+    }
+}
+
+fn edge_name(from: &str, to: &str) -> String {
+    format!("edge `{from} => {to}` across processes")
+}
+
+/// Publishes what the hosted node `from` sends to `to`, then its end marker.
+async fn publish_edge<T: Serialize + Send + 'static>(
+    mut items: EdgeReceiver<T>,
+    link: Arc<Link>,
+    from: &'static str,
+    to: &'static str,
+    stats: Arc<RemoteEdgeStats>,
+    control: Arc<Control>,
+) {
+    let result: Result<(), String> = async {
+        let context = link.context().await?;
+        let subject = link.subject(from, to, "data");
+        let schema = envelope::schema::<T>(link.pipeline, from, to);
+        let mut acks = Vec::new();
+        while let Some(batch) = std::future::poll_fn(|cx| items.poll_recv(cx)).await {
+            for (lineage, item) in batch.items {
+                let payload = envelope::encode(lineage, &item)?;
+                let message = jetstream::message::PublishMessage::build()
+                    .payload(payload.into())
+                    .header(SCHEMA_HEADER, schema.as_str())
+                    // Stored once however often a crash makes it be published again.
+                    .message_id(format!(
+                        "{}.{from}.{to}.{}.{}",
+                        link.run,
+                        lineage.root_index(),
+                        lineage.path()
+                    ));
+                let ack = context
+                    .send_publish(subject.clone(), message)
+                    .await
+                    .map_err(|e| format!("publishing failed: {e}"))?;
+                acks.push(ack);
+            }
+            // The batch's publishes are in flight together; an item counts as sent once
+            // the stream has stored it.
+            for ack in acks.drain(..) {
+                ack.await
+                    .map_err(|e| format!("the stream did not store an item: {e}"))?;
+                stats.items.fetch_add(1, Relaxed);
+            }
+        }
+        let end = jetstream::message::PublishMessage::build()
+            .payload(stats.items.load(Relaxed).to_string().into())
+            .message_id(format!("{}.{from}.{to}.end.{}", link.run, link.instance));
+        context
+            .send_publish(
+                link.subject(from, to, &format!("end.{}", link.instance)),
+                end,
+            )
+            .await
+            .map_err(|e| format!("publishing the end marker failed: {e}"))?
+            .await
+            .map_err(|e| format!("the stream did not store the end marker: {e}"))?;
+        Ok(())
+    }
+    .await;
+    if let Err(error) = result {
+        tracing::error!(from, to, %error, "edge across processes failed");
+        control.fail(Failure::Remote {
+            edge: edge_name(from, to),
+            error,
+        });
+    }
+}
+
+/// Feeds the hosted node `to` with what `from`'s processes publish, until all of them have
+/// ended and nothing is left to deliver.
+async fn consume_edge<T: DeserializeOwned + Send + 'static>(
+    into: EdgeSender<T>,
+    link: Arc<Link>,
+    from: &'static str,
+    to: &'static str,
+    producers: usize,
+    stats: Arc<RemoteEdgeStats>,
+    control: Arc<Control>,
+) {
+    let result: Result<(), String> = async {
+        let context = link.context().await?;
+        let stream = context
+            .get_stream(&link.stream)
+            .await
+            .map_err(|e| format!("cannot open the stream `{}`: {e}", link.stream))?;
+        let durable = format!("{}-{from}-{to}", link.run);
+        let mut consumer: consumer::PullConsumer = stream
+            .get_or_create_consumer(
+                &durable,
+                consumer::pull::Config {
+                    durable_name: Some(durable.clone()),
+                    filter_subject: link.subject(from, to, "data"),
+                    ack_policy: consumer::AckPolicy::Explicit,
+                    ack_wait: link.ack_wait,
+                    deliver_policy: consumer::DeliverPolicy::All,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| format!("cannot create the consumer `{durable}`: {e}"))?;
+        let schema = envelope::schema::<T>(link.pipeline, from, to);
+        let ends = link.subject(from, to, "end.>");
+        let dead = link.subject(from, to, "dead");
+        let fetch = FETCH.min(into.capacity());
+        let mut ended = false;
+        loop {
+            if control.is_stopping() {
+                break;
+            }
+            let mut messages = consumer
+                .fetch()
+                .max_messages(fetch)
+                .expires(FETCH_WAIT)
+                .messages()
+                .await
+                .map_err(|e| format!("fetching items failed: {e}"))?;
+            let mut items = Vec::with_capacity(fetch);
+            let mut taken = Vec::with_capacity(fetch);
+            while let Some(message) = messages.next().await {
+                let message = message.map_err(|e| format!("fetching items failed: {e}"))?;
+                if message.info().is_ok_and(|info| info.delivered > 1) {
+                    stats.redelivered.fetch_add(1, Relaxed);
+                }
+                let header = message
+                    .headers
+                    .as_ref()
+                    .and_then(|h| h.get(SCHEMA_HEADER))
+                    .map(|v| v.as_str());
+                match envelope::decode::<T>(header, &schema, &message.payload) {
+                    Ok(item) => {
+                        items.push(item);
+                        taken.push(message);
+                    }
+                    Err(rejected) => {
+                        stats.rejected.fetch_add(1, Relaxed);
+                        let reason = rejected.to_string();
+                        tracing::warn!(from, to, %reason, "message rejected, sent to dead-letter");
+                        let mut headers = message.headers.clone().unwrap_or_default();
+                        headers.insert(REASON_HEADER, reason.as_str());
+                        context
+                            .send_publish(
+                                dead.clone(),
+                                jetstream::message::PublishMessage::build()
+                                    .payload(message.payload.clone())
+                                    .headers(headers),
+                            )
+                            .await
+                            .map_err(|e| format!("dead-lettering failed: {e}"))?
+                            .await
+                            .map_err(|e| format!("dead-lettering failed: {e}"))?;
+                        message
+                            .ack()
+                            .await
+                            .map_err(|e| format!("acknowledging failed: {e}"))?;
+                    }
+                }
+            }
+            if !items.is_empty() {
+                let n = items.len() as u64;
+                // Zips behind this edge learn nothing from watermarks across processes:
+                // items arrive in any order, so they hold partial tuples until the end.
+                if into
+                    .send(Batch {
+                        items,
+                        watermark: 0,
+                    })
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+                for message in taken {
+                    message
+                        .ack()
+                        .await
+                        .map_err(|e| format!("acknowledging failed: {e}"))?;
+                }
+                stats.items.fetch_add(n, Relaxed);
+                continue;
+            }
+            if !ended {
+                let mut seen = HashSet::new();
+                let mut info = stream
+                    .info_with_subjects(&ends)
+                    .await
+                    .map_err(|e| format!("reading end markers failed: {e}"))?;
+                while let Some((subject, _)) = info
+                    .try_next()
+                    .await
+                    .map_err(|e| format!("reading end markers failed: {e}"))?
+                {
+                    seen.insert(subject);
+                }
+                ended = seen.len() >= producers;
+            }
+            if ended {
+                let info = consumer
+                    .info()
+                    .await
+                    .map_err(|e| format!("reading the consumer's state failed: {e}"))?;
+                if info.num_pending == 0 && info.num_ack_pending == 0 {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(error) = result {
+        tracing::error!(from, to, %error, "edge across processes failed");
+        control.fail(Failure::Remote {
+            edge: edge_name(from, to),
+            error,
+        });
+    }
+    // Dropping `into` ends the hosted node's input.
+}

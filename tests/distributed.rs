@@ -1,0 +1,332 @@
+//! The seeds' graph split over processes on a real NATS server (feature `nats`).
+//!
+//! Each test starts its own `nats-server` with JetStream on a free loopback port and stops
+//! it after. The processes are this test binary run again: the `child_process` test plays
+//! the part the environment gives it and does nothing in a normal run.
+#![cfg(feature = "nats")]
+
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use pipeline::RunReport;
+use pipeline::prelude::*;
+use pipeline::remote::async_nats;
+
+/// Set in the processes this binary starts.
+const ROLE: &str = "PIPELINE_TEST_CHILD";
+/// Where a child writes its run report, as JSON.
+const REPORT: &str = "PIPELINE_TEST_REPORT";
+
+#[test]
+fn child_process() {
+    if std::env::var(ROLE).is_err() {
+        return;
+    }
+    let words: usize = std::env::var("WORDS").unwrap().parse().unwrap();
+    let work = Duration::from_millis(1);
+    let p = pipeline! {
+        #![distributed("seeds")]
+        inp = source::iter((0..words).map(|i| format!("word{i}")));
+        rev = stage::map(move |word: String| {
+            std::thread::sleep(work);
+            word.chars().rev().collect::<String>()
+        });
+        out = sink::for_each(|(word, reversed): (String, String)| println!("pair {word} {reversed}"));
+        inp => rev, out;
+        rev => out;
+    };
+    let report = match p.run_blocking() {
+        Ok(report) => report,
+        Err(error) => {
+            eprintln!("{}\nfailed: {error}", error.report);
+            std::process::exit(3);
+        }
+    };
+    eprintln!("{report}");
+    std::fs::write(
+        std::env::var(REPORT).unwrap(),
+        serde_json::to_string(&report).unwrap(),
+    )
+    .unwrap();
+}
+
+/// A `nats-server -js` of its own, stopped (and its store removed) when dropped.
+struct NatsServer {
+    process: Child,
+    url: String,
+    dir: PathBuf,
+}
+
+impl NatsServer {
+    fn start() -> Self {
+        let binary = [
+            "nats-server",
+            "/usr/sbin/nats-server",
+            "/usr/bin/nats-server",
+        ]
+        .into_iter()
+        .find(|b| Command::new(b).arg("--version").output().is_ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "the `nats` feature's tests need `nats-server` on the PATH: \
+                     apt-get install nats-server (Debian/Ubuntu), or see https://nats.io"
+            )
+        });
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = std::env::temp_dir().join(format!("pipeline-nats-{}-{port}", std::process::id()));
+        let process = Command::new(binary)
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(dir.join("store"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server did not start");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "nats-server did not listen on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        NatsServer {
+            process,
+            url: format!("nats://127.0.0.1:{port}"),
+            dir,
+        }
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// One process of the split graph.
+struct Part {
+    name: String,
+    process: Child,
+    report: PathBuf,
+}
+
+fn start(server: &NatsServer, run: &str, name: &str, env: &[(&str, &str)], words: usize) -> Part {
+    let report = server.dir.join(format!("{name}.json"));
+    std::fs::create_dir_all(&server.dir).unwrap();
+    let process = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_process",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(ROLE, name)
+        .env(REPORT, &report)
+        .env("PIPELINE_NATS_URL", &server.url)
+        .env("PIPELINE_RUN", run)
+        .env("PIPELINE_INSTANCE", name)
+        .env("WORDS", words.to_string())
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    Part {
+        name: name.into(),
+        process,
+        report,
+    }
+}
+
+/// What the sink printed: each word with its reverse.
+type Pairs = BTreeSet<(String, String)>;
+
+/// Waits for every part; returns the sink's pairs and every part's report.
+fn finish(parts: Vec<Part>) -> (Pairs, Vec<(String, RunReport)>) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut pairs = BTreeSet::new();
+    let mut reports = Vec::new();
+    for mut part in parts {
+        let status = loop {
+            if let Some(status) = part.process.try_wait().unwrap() {
+                break Some(status);
+            }
+            if Instant::now() > deadline {
+                let _ = part.process.kill();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut stdout = String::new();
+        let mut stderr = String::new();
+        part.process
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut stdout)
+            .unwrap();
+        part.process
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "process `{}` failed or hung ({status:?}):\n{stderr}",
+            part.name
+        );
+        for line in stdout.lines() {
+            // The test harness prints `test child_process ... ` before the first line.
+            if let Some((_, pair)) = line.split_once("pair ") {
+                let (word, reversed) = pair.split_once(' ').unwrap();
+                assert!(
+                    pairs.insert((word.to_string(), reversed.to_string())),
+                    "the sink got `{pair}` twice"
+                );
+            }
+        }
+        reports.push((part.name, read_report(&part.report)));
+    }
+    (pairs, reports)
+}
+
+fn read_report(path: &Path) -> RunReport {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn expected_pairs(words: usize) -> Pairs {
+    (0..words)
+        .map(|i| {
+            let word = format!("word{i}");
+            let reversed = word.chars().rev().collect();
+            (word, reversed)
+        })
+        .collect()
+}
+
+fn edge<'a>(report: &'a RunReport, from: &str, to: &str) -> &'a pipeline::RemoteEdgeReport {
+    report
+        .remote
+        .iter()
+        .find(|e| e.from == from && e.to == to)
+        .unwrap_or_else(|| panic!("no edge {from} => {to} in {report}"))
+}
+
+#[test]
+fn the_seeds_graph_split_over_processes_delivers_every_item_once_with_rev_shared() {
+    let server = NatsServer::start();
+    let words = 300;
+    let run = "split";
+    let parts = vec![
+        start(&server, run, "rev-1", &[("PIPELINE_NODES", "rev")], words),
+        start(&server, run, "rev-2", &[("PIPELINE_NODES", "rev")], words),
+        start(
+            &server,
+            run,
+            "out",
+            &[("PIPELINE_NODES", "out"), ("PIPELINE_REPLICAS", "rev=2")],
+            words,
+        ),
+        start(&server, run, "inp", &[("PIPELINE_NODES", "inp")], words),
+    ];
+    let (pairs, reports) = finish(parts);
+    assert!(
+        pairs == expected_pairs(words),
+        "not every word reached the sink: {} of {words}",
+        pairs.len()
+    );
+    let report = |name: &str| &reports.iter().find(|(n, _)| n == name).unwrap().1;
+    let shares: Vec<u64> = ["rev-1", "rev-2"]
+        .iter()
+        .map(|r| edge(report(r), "inp", "rev").items)
+        .collect();
+    assert_eq!(shares.iter().sum::<u64>(), words as u64);
+    assert!(
+        shares.iter().all(|&n| n > 0),
+        "both `rev` processes took a share of the work: {shares:?}"
+    );
+    for (name, report) in &reports {
+        assert!(report.accounting().is_balanced(), "`{name}`:\n{report}");
+    }
+    assert_eq!(edge(report("inp"), "inp", "rev").items, words as u64);
+    assert_eq!(report("out").node("out").unwrap().received, words as u64);
+}
+
+#[test]
+fn corrupt_and_foreign_messages_go_to_dead_letter_and_the_run_completes() {
+    let server = NatsServer::start();
+    let words = 50;
+    let run = "corrupt";
+    let rev = start(&server, run, "rev", &[("PIPELINE_NODES", "rev")], words);
+    let subject = format!("pipeline.seeds.{run}.inp.rev.data");
+    let dead = format!("pipeline.seeds.{run}.inp.rev.dead");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let dead_letters = runtime.block_on(async {
+        let client = async_nats::connect(&server.url).await.unwrap();
+        let js = async_nats::jetstream::new(client.clone());
+        // The `rev` process creates the stream; wait for it before writing into it.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while js.get_stream("PIPELINE_seeds").await.is_err() {
+            assert!(Instant::now() < deadline, "the stream never appeared");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Not from a pipeline at all, then one that claims the schema but is not MessagePack.
+        js.publish(subject.clone(), "hello".into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(
+            "Pipeline-Schema",
+            format!("seeds/inp->rev:{}", std::any::type_name::<String>()).as_str(),
+        );
+        js.publish_with_headers(subject.clone(), headers, vec![0xc1, 0xff].into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        js
+    });
+    let parts = vec![
+        rev,
+        start(&server, run, "out", &[("PIPELINE_NODES", "out")], words),
+        start(&server, run, "inp", &[("PIPELINE_NODES", "inp")], words),
+    ];
+    let (pairs, reports) = finish(parts);
+    assert!(
+        pairs == expected_pairs(words),
+        "the run did not complete: {} of {words}",
+        pairs.len()
+    );
+    let rev = &reports.iter().find(|(n, _)| n == "rev").unwrap().1;
+    let inbound = edge(rev, "inp", "rev");
+    assert_eq!((inbound.items, inbound.rejected), (words as u64, 2));
+    let stored = runtime.block_on(async {
+        use futures::TryStreamExt;
+        let stream = dead_letters.get_stream("PIPELINE_seeds").await.unwrap();
+        let subjects: Vec<(String, usize)> = stream
+            .info_with_subjects(&dead)
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        subjects.into_iter().map(|(_, n)| n).sum::<usize>()
+    });
+    assert_eq!(
+        stored, 2,
+        "both rejected messages are on the dead-letter subject"
+    );
+}

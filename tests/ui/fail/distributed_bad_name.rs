@@ -1,0 +1,10 @@
+use pipeline::prelude::*;
+
+fn main() {
+    let _p = pipeline! {
+        #![distributed("seeds.v2")]
+        inp = source::iter(0..3u32);
+        out = sink::for_each(|n: u32| println!("{n}"));
+        inp => out;
+    };
+}
