@@ -330,3 +330,46 @@ fn corrupt_and_foreign_messages_go_to_dead_letter_and_the_run_completes() {
         "both rejected messages are on the dead-letter subject"
     );
 }
+
+#[test]
+fn a_rev_process_killed_mid_run_loses_nothing_and_its_replacement_finishes_its_share() {
+    let server = NatsServer::start();
+    let words = 1000;
+    let run = "kill";
+    // Unacknowledged items come back after a second instead of half a minute.
+    let rev_env = [("PIPELINE_NODES", "rev"), ("PIPELINE_ACK_WAIT_MS", "1000")];
+    let rev1 = start(&server, run, "rev-1", &rev_env, words);
+    let mut doomed = start(&server, run, "rev-2", &rev_env, words);
+    let out = start(
+        &server,
+        run,
+        "out",
+        &[("PIPELINE_NODES", "out"), ("PIPELINE_REPLICAS", "rev=2")],
+        words,
+    );
+    let inp = start(&server, run, "inp", &[("PIPELINE_NODES", "inp")], words);
+    // Two `rev` processes need about half a second for the thousand words.
+    std::thread::sleep(Duration::from_millis(250));
+    doomed.process.kill().unwrap(); // SIGKILL: no end marker, no acknowledgements
+    doomed.process.wait().unwrap();
+    // A supervisor restarts it under the same instance name; it finishes the run.
+    let replacement = start(&server, run, "rev-2", &rev_env, words);
+    let (pairs, reports) = finish(vec![rev1, replacement, out, inp]);
+    assert!(
+        pairs == expected_pairs(words),
+        "every word reached the sink exactly once: {} of {words}",
+        pairs.len()
+    );
+    let redelivered: u64 = reports
+        .iter()
+        .filter(|(name, _)| name.starts_with("rev"))
+        .map(|(_, report)| edge(report, "inp", "rev").redelivered)
+        .sum();
+    assert!(
+        redelivered > 0,
+        "the killed process held items; they were delivered again"
+    );
+    for (name, report) in &reports {
+        assert!(report.accounting().is_balanced(), "`{name}`:\n{report}");
+    }
+}

@@ -13,6 +13,8 @@ pub(crate) mod fuse;
 #[cfg(feature = "html")]
 mod html;
 pub mod inlet;
+#[doc(hidden)]
+pub mod ledger;
 pub mod lineage;
 pub mod node;
 pub mod outlet;

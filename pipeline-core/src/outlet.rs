@@ -6,7 +6,10 @@
 
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use crate::fuse::{self, Adopted, OfferSlot};
+use crate::ledger::Ledger;
 use crate::lineage::Lineage;
 use crate::wire::{Batch, Closed, EdgeSender, MAX_BATCH, Probe};
 
@@ -34,6 +37,8 @@ pub struct Outlet<T> {
     idle_probes: Vec<Probe>,
     /// The time the owner just read, if it did: an inline node starts its batch then.
     handing_at: Option<Instant>,
+    /// Counts the copies a fan-out makes of items from other processes (see `ledger`).
+    ledger: Option<Arc<Ledger>>,
 }
 
 enum Fusion<T> {
@@ -95,6 +100,7 @@ impl<T: Send + 'static> Outlet<T> {
             fusion,
             on_thread: false,
             handing_at: None,
+            ledger: None,
         }
     }
 
@@ -124,6 +130,11 @@ impl<T: Send + 'static> Outlet<T> {
             self.fusion = Fusion::Adopted(next);
         }
         // Otherwise `next` is dropped here, which sends it back to its own task.
+    }
+
+    /// Reports fan-out copies to the process's ledger of items from other processes.
+    pub(crate) fn track(&mut self, ledger: Arc<Ledger>) {
+        self.ledger = Some(ledger);
     }
 
     /// Tells the outlet the time, read just now, so that an inline node it hands the next
@@ -217,6 +228,12 @@ impl<T: Send + 'static> Outlet<T> {
                 rooms.push(target.reserve(n).await?);
             }
             let items = std::mem::replace(&mut self.buf, Vec::with_capacity(self.batch_max));
+            if let Some(ledger) = &self.ledger {
+                let copies = self.targets.len() as i64 - 1;
+                for (lineage, _) in &items {
+                    ledger.adjust(*lineage, copies);
+                }
+            }
             let duplicate = self
                 .duplicate
                 .expect("a fan-out outlet is built by `broadcast`");

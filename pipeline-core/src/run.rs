@@ -142,6 +142,9 @@ impl Builder {
         mut outlet: Outlet<S::Out>,
     ) {
         outlet.set_on_thread(S::BLOCKING);
+        if let Some(ledger) = self.ledger() {
+            outlet.track(ledger);
+        }
         let spec = NodeSpec {
             name,
             role: Role::Source,
@@ -174,6 +177,10 @@ impl Builder {
             options,
         };
         outlet.set_on_thread(S::BLOCKING);
+        if let Some(ledger) = self.ledger() {
+            outlet.track(ledger.clone());
+            inlet.track(ledger);
+        }
         // Only a stage whose items need no per-item policy can run in another node's loop.
         let fusable = S::SYNC && options.timeout.is_none() && policy.is_plain();
         let launch: Launch = match take_offer(&mut inlet).filter(|_| fusable) {
@@ -198,6 +205,9 @@ impl Builder {
         mut inlet: I,
         options: NodeOptions,
     ) {
+        if let Some(ledger) = self.ledger() {
+            inlet.track(ledger);
+        }
         let spec = NodeSpec {
             name,
             role: Role::Sink,
@@ -213,6 +223,14 @@ impl Builder {
             None => Box::new(move |ctx| place(S::BLOCKING, run_sink(node.0, inlet, ctx))),
         };
         self.nodes.push((spec, launch));
+    }
+
+    /// The ledger of items from other processes, when this process takes any.
+    fn ledger(&self) -> Option<Arc<crate::ledger::Ledger>> {
+        #[cfg(feature = "nats")]
+        return self.split.as_ref().and_then(crate::remote::Split::ledger);
+        #[cfg(not(feature = "nats"))]
+        None
     }
 
     /// Keeps a node's offer to run inline where `build` can still withdraw it.
@@ -235,11 +253,15 @@ impl Builder {
         ordered: bool,
         fan_in: FanIn,
         mut inlet: I,
-        outlet: Outlet<S::Out>,
+        mut outlet: Outlet<S::Out>,
         options: NodeOptions,
         policy: ErrorPolicy<S::In>,
     ) {
         drop(take_offer(&mut inlet));
+        if let Some(ledger) = self.ledger() {
+            outlet.track(ledger.clone());
+            inlet.track(ledger);
+        }
         assert!(
             !copies.is_empty(),
             "node `{name}`: workers(0) would never process anything"
@@ -294,6 +316,7 @@ impl Builder {
             context: Context::default(),
             bridges: Vec::new(),
             plan_error: None,
+            ledger: None,
         };
         #[cfg(feature = "nats")]
         if let Some(mut split) = self.split {
@@ -305,6 +328,7 @@ impl Builder {
                 |(from, to): &(&'static str, &'static str)| split.hosts(from) || split.hosts(to);
             pipeline.edges.retain(touches_here);
             pipeline.dead_letter_edges.retain(touches_here);
+            pipeline.ledger = split.ledger();
             pipeline.bridges = std::mem::take(&mut split.bridges);
             pipeline.plan_error = split.error.take();
         }
@@ -319,6 +343,8 @@ pub struct Pipeline {
     bridges: Vec<(Arc<RemoteEdgeStats>, Bridge)>,
     /// Why this process's part of a distributed pipeline cannot run.
     plan_error: Option<String>,
+    /// Items taken from other processes, acknowledged once finished here.
+    ledger: Option<Arc<crate::ledger::Ledger>>,
     edges: Vec<(&'static str, &'static str)>,
     dead_letter_edges: Vec<(&'static str, &'static str)>,
     /// `(waiting, first)`: `waiting` starts once `first` has finished.
@@ -420,6 +446,10 @@ impl Pipeline {
             }
             None => (self.nodes, self.bridges),
         };
+        if let Some(ledger) = &self.ledger {
+            let publishing = bridges.iter().filter(|(edge, _)| edge.outbound).count();
+            ledger.starting(launches.len() + publishing);
+        }
         for (spec, launch) in launches {
             let stats = Arc::new(NodeStats::new(spec.name, spec.workers));
             let ctx = NodeCtx {
@@ -430,6 +460,7 @@ impl Pipeline {
                 fail_fast: spec.options.fail_fast,
                 timeout: spec.options.timeout,
                 restart_budget: spec.options.restarts.unwrap_or(DEFAULT_RESTARTS),
+                ledger: self.ledger.clone(),
             };
             let waits: Vec<watch::Receiver<bool>> = self
                 .after
@@ -438,6 +469,7 @@ impl Pipeline {
                 .filter_map(|(_, first)| finished.get(first).map(watch::Sender::subscribe))
                 .collect();
             let done = finished.get(spec.name).cloned();
+            let ledger = self.ledger.clone();
             let clock = stats.clone();
             // Every event of a node (failed items, restarts) is inside its span.
             let span = tracing::info_span!("node", name = spec.name);
@@ -452,6 +484,9 @@ impl Pipeline {
                     clock.finish();
                     if let Some(done) = done {
                         done.send_replace(true);
+                    }
+                    if let Some(ledger) = ledger {
+                        ledger.node_done();
                     }
                 },
                 span,

@@ -27,6 +27,7 @@ use crate::context::Context;
 use crate::control::Control;
 use crate::fuse::{Fused, Lendable, Offer, Resumed};
 use crate::inlet::{self, Inlet};
+use crate::ledger::Ledger;
 use crate::lineage::Lineage;
 use crate::node::{BoxError, Source, Stage};
 use crate::outlet::Outlet;
@@ -75,9 +76,27 @@ pub(crate) struct NodeCtx {
     pub fail_fast: bool,
     pub timeout: Option<Duration>,
     pub restart_budget: u32,
+    /// Items from other processes, acknowledged once finished here (see [`crate::ledger`]).
+    pub ledger: Option<Arc<Ledger>>,
 }
 
 impl NodeCtx {
+    /// An item of `lineage` is finished in this node's process.
+    #[inline]
+    pub(crate) fn item_ended(&self, lineage: Lineage) {
+        if let Some(ledger) = &self.ledger {
+            ledger.ended(lineage);
+        }
+    }
+
+    /// One input of `lineage` became `n` outputs.
+    #[inline]
+    pub(crate) fn item_became(&self, lineage: Lineage, n: u64) {
+        if let Some(ledger) = &self.ledger {
+            ledger.adjust(lineage, n as i64 - 1);
+        }
+    }
+
     /// A worker could not start: the run stops, and its items will be counted as failed.
     pub(crate) fn setup_failed(&self, error: String) {
         tracing::error!(node = self.name, error = %error, "setup failed");
@@ -316,6 +335,9 @@ async fn stage_loop<S: Stage, I: Inlet<S::In>>(
                 if !ready {
                     // The setup error is in the report; these items never ran.
                     counts.failed += 1;
+                    if !failures.routes() {
+                        ctx.item_ended(lineage);
+                    }
                     failures
                         .route(
                             lineage,
@@ -336,7 +358,8 @@ async fn stage_loop<S: Stage, I: Inlet<S::In>>(
                 }
                 match outcome {
                     Outcome::Done => {
-                        deliver::<S>(&mut produced, lineage, &mut outlet, &mut counts).await?;
+                        deliver::<S>(&mut produced, lineage, &mut outlet, &mut counts, &ctx)
+                            .await?;
                         // A slow stage hands each item on as soon as the next node has
                         // nothing to do. A cheap one fills its batch and sends it when its
                         // input runs dry (`next_or_flush`): waking the next node per item
@@ -352,6 +375,9 @@ async fn stage_loop<S: Stage, I: Inlet<S::In>>(
                         counts.failed += 1;
                         let message = error.to_string();
                         ctx.item_failed(error);
+                        if !failures.routes() {
+                            ctx.item_ended(lineage);
+                        }
                         failures
                             .route(lineage, original, message, &ctx, &mut counts)
                             .await?;
@@ -359,6 +385,9 @@ async fn stage_loop<S: Stage, I: Inlet<S::In>>(
                     Outcome::Panicked(panic) => {
                         counts.failed += 1;
                         let panicked = ctx.worker_panicked(panic);
+                        if !failures.routes() {
+                            ctx.item_ended(lineage);
+                        }
                         failures
                             .route(
                                 lineage,
@@ -414,25 +443,30 @@ pub(crate) fn run_batch<S: Stage>(
     (ctx, counts, latency): (&NodeCtx, &mut BatchCounts, &mut LatencySampler),
 ) -> Option<Box<dyn Any + Send>> {
     let (results_before, emitted_before) = (results.len(), counts.emitted);
+    // Items from other processes are tracked one by one, so the fast path below is off.
+    let untracked = ctx.ledger.is_none();
+    let mut current = None;
     let panicked = std::panic::catch_unwind(AssertUnwindSafe(|| {
         while let Some((lineage, item)) = items.next() {
+            current = Some(lineage);
             let timer = latency.start();
             let result = stage.process_sync(item, produced);
             if let Some(started) = timer {
                 latency.record(started.elapsed());
             }
             match result {
-                Ok(()) => collect::<S>(produced, lineage, results, counts),
+                Ok(()) => collect::<S>(produced, lineage, results, counts, ctx),
                 Err(error) => {
                     produced.clear();
                     counts.failed += 1;
                     ctx.item_failed(error);
+                    ctx.item_ended(lineage);
                 }
             }
             if latency.slow_streak() >= slow_items {
                 break;
             }
-            if S::ONE_TO_ONE {
+            if S::ONE_TO_ONE && untracked {
                 // Between two timed items, a plain map needs no per-item bookkeeping (what
                 // it emitted is counted below).
                 results.extend(
@@ -452,6 +486,10 @@ pub(crate) fn run_batch<S: Stage>(
     }
     if panicked.is_some() {
         produced.clear();
+        // The item it panicked on is gone.
+        if let Some(lineage) = current {
+            ctx.item_ended(lineage);
+        }
     }
     panicked
 }
@@ -463,9 +501,11 @@ fn collect<S: Stage>(
     lineage: Lineage,
     results: &mut Vec<(Lineage, S::Out)>,
     counts: &mut BatchCounts,
+    ctx: &NodeCtx,
 ) {
     let n = produced.len() as u64;
     counts.emitted += n;
+    ctx.item_became(lineage, n);
     if n == 0 {
         counts.filtered += 1;
     } else if n == 1 && !S::SPLITS {
@@ -731,9 +771,11 @@ pub(crate) async fn deliver<S: Stage>(
     lineage: crate::lineage::Lineage,
     outlet: &mut Outlet<S::Out>,
     counts: &mut BatchCounts,
+    ctx: &NodeCtx,
 ) -> Result<(), Closed> {
     let n = produced.len() as u64;
     counts.emitted += n;
+    ctx.item_became(lineage, n);
     if n == 0 {
         counts.filtered += 1;
     } else if n == 1 && !S::SPLITS {

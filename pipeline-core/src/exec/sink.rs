@@ -99,10 +99,11 @@ async fn sink_loop<S: Sink, I: Inlet<S::In>>(
             }
         }
         // What the loop above left: items after a panic or once items turned slow.
-        for (_, item) in items {
+        for (lineage, item) in items {
             if !ready {
                 // The setup error is in the report; these items never ran.
                 counts.failed += 1;
+                ctx.item_ended(lineage);
                 continue;
             }
             let timer = latency.start();
@@ -110,6 +111,8 @@ async fn sink_loop<S: Sink, I: Inlet<S::In>>(
             if let Some(started) = timer {
                 latency.record(started.elapsed());
             }
+            // Consumed, failed or panicked on, the item ends here either way.
+            ctx.item_ended(lineage);
             match consumed {
                 Ok(Ok(())) => {}
                 Ok(Err(error)) => {
@@ -150,10 +153,15 @@ pub(crate) fn consume_batch<S: Sink>(
             ctx.item_failed(error);
         }
     };
-    std::panic::catch_unwind(AssertUnwindSafe(|| {
-        while let Some((_, item)) = items.next() {
+    // Consumed, failed or panicked on, an item ends here; only once it has, so that an item
+    // from another process is acknowledged after the sink is done with it.
+    let mut current = None;
+    let panicked = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        while let Some((lineage, item)) = items.next() {
+            current = Some(lineage);
             let timer = latency.start();
             consume(sink, item);
+            ctx.item_ended(lineage);
             if let Some(started) = timer {
                 latency.record(started.elapsed());
             }
@@ -161,10 +169,16 @@ pub(crate) fn consume_batch<S: Sink>(
                 break;
             }
             // Between two timed items, no per-item bookkeeping.
-            for (_, item) in items.by_ref().take(latency.take_untimed()) {
+            for (lineage, item) in items.by_ref().take(latency.take_untimed()) {
+                current = Some(lineage);
                 consume(sink, item);
+                ctx.item_ended(lineage);
             }
         }
     }))
-    .err()
+    .err();
+    if let (Some(_), Some(lineage)) = (&panicked, current) {
+        ctx.item_ended(lineage);
+    }
+    panicked
 }

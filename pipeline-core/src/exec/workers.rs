@@ -253,6 +253,7 @@ impl<S: Stage> Collector<S> {
                     done.lineage,
                     &mut self.outlet,
                     &mut self.counts,
+                    &self.ctx,
                 )
                 .await;
             }
@@ -268,6 +269,9 @@ impl<S: Stage> Collector<S> {
             None => "its worker could not start".to_string(),
         };
         self.counts.failed += 1;
+        if !self.failures.routes() {
+            self.ctx.item_ended(done.lineage);
+        }
         self.failures
             .route(
                 done.lineage,

@@ -5,6 +5,9 @@ mod zip;
 use std::future::poll_fn;
 use std::task::{Context, Poll, Waker};
 
+use std::sync::Arc;
+
+use crate::ledger::Ledger;
 use crate::lineage::Lineage;
 use crate::wire::{Batch, EdgeReceiver};
 
@@ -29,6 +32,11 @@ pub trait Inlet<T>: Send + 'static {
     fn take_dropped(&mut self) -> Dropped {
         Dropped::default()
     }
+
+    /// Reports the items this inlet joins or renumbers to the process's ledger of items
+    /// from other processes (see `remote`); a single edge passes items on as they are.
+    #[doc(hidden)]
+    fn track(&mut self, _ledger: Arc<Ledger>) {}
 }
 
 /// Waits for the next batch.
@@ -61,11 +69,16 @@ impl<T: Send + 'static> Inlet<T> for EdgeReceiver<T> {
 pub struct MergeInlet<T> {
     rx: EdgeReceiver<T>,
     next_root: u64,
+    ledger: Option<Arc<Ledger>>,
 }
 
 impl<T> MergeInlet<T> {
     pub fn new(rx: EdgeReceiver<T>) -> Self {
-        MergeInlet { rx, next_root: 0 }
+        MergeInlet {
+            rx,
+            next_root: 0,
+            ledger: None,
+        }
     }
 }
 
@@ -74,10 +87,19 @@ impl<T: Send + 'static> Inlet<T> for MergeInlet<T> {
         self.rx.queued()
     }
 
+    fn track(&mut self, ledger: Arc<Ledger>) {
+        self.ledger = Some(ledger);
+    }
+
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Batch<T>>> {
         self.rx.poll_recv(cx).map(|batch| {
             batch.map(|mut batch| {
                 for (lineage, _) in &mut batch.items {
+                    // A renumbered item is no longer one from another process: it counts
+                    // as finished here (see `remote` for what that means on a crash).
+                    if let Some(ledger) = &self.ledger {
+                        ledger.ended(*lineage);
+                    }
                     *lineage = Lineage::root(self.next_root);
                     self.next_root += 1;
                 }

@@ -11,7 +11,10 @@ use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
 use std::task::{Context, Poll};
 
+use std::sync::Arc;
+
 use super::{Dropped, Inlet};
+use crate::ledger::Ledger;
 use crate::lineage::Lineage;
 use crate::wire::{Batch, EdgeReceiver, MAX_BATCH};
 
@@ -24,6 +27,7 @@ macro_rules! zip_inlet {
             pending: BTreeMap<Lineage, ($(Option<$T>,)+)>,
             ready: Vec<(Lineage, ($($T,)+))>,
             dropped: Dropped,
+            ledger: Option<Arc<Ledger>>,
         }
 
         impl<$($T),+> $name<$($T),+> {
@@ -35,6 +39,7 @@ macro_rules! zip_inlet {
                     pending: BTreeMap::new(),
                     ready: Vec::new(),
                     dropped: Dropped::default(),
+                    ledger: None,
                 }
             }
 
@@ -50,9 +55,21 @@ macro_rules! zip_inlet {
                 Some(($(parts.$idx?,)+))
             }
 
-            fn drop_partial(&mut self, parts: ($(Option<$T>,)+)) {
+            fn drop_partial(&mut self, lineage: Lineage, parts: ($(Option<$T>,)+)) {
                 self.dropped.tuples += 1;
-                $( self.dropped.items += u64::from(parts.$idx.is_some()); )+
+                $(
+                    if parts.$idx.is_some() {
+                        self.dropped.items += 1;
+                        self.ended(lineage, 1);
+                    }
+                )+
+            }
+
+            /// `n` items of `lineage` end here (joined into a tuple, or dropped).
+            fn ended(&self, lineage: Lineage, n: i64) {
+                if let Some(ledger) = &self.ledger {
+                    ledger.adjust(lineage, -n);
+                }
             }
         }
 
@@ -79,10 +96,15 @@ macro_rules! zip_inlet {
                                                         // Two items of one lineage on one edge: keep the
                                                         // newer, count the older as a dropped piece.
                                                         self.dropped.items += 1;
+                                                        if let Some(ledger) = &self.ledger {
+                                                            ledger.ended(lineage);
+                                                        }
                                                     }
                                                     if Self::is_complete(slot.get()) {
                                                         let (lineage, parts) = slot.remove_entry();
                                                         if let Some(tuple) = Self::complete(parts) {
+                                                            // The parts go on as one item.
+                                                            self.ended(lineage, $n - 1);
                                                             self.ready.push((lineage, tuple));
                                                         }
                                                     }
@@ -110,8 +132,8 @@ macro_rules! zip_inlet {
                     if entry.key().root_index() >= low {
                         break;
                     }
-                    let parts = entry.remove();
-                    self.drop_partial(parts);
+                    let (lineage, parts) = entry.remove_entry();
+                    self.drop_partial(lineage, parts);
                 }
 
                 if !self.ready.is_empty() {
@@ -131,6 +153,10 @@ macro_rules! zip_inlet {
 
             fn take_dropped(&mut self) -> Dropped {
                 std::mem::take(&mut self.dropped)
+            }
+
+            fn track(&mut self, ledger: Arc<Ledger>) {
+                self.ledger = Some(ledger);
             }
         }
     };

@@ -16,6 +16,7 @@ use super::envelope::{self, REASON_HEADER, SCHEMA_HEADER};
 use super::plan::Plan;
 use crate::control::Control;
 use crate::fuse;
+use crate::ledger::Ledger;
 use crate::report::Failure;
 use crate::stats::RemoteEdgeStats;
 use crate::wire::{Batch, EdgeReceiver, EdgeSender, edge};
@@ -25,6 +26,8 @@ use crate::wire::{Batch, EdgeReceiver, EdgeSender, edge};
 const FETCH: usize = 64;
 /// How long a fetch waits for items before the edge checks whether it has ended.
 const FETCH_WAIT: Duration = Duration::from_millis(200);
+/// Items a receiving process may hold unacknowledged per edge.
+const MAX_UNACKNOWLEDGED: i64 = 10_000;
 
 use crate::run::Bridge;
 
@@ -33,6 +36,9 @@ use crate::run::Bridge;
 pub(crate) struct Split {
     plan: Plan,
     link: Arc<Link>,
+    /// Whether some edge brings items from another process: only then do nodes report to
+    /// the ledger.
+    inbound: bool,
     pub bridges: Vec<(Arc<RemoteEdgeStats>, Bridge)>,
     /// Set when the plan cannot work; the run then fails at once, saying why.
     pub error: Option<String>,
@@ -64,13 +70,20 @@ impl Split {
             instance: plan.instance.clone(),
             ack_wait: plan.ack_wait,
             context: OnceCell::new(),
+            ledger: Arc::default(),
         });
         Split {
             plan,
             link,
+            inbound: false,
             bridges: Vec::new(),
             error,
         }
+    }
+
+    /// The ledger this process's nodes report to, if it takes items from other processes.
+    pub(crate) fn ledger(&self) -> Option<Arc<Ledger>> {
+        self.inbound.then(|| self.link.ledger.clone())
     }
 
     pub(crate) fn hosts(&self, node: &str) -> bool {
@@ -138,6 +151,7 @@ impl Split {
                 if let Some(slot) = tx.offer_slot() {
                     drop(fuse::take_offer(slot));
                 }
+                self.inbound = true;
                 let producers = self.plan.replicas_of(from);
                 let stats = Arc::new(RemoteEdgeStats::new(from, to, false));
                 let (link, counts) = (self.link.clone(), stats.clone());
@@ -173,6 +187,7 @@ struct Link {
     instance: String,
     ack_wait: Duration,
     context: OnceCell<Context>,
+    ledger: Arc<Ledger>,
 }
 
 impl Link {
@@ -244,14 +259,15 @@ async fn publish_edge<T: Serialize + Send + 'static>(
                     .send_publish(subject.clone(), message)
                     .await
                     .map_err(|e| format!("publishing failed: {e}"))?;
-                acks.push(ack);
+                acks.push((lineage, ack));
             }
-            // The batch's publishes are in flight together; an item counts as sent once
-            // the stream has stored it.
-            for ack in acks.drain(..) {
+            // The batch's publishes are in flight together; an item counts as sent, and is
+            // finished in this process, once the stream has stored it.
+            for (lineage, ack) in acks.drain(..) {
                 ack.await
                     .map_err(|e| format!("the stream did not store an item: {e}"))?;
                 stats.items.fetch_add(1, Relaxed);
+                link.ledger.ended(lineage);
             }
         }
         let end = jetstream::message::PublishMessage::build()
@@ -276,10 +292,11 @@ async fn publish_edge<T: Serialize + Send + 'static>(
             error,
         });
     }
+    link.ledger.node_done();
 }
 
 /// Feeds the hosted node `to` with what `from`'s processes publish, until all of them have
-/// ended and nothing is left to deliver.
+/// ended and nothing is left to deliver; then acknowledges the rest as it finishes here.
 async fn consume_edge<T: DeserializeOwned + Send + 'static>(
     into: EdgeSender<T>,
     link: Arc<Link>,
@@ -289,6 +306,10 @@ async fn consume_edge<T: DeserializeOwned + Send + 'static>(
     stats: Arc<RemoteEdgeStats>,
     control: Arc<Control>,
 ) {
+    // The ledger hands back each message once its item is finished here; this task sends
+    // the acknowledgements.
+    let (finished, mut to_ack) = tokio::sync::mpsc::unbounded_channel::<jetstream::Message>();
+    let mut unacked: usize = 0;
     let result: Result<(), String> = async {
         let context = link.context().await?;
         let stream = context
@@ -305,6 +326,8 @@ async fn consume_edge<T: DeserializeOwned + Send + 'static>(
                     ack_policy: consumer::AckPolicy::Explicit,
                     ack_wait: link.ack_wait,
                     deliver_policy: consumer::DeliverPolicy::All,
+                    // Items wait unacknowledged while a zip here waits for their partners.
+                    max_ack_pending: MAX_UNACKNOWLEDGED,
                     ..Default::default()
                 },
             )
@@ -316,6 +339,10 @@ async fn consume_edge<T: DeserializeOwned + Send + 'static>(
         let fetch = FETCH.min(into.capacity());
         let mut ended = false;
         loop {
+            while let Ok(message) = to_ack.try_recv() {
+                acknowledge(&message).await?;
+                unacked -= 1;
+            }
             if control.is_stopping() {
                 break;
             }
@@ -327,7 +354,6 @@ async fn consume_edge<T: DeserializeOwned + Send + 'static>(
                 .await
                 .map_err(|e| format!("fetching items failed: {e}"))?;
             let mut items = Vec::with_capacity(fetch);
-            let mut taken = Vec::with_capacity(fetch);
             while let Some(message) = messages.next().await {
                 let message = message.map_err(|e| format!("fetching items failed: {e}"))?;
                 if message.info().is_ok_and(|info| info.delivered > 1) {
@@ -339,9 +365,18 @@ async fn consume_edge<T: DeserializeOwned + Send + 'static>(
                     .and_then(|h| h.get(SCHEMA_HEADER))
                     .map(|v| v.as_str());
                 match envelope::decode::<T>(header, &schema, &message.payload) {
-                    Ok(item) => {
-                        items.push(item);
-                        taken.push(message);
+                    Ok((lineage, item)) => {
+                        unacked += 1;
+                        let finished = finished.clone();
+                        link.ledger.arrived(
+                            lineage,
+                            Box::new(move || {
+                                // Err: this task is gone (the run was aborted); the broker
+                                // delivers the item again to whoever runs next.
+                                let _ = finished.send(message);
+                            }),
+                        );
+                        items.push((lineage, item));
                     }
                     Err(rejected) => {
                         stats.rejected.fetch_add(1, Relaxed);
@@ -360,10 +395,7 @@ async fn consume_edge<T: DeserializeOwned + Send + 'static>(
                             .map_err(|e| format!("dead-lettering failed: {e}"))?
                             .await
                             .map_err(|e| format!("dead-lettering failed: {e}"))?;
-                        message
-                            .ack()
-                            .await
-                            .map_err(|e| format!("acknowledging failed: {e}"))?;
+                        acknowledge(&message).await?;
                     }
                 }
             }
@@ -380,12 +412,6 @@ async fn consume_edge<T: DeserializeOwned + Send + 'static>(
                     .is_err()
                 {
                     break;
-                }
-                for message in taken {
-                    message
-                        .ack()
-                        .await
-                        .map_err(|e| format!("acknowledging failed: {e}"))?;
                 }
                 stats.items.fetch_add(n, Relaxed);
                 continue;
@@ -410,8 +436,28 @@ async fn consume_edge<T: DeserializeOwned + Send + 'static>(
                     .info()
                     .await
                     .map_err(|e| format!("reading the consumer's state failed: {e}"))?;
-                if info.num_pending == 0 && info.num_ack_pending == 0 {
+                // Items another process holds unacknowledged may still come back here (it
+                // may have died), so the edge ends only when all that are out are ours.
+                if info.num_pending == 0 && info.num_ack_pending <= unacked {
                     break;
+                }
+            }
+        }
+        // The hosted node's input ends; its items still finish, and are acknowledged then.
+        drop(into);
+        let mut all_done = std::pin::pin!(link.ledger.all_done());
+        let mut nodes_ended = false;
+        while unacked > 0 {
+            tokio::select! {
+                message = to_ack.recv() => {
+                    let Some(message) = message else { break };
+                    acknowledge(&message).await?;
+                    unacked -= 1;
+                }
+                // Every node here has ended: whatever is still open was dealt with.
+                () = &mut all_done, if !nodes_ended => {
+                    nodes_ended = true;
+                    link.ledger.finish_all();
                 }
             }
         }
@@ -425,5 +471,11 @@ async fn consume_edge<T: DeserializeOwned + Send + 'static>(
             error,
         });
     }
-    // Dropping `into` ends the hosted node's input.
+}
+
+async fn acknowledge(message: &jetstream::Message) -> Result<(), String> {
+    message
+        .ack()
+        .await
+        .map_err(|e| format!("acknowledging failed: {e}"))
 }

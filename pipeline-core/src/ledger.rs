@@ -1,0 +1,182 @@
+//! Which items taken from other processes are finished here, so that their messages are
+//! acknowledged only then (see `remote`): a process that dies before finishing an item
+//! leaves it unacknowledged, and the broker delivers it again.
+//!
+//! The ledger counts, per lineage root, the items of that root still somewhere in this
+//! process. An item taken from another process adds one; a fan-out adds a copy per extra
+//! edge, a flat-map its extra outputs; an item ends when a sink consumes it, another process
+//! has stored it, a stage filters it, or it fails (unless a dead-letter node takes it on), and
+//! a zip's tuple ends all but one of its parts. When a root's count reaches zero, the
+//! messages it came in with are acknowledged. Roots that did not come from another process
+//! (a source here, a merge's fresh numbering) are not in the ledger and are ignored.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio::sync::Notify;
+
+use crate::lineage::Lineage;
+
+/// Acknowledges one message; called once its items are finished.
+pub(crate) type Ack = Box<dyn FnOnce() + Send>;
+
+/// See the module documentation.
+#[derive(Default)]
+pub struct Ledger {
+    open: Mutex<HashMap<u64, Entry>>,
+    /// Nodes (and publishing edges) of this process still running: once none is, every
+    /// item left open has been dealt with.
+    running: AtomicUsize,
+    all_done: Notify,
+}
+
+struct Entry {
+    items: i64,
+    acks: Vec<Ack>,
+}
+
+impl Ledger {
+    /// An item of `lineage` arrived from another process in a message `ack` acknowledges.
+    pub(crate) fn arrived(&self, lineage: Lineage, ack: Ack) {
+        let mut open = self.lock();
+        let entry = open.entry(lineage.root_index()).or_insert_with(|| Entry {
+            items: 0,
+            acks: Vec::new(),
+        });
+        entry.items += 1;
+        entry.acks.push(ack);
+    }
+
+    /// `delta` more (or fewer) items of `lineage`'s root are in this process.
+    pub(crate) fn adjust(&self, lineage: Lineage, delta: i64) {
+        if delta == 0 {
+            return;
+        }
+        let finished = {
+            let mut open = self.lock();
+            let root = lineage.root_index();
+            let Some(entry) = open.get_mut(&root) else {
+                return;
+            };
+            entry.items += delta;
+            if entry.items > 0 {
+                return;
+            }
+            open.remove(&root).map(|e| e.acks)
+        };
+        // Acknowledge outside the lock: an ack may take a moment.
+        for ack in finished.into_iter().flatten() {
+            ack();
+        }
+    }
+
+    /// An item of `lineage` is finished in this process.
+    pub(crate) fn ended(&self, lineage: Lineage) {
+        self.adjust(lineage, -1);
+    }
+
+    /// `n` more nodes or publishing edges run in this process.
+    pub(crate) fn starting(&self, n: usize) {
+        self.running.fetch_add(n, Ordering::SeqCst);
+    }
+
+    /// One of them has ended.
+    pub(crate) fn node_done(&self) {
+        // Saturating: a publishing edge reports its end even when nothing was counted (the
+        // process takes no items from other processes).
+        let before = self
+            .running
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        if before == Ok(1) {
+            self.all_done.notify_waiters();
+        }
+    }
+
+    /// Waits until every node and publishing edge of this process has ended.
+    pub(crate) async fn all_done(&self) {
+        loop {
+            let notified = self.all_done.notified();
+            if self.running.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Everything still open is finished (every node of this process has ended).
+    pub(crate) fn finish_all(&self) {
+        let open = std::mem::take(&mut *self.lock());
+        for ack in open.into_values().flat_map(|e| e.acks) {
+            ack();
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Entry>> {
+        self.open.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    fn counter() -> (Arc<AtomicU64>, impl Fn() -> Ack) {
+        let acked = Arc::new(AtomicU64::new(0));
+        let a = acked.clone();
+        (acked, move || {
+            let a = a.clone();
+            Box::new(move || {
+                a.fetch_add(1, Ordering::SeqCst);
+            })
+        })
+    }
+
+    #[test]
+    fn a_message_is_acknowledged_once_every_copy_and_piece_has_ended() {
+        let ledger = Ledger::default();
+        let (acked, ack) = counter();
+        let item = Lineage::root(7);
+        ledger.arrived(item, ack());
+        ledger.adjust(item, 1); // fanned out to two edges
+        ledger.adjust(item.child(0), 2); // one copy flat-mapped into three
+        for _ in 0..3 {
+            ledger.ended(item.child(0));
+        }
+        assert_eq!(
+            acked.load(Ordering::SeqCst),
+            0,
+            "the other copy is still here"
+        );
+        ledger.ended(item);
+        assert_eq!(acked.load(Ordering::SeqCst), 1);
+        // Roots that never came from another process are not tracked.
+        ledger.ended(Lineage::root(8));
+        assert_eq!(acked.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn the_parts_of_a_zip_are_acknowledged_together_when_the_tuple_ends() {
+        let ledger = Ledger::default();
+        let (acked, ack) = counter();
+        let item = Lineage::root(3);
+        ledger.arrived(item, ack()); // from one edge
+        ledger.arrived(item, ack()); // its partner from another
+        ledger.adjust(item, -1); // zipped into one tuple
+        assert_eq!(acked.load(Ordering::SeqCst), 0);
+        ledger.ended(item); // the sink consumed the tuple
+        assert_eq!(acked.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn finishing_all_acknowledges_whatever_is_left() {
+        let ledger = Ledger::default();
+        let (acked, ack) = counter();
+        ledger.arrived(Lineage::root(1), ack());
+        ledger.arrived(Lineage::root(2), ack());
+        ledger.finish_all();
+        assert_eq!(acked.load(Ordering::SeqCst), 2);
+    }
+}
