@@ -58,4 +58,7 @@ mod book {
     struct Bottleneck;
     #[doc = include_str!("../book/src/performance.md")]
     struct Performance;
+    #[cfg(feature = "nats")]
+    #[doc = include_str!("../book/src/across-machines.md")]
+    struct AcrossMachines;
 }
