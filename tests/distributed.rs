@@ -251,7 +251,16 @@ fn the_seeds_graph_split_over_processes_delivers_every_item_once_with_rev_shared
         .iter()
         .map(|r| edge(report(r), "inp", "rev").items)
         .collect();
-    assert_eq!(shares.iter().sum::<u64>(), words as u64);
+    let all: Vec<String> = reports
+        .iter()
+        .map(|(n, r)| format!("== {n}\n{r}"))
+        .collect();
+    assert_eq!(
+        shares.iter().sum::<u64>(),
+        words as u64,
+        "{}",
+        all.join("\n")
+    );
     assert!(
         shares.iter().all(|&n| n > 0),
         "both `rev` processes took a share of the work: {shares:?}"
@@ -369,6 +378,68 @@ fn a_rev_process_killed_mid_run_loses_nothing_and_its_replacement_finishes_its_s
         redelivered > 0,
         "the killed process held items; they were delivered again"
     );
+    for (name, report) in &reports {
+        assert!(report.accounting().is_balanced(), "`{name}`:\n{report}");
+    }
+}
+
+#[test]
+fn at_most_once_over_core_nats_the_split_graph_delivers_every_item_when_nothing_fails() {
+    let server = NatsServer::start();
+    let words = 300;
+    let run = "core";
+    let fast = ("PIPELINE_DELIVERY", "at-most-once");
+    let parts = vec![
+        start(
+            &server,
+            run,
+            "rev-1",
+            &[("PIPELINE_NODES", "rev"), fast],
+            words,
+        ),
+        start(
+            &server,
+            run,
+            "rev-2",
+            &[("PIPELINE_NODES", "rev"), fast],
+            words,
+        ),
+        start(
+            &server,
+            run,
+            "out",
+            &[
+                ("PIPELINE_NODES", "out"),
+                ("PIPELINE_REPLICAS", "rev=2"),
+                fast,
+            ],
+            words,
+        ),
+        // The source waits until both `rev` processes and the sink listen.
+        start(
+            &server,
+            run,
+            "inp",
+            &[
+                ("PIPELINE_NODES", "inp"),
+                ("PIPELINE_REPLICAS", "rev=2"),
+                fast,
+            ],
+            words,
+        ),
+    ];
+    let (pairs, reports) = finish(parts);
+    assert!(
+        pairs == expected_pairs(words),
+        "not every word reached the sink: {} of {words}",
+        pairs.len()
+    );
+    let report = |name: &str| &reports.iter().find(|(n, _)| n == name).unwrap().1;
+    let shares: Vec<u64> = ["rev-1", "rev-2"]
+        .iter()
+        .map(|r| edge(report(r), "inp", "rev").items)
+        .collect();
+    assert_eq!(shares.iter().sum::<u64>(), words as u64);
     for (name, report) in &reports {
         assert!(report.accounting().is_balanced(), "`{name}`:\n{report}");
     }

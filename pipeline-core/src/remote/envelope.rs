@@ -10,6 +10,8 @@ use crate::lineage::Lineage;
 pub(crate) const SCHEMA_HEADER: &str = "Pipeline-Schema";
 /// On a dead-lettered message: why it was rejected.
 pub(crate) const REASON_HEADER: &str = "Pipeline-Rejected";
+/// On an end marker: the sending process's instance name.
+pub(crate) const INSTANCE_HEADER: &str = "Pipeline-Instance";
 
 /// What both ends of an edge must agree on. The type name comes from the compiler: two
 /// builds of one program agree, a process built from another graph or item type does not.
@@ -63,6 +65,33 @@ pub(crate) fn decode<T: DeserializeOwned>(
     Ok((Lineage::from_parts(root, path), item))
 }
 
+/// A whole batch in one message (at-most-once edges).
+pub(crate) fn encode_batch<T: Serialize>(items: &[(Lineage, T)]) -> Result<Vec<u8>, String> {
+    let parts: Vec<(u64, u64, &T)> = items
+        .iter()
+        .map(|(lineage, item)| (lineage.root_index(), lineage.path(), item))
+        .collect();
+    rmp_serde::to_vec(&parts).map_err(|e| format!("could not encode the items: {e}"))
+}
+
+pub(crate) fn decode_batch<T: DeserializeOwned>(
+    schema: Option<&str>,
+    expected: &str,
+    payload: &[u8],
+) -> Result<Vec<(Lineage, T)>, Rejected> {
+    match schema {
+        None => return Err(Rejected::Foreign),
+        Some(got) if got != expected => return Err(Rejected::OtherSchema(got.to_string())),
+        Some(_) => {}
+    }
+    let parts: Vec<(u64, u64, T)> =
+        rmp_serde::from_slice(payload).map_err(|e| Rejected::Corrupt(e.to_string()))?;
+    Ok(parts
+        .into_iter()
+        .map(|(root, path, item)| (Lineage::from_parts(root, path), item))
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,6 +104,17 @@ mod tests {
         let (back, item): (Lineage, (String, u32)) =
             decode(Some(&expected), &expected, &bytes).unwrap();
         assert_eq!((back, item), (lineage, ("olleh".to_string(), 7)));
+    }
+
+    #[test]
+    fn a_batch_comes_back_whole() {
+        let items = vec![(Lineage::root(1), 10u64), (Lineage::root(2).child(0), 20)];
+        let expected = schema::<u64>("p", "a", "b");
+        let bytes = encode_batch(&items).unwrap();
+        assert_eq!(
+            decode_batch::<u64>(Some(&expected), &expected, &bytes).unwrap(),
+            items
+        );
     }
 
     #[test]

@@ -1,25 +1,23 @@
-//! Edges between processes over NATS JetStream: the builder's side ([`Split`]), and the
-//! tasks that publish a hosted node's output and consume a hosted node's input.
+//! At-least-once edges between processes, over JetStream: items are stored in a stream,
+//! each receiving node shares a durable pull consumer with its replicas, and an item is
+//! acknowledged only once it is finished in the receiving process.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use async_nats::jetstream::{self, Context, consumer, stream};
+use async_nats::jetstream::{self, consumer};
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::sync::OnceCell;
 
 use super::envelope::{self, REASON_HEADER, SCHEMA_HEADER};
-use super::plan::Plan;
+use super::split::{Link, edge_name};
 use crate::control::Control;
-use crate::fuse;
-use crate::ledger::Ledger;
 use crate::report::Failure;
 use crate::stats::RemoteEdgeStats;
-use crate::wire::{Batch, EdgeReceiver, EdgeSender, edge};
+use crate::wire::{Batch, EdgeReceiver, EdgeSender};
 
 /// Items a receiving process asks for at a time: small, so that processes sharing a
 /// consumer take turns instead of one of them taking everything.
@@ -29,207 +27,8 @@ const FETCH_WAIT: Duration = Duration::from_millis(200);
 /// Items a receiving process may hold unacknowledged per edge.
 const MAX_UNACKNOWLEDGED: i64 = 10_000;
 
-use crate::run::Bridge;
-
-/// The distributed part of a pipeline's builder: which nodes run here, and a bridge for
-/// every edge that crosses to another process.
-pub(crate) struct Split {
-    plan: Plan,
-    link: Arc<Link>,
-    /// Whether some edge brings items from another process: only then do nodes report to
-    /// the ledger.
-    inbound: bool,
-    pub bridges: Vec<(Arc<RemoteEdgeStats>, Bridge)>,
-    /// Set when the plan cannot work; the run then fails at once, saying why.
-    pub error: Option<String>,
-}
-
-impl Split {
-    pub(crate) fn new(pipeline: &'static str) -> Self {
-        let (plan, mut error) = match Plan::current() {
-            Ok(plan) => (plan, None),
-            Err(e) => (Plan::local(), Some(e.0)),
-        };
-        for (what, value) in [
-            ("the run name", &plan.run),
-            ("the instance name", &plan.instance),
-        ] {
-            if !is_token(value) {
-                error.get_or_insert(format!(
-                    "{what} `{value}` cannot be part of a NATS subject: use letters, digits, `-` and `_`"
-                ));
-            }
-        }
-        let link = Arc::new(Link {
-            url: plan.url.clone(),
-            stream: format!("PIPELINE_{pipeline}"),
-            subjects: format!("pipeline.{pipeline}.>"),
-            prefix: format!("pipeline.{pipeline}.{}", plan.run),
-            pipeline,
-            run: plan.run.clone(),
-            instance: plan.instance.clone(),
-            ack_wait: plan.ack_wait,
-            context: OnceCell::new(),
-            ledger: Arc::default(),
-        });
-        Split {
-            plan,
-            link,
-            inbound: false,
-            bridges: Vec::new(),
-            error,
-        }
-    }
-
-    /// The ledger this process's nodes report to, if it takes items from other processes.
-    pub(crate) fn ledger(&self) -> Option<Arc<Ledger>> {
-        self.inbound.then(|| self.link.ledger.clone())
-    }
-
-    pub(crate) fn hosts(&self, node: &str) -> bool {
-        self.plan.hosts(node)
-    }
-
-    /// Checks the plan against the whole graph, once every node is known.
-    pub(crate) fn check(
-        &mut self,
-        nodes: &[&str],
-        after: &[(&'static str, &'static str)],
-        dead_letter_edges: &[(&'static str, &'static str)],
-    ) {
-        let unknown = self.plan.unknown_nodes(nodes);
-        if !unknown.is_empty() {
-            self.error.get_or_insert(format!(
-                "the plan names nodes the graph does not have: {}; the graph's nodes are {}",
-                unknown.join(", "),
-                nodes.join(", ")
-            ));
-        }
-        for (stage, dead_letter) in dead_letter_edges {
-            if self.hosts(stage) != self.hosts(dead_letter) {
-                self.error.get_or_insert(format!(
-                    "`{stage}` sends its failed items to `{dead_letter}`, so both must run in the same process"
-                ));
-            }
-        }
-        for (waiting, first) in after {
-            if self.hosts(waiting) != self.hosts(first) {
-                self.error.get_or_insert(format!(
-                    "`{waiting}` runs after `{first}`, so both must run in the same process"
-                ));
-            }
-        }
-    }
-
-    /// The sender the node `from` should use for its edge to `to`: the edge itself when
-    /// both run here, a publisher when only `from` does; when only `to` runs here, its
-    /// input is fed from NATS and `from` (not hosted) gets a sender to nowhere.
-    pub(crate) fn across<T>(
-        &mut self,
-        from: &'static str,
-        to: &'static str,
-        tx: EdgeSender<T>,
-    ) -> EdgeSender<T>
-    where
-        T: Serialize + DeserializeOwned + Send + 'static,
-    {
-        match (self.hosts(from), self.hosts(to)) {
-            (true, false) => {
-                let (publish, published) = edge(tx.capacity());
-                let stats = Arc::new(RemoteEdgeStats::new(from, to, true));
-                let (link, counts) = (self.link.clone(), stats.clone());
-                self.bridges.push((
-                    stats,
-                    Box::new(move |control| {
-                        Box::pin(publish_edge(published, link, from, to, counts, control))
-                    }),
-                ));
-                publish
-            }
-            (false, true) => {
-                // The node behind this edge cannot run inside a bridge: decline its offer.
-                if let Some(slot) = tx.offer_slot() {
-                    drop(fuse::take_offer(slot));
-                }
-                self.inbound = true;
-                let producers = self.plan.replicas_of(from);
-                let stats = Arc::new(RemoteEdgeStats::new(from, to, false));
-                let (link, counts) = (self.link.clone(), stats.clone());
-                self.bridges.push((
-                    stats,
-                    Box::new(move |control| {
-                        Box::pin(consume_edge(tx, link, from, to, producers, counts, control))
-                    }),
-                ));
-                edge(1).0
-            }
-            _ => tx,
-        }
-    }
-}
-
-/// Letters, digits, `-` and `_`: safe in subjects, stream and consumer names.
-fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
-
-/// One process's connection to the pipeline's stream, opened by the first edge that needs it.
-struct Link {
-    url: String,
-    stream: String,
-    subjects: String,
-    /// `pipeline.<name>.<run>`: every subject of this run starts with it.
-    prefix: String,
-    pipeline: &'static str,
-    run: String,
-    instance: String,
-    ack_wait: Duration,
-    context: OnceCell<Context>,
-    ledger: Arc<Ledger>,
-}
-
-impl Link {
-    async fn context(&self) -> Result<&Context, String> {
-        self.context
-            .get_or_try_init(|| async {
-                let client = async_nats::connect(&self.url).await.map_err(|e| {
-                    format!("cannot connect to NATS at {}: {e}", self.url)
-                })?;
-                let context = jetstream::new(client);
-                context
-                    .get_or_create_stream(stream::Config {
-                        name: self.stream.clone(),
-                        subjects: vec![self.subjects.clone()],
-                        // Runs leave their items behind for a day, to look into.
-                        max_age: Duration::from_secs(24 * 3600),
-                        duplicate_window: Duration::from_secs(120),
-                        ..Default::default()
-                    })
-                    .await
-                    .map_err(|e| {
-                        format!(
-                            "cannot create or open the JetStream stream `{}` at {} (is the server started with `-js`?): {e}",
-                            self.stream, self.url
-                        )
-                    })?;
-                Ok(context)
-            })
-            .await
-    }
-
-    fn subject(&self, from: &str, to: &str, what: &str) -> String {
-        format!("{}.{from}.{to}.{what}", self.prefix)
-    }
-}
-
-fn edge_name(from: &str, to: &str) -> String {
-    format!("edge `{from} => {to}` across processes")
-}
-
 /// Publishes what the hosted node `from` sends to `to`, then its end marker.
-async fn publish_edge<T: Serialize + Send + 'static>(
+pub(crate) async fn publish_edge<T: Serialize + Send + 'static>(
     mut items: EdgeReceiver<T>,
     link: Arc<Link>,
     from: &'static str,
@@ -297,7 +96,7 @@ async fn publish_edge<T: Serialize + Send + 'static>(
 
 /// Feeds the hosted node `to` with what `from`'s processes publish, until all of them have
 /// ended and nothing is left to deliver; then acknowledges the rest as it finishes here.
-async fn consume_edge<T: DeserializeOwned + Send + 'static>(
+pub(crate) async fn consume_edge<T: DeserializeOwned + Send + 'static>(
     into: EdgeSender<T>,
     link: Arc<Link>,
     from: &'static str,
@@ -461,7 +260,12 @@ async fn consume_edge<T: DeserializeOwned + Send + 'static>(
                 }
             }
         }
-        Ok(())
+        // Acknowledgements are written in the background; the process may exit next.
+        link.client()
+            .await?
+            .flush()
+            .await
+            .map_err(|e| format!("flushing acknowledgements failed: {e}"))
     }
     .await;
     if let Err(error) = result {

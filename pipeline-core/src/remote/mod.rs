@@ -25,14 +25,16 @@
 //!   ends the edge once it has seen that many markers and the edge's consumer has nothing
 //!   left to deliver or waiting for an acknowledgement.
 
+mod core;
 mod envelope;
 mod jetstream;
 mod plan;
+mod split;
 
-pub use plan::{Plan, PlanError, with_plan};
+pub use plan::{Delivery, Plan, PlanError, with_plan};
 
 /// The NATS client this crate uses, to publish into or read from a pipeline's subjects
 /// yourself with the same version.
 pub use async_nats;
 
-pub(crate) use jetstream::Split;
+pub(crate) use split::Split;

@@ -17,6 +17,7 @@ use std::time::Duration;
 /// | `PIPELINE_INSTANCE` | this process's name among those hosting the same nodes | host name and process id |
 /// | `PIPELINE_REPLICAS` | processes hosting a node, e.g. `rev=2,out=1` | 1 per node |
 /// | `PIPELINE_ACK_WAIT_MS` | how long an unacknowledged item waits before redelivery | 30 000 |
+/// | `PIPELINE_DELIVERY` | `at-least-once` (JetStream) or `at-most-once` (core NATS) | `at-least-once` |
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
     pub(crate) url: String,
@@ -26,6 +27,19 @@ pub struct Plan {
     pub(crate) instance: String,
     pub(crate) replicas: HashMap<String, usize>,
     pub(crate) ack_wait: Duration,
+    pub(crate) delivery: Delivery,
+}
+
+/// What an edge between processes promises (see the book's chapter "Across machines").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Delivery {
+    /// Over JetStream: items are stored, and acknowledged once finished by the receiving
+    /// process; what a dead process held is delivered again.
+    #[default]
+    AtLeastOnce,
+    /// Over core NATS: faster, nothing stored; an item a process held when it died, or one
+    /// a slow receiver could not take in time, is lost.
+    AtMostOnce,
 }
 
 /// A plan that cannot work, with what to change.
@@ -69,6 +83,7 @@ impl Plan {
             instance: default_instance(),
             replicas: HashMap::new(),
             ack_wait: Duration::from_secs(30),
+            delivery: Delivery::AtLeastOnce,
         }
     }
 
@@ -97,6 +112,12 @@ impl Plan {
     /// many end markers.
     pub fn replicas(mut self, node: &str, count: usize) -> Self {
         self.replicas.insert(node.into(), count.max(1));
+        self
+    }
+
+    /// What edges between processes promise; every process of a run must say the same.
+    pub fn delivery(mut self, delivery: Delivery) -> Self {
+        self.delivery = delivery;
         self
     }
 
@@ -153,6 +174,17 @@ impl Plan {
                     }
                 };
             }
+        }
+        if let Some(delivery) = var("PIPELINE_DELIVERY") {
+            plan.delivery = match delivery.trim() {
+                "at-least-once" => Delivery::AtLeastOnce,
+                "at-most-once" => Delivery::AtMostOnce,
+                other => {
+                    return Err(PlanError(format!(
+                        "PIPELINE_DELIVERY: `{other}` is neither `at-least-once` nor `at-most-once`"
+                    )));
+                }
+            };
         }
         if let Some(ms) = var("PIPELINE_ACK_WAIT_MS") {
             let ms = ms.trim().parse::<u64>().map_err(|_| {
@@ -242,8 +274,10 @@ mod tests {
             ("PIPELINE_INSTANCE", "rev-a"),
             ("PIPELINE_REPLICAS", "rev=2"),
             ("PIPELINE_ACK_WAIT_MS", "500"),
+            ("PIPELINE_DELIVERY", "at-most-once"),
         ]))
         .unwrap();
+        assert_eq!(plan.delivery, Delivery::AtMostOnce);
         assert!(plan.hosts("rev") && plan.hosts("out") && !plan.hosts("inp"));
         assert_eq!(
             (plan.url.as_str(), plan.run.as_str(), plan.instance.as_str()),
