@@ -3,6 +3,7 @@
 //! ```sh
 //! cargo bench --bench compare              # everything, then one `ratio <name> <value>` line each
 //! cargo bench --bench compare -- identity  # only the comparisons whose name contains `identity`
+//! cargo bench --bench compare --features nats -- nats   # over a nats-server it starts itself
 //! ```
 //!
 //! Each contender runs several times, alternating, and the median time counts, so a noisy
@@ -27,6 +28,10 @@ mod expand;
 #[path = "../pipeline-macros/src/graph.rs"]
 #[allow(dead_code, unused)]
 mod graph;
+
+#[cfg(feature = "nats")]
+#[path = "support/nats.rs"]
+mod nats;
 
 const ITEMS: u64 = 1_000_000;
 /// Set in the child process that measures peak memory on its own.
@@ -136,6 +141,45 @@ fn main() {
         show("expanding a 50-node pipeline!", took);
         record("macro_expand_ms_50_nodes", took.as_secs_f64() * 1e3);
         println!();
+    }
+
+    #[cfg(feature = "nats")]
+    if wanted("nats") {
+        match nats::Server::start() {
+            Some(server) => {
+                use pipeline::remote::Delivery;
+                let mut runs = 0;
+                let mut run_name = move || {
+                    runs += 1;
+                    format!("bench{runs}")
+                };
+                let raw = median(5, || runtime.block_on(nats::raw(&server.url)));
+                let edge = median(5, || {
+                    let run = run_name();
+                    runtime.block_on(nats::pipeline_edge(&server.url, Delivery::AtMostOnce, &run))
+                });
+                let stored = median(3, || {
+                    let run = run_name();
+                    runtime.block_on(nats::pipeline_edge(
+                        &server.url,
+                        Delivery::AtLeastOnce,
+                        &run,
+                    ))
+                });
+                let items = nats::NATS_ITEMS;
+                println!("nats: {items} u64 from one half of a graph to the other");
+                show("raw async-nats, one publish per item", raw);
+                show("pipeline! edge, at most once (core NATS)", edge);
+                show("pipeline! edge, at least once (JetStream)", stored);
+                record("nats_vs_raw", ratio(raw, edge));
+                record(
+                    "nats_jetstream_items_per_s",
+                    items as f64 / stored.as_secs_f64(),
+                );
+                println!();
+            }
+            None => println!("nats: skipped, `nats-server` is not installed\n"),
+        }
     }
 
     println!("summary ({cores} cores)");

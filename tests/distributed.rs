@@ -444,3 +444,44 @@ fn at_most_once_over_core_nats_the_split_graph_delivers_every_item_when_nothing_
         assert!(report.accounting().is_balanced(), "`{name}`:\n{report}");
     }
 }
+
+/// Many fast batches over core NATS: the end markers travel on a subject of their own, and
+/// NATS does not order them with the items, so a receiver must not stop at its markers.
+#[test]
+fn at_most_once_a_fast_edge_ends_only_after_its_last_items() {
+    use pipeline::remote::{Delivery, Plan, with_plan};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    let server = NatsServer::start();
+    let items = 50_000u64;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    for run in 0..3 {
+        let received = Arc::new(AtomicU64::new(0));
+        let half = |nodes: &'static str| {
+            let plan = Plan::hosting(&server.url, [nodes])
+                .run(&format!("fast{run}"))
+                .instance(nodes)
+                .delivery(Delivery::AtMostOnce);
+            let seen = received.clone();
+            with_plan(plan, move || {
+                pipeline! {
+                    #![distributed("fast")]
+                    numbers = source::iter(0..items);
+                    count = sink::for_each(move |_n: u64| {
+                        seen.fetch_add(1, Ordering::Relaxed);
+                    });
+                    numbers => count;
+                }
+            })
+        };
+        let (sending, receiving) = (half("numbers"), half("count"));
+        runtime.block_on(async {
+            let receiving = receiving.spawn();
+            let sending = sending.spawn();
+            sending.wait().await.unwrap();
+            receiving.wait().await.unwrap();
+        });
+        assert_eq!(received.load(Ordering::Relaxed), items, "run {run}");
+    }
+}

@@ -1,10 +1,12 @@
 //! At-most-once edges between processes, over core NATS: nothing is stored or
 //! acknowledged. A message carries a whole batch; processes hosting the receiving node share
 //! the edge as a queue group. A sender waits until every receiver it expects has subscribed
-//! (core NATS drops what nobody listens to), and a receiver ends the edge once every sender
-//! has sent its end marker.
+//! (core NATS drops what nobody listens to). Ends: each sender's end marker says how many
+//! messages it sent; the receivers of an edge publish how many they got from whom, and each
+//! ends once all of them together got everything every sender sent (NATS keeps order per
+//! subject, not between the items' subject and the markers').
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
@@ -22,6 +24,11 @@ use crate::wire::{Batch, EdgeReceiver, EdgeSender};
 
 /// How often a sender asks which receivers are listening, until all are.
 const ASK_EVERY: Duration = Duration::from_millis(100);
+/// How often a receiver that has every end marker says how many messages it got.
+const TALLY_EVERY: Duration = Duration::from_millis(50);
+
+/// Messages received, by sending instance.
+type Tally = HashMap<String, u64>;
 
 /// Publishes what the hosted node `from` sends to `to`, batch by batch, then its end marker.
 pub(crate) async fn publish_edge<T: Serialize + Send + 'static>(
@@ -40,25 +47,27 @@ pub(crate) async fn publish_edge<T: Serialize + Send + 'static>(
         }
         let subject = link.live_subject(from, to, "data");
         let schema = envelope::schema::<T>(link.pipeline, from, to);
+        let mut messages = 0u64;
         while let Some(batch) = std::future::poll_fn(|cx| items.poll_recv(cx)).await {
             let n = batch.items.len() as u64;
             let payload = envelope::encode_batch(&batch.items)?;
             let mut headers = async_nats::HeaderMap::new();
             headers.insert(SCHEMA_HEADER, schema.as_str());
+            headers.insert(INSTANCE_HEADER, link.instance.as_str());
             client
                 .publish_with_headers(subject.clone(), headers, payload.into())
                 .await
                 .map_err(|e| format!("publishing failed: {e}"))?;
+            messages += 1;
             stats.items.fetch_add(n, Relaxed);
         }
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(INSTANCE_HEADER, link.instance.as_str());
-        // On the same connection as the items, so every receiver gets it after them.
         client
             .publish_with_headers(
                 link.live_subject(from, to, "end"),
                 headers,
-                stats.items.load(Relaxed).to_string().into(),
+                messages.to_string().into(),
             )
             .await
             .map_err(|e| format!("publishing the end marker failed: {e}"))?;
@@ -121,12 +130,14 @@ async fn receivers_listen(
 
 /// Feeds the hosted node `to` with what `from`'s processes publish, until each of them has
 /// sent its end marker.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn consume_edge<T: DeserializeOwned + Send + 'static>(
     into: EdgeSender<T>,
     link: Arc<Link>,
     from: &'static str,
     to: &'static str,
     producers: usize,
+    receivers: usize,
     stats: Arc<RemoteEdgeStats>,
     control: Arc<Control>,
 ) {
@@ -146,6 +157,8 @@ pub(crate) async fn consume_edge<T: DeserializeOwned + Send + 'static>(
         let mut data = subscribe(link.live_subject(from, to, "data"), Some(to)).await?;
         let mut ends = subscribe(link.live_subject(from, to, "end"), None).await?;
         let mut asks = subscribe(link.live_subject(from, to, "ready"), None).await?;
+        let tally_subject = link.live_subject(from, to, "tally");
+        let mut tallies_in = subscribe(tally_subject.clone(), None).await?;
         // The server knows the subscriptions before any sender hears from this process.
         client
             .flush()
@@ -153,7 +166,11 @@ pub(crate) async fn consume_edge<T: DeserializeOwned + Send + 'static>(
             .map_err(|e| format!("flushing to NATS failed: {e}"))?;
         let schema = envelope::schema::<T>(link.pipeline, from, to);
         let dead = link.live_subject(from, to, "dead");
-        let mut ended = HashSet::new();
+        // Messages each sender sent (from its end marker), and what each receiver got.
+        let mut sent: Tally = HashMap::new();
+        let mut got: Tally = HashMap::new();
+        let mut tallies: HashMap<String, Tally> = HashMap::new();
+        let mut tick = tokio::time::interval(TALLY_EVERY);
         let take = async |message: async_nats::Message| -> Result<bool, String> {
             let header = message
                 .headers
@@ -193,6 +210,7 @@ pub(crate) async fn consume_edge<T: DeserializeOwned + Send + 'static>(
             tokio::select! {
                 message = data.next() => match message {
                     Some(message) => {
+                        *got.entry(instance_of(&message)).or_default() += 1;
                         if !take(message).await? {
                             break;
                         }
@@ -203,21 +221,38 @@ pub(crate) async fn consume_edge<T: DeserializeOwned + Send + 'static>(
                     let Some(marker) = marker else {
                         return Err("the NATS connection closed".into());
                     };
-                    let instance = marker
-                        .headers
-                        .as_ref()
-                        .and_then(|h| h.get(INSTANCE_HEADER))
-                        .map(|v| v.as_str().to_string())
-                        .unwrap_or_default();
-                    ended.insert(instance);
-                    if ended.len() >= producers {
-                        // A sender's items came on its connection before its marker, so
-                        // they are already here: take what is queued, then stop.
-                        while let Some(Some(message)) = data.next().now_or_never() {
-                            if !take(message).await? {
-                                break;
-                            }
+                    let count = std::str::from_utf8(&marker.payload)
+                        .ok()
+                        .and_then(|c| c.parse().ok())
+                        .unwrap_or(0);
+                    sent.insert(instance_of(&marker), count);
+                }
+                tally = tallies_in.next() => {
+                    let Some(tally) = tally else {
+                        return Err("the NATS connection closed".into());
+                    };
+                    if let Ok((receiver, counts)) =
+                        rmp_serde::from_slice::<(String, Tally)>(&tally.payload)
+                    {
+                        tallies.insert(receiver, counts);
+                    }
+                }
+                _ = tick.tick(), if sent.len() >= producers => {
+                    // Whatever is queued here counts before telling the others.
+                    while let Some(Some(message)) = data.next().now_or_never() {
+                        *got.entry(instance_of(&message)).or_default() += 1;
+                        if !take(message).await? {
+                            return Ok(());
                         }
+                    }
+                    let mine = rmp_serde::to_vec(&(&link.instance, &got))
+                        .map_err(|e| format!("encoding a tally failed: {e}"))?;
+                    client
+                        .publish(tally_subject.clone(), mine.into())
+                        .await
+                        .map_err(|e| format!("publishing a tally failed: {e}"))?;
+                    tallies.insert(link.instance.clone(), got.clone());
+                    if tallies.len() >= receivers && all_received(&sent, &tallies) {
                         break;
                     }
                 }
@@ -246,4 +281,25 @@ pub(crate) async fn consume_edge<T: DeserializeOwned + Send + 'static>(
             error,
         });
     }
+}
+
+/// The sending instance named in a message's headers.
+fn instance_of(message: &async_nats::Message) -> String {
+    message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(INSTANCE_HEADER))
+        .map(|v| v.as_str().to_string())
+        .unwrap_or_default()
+}
+
+/// Whether the receivers together got every message every sender sent.
+fn all_received(sent: &Tally, tallies: &HashMap<String, Tally>) -> bool {
+    sent.iter().all(|(sender, &count)| {
+        let received: u64 = tallies
+            .values()
+            .map(|tally| tally.get(sender).copied().unwrap_or(0))
+            .sum();
+        received >= count
+    })
 }

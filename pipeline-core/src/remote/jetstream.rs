@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::envelope::{self, REASON_HEADER, SCHEMA_HEADER};
-use super::split::{Link, edge_name};
+use super::split::{Link, edge_name, retry_startup};
 use crate::control::Control;
 use crate::report::Failure;
 use crate::stats::RemoteEdgeStats;
@@ -116,22 +116,21 @@ pub(crate) async fn consume_edge<T: DeserializeOwned + Send + 'static>(
             .await
             .map_err(|e| format!("cannot open the stream `{}`: {e}", link.stream))?;
         let durable = format!("{}-{from}-{to}", link.run);
-        let mut consumer: consumer::PullConsumer = stream
-            .get_or_create_consumer(
-                &durable,
-                consumer::pull::Config {
-                    durable_name: Some(durable.clone()),
-                    filter_subject: link.subject(from, to, "data"),
-                    ack_policy: consumer::AckPolicy::Explicit,
-                    ack_wait: link.ack_wait,
-                    deliver_policy: consumer::DeliverPolicy::All,
-                    // Items wait unacknowledged while a zip here waits for their partners.
-                    max_ack_pending: MAX_UNACKNOWLEDGED,
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(|e| format!("cannot create the consumer `{durable}`: {e}"))?;
+        let config = consumer::pull::Config {
+            durable_name: Some(durable.clone()),
+            filter_subject: link.subject(from, to, "data"),
+            ack_policy: consumer::AckPolicy::Explicit,
+            ack_wait: link.ack_wait,
+            deliver_policy: consumer::DeliverPolicy::All,
+            // Items wait unacknowledged while a zip here waits for their partners.
+            max_ack_pending: MAX_UNACKNOWLEDGED,
+            ..Default::default()
+        };
+        // The processes hosting `to` share this consumer and may race to create it.
+        let mut consumer: consumer::PullConsumer =
+            retry_startup(|| stream.get_or_create_consumer(&durable, config.clone()))
+                .await
+                .map_err(|e| format!("cannot create the consumer `{durable}`: {e}"))?;
         let schema = envelope::schema::<T>(link.pipeline, from, to);
         let ends = link.subject(from, to, "end.>");
         let dead = link.subject(from, to, "dead");

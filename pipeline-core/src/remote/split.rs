@@ -160,11 +160,14 @@ impl Split {
                             tx, link, from, to, producers, counts, control,
                         ))
                     }),
-                    Delivery::AtMostOnce => Box::new(move |control| {
-                        Box::pin(core::consume_edge(
-                            tx, link, from, to, producers, counts, control,
-                        ))
-                    }),
+                    Delivery::AtMostOnce => {
+                        let receivers = self.plan.replicas_of(to);
+                        Box::new(move |control| {
+                            Box::pin(core::consume_edge(
+                                tx, link, from, to, producers, receivers, counts, control,
+                            ))
+                        })
+                    }
                 };
                 self.bridges.push((stats, bridge));
                 edge(1).0
@@ -216,15 +219,17 @@ impl Link {
         self.context
             .get_or_try_init(|| async {
                 let context = jetstream::new(client.clone());
-                context
-                    .get_or_create_stream(stream::Config {
-                        name: self.stream.clone(),
-                        subjects: vec![self.subjects.clone()],
-                        // Runs leave their items behind for a day, to look into.
-                        max_age: Duration::from_secs(24 * 3600),
-                        duplicate_window: Duration::from_secs(120),
-                        ..Default::default()
-                    })
+                let config = stream::Config {
+                    name: self.stream.clone(),
+                    subjects: vec![self.subjects.clone()],
+                    // Runs leave their items behind for a day, to look into.
+                    max_age: Duration::from_secs(24 * 3600),
+                    duplicate_window: Duration::from_secs(120),
+                    ..Default::default()
+                };
+                // Processes starting together race to create the stream: one creates it,
+                // the others find it on a second try.
+                retry_startup(|| context.get_or_create_stream(config.clone()))
                     .await
                     .map_err(|e| {
                         format!(
@@ -250,4 +255,24 @@ impl Link {
 
 pub(crate) fn edge_name(from: &str, to: &str) -> String {
     format!("edge `{from} => {to}` across processes")
+}
+
+/// Retries a setup step that processes starting together may race on (creating the stream
+/// or a shared consumer): a few tries, a moment apart.
+pub(crate) async fn retry_startup<F, Fut, T, E>(mut attempt: F) -> Result<T, E>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let mut tries = 0;
+    loop {
+        match attempt().await {
+            Ok(value) => return Ok(value),
+            Err(_) if tries < 3 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(50 * tries)).await;
+            }
+            Err(error) => return Err(error),
+        }
+    }
 }

@@ -1,0 +1,139 @@
+//! The comparisons over NATS: a `nats-server -js` of the benchmark's own on a free port,
+//! one pipeline edge between two halves of a graph (each half a `Pipeline` of its own, as
+//! two processes would run them), against raw async-nats publish/subscribe of the same items.
+
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use pipeline::prelude::*;
+use pipeline::remote::{Delivery, Plan, async_nats, with_plan};
+
+/// Items through the edge per run.
+pub const NATS_ITEMS: u64 = 100_000;
+
+pub struct Server {
+    process: Child,
+    pub url: String,
+    dir: std::path::PathBuf,
+}
+
+impl Server {
+    /// None when `nats-server` is not installed (the comparisons are then skipped).
+    pub fn start() -> Option<Server> {
+        let binary = [
+            "nats-server",
+            "/usr/sbin/nats-server",
+            "/usr/bin/nats-server",
+        ]
+        .into_iter()
+        .find(|b| Command::new(b).arg("--version").output().is_ok())?;
+        let port = TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        let dir = std::env::temp_dir().join(format!("pipeline-bench-nats-{port}"));
+        let process = Command::new(binary)
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(dir.join("store"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(Server {
+            process,
+            url: format!("nats://127.0.0.1:{port}"),
+            dir,
+        })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// What a user would write instead: each item serialized and published on its own,
+/// a subscriber taking them until it has them all.
+pub async fn raw(url: &str) -> Duration {
+    let publisher = async_nats::connect(url).await.unwrap();
+    // Room for every item: core NATS has no flow control, and a subscriber that falls too
+    // far behind loses messages (the pipeline's edge sends batches, far fewer messages).
+    let subscriber = async_nats::ConnectOptions::new()
+        .subscription_capacity(NATS_ITEMS as usize)
+        .connect(url)
+        .await
+        .unwrap();
+    let subject = format!("raw.{}", publisher.new_inbox());
+    let mut items = subscriber.subscribe(subject.clone()).await.unwrap();
+    subscriber.flush().await.unwrap();
+    let started = Instant::now();
+    let receiving = tokio::spawn(async move {
+        let mut sum = 0u64;
+        for _ in 0..NATS_ITEMS {
+            let message = items.next().await.unwrap();
+            let (_root, _path, x): (u64, u64, u64) =
+                rmp_serde::from_slice(&message.payload).unwrap();
+            sum = sum.wrapping_add(x);
+        }
+        sum
+    });
+    for x in 0..NATS_ITEMS {
+        let payload = rmp_serde::to_vec(&(x, 0u64, x)).unwrap();
+        publisher
+            .publish(subject.clone(), payload.into())
+            .await
+            .unwrap();
+    }
+    publisher.flush().await.unwrap();
+    assert_eq!(receiving.await.unwrap(), NATS_ITEMS * (NATS_ITEMS - 1) / 2);
+    started.elapsed()
+}
+
+/// The same items from a source in one half of a graph to a sink in the other.
+pub async fn pipeline_edge(url: &str, delivery: Delivery, run: &str) -> Duration {
+    let total = Arc::new(AtomicU64::new(0));
+    let half = |nodes: &'static str| {
+        let plan = Plan::hosting(url, [nodes])
+            .run(run)
+            .instance(nodes)
+            .delivery(delivery);
+        let seen = total.clone();
+        with_plan(plan, move || {
+            pipeline! {
+                #![distributed("bench")]
+                numbers = source::iter(0..NATS_ITEMS);
+                sum = sink::for_each(move |x: u64| {
+                    seen.fetch_add(x, Ordering::Relaxed);
+                });
+                numbers => sum;
+            }
+        })
+    };
+    let (sending, receiving) = (half("numbers"), half("sum"));
+    let started = Instant::now();
+    let receiving = receiving.spawn();
+    let sending = sending.spawn();
+    sending.wait().await.expect("the sending half failed");
+    receiving.wait().await.expect("the receiving half failed");
+    let took = started.elapsed();
+    assert_eq!(
+        total.load(Ordering::Relaxed),
+        NATS_ITEMS * (NATS_ITEMS - 1) / 2
+    );
+    took
+}
