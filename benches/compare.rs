@@ -146,7 +146,7 @@ fn main() {
     #[cfg(feature = "nats")]
     if wanted("nats") {
         match nats::Server::start() {
-            Some(server) => {
+            Ok(server) => {
                 use pipeline::remote::Delivery;
                 let mut runs = 0;
                 let mut run_name = move || {
@@ -178,7 +178,7 @@ fn main() {
                 );
                 println!();
             }
-            None => println!("nats: skipped, `nats-server` is not installed\n"),
+            Err(why) => println!("nats: skipped: {why}\n"),
         }
     }
 

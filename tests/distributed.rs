@@ -7,7 +7,6 @@
 
 use std::collections::BTreeSet;
 use std::io::Read;
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -54,63 +53,13 @@ fn child_process() {
     .unwrap();
 }
 
-/// A `nats-server -js` of its own, stopped (and its store removed) when dropped.
-struct NatsServer {
-    process: Child,
-    url: String,
-    dir: PathBuf,
-}
+#[path = "support/nats_server.rs"]
+mod nats_server;
 
-impl NatsServer {
-    fn start() -> Self {
-        let binary = [
-            "nats-server",
-            "/usr/sbin/nats-server",
-            "/usr/bin/nats-server",
-        ]
-        .into_iter()
-        .find(|b| Command::new(b).arg("--version").output().is_ok())
-        .unwrap_or_else(|| {
-            panic!(
-                "the `nats` feature's tests need `nats-server` on the PATH: \
-                     apt-get install nats-server (Debian/Ubuntu), or see https://nats.io"
-            )
-        });
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = std::env::temp_dir().join(format!("pipeline-nats-{}-{port}", std::process::id()));
-        let process = Command::new(binary)
-            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-            .arg(dir.join("store"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nats-server did not start");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "nats-server did not listen on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        NatsServer {
-            process,
-            url: format!("nats://127.0.0.1:{port}"),
-            dir,
-        }
-    }
-}
+use nats_server::NatsServer;
 
-impl Drop for NatsServer {
-    fn drop(&mut self) {
-        let _ = self.process.kill();
-        let _ = self.process.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+fn server() -> NatsServer {
+    NatsServer::start().unwrap_or_else(|e| panic!("the `nats` feature's tests need a server: {e}"))
 }
 
 /// One process of the split graph.
@@ -120,7 +69,13 @@ struct Part {
     report: PathBuf,
 }
 
-fn start(server: &NatsServer, run: &str, name: &str, env: &[(&str, &str)], words: usize) -> Part {
+fn start<K: AsRef<std::ffi::OsStr>, V: AsRef<std::ffi::OsStr>>(
+    server: &NatsServer,
+    run: &str,
+    name: &str,
+    env: &[(K, V)],
+    words: usize,
+) -> Part {
     let report = server.dir.join(format!("{name}.json"));
     std::fs::create_dir_all(&server.dir).unwrap();
     let process = Command::new(std::env::current_exe().unwrap())
@@ -136,7 +91,7 @@ fn start(server: &NatsServer, run: &str, name: &str, env: &[(&str, &str)], words
         .env("PIPELINE_RUN", run)
         .env("PIPELINE_INSTANCE", name)
         .env("WORDS", words.to_string())
-        .envs(env.iter().copied())
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -150,9 +105,11 @@ fn start(server: &NatsServer, run: &str, name: &str, env: &[(&str, &str)], words
 
 /// What the sink printed: each word with its reverse.
 type Pairs = BTreeSet<(String, String)>;
+/// Each process's report, by its name.
+type Reports = Vec<(String, RunReport)>;
 
 /// Waits for every part; returns the sink's pairs and every part's report.
-fn finish(parts: Vec<Part>) -> (Pairs, Vec<(String, RunReport)>) {
+fn finish(parts: Vec<Part>) -> (Pairs, Reports) {
     let deadline = Instant::now() + Duration::from_secs(90);
     let mut pairs = BTreeSet::new();
     let mut reports = Vec::new();
@@ -223,22 +180,50 @@ fn edge<'a>(report: &'a RunReport, from: &str, to: &str) -> &'a pipeline::Remote
         .unwrap_or_else(|| panic!("no edge {from} => {to} in {report}"))
 }
 
-#[test]
-fn the_seeds_graph_split_over_processes_delivers_every_item_once_with_rev_shared() {
-    let server = NatsServer::start();
-    let words = 300;
-    let run = "split";
+/// The seeds' graph over four processes: the sink, `rev` on two, and the source last.
+/// Every process gets `env` too.
+fn run_split(
+    server: &NatsServer,
+    run: &str,
+    words: usize,
+    env: &[(&str, &str)],
+) -> (Pairs, Reports) {
+    let with = |own: &[(&'static str, &'static str)]| -> Vec<(String, String)> {
+        own.iter()
+            .chain(env)
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
     let parts = vec![
-        start(&server, run, "rev-1", &[("PIPELINE_NODES", "rev")], words),
-        start(&server, run, "rev-2", &[("PIPELINE_NODES", "rev")], words),
         start(
-            &server,
+            server,
             run,
-            "out",
-            &[("PIPELINE_NODES", "out"), ("PIPELINE_REPLICAS", "rev=2")],
+            "rev-1",
+            &with(&[("PIPELINE_NODES", "rev")]),
             words,
         ),
-        start(&server, run, "inp", &[("PIPELINE_NODES", "inp")], words),
+        start(
+            server,
+            run,
+            "rev-2",
+            &with(&[("PIPELINE_NODES", "rev")]),
+            words,
+        ),
+        start(
+            server,
+            run,
+            "out",
+            &with(&[("PIPELINE_NODES", "out"), ("PIPELINE_REPLICAS", "rev=2")]),
+            words,
+        ),
+        // At most once, the source waits until both `rev` processes and the sink listen.
+        start(
+            server,
+            run,
+            "inp",
+            &with(&[("PIPELINE_NODES", "inp"), ("PIPELINE_REPLICAS", "rev=2")]),
+            words,
+        ),
     ];
     let (pairs, reports) = finish(parts);
     assert!(
@@ -246,10 +231,9 @@ fn the_seeds_graph_split_over_processes_delivers_every_item_once_with_rev_shared
         "not every word reached the sink: {} of {words}",
         pairs.len()
     );
-    let report = |name: &str| &reports.iter().find(|(n, _)| n == name).unwrap().1;
     let shares: Vec<u64> = ["rev-1", "rev-2"]
         .iter()
-        .map(|r| edge(report(r), "inp", "rev").items)
+        .map(|r| edge(report_of(&reports, r), "inp", "rev").items)
         .collect();
     let all: Vec<String> = reports
         .iter()
@@ -258,23 +242,45 @@ fn the_seeds_graph_split_over_processes_delivers_every_item_once_with_rev_shared
     assert_eq!(
         shares.iter().sum::<u64>(),
         words as u64,
-        "{}",
+        "each word went through `rev` once:\n{}",
         all.join("\n")
-    );
-    assert!(
-        shares.iter().all(|&n| n > 0),
-        "both `rev` processes took a share of the work: {shares:?}"
     );
     for (name, report) in &reports {
         assert!(report.accounting().is_balanced(), "`{name}`:\n{report}");
     }
-    assert_eq!(edge(report("inp"), "inp", "rev").items, words as u64);
-    assert_eq!(report("out").node("out").unwrap().received, words as u64);
+    (pairs, reports)
+}
+
+fn report_of<'a>(reports: &'a Reports, name: &str) -> &'a RunReport {
+    &reports.iter().find(|(n, _)| n == name).unwrap().1
+}
+
+#[test]
+fn the_seeds_graph_split_over_processes_delivers_every_item_once_with_rev_shared() {
+    let server = server();
+    let words = 300;
+    let (_, reports) = run_split(&server, "split", words, &[]);
+    let shares: Vec<u64> = ["rev-1", "rev-2"]
+        .iter()
+        .map(|r| edge(report_of(&reports, r), "inp", "rev").items)
+        .collect();
+    assert!(
+        shares.iter().all(|&n| n > 0),
+        "both `rev` processes took a share of the work: {shares:?}"
+    );
+    assert_eq!(
+        edge(report_of(&reports, "inp"), "inp", "rev").items,
+        words as u64
+    );
+    assert_eq!(
+        report_of(&reports, "out").node("out").unwrap().received,
+        words as u64
+    );
 }
 
 #[test]
 fn corrupt_and_foreign_messages_go_to_dead_letter_and_the_run_completes() {
-    let server = NatsServer::start();
+    let server = server();
     let words = 50;
     let run = "corrupt";
     let rev = start(&server, run, "rev", &[("PIPELINE_NODES", "rev")], words);
@@ -342,7 +348,7 @@ fn corrupt_and_foreign_messages_go_to_dead_letter_and_the_run_completes() {
 
 #[test]
 fn a_rev_process_killed_mid_run_loses_nothing_and_its_replacement_finishes_its_share() {
-    let server = NatsServer::start();
+    let server = server();
     let words = 1000;
     let run = "kill";
     // Unacknowledged items come back after a second instead of half a minute.
@@ -385,64 +391,13 @@ fn a_rev_process_killed_mid_run_loses_nothing_and_its_replacement_finishes_its_s
 
 #[test]
 fn at_most_once_over_core_nats_the_split_graph_delivers_every_item_when_nothing_fails() {
-    let server = NatsServer::start();
-    let words = 300;
-    let run = "core";
-    let fast = ("PIPELINE_DELIVERY", "at-most-once");
-    let parts = vec![
-        start(
-            &server,
-            run,
-            "rev-1",
-            &[("PIPELINE_NODES", "rev"), fast],
-            words,
-        ),
-        start(
-            &server,
-            run,
-            "rev-2",
-            &[("PIPELINE_NODES", "rev"), fast],
-            words,
-        ),
-        start(
-            &server,
-            run,
-            "out",
-            &[
-                ("PIPELINE_NODES", "out"),
-                ("PIPELINE_REPLICAS", "rev=2"),
-                fast,
-            ],
-            words,
-        ),
-        // The source waits until both `rev` processes and the sink listen.
-        start(
-            &server,
-            run,
-            "inp",
-            &[
-                ("PIPELINE_NODES", "inp"),
-                ("PIPELINE_REPLICAS", "rev=2"),
-                fast,
-            ],
-            words,
-        ),
-    ];
-    let (pairs, reports) = finish(parts);
-    assert!(
-        pairs == expected_pairs(words),
-        "not every word reached the sink: {} of {words}",
-        pairs.len()
+    let server = server();
+    run_split(
+        &server,
+        "core",
+        300,
+        &[("PIPELINE_DELIVERY", "at-most-once")],
     );
-    let report = |name: &str| &reports.iter().find(|(n, _)| n == name).unwrap().1;
-    let shares: Vec<u64> = ["rev-1", "rev-2"]
-        .iter()
-        .map(|r| edge(report(r), "inp", "rev").items)
-        .collect();
-    assert_eq!(shares.iter().sum::<u64>(), words as u64);
-    for (name, report) in &reports {
-        assert!(report.accounting().is_balanced(), "`{name}`:\n{report}");
-    }
 }
 
 /// Many fast batches over core NATS: the end markers travel on a subject of their own, and
@@ -453,7 +408,7 @@ fn at_most_once_a_fast_edge_ends_only_after_its_last_items() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU64, Ordering};
 
-    let server = NatsServer::start();
+    let server = server();
     let items = 50_000u64;
     let runtime = tokio::runtime::Runtime::new().unwrap();
     for run in 0..3 {

@@ -2,8 +2,6 @@
 //! one pipeline edge between two halves of a graph (each half a `Pipeline` of its own, as
 //! two processes would run them), against raw async-nats publish/subscribe of the same items.
 
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -15,57 +13,10 @@ use pipeline::remote::{Delivery, Plan, async_nats, with_plan};
 /// Items through the edge per run.
 pub const NATS_ITEMS: u64 = 100_000;
 
-pub struct Server {
-    process: Child,
-    pub url: String,
-    dir: std::path::PathBuf,
-}
+#[path = "../../tests/support/nats_server.rs"]
+mod nats_server;
 
-impl Server {
-    /// None when `nats-server` is not installed (the comparisons are then skipped).
-    pub fn start() -> Option<Server> {
-        let binary = [
-            "nats-server",
-            "/usr/sbin/nats-server",
-            "/usr/bin/nats-server",
-        ]
-        .into_iter()
-        .find(|b| Command::new(b).arg("--version").output().is_ok())?;
-        let port = TcpListener::bind("127.0.0.1:0")
-            .ok()?
-            .local_addr()
-            .ok()?
-            .port();
-        let dir = std::env::temp_dir().join(format!("pipeline-bench-nats-{port}"));
-        let process = Command::new(binary)
-            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-            .arg(dir.join("store"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok()?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if Instant::now() > deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Some(Server {
-            process,
-            url: format!("nats://127.0.0.1:{port}"),
-            dir,
-        })
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.process.kill();
-        let _ = self.process.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+pub use nats_server::NatsServer as Server;
 
 /// What a user would write instead: each item serialized and published on its own,
 /// a subscriber taking them until it has them all.

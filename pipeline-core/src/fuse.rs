@@ -103,6 +103,22 @@ pub(crate) trait Lendable: Send + 'static {
     fn idle_probes(&self) -> &[Probe];
 }
 
+/// Whether a node stays inline after a batch: not if its items turned slow or it panicked
+/// (then it is set up afresh in its own loop, if its restart budget allows).
+fn stays_inline(
+    panicked: Option<Box<dyn std::any::Any + Send>>,
+    (counts, latency): (&mut BatchCounts, &mut LatencySampler),
+    restart: &mut bool,
+    ctx: &NodeCtx,
+) -> bool {
+    if let Some(panic) = panicked {
+        counts.failed += 1;
+        *restart = ctx.worker_panicked(panic).restart;
+        return false;
+    }
+    latency.slow_streak() < SLOW_ITEMS_TO_SPLIT
+}
+
 /// A stage's loop state when it goes back to its own task.
 pub(crate) struct Resumed<S: Stage> {
     pub stage: S,
@@ -149,12 +165,8 @@ impl<S: Stage> Lendable for Resumed<S> {
             (ctx, &mut self.counts, &mut self.latency),
         );
         let rest: Items<S::In> = queue.collect();
-        let mut keep = self.latency.slow_streak() < SLOW_ITEMS_TO_SPLIT;
-        if let Some(panic) = panicked {
-            self.counts.failed += 1;
-            self.restart = ctx.worker_panicked(panic).restart;
-            keep = false;
-        }
+        let meters = (&mut self.counts, &mut self.latency);
+        let mut keep = stays_inline(panicked, meters, &mut self.restart, ctx);
         if !rest.is_empty() {
             // The stage's own loop processes these first, so the order stays as it was.
             self.leftover = Some(Batch {
@@ -227,12 +239,8 @@ impl<S: Sink> Lendable for SinkResumed<S> {
         );
         let rest: Items<S::In> = queue.collect();
         self.sink.flush();
-        let mut keep = self.latency.slow_streak() < SLOW_ITEMS_TO_SPLIT;
-        if let Some(panic) = panicked {
-            self.counts.failed += 1;
-            self.restart = ctx.worker_panicked(panic).restart;
-            keep = false;
-        }
+        let meters = (&mut self.counts, &mut self.latency);
+        let mut keep = stays_inline(panicked, meters, &mut self.restart, ctx);
         if !rest.is_empty() {
             self.leftover = Some(rest);
             keep = false;

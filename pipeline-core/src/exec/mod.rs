@@ -48,6 +48,19 @@ pub(crate) fn place<F: Future<Output = ()> + Send + 'static>(blocking: bool, nod
     Box::pin(on_own_thread(node))
 }
 
+/// Runs `work` where a node's code runs: on a thread of its own if it may block.
+pub(super) async fn where_it_runs<F>(blocking: bool, work: F) -> F::Output
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    if blocking {
+        on_own_thread(work).await
+    } else {
+        work.await
+    }
+}
+
 /// Runs `work` on a thread from the blocking pool and waits for it; a panic there goes on
 /// here.
 pub(super) async fn on_own_thread<F>(work: F) -> F::Output
@@ -252,19 +265,13 @@ pub(crate) async fn run_fusable_stage<S: Stage, I: Inlet<S::In>>(
     policy: ErrorPolicy<S::In>,
     offer: SharedOffer<S::In>,
 ) {
-    let setup = {
-        let ctx = ctx.clone();
-        async move {
-            let mut stage = stage;
-            let ready = set_up(&mut stage, &ctx).await;
-            (stage, ready)
-        }
-    };
-    let (stage, ready) = if S::BLOCKING {
-        on_own_thread(setup).await
-    } else {
-        setup.await
-    };
+    let setup_ctx = ctx.clone();
+    let (stage, ready) = where_it_runs(S::BLOCKING, async move {
+        let mut stage = stage;
+        let ready = set_up(&mut stage, &setup_ctx).await;
+        (stage, ready)
+    })
+    .await;
     let Some(state) = lend(Resumed::new(stage, outlet), ready, &offer, &ctx).await else {
         return;
     };

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use futures::FutureExt;
 
-use super::{NodeCtx, SharedOffer, lend, on_own_thread, place, record_dropped, started};
+use super::{NodeCtx, SharedOffer, lend, place, record_dropped, started, where_it_runs};
 use crate::fuse::SinkResumed;
 use crate::inlet::{self, Inlet};
 use crate::lineage::Lineage;
@@ -27,19 +27,13 @@ pub(crate) async fn run_fusable_sink<S: Sink, I: Inlet<S::In>>(
     ctx: NodeCtx,
     offer: SharedOffer<S::In>,
 ) {
-    let setup = {
-        let ctx = ctx.clone();
-        async move {
-            let mut sink = sink;
-            let ready = set_up(&mut sink, &ctx).await;
-            (sink, ready)
-        }
-    };
-    let (sink, ready) = if S::BLOCKING {
-        on_own_thread(setup).await
-    } else {
-        setup.await
-    };
+    let setup_ctx = ctx.clone();
+    let (sink, ready) = where_it_runs(S::BLOCKING, async move {
+        let mut sink = sink;
+        let ready = set_up(&mut sink, &setup_ctx).await;
+        (sink, ready)
+    })
+    .await;
     let Some(state) = lend(SinkResumed::new(sink), ready, &offer, &ctx).await else {
         return;
     };

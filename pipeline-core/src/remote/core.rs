@@ -15,10 +15,9 @@ use futures::{FutureExt, StreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::envelope::{self, INSTANCE_HEADER, REASON_HEADER, SCHEMA_HEADER};
-use super::split::{Link, edge_name};
+use super::envelope::{self, INSTANCE_HEADER, SCHEMA_HEADER};
+use super::split::{Link, fail_on_error, rejection};
 use crate::control::Control;
-use crate::report::Failure;
 use crate::stats::RemoteEdgeStats;
 use crate::wire::{Batch, EdgeReceiver, EdgeSender};
 
@@ -77,13 +76,7 @@ pub(crate) async fn publish_edge<T: Serialize + Send + 'static>(
             .map_err(|e| format!("flushing to NATS failed: {e}"))
     }
     .await;
-    if let Err(error) = result {
-        tracing::error!(from, to, %error, "edge across processes failed");
-        control.fail(Failure::Remote {
-            edge: edge_name(from, to),
-            error,
-        });
-    }
+    fail_on_error(result, from, to, &control);
     link.ledger.node_done();
 }
 
@@ -193,11 +186,7 @@ pub(crate) async fn consume_edge<T: DeserializeOwned + Send + 'static>(
                     stats.items.fetch_add(n, Relaxed);
                 }
                 Err(rejected) => {
-                    stats.rejected.fetch_add(1, Relaxed);
-                    let reason = rejected.to_string();
-                    tracing::warn!(from, to, %reason, "message rejected, sent to dead-letter");
-                    let mut headers = message.headers.clone().unwrap_or_default();
-                    headers.insert(REASON_HEADER, reason.as_str());
+                    let headers = rejection(&rejected, message.headers.as_ref(), from, to, &stats);
                     client
                         .publish_with_headers(dead.clone(), headers, message.payload)
                         .await
@@ -274,13 +263,7 @@ pub(crate) async fn consume_edge<T: DeserializeOwned + Send + 'static>(
             .map_err(|e| format!("flushing to NATS failed: {e}"))
     }
     .await;
-    if let Err(error) = result {
-        tracing::error!(from, to, %error, "edge across processes failed");
-        control.fail(Failure::Remote {
-            edge: edge_name(from, to),
-            error,
-        });
-    }
+    fail_on_error(result, from, to, &control);
 }
 
 /// The sending instance named in a message's headers.

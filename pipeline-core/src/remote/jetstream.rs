@@ -12,10 +12,9 @@ use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::envelope::{self, REASON_HEADER, SCHEMA_HEADER};
-use super::split::{Link, edge_name, retry_startup};
+use super::envelope::{self, SCHEMA_HEADER};
+use super::split::{Link, fail_on_error, rejection, retry_startup};
 use crate::control::Control;
-use crate::report::Failure;
 use crate::stats::RemoteEdgeStats;
 use crate::wire::{Batch, EdgeReceiver, EdgeSender};
 
@@ -84,13 +83,7 @@ pub(crate) async fn publish_edge<T: Serialize + Send + 'static>(
         Ok(())
     }
     .await;
-    if let Err(error) = result {
-        tracing::error!(from, to, %error, "edge across processes failed");
-        control.fail(Failure::Remote {
-            edge: edge_name(from, to),
-            error,
-        });
-    }
+    fail_on_error(result, from, to, &control);
     link.ledger.node_done();
 }
 
@@ -177,11 +170,8 @@ pub(crate) async fn consume_edge<T: DeserializeOwned + Send + 'static>(
                         items.push((lineage, item));
                     }
                     Err(rejected) => {
-                        stats.rejected.fetch_add(1, Relaxed);
-                        let reason = rejected.to_string();
-                        tracing::warn!(from, to, %reason, "message rejected, sent to dead-letter");
-                        let mut headers = message.headers.clone().unwrap_or_default();
-                        headers.insert(REASON_HEADER, reason.as_str());
+                        let headers =
+                            rejection(&rejected, message.headers.as_ref(), from, to, &stats);
                         context
                             .send_publish(
                                 dead.clone(),
@@ -267,13 +257,7 @@ pub(crate) async fn consume_edge<T: DeserializeOwned + Send + 'static>(
             .map_err(|e| format!("flushing acknowledgements failed: {e}"))
     }
     .await;
-    if let Err(error) = result {
-        tracing::error!(from, to, %error, "edge across processes failed");
-        control.fail(Failure::Remote {
-            edge: edge_name(from, to),
-            error,
-        });
-    }
+    fail_on_error(result, from, to, &control);
 }
 
 async fn acknowledge(message: &jetstream::Message) -> Result<(), String> {

@@ -9,10 +9,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::OnceCell;
 
+use super::envelope::{REASON_HEADER, Rejected};
 use super::plan::{Delivery, Plan};
 use super::{core, jetstream as stored};
+use crate::control::Control;
 use crate::fuse;
 use crate::ledger::Ledger;
+use crate::report::Failure;
 use crate::run::Bridge;
 use crate::stats::RemoteEdgeStats;
 use crate::wire::{EdgeSender, edge};
@@ -253,8 +256,34 @@ impl Link {
     }
 }
 
-pub(crate) fn edge_name(from: &str, to: &str) -> String {
-    format!("edge `{from} => {to}` across processes")
+/// Counts and logs a message that is not this edge's item; the headers to dead-letter it
+/// with, which say why.
+pub(crate) fn rejection(
+    rejected: &Rejected,
+    headers: Option<&async_nats::HeaderMap>,
+    from: &str,
+    to: &str,
+    stats: &RemoteEdgeStats,
+) -> async_nats::HeaderMap {
+    stats
+        .rejected
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let reason = rejected.to_string();
+    tracing::warn!(from, to, %reason, "message rejected, sent to dead-letter");
+    let mut headers = headers.cloned().unwrap_or_default();
+    headers.insert(REASON_HEADER, reason.as_str());
+    headers
+}
+
+/// Stops the run when an edge to or from another process could not be served.
+pub(crate) fn fail_on_error(result: Result<(), String>, from: &str, to: &str, control: &Control) {
+    if let Err(error) = result {
+        tracing::error!(from, to, %error, "edge across processes failed");
+        control.fail(Failure::Remote {
+            edge: format!("edge `{from} => {to}` across processes"),
+            error,
+        });
+    }
 }
 
 /// Retries a setup step that processes starting together may race on (creating the stream
