@@ -3,6 +3,7 @@
 //! ```sh
 //! cargo bench --bench compare              # everything, then one `ratio <name> <value>` line each
 //! cargo bench --bench compare -- identity  # only the comparisons whose name contains `identity`
+//! cargo bench --bench compare -- cpu2,seed4 # those of either
 //! cargo bench --bench compare --features nats -- nats   # over a nats-server it starts itself
 //! ```
 //!
@@ -45,7 +46,12 @@ fn main() {
         .skip(1)
         .find(|a| !a.starts_with('-'))
         .filter(|a| !a.is_empty());
-    let wanted = |name: &str| filter.as_deref().is_none_or(|f| name.contains(f));
+    // Several filters, comma-separated, pick every comparison any of them names.
+    let wanted = |name: &str| {
+        filter
+            .as_deref()
+            .is_none_or(|f| f.split(',').any(|f| name.contains(f)))
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -153,7 +159,12 @@ fn main() {
                     runs += 1;
                     format!("bench{runs}")
                 };
-                let raw = median(5, || runtime.block_on(nats::raw(&server.url)));
+                let mut lost = Vec::new();
+                let raw = median(5, || {
+                    let (took, missing) = runtime.block_on(nats::raw(&server.url));
+                    lost.push(missing);
+                    took
+                });
                 let edge = median(5, || {
                     let run = run_name();
                     runtime.block_on(nats::pipeline_edge(&server.url, Delivery::AtMostOnce, &run))
@@ -169,6 +180,9 @@ fn main() {
                 let items = nats::NATS_ITEMS;
                 println!("nats: {items} u64 from one half of a graph to the other");
                 show("raw async-nats, one publish per item", raw);
+                if lost.iter().any(|&n| n > 0) {
+                    println!("  (raw core NATS lost messages in some runs: {lost:?} of {items})");
+                }
                 show("pipeline! edge, at most once (core NATS)", edge);
                 show("pipeline! edge, at least once (JetStream)", stored);
                 record("nats_vs_raw", ratio(raw, edge));

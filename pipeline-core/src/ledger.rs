@@ -38,6 +38,8 @@ struct Entry {
 
 impl Ledger {
     /// An item of `lineage` arrived from another process in a message `ack` acknowledges.
+    // Only a receiving edge (feature `nats`) calls this.
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
     pub(crate) fn arrived(&self, lineage: Lineage, ack: Ack) {
         let mut open = self.lock();
         let entry = open.entry(lineage.root_index()).or_insert_with(|| Entry {
@@ -94,6 +96,8 @@ impl Ledger {
     }
 
     /// Waits until every node and publishing edge of this process has ended.
+    // Only a receiving edge (feature `nats`) calls this.
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
     pub(crate) async fn all_done(&self) {
         loop {
             let notified = self.all_done.notified();
@@ -105,6 +109,8 @@ impl Ledger {
     }
 
     /// Everything still open is finished (every node of this process has ended).
+    // Only a receiving edge (feature `nats`) calls this.
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
     pub(crate) fn finish_all(&self) {
         let open = std::mem::take(&mut *self.lock());
         for ack in open.into_values().flat_map(|e| e.acks) {

@@ -27,6 +27,7 @@ impl Lineage {
     }
 
     /// A lineage rebuilt from its parts, as it crossed from another process.
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
     pub(crate) const fn from_parts(root: u64, path: u64) -> Self {
         Lineage { root, path }
     }

@@ -258,6 +258,7 @@ impl Builder {
         policy: ErrorPolicy<S::In>,
     ) {
         drop(take_offer(&mut inlet));
+        outlet.set_on_thread(S::BLOCKING);
         if let Some(ledger) = self.ledger() {
             outlet.track(ledger.clone());
             inlet.track(ledger);
@@ -276,10 +277,13 @@ impl Builder {
         let copies: Vec<S> = copies.into_iter().map(|node| node.0).collect();
         self.nodes.push((
             spec,
+            // Threads for blocking workers: their collector runs on one too, so that a
+            // blocking sink behind it can run inline instead of being woken per result.
             Box::new(move |ctx| {
-                Box::pin(run_with_workers(
-                    copies, ordered, inlet, outlet, ctx, policy,
-                ))
+                place(
+                    S::BLOCKING,
+                    run_with_workers(copies, ordered, inlet, outlet, ctx, policy),
+                )
             }),
         ));
     }
