@@ -53,7 +53,9 @@ pub async fn raw(url: &str) -> (Duration, u64) {
                 // trip first: the client can sit on the last messages it read until more
                 // traffic comes.)
                 Err(_) if *published.borrow_and_update() => {
-                    subscriber.flush().await.unwrap();
+                    // Bounded: a server that cut this subscriber off as too slow may not
+                    // answer until the client has reconnected.
+                    let _ = tokio::time::timeout(Duration::from_secs(1), subscriber.flush()).await;
                     if let Ok(Some(_)) =
                         tokio::time::timeout(Duration::from_millis(100), items.next()).await
                     {
@@ -75,7 +77,7 @@ pub async fn raw(url: &str) -> (Duration, u64) {
             .await
             .unwrap();
     }
-    publisher.flush().await.unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(5), publisher.flush()).await;
     published_tx.send_replace(true);
     let (received, last) = receiving.await.unwrap();
     (last - started, NATS_ITEMS - received)
