@@ -547,6 +547,44 @@ async fn a_slow_sink_leaves_the_inline_chain_and_overlaps_with_its_feeder() {
     assert!(report.accounting().is_balanced());
 }
 
+/// A plain map panicking deep inside a batch it maps inline (in the batch's own buffer)
+/// loses that one item: the ones before it go on, the ones after it are mapped in its own
+/// loop, all in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_map_panicking_inline_loses_only_its_item_and_keeps_the_order() {
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let kept = got.clone();
+    let p = pipeline! {
+        nums = source::iter(0..100_000u64);
+        double = stage::map(|n: u64| if n == 77_777 { panic!("unlucky") } else { n * 2 });
+        sink = sink::for_each(move |n: u64| kept.lock().unwrap().push(n));
+        nums => double => sink;
+    };
+    let report = tokio::time::timeout(Duration::from_secs(20), p.run())
+        .await
+        .expect("must not hang")
+        .unwrap();
+    let expected: Vec<u64> = (0..100_000)
+        .filter(|n| *n != 77_777)
+        .map(|n| n * 2)
+        .collect();
+    assert!(
+        *got.lock().unwrap() == expected,
+        "in order, only the panicking item lost"
+    );
+    let double = report.node("double").unwrap();
+    assert_eq!(
+        (
+            double.received,
+            double.emitted,
+            double.failed,
+            double.panics
+        ),
+        (100_000, 99_999, 1, 1)
+    );
+    assert!(report.accounting().is_balanced());
+}
+
 /// A sink that panics inline fails that one item, is set up again in a loop of its own,
 /// and consumes the rest.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

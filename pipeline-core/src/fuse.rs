@@ -155,22 +155,20 @@ impl<S: Stage> Lendable for Resumed<S> {
 
     fn process(&mut self, items: &mut Items<S::In>, watermark: u64, ctx: &NodeCtx) -> bool {
         self.counts.received += items.len() as u64;
-        let mut queue = items.drain(..);
         let panicked = run_batch(
             &mut self.stage,
-            &mut queue,
+            items,
             SLOW_ITEMS_TO_SPLIT,
             &mut self.produced,
             &mut self.results,
             (ctx, &mut self.counts, &mut self.latency),
         );
-        let rest: Items<S::In> = queue.collect();
         let meters = (&mut self.counts, &mut self.latency);
         let mut keep = stays_inline(panicked, meters, &mut self.restart, ctx);
-        if !rest.is_empty() {
+        if !items.is_empty() {
             // The stage's own loop processes these first, so the order stays as it was.
             self.leftover = Some(Batch {
-                items: rest,
+                items: std::mem::take(items),
                 watermark,
             });
             keep = false;
@@ -180,10 +178,11 @@ impl<S: Stage> Lendable for Resumed<S> {
 
     async fn send_on(&mut self, keep: bool, watermark: u64, now: Instant) -> Result<(), Closed> {
         self.outlet.handing_at(now);
-        self.outlet.extend(&mut self.results).await?;
-        if self.leftover.is_none() {
-            self.outlet.advance(watermark);
-        }
+        // With items left over, not all items below the watermark have been pushed yet.
+        let reached = self.leftover.is_none().then_some(watermark);
+        self.outlet
+            .extend_then_advance(&mut self.results, reached)
+            .await?;
         if keep {
             // One batch in, one batch out: the feeding node's batching decides latency.
             self.outlet.flush().await?;
@@ -230,19 +229,17 @@ impl<S: Sink> Lendable for SinkResumed<S> {
 
     fn process(&mut self, items: &mut Items<S::In>, _watermark: u64, ctx: &NodeCtx) -> bool {
         self.counts.received += items.len() as u64;
-        let mut queue = items.drain(..);
         let panicked = consume_batch(
             &mut self.sink,
-            &mut queue,
+            items,
             SLOW_ITEMS_TO_SPLIT,
             (ctx, &mut self.counts, &mut self.latency),
         );
-        let rest: Items<S::In> = queue.collect();
         self.sink.flush();
         let meters = (&mut self.counts, &mut self.latency);
         let mut keep = stays_inline(panicked, meters, &mut self.restart, ctx);
-        if !rest.is_empty() {
-            self.leftover = Some(rest);
+        if !items.is_empty() {
+            self.leftover = Some(std::mem::take(items));
             keep = false;
         }
         keep
@@ -276,7 +273,9 @@ pub(crate) struct Fused<L: Lendable> {
 const PUBLISH_EVERY: Duration = Duration::from_millis(1);
 
 impl<L: Lendable> Fused<L> {
-    pub(crate) fn new(state: L, ctx: NodeCtx) -> (Self, oneshot::Receiver<L>) {
+    pub(crate) fn new(mut state: L, ctx: NodeCtx) -> (Self, oneshot::Receiver<L>) {
+        // Running inline, the node reads the clock between batches anyway.
+        state.meters().1.time_whole_batches(true);
         let (back, given_back) = oneshot::channel();
         let fused = Fused {
             state: Some(state),
@@ -299,10 +298,19 @@ impl<L: Lendable> Fused<L> {
             .as_mut()
             .expect("the state is only taken on drop");
         state.meters().0.starved += started.saturating_duration_since(self.idle_since);
-        let keep = state.process(items, watermark, &self.ctx);
+        let (received, whole_batch) = (items.len(), state.meters().1.times_whole_batches());
+        let mut keep = state.process(items, watermark, &self.ctx);
         // The time the nodes after this one take inline is theirs, not this node's.
         let done = Instant::now();
         self.idle_since = done;
+        if whole_batch {
+            // No item was timed alone: the batch's time is its items'.
+            let latency = state.meters().1;
+            latency.record_batch(done.saturating_duration_since(started), received);
+            if latency.slow_streak() >= SLOW_ITEMS_TO_SPLIT {
+                keep = false;
+            }
+        }
         state.send_on(keep, watermark, done).await?;
         // Publishing costs more than a batch of cheap items; readers of live counts can
         // wait a millisecond. The counts stay in the state, so nothing is lost meanwhile.
@@ -337,7 +345,8 @@ impl<L: Lendable> Adoptable<L::In> for Fused<L> {
 
 impl<L: Lendable> Drop for Fused<L> {
     fn drop(&mut self) {
-        if let (Some(state), Some(back)) = (self.state.take(), self.back.take()) {
+        if let (Some(mut state), Some(back)) = (self.state.take(), self.back.take()) {
+            state.meters().1.time_whole_batches(false);
             // Err: the node's task is gone (the run was aborted); nothing waits for it.
             let _ = back.send(state);
         }

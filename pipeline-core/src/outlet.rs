@@ -146,6 +146,11 @@ impl<T: Send + 'static> Outlet<T> {
     /// Queues one item; sends the batch when it is full.
     #[inline]
     pub async fn push(&mut self, lineage: Lineage, item: T) -> Result<(), Closed> {
+        if self.buf.len() == self.buf.capacity() {
+            // A stage running inline may have kept the last batch's allocation: one
+            // allocation per batch, not a doubling series.
+            self.buf.reserve(self.batch_max.max(1));
+        }
         self.buf.push((lineage, item));
         if self.buf.len() >= self.batch_max {
             self.flush().await
@@ -156,21 +161,33 @@ impl<T: Send + 'static> Outlet<T> {
 
     /// Queues many items (leaving `items` empty), sending each batch that fills up.
     pub async fn extend(&mut self, items: &mut Items<T>) -> Result<(), Closed> {
+        self.extend_then_advance(items, None).await
+    }
+
+    /// [`extend`](Self::extend), then [`advance`](Self::advance) to `watermark` if given,
+    /// before the batch holding the last of `items` leaves: that batch carries the
+    /// watermark, rather than an empty message after it.
+    pub(crate) async fn extend_then_advance(
+        &mut self,
+        items: &mut Items<T>,
+        watermark: Option<u64>,
+    ) -> Result<(), Closed> {
         if self.buf.is_empty() && items.len() <= self.batch_max {
             // Hand the whole vector over instead of moving item by item.
             std::mem::swap(&mut self.buf, items);
-            if self.buf.len() == self.batch_max {
+        } else {
+            while items.len() + self.buf.len() > self.batch_max {
+                let take = self.batch_max.saturating_sub(self.buf.len()).max(1);
+                self.buf.extend(items.drain(..take));
                 self.flush().await?;
             }
-            return Ok(());
+            self.buf.append(items);
         }
-        while !items.is_empty() {
-            let room = self.batch_max.saturating_sub(self.buf.len()).max(1);
-            let take = room.min(items.len());
-            self.buf.extend(items.drain(..take));
-            if self.buf.len() >= self.batch_max {
-                self.flush().await?;
-            }
+        if let Some(watermark) = watermark {
+            self.advance(watermark);
+        }
+        if self.buf.len() >= self.batch_max {
+            self.flush().await?;
         }
         Ok(())
     }

@@ -280,9 +280,14 @@ pub(crate) struct LatencySampler {
     gap: u32,
     /// Timed items in a row that were slow.
     slow_streak: u32,
+    /// Whether the caller times whole batches (a node running inline reads the clock
+    /// between batches anyway): once its items have proven cheap, none is timed alone.
+    whole_batches: bool,
 }
 
 const LONGEST_SAMPLE_GAP: u32 = 255;
+/// The countdown of a sampler whose caller times whole batches.
+const UNTIMED: u32 = u32::MAX;
 /// A sampler's items go into the node's histogram once it holds this many, or after this
 /// long: snapshots stay fresh without merging a whole histogram per batch.
 const MERGE_AFTER_ITEMS: u64 = 256;
@@ -374,13 +379,52 @@ impl LatencySampler {
             countdown: 0,
             gap: 0,
             slow_streak: 0,
+            whole_batches: false,
         }
     }
 
-    /// How many items may go untimed before the next sample, all of which the caller
-    /// processes without asking; the item after them is timed. None while items are slow.
-    pub(crate) fn take_untimed(&mut self) -> usize {
-        std::mem::take(&mut self.countdown) as usize
+    /// Says whether the caller times whole batches (see [`Self::record_batch`]).
+    pub(crate) fn time_whole_batches(&mut self, on: bool) {
+        self.whole_batches = on;
+        self.countdown = if on && self.gap == LONGEST_SAMPLE_GAP {
+            UNTIMED
+        } else {
+            self.countdown.min(self.gap)
+        };
+    }
+
+    /// True when no item of the next batch will be timed alone: time the batch instead.
+    pub(crate) fn times_whole_batches(&self) -> bool {
+        self.whole_batches && self.countdown > LONGEST_SAMPLE_GAP
+    }
+
+    /// Records a batch of `items` that took `took` as that many items of its mean time.
+    /// A slow mean means items are timed one by one again.
+    pub(crate) fn record_batch(&mut self, took: Duration, items: usize) {
+        let Some(items) = u32::try_from(items).ok().filter(|&n| n > 0) else {
+            return;
+        };
+        let mean = took / items;
+        self.timed += 1;
+        self.histogram
+            .saturating_record_n(nanos(mean).max(1), u64::from(items));
+        if mean >= SLOW_ITEM {
+            // One slow batch can be a thread that was preempted: it counts as one slow item.
+            self.slow_streak = self.slow_streak.saturating_add(1);
+            self.gap = 0;
+            self.countdown = 0;
+        } else {
+            self.slow_streak = 0;
+        }
+    }
+
+    /// How many of the next `n` items may go untimed, all of which the caller processes
+    /// without asking; if fewer than `n`, the item after them is timed.
+    pub(crate) fn untimed_up_to(&mut self, n: usize) -> usize {
+        let untimed = (self.countdown as usize).min(n);
+        // `untimed` is at most `countdown`, a u32.
+        self.countdown -= untimed as u32;
+        untimed
     }
 
     /// Whether to time the next item; if so, call `record` with its duration.
@@ -415,7 +459,11 @@ impl LatencySampler {
             self.slow_streak = 0;
             self.gap = (self.gap * 2 + 1).min(LONGEST_SAMPLE_GAP);
         }
-        self.countdown = self.gap;
+        self.countdown = if self.whole_batches && self.gap == LONGEST_SAMPLE_GAP {
+            UNTIMED
+        } else {
+            self.gap
+        };
         self.timed += 1;
         self.histogram
             .saturating_record_n(nanos(took).max(1), weight);

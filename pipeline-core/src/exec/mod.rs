@@ -5,6 +5,7 @@
 //! of its own from the blocking pool, so blocking calls there never stall the async workers
 //! that run every other node. The channels are executor-agnostic, so the same loop serves both.
 
+mod in_place;
 pub mod policy;
 mod sink;
 pub mod workers;
@@ -35,6 +36,7 @@ use crate::report::Failure;
 use crate::source::{Output, Stopped};
 use crate::stats::{BatchCounts, LONG_POLL, LatencySampler, NodeStats};
 use crate::wire::{Batch, Closed};
+use in_place::{InPlace, same_layout};
 
 pub(crate) type NodeTask = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// A node's offer to run inline, which the builder may withdraw before the run starts.
@@ -319,7 +321,7 @@ async fn stage_loop<S: Stage, I: Inlet<S::In>>(
                 },
             };
             let watermark = batch.watermark;
-            let mut items = batch.items.into_iter();
+            let mut items = batch.items;
             if batchable && ready && !latency.items_are_slow() {
                 let panicked = run_batch(
                     &mut stage,
@@ -438,23 +440,26 @@ async fn stage_loop<S: Stage, I: Inlet<S::In>>(
     }
 }
 
-/// Runs items through a synchronous stage until they run out, one panics, or `slow_items`
-/// timed items in a row turn out slow (those are better handed on one by one). Returns the
-/// panic, if one happened; the item it happened on is consumed.
+/// Runs a batch through a synchronous stage until it runs out, an item panics, or
+/// `slow_items` timed items in a row turn out slow (those are better handed on one by one).
+/// What it produced is appended to `results`; `items` is left with the items it did not
+/// get to, in order. Returns the panic, if one happened; the item it happened on is consumed.
 pub(crate) fn run_batch<S: Stage>(
     stage: &mut S,
-    items: &mut impl Iterator<Item = (Lineage, S::In)>,
+    items: &mut Vec<(Lineage, S::In)>,
     slow_items: u32,
     produced: &mut Vec<S::Out>,
     results: &mut Vec<(Lineage, S::Out)>,
     (ctx, counts, latency): (&NodeCtx, &mut BatchCounts, &mut LatencySampler),
 ) -> Option<Box<dyn Any + Send>> {
+    if S::ONE_TO_ONE && same_layout::<(Lineage, S::In), (Lineage, S::Out)>() && results.is_empty() {
+        return map_batch_in_place(stage, items, slow_items, results, (ctx, counts, latency));
+    }
     let (results_before, emitted_before) = (results.len(), counts.emitted);
-    // Items from other processes are tracked one by one, so the fast path below is off.
-    let untracked = ctx.ledger.is_none();
+    let mut queue = std::mem::take(items).into_iter();
     let mut current = None;
     let panicked = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        while let Some((lineage, item)) = items.next() {
+        while let Some((lineage, item)) = queue.next() {
             current = Some(lineage);
             let timer = latency.start();
             let result = stage.process_sync(item, produced);
@@ -473,19 +478,22 @@ pub(crate) fn run_batch<S: Stage>(
             if latency.slow_streak() >= slow_items {
                 break;
             }
-            if S::ONE_TO_ONE && untracked {
+            if S::ONE_TO_ONE {
                 // Between two timed items, a plain map needs no per-item bookkeeping (what
-                // it emitted is counted below).
+                // it emitted is counted below; one output per input leaves a ledger as is).
+                let untimed = latency.untimed_up_to(queue.len());
                 results.extend(
-                    items
+                    queue
                         .by_ref()
-                        .take(latency.take_untimed())
+                        .take(untimed)
                         .map(|(lineage, item)| (lineage, stage.map_one(item))),
                 );
             }
         }
     }))
     .err();
+    // Collecting a vector's own iterator reuses its allocation.
+    *items = queue.collect();
     if S::ONE_TO_ONE {
         // A plain map emits exactly one item per input that did not panic: what it pushed,
         // even if a panic cut the batch short.
@@ -497,6 +505,44 @@ pub(crate) fn run_batch<S: Stage>(
         if let Some(lineage) = current {
             ctx.item_ended(lineage);
         }
+    }
+    panicked
+}
+
+/// [`run_batch`] for a plain map whose outputs fit where its inputs are: the batch is
+/// mapped in its own allocation, which becomes `results` (empty on entry).
+fn map_batch_in_place<S: Stage>(
+    stage: &mut S,
+    items: &mut Vec<(Lineage, S::In)>,
+    slow_items: u32,
+    results: &mut Vec<(Lineage, S::Out)>,
+    (ctx, counts, latency): (&NodeCtx, &mut BatchCounts, &mut LatencySampler),
+) -> Option<Box<dyn Any + Send>> {
+    let mut batch = InPlace::<S::In, S::Out>::new(std::mem::take(items));
+    let panicked = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        while batch.remaining() > 0 {
+            // Between two timed items, no bookkeeping at all.
+            let untimed = latency.untimed_up_to(batch.remaining());
+            batch.map(untimed, |item| stage.map_one(item));
+            if batch.remaining() == 0 {
+                break;
+            }
+            let started = Instant::now();
+            batch.map(1, |item| stage.map_one(item));
+            latency.record(started.elapsed());
+            if latency.slow_streak() >= slow_items {
+                break;
+            }
+        }
+    }))
+    .err();
+    let split = batch.split();
+    counts.emitted += split.done.len() as u64;
+    *results = split.done;
+    *items = split.rest;
+    if let Some(lineage) = split.lost {
+        // The item it panicked on is gone.
+        ctx.item_ended(lineage);
     }
     panicked
 }

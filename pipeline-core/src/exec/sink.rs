@@ -81,7 +81,7 @@ async fn sink_loop<S: Sink, I: Inlet<S::In>>(
                 batch.items
             }
         };
-        let mut items = items.into_iter();
+        let mut items = items;
         if S::SYNC && ready && !latency.items_are_slow() {
             let panicked =
                 consume_batch(&mut sink, &mut items, 1, (&ctx, &mut counts, &mut latency));
@@ -137,7 +137,7 @@ async fn sink_loop<S: Sink, I: Inlet<S::In>>(
 /// happened on is consumed.
 pub(crate) fn consume_batch<S: Sink>(
     sink: &mut S,
-    items: &mut impl Iterator<Item = (Lineage, S::In)>,
+    items: &mut Vec<(Lineage, S::In)>,
     slow_items: u32,
     (ctx, counts, latency): (&NodeCtx, &mut BatchCounts, &mut LatencySampler),
 ) -> Option<Box<dyn Any + Send>> {
@@ -150,8 +150,10 @@ pub(crate) fn consume_batch<S: Sink>(
     // Consumed, failed or panicked on, an item ends here; only once it has, so that an item
     // from another process is acknowledged after the sink is done with it.
     let mut current = None;
+    let mut items_left = std::mem::take(items).into_iter();
+    let queue = &mut items_left;
     let panicked = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        while let Some((lineage, item)) = items.next() {
+        while let Some((lineage, item)) = queue.next() {
             current = Some(lineage);
             let timer = latency.start();
             consume(sink, item);
@@ -163,7 +165,8 @@ pub(crate) fn consume_batch<S: Sink>(
                 break;
             }
             // Between two timed items, no per-item bookkeeping.
-            for (lineage, item) in items.by_ref().take(latency.take_untimed()) {
+            let untimed = latency.untimed_up_to(queue.len());
+            for (lineage, item) in queue.by_ref().take(untimed) {
                 current = Some(lineage);
                 consume(sink, item);
                 ctx.item_ended(lineage);
@@ -171,6 +174,8 @@ pub(crate) fn consume_batch<S: Sink>(
         }
     }))
     .err();
+    // Collecting a vector's own iterator reuses its allocation.
+    *items = items_left.collect();
     if let (Some(_), Some(lineage)) = (&panicked, current) {
         ctx.item_ended(lineage);
     }
