@@ -159,6 +159,38 @@ impl<T: Send + 'static> Outlet<T> {
         }
     }
 
+    /// Room left in the batch being filled (at least 1: a full batch has already gone).
+    pub(crate) fn room(&self) -> usize {
+        self.batch_max.saturating_sub(self.buf.len()).max(1)
+    }
+
+    /// Whether the batch being filled is full.
+    pub(crate) fn is_full(&self) -> bool {
+        self.buf.len() >= self.batch_max
+    }
+
+    /// Queues up to `n` items of `items` (no more than [`room`](Self::room) should be
+    /// asked), numbering their lineage roots from `first_root`; returns how many it took.
+    pub(crate) fn fill(
+        &mut self,
+        items: &mut impl Iterator<Item = T>,
+        n: usize,
+        first_root: u64,
+    ) -> usize {
+        let before = self.buf.len();
+        if self.buf.capacity() - before < n {
+            self.buf
+                .reserve(n.max(self.batch_max - before.min(self.batch_max)));
+        }
+        self.buf.extend(
+            items
+                .take(n)
+                .zip(first_root..)
+                .map(|(item, root)| (Lineage::root(root), item)),
+        );
+        self.buf.len() - before
+    }
+
     /// Queues many items (leaving `items` empty), sending each batch that fills up.
     pub async fn extend(&mut self, items: &mut Items<T>) -> Result<(), Closed> {
         self.extend_then_advance(items, None).await

@@ -120,6 +120,39 @@ impl<T: Send + 'static> Output<T> {
         Ok(())
     }
 
+    /// Pushes everything `items` yields, as `push` would one by one, but filling batches in
+    /// runs between the pace checks that `push` makes. `Err` once the pipeline is stopping.
+    pub(crate) async fn push_all(
+        &mut self,
+        mut items: impl Iterator<Item = T>,
+    ) -> Result<(), Stopped> {
+        loop {
+            let state = self.state();
+            if state.ctx.control.is_stopping() {
+                return Err(Stopped);
+            }
+            let idle = state.outlet.downstream_idle();
+            let run = state
+                .pace
+                .pushes_before_check(idle)
+                .min(state.outlet.room());
+            let pushed = state.outlet.fill(&mut items, run, state.next_root);
+            state.next_root += pushed as u64;
+            state.counts.emitted += pushed as u64;
+            state.outlet.advance(state.next_root);
+            if pushed < run {
+                // The iterator ended; `run` is never 0.
+                return Ok(());
+            }
+            if state.outlet.is_full() {
+                state.outlet.flush().await.map_err(|_| Stopped)?;
+                state.sent();
+            } else if state.pace.flush_due_after(pushed, idle) {
+                self.flush().await?;
+            }
+        }
+    }
+
     /// Sends what is buffered now. `push` does this by itself whenever the next node is idle;
     /// call it before a long pause if the next node was busy at the last push.
     pub async fn flush(&mut self) -> Result<(), Stopped> {
@@ -166,11 +199,8 @@ where
     const BLOCKING: bool = true;
 
     async fn run(self, mut out: Output<I::Item>) -> Result<(), BoxError> {
-        for item in self.0 {
-            if out.push(item).await.is_err() {
-                break;
-            }
-        }
+        // `Err` is the pipeline stopping: the source just ends.
+        let _ = out.push_all(self.0).await;
         Ok(())
     }
 }

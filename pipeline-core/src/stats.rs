@@ -329,10 +329,28 @@ impl Pace {
 
     /// Called after a push while items are held.
     pub(crate) fn flush_due(&mut self, downstream_idle: bool) -> bool {
+        self.flush_due_after(1, downstream_idle)
+    }
+
+    /// How many pushes may go by before `flush_due_after` needs to see them (at least 1).
+    pub(crate) fn pushes_before_check(&self, downstream_idle: bool) -> usize {
+        if self.slow {
+            1
+        } else if !downstream_idle {
+            usize::MAX
+        } else {
+            PUSHES_PER_CHECK.saturating_sub(self.unchecked).max(1) as usize
+        }
+    }
+
+    /// [`flush_due`](Self::flush_due) after `pushes` pushes at once.
+    pub(crate) fn flush_due_after(&mut self, pushes: usize, downstream_idle: bool) -> bool {
         // A busy next node takes the items when it gets to them; a fast source need not
         // look at the clock for it. A slow source sends each item anyway: the next node may
         // be a moment from idle, and the next push could be far off.
-        self.unchecked += 1;
+        self.unchecked = self
+            .unchecked
+            .saturating_add(u32::try_from(pushes).unwrap_or(u32::MAX));
         if !self.slow && (!downstream_idle || self.unchecked < PUSHES_PER_CHECK) {
             return false;
         }
