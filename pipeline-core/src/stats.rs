@@ -140,9 +140,9 @@ impl NodeStats {
         self.queue_peak.fetch_max(depth, Relaxed);
     }
 
-    /// Adds what the sampler timed to the node's histogram. Merging walks every bucket, so
-    /// it waits until the sampler holds a fair number of items or some time has passed;
-    /// `force` (at end of stream) merges whatever there is.
+    /// Adds what the sampler timed to the node's histogram. Merging takes the node's lock,
+    /// so it waits until the sampler holds a fair number of samples or some time has
+    /// passed; `force` (at end of stream) merges whatever there is.
     pub(crate) fn merge_latency(&self, sampler: &mut LatencySampler) {
         self.merge_latency_if(sampler, false, None);
     }
@@ -157,34 +157,33 @@ impl NodeStats {
     }
 
     fn merge_latency_if(&self, sampler: &mut LatencySampler, force: bool, now: Option<Instant>) {
-        if sampler.histogram.is_empty() {
+        if sampler.samples.is_empty() {
             return;
         }
         let now = now.unwrap_or_else(Instant::now);
         if !force
-            && sampler.timed < MERGE_AFTER_ITEMS
+            && sampler.samples.len() < MERGE_AFTER_ITEMS
             && now.saturating_duration_since(sampler.since_merge) < MERGE_AFTER
         {
             return;
         }
         sampler.since_merge = now;
         self.latency_samples
-            .fetch_add(std::mem::take(&mut sampler.timed), Relaxed);
+            .fetch_add(sampler.samples.len() as u64, Relaxed);
         #[cfg(feature = "metrics")]
         if let Some(exported) = &self.exported {
-            for bucket in sampler.histogram.iter_recorded() {
-                exported.item_durations(bucket.value_iterated_to(), bucket.count_at_value());
+            for &(nanos, weight) in &sampler.samples {
+                exported.item_durations(nanos, weight);
             }
         }
         let mut shared = self.latency.lock().unwrap_or_else(|e| e.into_inner());
-        match shared.as_mut() {
-            Some(histogram) => {
-                // Both have the same bounds, so adding cannot fail.
-                let _ = histogram.add(&sampler.histogram);
-            }
-            None => *shared = Some(sampler.histogram.clone()),
+        let histogram = shared.get_or_insert_with(|| {
+            // From 1 ns to an hour, to 2 significant digits.
+            Histogram::new_with_bounds(1, 3_600_000_000_000, 2).expect("valid histogram bounds")
+        });
+        for (nanos, weight) in sampler.samples.drain(..) {
+            histogram.saturating_record_n(nanos, weight);
         }
-        sampler.histogram.reset();
     }
 
     /// Processing time percentiles so far, if any item was timed.
@@ -269,10 +268,11 @@ fn nanos(d: Duration) -> u64 {
 /// within a few hundred items. Each timed item stands for the untimed ones before it (it is
 /// recorded with their count), so slow items timed one by one do not skew the percentiles.
 pub(crate) struct LatencySampler {
-    histogram: Histogram<u64>,
+    /// Times since the last merge, in nanoseconds, each with the items it stands for.
+    /// Merging records these few into the node's histogram, where merging a histogram of
+    /// its own would walk all of its thousands of buckets.
+    samples: Vec<(u64, u64)>,
     since_merge: Instant,
-    /// Items timed since the last merge (the histogram holds weighted counts).
-    timed: u64,
     /// Untimed items before the next timed one.
     countdown: u32,
     /// The current gap between timed items, for the weight of the next one; 0 while items
@@ -289,8 +289,8 @@ const LONGEST_SAMPLE_GAP: u32 = 255;
 /// The countdown of a sampler whose caller times whole batches.
 const UNTIMED: u32 = u32::MAX;
 /// A sampler's items go into the node's histogram once it holds this many, or after this
-/// long: snapshots stay fresh without merging a whole histogram per batch.
-const MERGE_AFTER_ITEMS: u64 = 256;
+/// long: snapshots stay fresh without taking the node's lock per batch.
+const MERGE_AFTER_ITEMS: usize = 256;
 const MERGE_AFTER: Duration = Duration::from_millis(50);
 pub(crate) const SLOW_ITEM: Duration = Duration::from_micros(10);
 
@@ -385,13 +385,9 @@ impl Pace {
 
 impl LatencySampler {
     pub(crate) fn new() -> Self {
-        // From 1 ns to an hour, to 2 significant digits.
-        let histogram =
-            Histogram::new_with_bounds(1, 3_600_000_000_000, 2).expect("valid histogram bounds");
         LatencySampler {
-            histogram,
+            samples: Vec::new(),
             since_merge: Instant::now(),
-            timed: 0,
             // Until an item says otherwise, assume the stage is slow: the first items then
             // go on at once.
             countdown: 0,
@@ -423,9 +419,7 @@ impl LatencySampler {
             return;
         };
         let mean = took / items;
-        self.timed += 1;
-        self.histogram
-            .saturating_record_n(nanos(mean).max(1), u64::from(items));
+        self.samples.push((nanos(mean).max(1), u64::from(items)));
         if mean >= SLOW_ITEM {
             // One slow batch can be a thread that was preempted: it counts as one slow item.
             self.slow_streak = self.slow_streak.saturating_add(1);
@@ -482,9 +476,7 @@ impl LatencySampler {
         } else {
             self.gap
         };
-        self.timed += 1;
-        self.histogram
-            .saturating_record_n(nanos(took).max(1), weight);
+        self.samples.push((nanos(took).max(1), weight));
     }
 }
 
