@@ -277,13 +277,12 @@ impl Builder {
         let copies: Vec<S> = copies.into_iter().map(|node| node.0).collect();
         self.nodes.push((
             spec,
-            // Threads for blocking workers: their collector runs on one too, so that a
-            // blocking sink behind it can run inline instead of being woken per result.
+            // The workers run the node's loop on threads of their own if they block; the
+            // node's task only starts them and waits.
             Box::new(move |ctx| {
-                place(
-                    S::BLOCKING,
-                    run_with_workers(copies, ordered, inlet, outlet, ctx, policy),
-                )
+                Box::pin(run_with_workers(
+                    copies, ordered, inlet, outlet, ctx, policy,
+                ))
             }),
         ));
     }
