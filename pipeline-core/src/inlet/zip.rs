@@ -1,14 +1,17 @@
 //! Zip: a node with several inputs receives tuples of items with the same lineage.
 //!
-//! Items wait in a map keyed by lineage until every input delivered its part; then the tuple
-//! goes out at once. An input's watermark says that no item with a smaller lineage root will
+//! Items usually arrive in the same order on every input (each branch keeps its input's
+//! order): then they wait in a queue per input, and the heads of the queues pair up with no
+//! lookup at all. When the heads disagree (a branch filtered an item, or reordered items
+//! with several workers), the queued items move to a map keyed by lineage, where they wait
+//! until every input delivered its part; once the map is empty again, the queues take over. An input's watermark says that no item with a smaller lineage root will
 //! come on it any more, so an incomplete tuple below every input's watermark can never
 //! complete: it is dropped and counted (a filter or a failure on one branch).
 //! Inputs are read whichever has data: reading only the lagging one could deadlock a
 //! diamond whose fan-out waits on the other branch.
 
-use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, VecDeque};
 use std::task::{Context, Poll};
 
 use std::sync::Arc;
@@ -24,6 +27,9 @@ macro_rules! zip_inlet {
         pub struct $name<$($T),+> {
             receivers: ($(Option<EdgeReceiver<$T>>,)+),
             watermarks: [u64; $n],
+            /// Items in arrival order, while `pending` is empty.
+            queues: ($(VecDeque<(Lineage, $T)>,)+),
+            /// Items whose partners came in another order, by lineage.
             pending: BTreeMap<Lineage, ($(Option<$T>,)+)>,
             ready: Vec<(Lineage, ($($T,)+))>,
             dropped: Dropped,
@@ -36,6 +42,7 @@ macro_rules! zip_inlet {
                 $name {
                     receivers: ($(Some($v),)+),
                     watermarks: [0; $n],
+                    queues: ($(VecDeque::<(Lineage, $T)>::new(),)+),
                     pending: BTreeMap::new(),
                     ready: Vec::new(),
                     dropped: Dropped::default(),
@@ -65,6 +72,74 @@ macro_rules! zip_inlet {
                 )+
             }
 
+            /// Files one item under its lineage; `set` puts it in its place among the
+            /// parts, saying whether it replaced an item already there.
+            fn insert(
+                &mut self,
+                lineage: Lineage,
+                set: impl FnOnce(&mut ($(Option<$T>,)+)) -> bool,
+            ) {
+                match self.pending.entry(lineage) {
+                    Entry::Vacant(slot) => {
+                        let mut parts = Self::no_parts();
+                        set(&mut parts);
+                        slot.insert(parts);
+                    }
+                    Entry::Occupied(mut slot) => {
+                        if set(slot.get_mut()) {
+                            // Two items of one lineage on one edge: keep the newer, count
+                            // the older as a dropped piece.
+                            self.dropped.items += 1;
+                            if let Some(ledger) = &self.ledger {
+                                ledger.ended(lineage);
+                            }
+                        }
+                        if Self::is_complete(slot.get()) {
+                            let (lineage, parts) = slot.remove_entry();
+                            if let Some(tuple) = Self::complete(parts) {
+                                // The parts go on as one item.
+                                self.ended(lineage, $n - 1);
+                                self.ready.push((lineage, tuple));
+                            }
+                        }
+                    }
+                }
+            }
+
+            /// Pairs the heads of the queues while they agree; when they do not, or an
+            /// item waits below every input's watermark (its partner was filtered), moves
+            /// every queued item to the map, which sorts them out.
+            fn pair_queued(&mut self, low: u64) {
+                loop {
+                    let heads = ($(self.queues.$idx.front().map(|(lineage, _)| *lineage),)+);
+                    let first = heads.0;
+                    let Some(lineage) = first else { break };
+                    if $( heads.$idx == first )&&+ {
+                        let tuple = ($(self.queues.$idx.pop_front().expect("a head").1,)+);
+                        self.ended(lineage, $n - 1);
+                        self.ready.push((lineage, tuple));
+                        continue;
+                    }
+                    if $( heads.$idx.is_some() )&&+ {
+                        return self.spill();
+                    }
+                    break;
+                }
+                let stale = false $( || self.queues.$idx.front().is_some_and(|(l, _)| l.root_index() < low) )+;
+                if stale {
+                    self.spill();
+                }
+            }
+
+            /// Moves every queued item to the map, in arrival order.
+            fn spill(&mut self) {
+                $(
+                    for (lineage, item) in std::mem::take(&mut self.queues.$idx) {
+                        self.insert(lineage, |parts| parts.$idx.replace(item).is_some());
+                    }
+                )+
+            }
+
             /// `n` items of `lineage` end here (joined into a tuple, or dropped).
             fn ended(&self, lineage: Lineage, n: i64) {
                 if let Some(ledger) = &self.ledger {
@@ -84,31 +159,11 @@ macro_rules! zip_inlet {
                                     Poll::Ready(Some(batch)) => {
                                         progressed = true;
                                         self.watermarks[$idx] = self.watermarks[$idx].max(batch.watermark);
-                                        for (lineage, item) in batch.items {
-                                            match self.pending.entry(lineage) {
-                                                Entry::Vacant(slot) => {
-                                                    let mut parts = Self::no_parts();
-                                                    parts.$idx = Some(item);
-                                                    slot.insert(parts);
-                                                }
-                                                Entry::Occupied(mut slot) => {
-                                                    if slot.get_mut().$idx.replace(item).is_some() {
-                                                        // Two items of one lineage on one edge: keep the
-                                                        // newer, count the older as a dropped piece.
-                                                        self.dropped.items += 1;
-                                                        if let Some(ledger) = &self.ledger {
-                                                            ledger.ended(lineage);
-                                                        }
-                                                    }
-                                                    if Self::is_complete(slot.get()) {
-                                                        let (lineage, parts) = slot.remove_entry();
-                                                        if let Some(tuple) = Self::complete(parts) {
-                                                            // The parts go on as one item.
-                                                            self.ended(lineage, $n - 1);
-                                                            self.ready.push((lineage, tuple));
-                                                        }
-                                                    }
-                                                }
+                                        if self.pending.is_empty() {
+                                            self.queues.$idx.extend(batch.items);
+                                        } else {
+                                            for (lineage, item) in batch.items {
+                                                self.insert(lineage, |parts| parts.$idx.replace(item).is_some());
                                             }
                                         }
                                     }
@@ -128,6 +183,9 @@ macro_rules! zip_inlet {
                 }
 
                 let low = self.watermarks.iter().copied().min().unwrap_or(u64::MAX);
+                if self.pending.is_empty() {
+                    self.pair_queued(low);
+                }
                 while let Some(entry) = self.pending.first_entry() {
                     if entry.key().root_index() >= low {
                         break;
@@ -211,6 +269,52 @@ mod tests {
                 items: 1
             }
         );
+        drop((tx_a, tx_b));
+        assert!(next(&mut zip).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn queues_pair_in_order_and_recover_after_a_filtered_item() {
+        let (tx_a, rx_a) = edge::<u64>(64);
+        let (tx_b, rx_b) = edge::<u64>(64);
+        let mut zip = Zip2::new(rx_a, rx_b);
+        let roots = |got: Batch<(u64, u64)>| -> Vec<u64> {
+            got.items.iter().map(|(l, _)| l.root_index()).collect()
+        };
+        // In step: the queues pair the heads.
+        tx_a.send(batch((0..4).map(|r| (r, r)).collect(), 4))
+            .await
+            .unwrap();
+        tx_b.send(batch((0..4).map(|r| (r, r * 10)).collect(), 4))
+            .await
+            .unwrap();
+        let got = next(&mut zip).await.unwrap();
+        assert_eq!(got.items[3].1, (3, 30));
+        assert_eq!(roots(got), [0, 1, 2, 3]);
+        assert!(zip.pending.is_empty());
+        // Branch b filtered item 5: the heads disagree, the map sorts it out.
+        tx_a.send(batch((4..8).map(|r| (r, r)).collect(), 8))
+            .await
+            .unwrap();
+        tx_b.send(batch(vec![(4, 40), (6, 60), (7, 70)], 8))
+            .await
+            .unwrap();
+        let got = next(&mut zip).await.unwrap();
+        let mut got = roots(got);
+        got.sort();
+        assert_eq!(got, [4, 6, 7]);
+        assert_eq!(
+            zip.take_dropped(),
+            Dropped {
+                tuples: 1,
+                items: 1
+            }
+        );
+        // In step again: back to the queues.
+        assert!(zip.pending.is_empty());
+        tx_a.send(batch(vec![(8, 8)], 9)).await.unwrap();
+        tx_b.send(batch(vec![(8, 80)], 9)).await.unwrap();
+        assert_eq!(roots(next(&mut zip).await.unwrap()), [8]);
         drop((tx_a, tx_b));
         assert!(next(&mut zip).await.is_none());
     }
