@@ -193,7 +193,7 @@ impl Stages<'_> {
 
 enum Input {
     Single(EdgeSender<u64>, EdgeReceiver<u64>),
-    Zip([EdgeSender<u64>; 2], Zip2<u64, u64>),
+    Zip([EdgeSender<u64>; 2], Box<Zip2<u64, u64>>),
     Merge(EdgeSender<u64>, MergeInlet<u64>),
 }
 
@@ -223,7 +223,7 @@ fn run(spec: &Spec) -> (Vec<(usize, Vec<u64>)>, pipeline::RunReport) {
             Kind::Zip => {
                 let (a, ra) = edge(*cap);
                 let (b, rb) = edge(*cap);
-                Input::Zip([a, b], Zip2::new(ra, rb))
+                Input::Zip([a, b], Box::new(Zip2::new(ra, rb)))
             }
             Kind::Merge => {
                 let (tx, rx) = edge(*cap);
@@ -339,7 +339,7 @@ fn run(spec: &Spec) -> (Vec<(usize, Vec<u64>)>, pipeline::RunReport) {
                 nm,
                 stage::map(|(a, b): (u64, u64)| join(a, b)),
                 FanIn::Zip,
-                zip,
+                *zip,
                 outlet,
                 options,
             ),
