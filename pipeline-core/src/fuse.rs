@@ -17,6 +17,10 @@
 //! At end of stream the adopter drops what it adopted, which gives it back, and every stage
 //! ends as usual from its own task.
 //!
+//! A node that fans out adopts each of its targets that offers itself, and runs them one
+//! after the other on the same batch (copies of it): a diamond's branches run on the
+//! source's thread, and only the zip behind them is fed over channels.
+//!
 //! A stage that may block is only adopted by a node that runs on a thread of its own, so a
 //! blocking stage never ends up on the async workers.
 

@@ -27,8 +27,9 @@ pub struct Outlet<T> {
     sent_watermark: u64,
     /// Time spent waiting for room downstream since the last `take_blocked`.
     blocked: Duration,
-    /// Whether the next node runs in this outlet's loop (see [`crate::fuse`]).
-    fusion: Fusion<T>,
+    /// Per target: whether the node behind it runs in this outlet's loop (see
+    /// [`crate::fuse`]).
+    fusion: Vec<Fusion<T>>,
     /// Whether the node owning this outlet runs on a thread of its own, where a stage that
     /// blocks may run inline.
     on_thread: bool,
@@ -73,21 +74,15 @@ impl<T: Send + 'static> Outlet<T> {
             .min()
             .unwrap_or(1)
             .min(MAX_BATCH);
-        let fusion = match targets.as_slice() {
-            [target] => target
-                .offer_slot()
-                .map_or(Fusion::Channel, |slot| Fusion::Offered(slot.clone())),
-            _ => {
-                // A node that fans out runs none of its targets inline: decline their offers,
-                // so they do not wait to be adopted.
-                for target in &targets {
-                    if let Some(slot) = target.offer_slot() {
-                        drop(fuse::take_offer(slot));
-                    }
-                }
-                Fusion::Channel
-            }
-        };
+        // A node that fans out may run each of its targets inline, one after the other.
+        let fusion = targets
+            .iter()
+            .map(|target| {
+                target
+                    .offer_slot()
+                    .map_or(Fusion::Channel, |slot| Fusion::Offered(slot.clone()))
+            })
+            .collect();
         Outlet {
             idle_probes: targets.iter().map(EdgeSender::probe).collect(),
             targets,
@@ -110,26 +105,39 @@ impl<T: Send + 'static> Outlet<T> {
         self.on_thread = on_thread;
     }
 
-    /// Settles an offer from the next node: waits until it has been set up and offered to
-    /// run inline, or declined. Cancel-safe: a dropped offer goes back to its node.
+    /// Settles the offers from the next nodes: waits until each has been set up and offered
+    /// to run inline, or declined. Cancel-safe: a dropped offer goes back to its node.
     async fn settle_fusion(&mut self) {
-        let Fusion::Offered(slot) = &self.fusion else {
-            return;
-        };
-        let offer = fuse::take_offer(slot);
-        self.fusion = Fusion::Channel;
-        let Some(Ok(next)) = (match offer {
-            Some(offer) => Some(offer.await),
-            None => None,
-        }) else {
-            return;
-        };
-        let target = &self.targets[0];
-        if target.is_sole_sender() && (self.on_thread || !next.blocks()) {
-            self.idle_probes = next.idle_probes().to_vec();
-            self.fusion = Fusion::Adopted(next);
+        for (target, fusion) in self.targets.iter().zip(&mut self.fusion) {
+            let Fusion::Offered(slot) = fusion else {
+                continue;
+            };
+            let offer = fuse::take_offer(slot);
+            *fusion = Fusion::Channel;
+            let Some(Ok(next)) = (match offer {
+                Some(offer) => Some(offer.await),
+                None => None,
+            }) else {
+                continue;
+            };
+            if target.is_sole_sender() && (self.on_thread || !next.blocks()) {
+                *fusion = Fusion::Adopted(next);
+            }
+            // Otherwise `next` is dropped here, which sends it back to its own task.
         }
-        // Otherwise `next` is dropped here, which sends it back to its own task.
+        self.refresh_probes();
+    }
+
+    /// The edges to look at for whether the next nodes are idle: those of the chains run
+    /// inline (which may have grown or shrunk), and the channels.
+    fn refresh_probes(&mut self) {
+        self.idle_probes.clear();
+        for (target, fusion) in self.targets.iter().zip(&self.fusion) {
+            match fusion {
+                Fusion::Adopted(next) => self.idle_probes.extend_from_slice(next.idle_probes()),
+                _ => self.idle_probes.push(target.probe()),
+            }
+        }
     }
 
     /// Reports fan-out copies to the process's ledger of items from other processes.
@@ -243,61 +251,93 @@ impl<T: Send + 'static> Outlet<T> {
         if self.buf.is_empty() && self.watermark == self.sent_watermark {
             return Ok(());
         }
-        if matches!(self.fusion, Fusion::Offered(_)) {
+        if self.fusion.iter().any(|f| matches!(f, Fusion::Offered(_))) {
             self.settle_fusion().await;
         }
         let watermark = self.watermark;
-        if let Fusion::Adopted(next) = &mut self.fusion {
+        if let [Fusion::Adopted(next)] = self.fusion.as_mut_slice() {
             let now = handed_at.unwrap_or_else(Instant::now);
             let keep = next.take(&mut self.buf, watermark, now).await?;
             self.sent_watermark = watermark;
-            if keep {
-                // The chain may have grown (adopting further) or shrunk (giving back).
-                self.idle_probes.clear();
-                self.idle_probes.extend_from_slice(next.idle_probes());
-            } else {
+            if !keep {
                 // Dropping the stage gives it back; the channel takes over.
-                self.fusion = Fusion::Channel;
-                self.idle_probes = self.targets.iter().map(EdgeSender::probe).collect();
+                self.fusion[0] = Fusion::Channel;
             }
+            self.refresh_probes();
             return Ok(());
         }
         let n = self.buf.len();
         // Only a wait is timed, so a flowing pipeline pays no clock reads here.
-        let waiting_since = (!self.targets.iter().all(|t| t.has_room_for(n))).then(Instant::now);
-        if let [target] = self.targets.as_slice() {
+        let all_have_room = self
+            .targets
+            .iter()
+            .zip(&self.fusion)
+            .all(|(target, fusion)| matches!(fusion, Fusion::Adopted(_)) || target.has_room_for(n));
+        let waiting_since = (!all_have_room).then(Instant::now);
+        if let ([target], [Fusion::Channel]) = (self.targets.as_slice(), self.fusion.as_slice()) {
             let room = target.reserve(n).await?;
             room.send(Batch {
                 items: std::mem::replace(&mut self.buf, Vec::with_capacity(self.batch_max)),
                 watermark,
             })?;
         } else {
-            let mut rooms = Vec::with_capacity(self.targets.len());
-            for target in &self.targets {
-                rooms.push(target.reserve(n).await?);
-            }
-            let items = std::mem::replace(&mut self.buf, Vec::with_capacity(self.batch_max));
-            if let Some(ledger) = &self.ledger {
-                let copies = self.targets.len() as i64 - 1;
-                for (lineage, _) in &items {
-                    ledger.adjust(*lineage, copies);
-                }
-            }
-            let duplicate = self
-                .duplicate
-                .expect("a fan-out outlet is built by `broadcast`");
-            let last = rooms.pop().expect("at least one target");
-            for room in rooms {
-                room.send(Batch {
-                    items: duplicate(&items),
-                    watermark,
-                })?;
-            }
-            last.send(Batch { items, watermark })?;
+            self.fan_out(watermark, handed_at).await?;
         }
         self.sent_watermark = watermark;
         if let Some(since) = waiting_since {
             self.blocked += since.elapsed();
+        }
+        Ok(())
+    }
+
+    /// Sends a copy of the batch to every target: first on the channels, once room on all of
+    /// them is held, then to the nodes running inline, one after the other.
+    async fn fan_out(&mut self, watermark: u64, handed_at: Option<Instant>) -> Result<(), Closed> {
+        let n = self.buf.len();
+        let channels: Vec<usize> = (0..self.targets.len())
+            .filter(|&i| !matches!(self.fusion[i], Fusion::Adopted(_)))
+            .collect();
+        let mut rooms = Vec::with_capacity(channels.len());
+        for &i in &channels {
+            rooms.push(self.targets[i].reserve(n).await?);
+        }
+        let items = std::mem::replace(&mut self.buf, Vec::with_capacity(self.batch_max));
+        if let Some(ledger) = &self.ledger {
+            let copies = self.targets.len() as i64 - 1;
+            for (lineage, _) in &items {
+                ledger.adjust(*lineage, copies);
+            }
+        }
+        let duplicate = self
+            .duplicate
+            .expect("a fan-out outlet is built by `broadcast`");
+        let mut copies: Vec<Items<T>> =
+            (1..self.targets.len()).map(|_| duplicate(&items)).collect();
+        copies.push(items);
+        // Channels first: their nodes get going while the inline ones run here.
+        for (room, &i) in rooms.into_iter().zip(&channels) {
+            room.send(Batch {
+                items: std::mem::take(&mut copies[i]),
+                watermark,
+            })?;
+        }
+        let mut handed_at = handed_at;
+        let mut changed = false;
+        for (i, copy) in copies.iter_mut().enumerate() {
+            let Fusion::Adopted(next) = &mut self.fusion[i] else {
+                continue;
+            };
+            // The first inline node starts when the caller read the clock; the next ones
+            // when the one before them is done.
+            let now = handed_at.take().unwrap_or_else(Instant::now);
+            changed = true;
+            if !next.take(copy, watermark, now).await? {
+                // Dropping the node gives it back; its channel takes over.
+                self.fusion[i] = Fusion::Channel;
+            }
+        }
+        if changed {
+            self.refresh_probes();
         }
         Ok(())
     }
