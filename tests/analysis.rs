@@ -5,6 +5,47 @@ use std::time::Duration;
 use pipeline::prelude::*;
 use pipeline::{FanIn, NodeReport, Role};
 
+/// Spins for about `d`: a stage that is cheap enough to run inline, yet costs far more
+/// than the source's iteration.
+fn spin(d: Duration) {
+    let until = std::time::Instant::now() + d;
+    while std::time::Instant::now() < until {
+        std::hint::spin_loop();
+    }
+}
+
+/// A chain of cheap stages runs inline on the source's thread: the time its stages take is
+/// the source waiting on them (blocked), not the source being busy, and the stage that
+/// costs the most shows it.
+#[test]
+fn time_in_stages_running_inline_is_theirs_not_the_sources() {
+    let p = pipeline! {
+        nums = source::iter(0..20_000u32);
+        light = stage::map(|n: u32| n + 1);
+        heavy = stage::map(|n: u32| {
+            spin(Duration::from_micros(2));
+            n
+        });
+        out = sink::for_each(|_n: u32| {});
+        nums => light => heavy => out;
+    };
+    let report = p.run_blocking().unwrap();
+    let wall = report.elapsed;
+    let share = |name: &str| {
+        let node = report.node(name).unwrap();
+        (node.utilisation(wall), node.blocked_share(wall))
+    };
+    let (source_busy, source_blocked) = share("nums");
+    let (heavy_busy, _) = share("heavy");
+    assert!(source_blocked > 0.5, "{report}");
+    assert!(heavy_busy > source_busy, "{report}");
+    assert_ne!(
+        report.verdict().map(|v| v.bottleneck),
+        Some("nums".into()),
+        "{report}"
+    );
+}
+
 #[test]
 fn the_verdict_names_the_slow_stage_and_says_what_to_do() {
     let p = pipeline! {

@@ -50,7 +50,9 @@ pub(crate) trait Adoptable<T>: Send {
     fn blocks(&self) -> bool;
 
     /// Processes `items` (leaving the vector empty) and sends what they produced on.
-    /// `Ok(false)`: the stage must go back to its own task now (drop it to give it back).
+    /// Returns whether the stage stays inline (false: it must go back to its own task now;
+    /// drop it to give it back) and when the chain it heads was done with the batch: the
+    /// caller waited on it until then.
     /// `handed_at`: when the caller last read the clock, just before (a chain reads it once
     /// per node and batch, not twice).
     fn take<'a>(
@@ -58,7 +60,7 @@ pub(crate) trait Adoptable<T>: Send {
         items: &'a mut Items<T>,
         watermark: u64,
         handed_at: Instant,
-    ) -> Pin<Box<dyn Future<Output = Result<bool, Closed>> + Send + 'a>>;
+    ) -> Taken<'a>;
 
     /// The edges the stage (or the chain it heads) sends on, to tell whether the nodes
     /// behind them are idle.
@@ -66,6 +68,9 @@ pub(crate) trait Adoptable<T>: Send {
 }
 
 pub(crate) type Adopted<T> = Box<dyn Adoptable<T>>;
+/// What [`Adoptable::take`] returns: whether the node stays inline, and when it was done.
+pub(crate) type Taken<'a> =
+    Pin<Box<dyn Future<Output = Result<(bool, Instant), Closed>> + Send + 'a>>;
 /// The stage's side of an edge's hand-off: it sends itself, or drops this to decline.
 pub(crate) type Offer<T> = oneshot::Sender<Adopted<T>>;
 /// The feeding side of an edge's hand-off, shared by the clones of the edge's sender.
@@ -92,13 +97,14 @@ pub(crate) trait Lendable: Send + 'static {
     fn process(&mut self, items: &mut Items<Self::In>, watermark: u64, ctx: &NodeCtx) -> bool;
 
     /// Sends on what `process` produced; `keep` is what it returned.
-    /// `now`: the time `process` ended.
+    /// `now`: the time `process` ended. Returns when the nodes after it that run inline
+    /// were done (`now` if none ran).
     fn send_on(
         &mut self,
         keep: bool,
         watermark: u64,
         now: Instant,
-    ) -> impl Future<Output = Result<(), Closed>> + Send;
+    ) -> impl Future<Output = Result<Instant, Closed>> + Send;
 
     /// The node's counts and its latency sampler, published after each batch.
     fn meters(&mut self) -> (&mut BatchCounts, &mut LatencySampler);
@@ -180,7 +186,12 @@ impl<S: Stage> Lendable for Resumed<S> {
         keep
     }
 
-    async fn send_on(&mut self, keep: bool, watermark: u64, now: Instant) -> Result<(), Closed> {
+    async fn send_on(
+        &mut self,
+        keep: bool,
+        watermark: u64,
+        now: Instant,
+    ) -> Result<Instant, Closed> {
         self.outlet.handing_at(now);
         // With items left over, not all items below the watermark have been pushed yet.
         let reached = self.leftover.is_none().then_some(watermark);
@@ -191,8 +202,10 @@ impl<S: Stage> Lendable for Resumed<S> {
             // One batch in, one batch out: the feeding node's batching decides latency.
             self.outlet.flush().await?;
         }
-        self.counts.blocked += self.outlet.take_blocked();
-        Ok(())
+        // Blocked: on room in a channel, or on the nodes run inline, all after `now`.
+        let blocked = self.outlet.take_blocked();
+        self.counts.blocked += blocked;
+        Ok(now + blocked)
     }
 
     fn meters(&mut self) -> (&mut BatchCounts, &mut LatencySampler) {
@@ -249,8 +262,13 @@ impl<S: Sink> Lendable for SinkResumed<S> {
         keep
     }
 
-    async fn send_on(&mut self, _keep: bool, _watermark: u64, _now: Instant) -> Result<(), Closed> {
-        Ok(())
+    async fn send_on(
+        &mut self,
+        _keep: bool,
+        _watermark: u64,
+        now: Instant,
+    ) -> Result<Instant, Closed> {
+        Ok(now)
     }
 
     fn meters(&mut self) -> (&mut BatchCounts, &mut LatencySampler) {
@@ -296,7 +314,7 @@ impl<L: Lendable> Fused<L> {
         items: &mut Items<L::In>,
         watermark: u64,
         started: Instant,
-    ) -> Result<bool, Closed> {
+    ) -> Result<(bool, Instant), Closed> {
         let state = self
             .state
             .as_mut()
@@ -304,9 +322,7 @@ impl<L: Lendable> Fused<L> {
         state.meters().0.starved += started.saturating_duration_since(self.idle_since);
         let (received, whole_batch) = (items.len(), state.meters().1.times_whole_batches());
         let mut keep = state.process(items, watermark, &self.ctx);
-        // The time the nodes after this one take inline is theirs, not this node's.
         let done = Instant::now();
-        self.idle_since = done;
         if whole_batch {
             // No item was timed alone: the batch's time is its items'.
             let latency = state.meters().1;
@@ -315,7 +331,10 @@ impl<L: Lendable> Fused<L> {
                 keep = false;
             }
         }
-        state.send_on(keep, watermark, done).await?;
+        // The time the nodes after this one take inline is theirs: this node waits on
+        // them (it counts as blocked), and is idle only after.
+        let end = state.send_on(keep, watermark, done).await?;
+        self.idle_since = end;
         // Publishing costs more than a batch of cheap items; readers of live counts can
         // wait a millisecond. The counts stay in the state, so nothing is lost meanwhile.
         if !keep || done.saturating_duration_since(self.published_at) >= PUBLISH_EVERY {
@@ -324,7 +343,7 @@ impl<L: Lendable> Fused<L> {
             self.ctx.stats.publish_at(counts, Some(done));
             self.ctx.stats.merge_latency_at(latency, done);
         }
-        Ok(keep)
+        Ok((keep, end))
     }
 }
 
@@ -338,7 +357,7 @@ impl<L: Lendable> Adoptable<L::In> for Fused<L> {
         items: &'a mut Items<L::In>,
         watermark: u64,
         handed_at: Instant,
-    ) -> Pin<Box<dyn Future<Output = Result<bool, Closed>> + Send + 'a>> {
+    ) -> Taken<'a> {
         Box::pin(self.run(items, watermark, handed_at))
     }
 

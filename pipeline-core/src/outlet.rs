@@ -257,7 +257,9 @@ impl<T: Send + 'static> Outlet<T> {
         let watermark = self.watermark;
         if let [Fusion::Adopted(next)] = self.fusion.as_mut_slice() {
             let now = handed_at.unwrap_or_else(Instant::now);
-            let keep = next.take(&mut self.buf, watermark, now).await?;
+            let (keep, end) = next.take(&mut self.buf, watermark, now).await?;
+            // Waiting for the next node to be done is being blocked on it, inline or not.
+            self.blocked += end.saturating_duration_since(now);
             self.sent_watermark = watermark;
             if !keep {
                 // Dropping the stage gives it back; the channel takes over.
@@ -321,22 +323,23 @@ impl<T: Send + 'static> Outlet<T> {
                 watermark,
             })?;
         }
-        let mut handed_at = handed_at;
-        let mut changed = false;
+        let (mut handed_at, mut ran_inline) = (handed_at, false);
         for (i, copy) in copies.iter_mut().enumerate() {
             let Fusion::Adopted(next) = &mut self.fusion[i] else {
                 continue;
             };
             // The first inline node starts when the caller read the clock; the next ones
             // when the one before them is done.
-            let now = handed_at.take().unwrap_or_else(Instant::now);
-            changed = true;
-            if !next.take(copy, watermark, now).await? {
+            let now = handed_at.unwrap_or_else(Instant::now);
+            let (keep, end) = next.take(copy, watermark, now).await?;
+            self.blocked += end.saturating_duration_since(now);
+            (handed_at, ran_inline) = (Some(end), true);
+            if !keep {
                 // Dropping the node gives it back; its channel takes over.
                 self.fusion[i] = Fusion::Channel;
             }
         }
-        if changed {
+        if ran_inline {
             self.refresh_probes();
         }
         Ok(())
@@ -349,7 +352,8 @@ impl<T: Send + 'static> Outlet<T> {
         // Dropping the senders here is the end-of-stream signal.
     }
 
-    /// Time spent waiting for room downstream since the last call.
+    /// Time spent waiting for room downstream (or for the nodes run inline) since the last
+    /// call.
     pub fn take_blocked(&mut self) -> Duration {
         std::mem::take(&mut self.blocked)
     }
