@@ -127,9 +127,16 @@ fn main() {
         let work = Work::calibrate(Duration::from_micros(50));
         let one = median(3, || runtime.block_on(run_timed(cpu_bound(work, 1))));
         let two = median(3, || runtime.block_on(run_timed(cpu_bound(work, 2))));
+        // What two threads of this machine give at all: its cores may be hyperthreads,
+        // or shared with neighbours.
+        let bare_one = median(3, || bare_threads(work, 1));
+        let bare_two = median(3, || bare_threads(work, 2));
         show("cpu-bound stage (50 µs per item), 1 worker", one);
         show("cpu-bound stage (50 µs per item), 2 workers", two);
+        show("the same work on 1 bare thread", bare_one);
+        show("the same work split over 2 bare threads", bare_two);
         record("cpu2_speedup", ratio(one, two));
+        record("cpu2_speedup_bare_threads", ratio(bare_one, bare_two));
         println!();
     }
     if wanted("latency") {
@@ -466,8 +473,28 @@ impl Work {
     }
 }
 
+const CPU_ITEMS: u64 = 10_000;
+
+/// The cpu-bound work split over `threads` plain threads, no pipeline: the machine's own
+/// ceiling for `cpu2_speedup`.
+fn bare_threads(work: Work, threads: u64) -> Duration {
+    let started = Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|first| {
+            std::thread::spawn(move || {
+                (first..CPU_ITEMS)
+                    .step_by(threads as usize)
+                    .fold(0u64, |sum, x| sum.wrapping_add(work.run(black_box(x))))
+            })
+        })
+        .collect();
+    for handle in handles {
+        black_box(handle.join().unwrap());
+    }
+    started.elapsed()
+}
+
 fn cpu_bound(work: Work, workers: usize) -> Pipeline {
-    const CPU_ITEMS: u64 = 10_000;
     let total = Arc::new(AtomicU64::new(0));
     let crunch = move || stage::map(move |x: u64| work.run(black_box(x)));
     if workers == 1 {

@@ -131,6 +131,10 @@ impl<T: Send + 'static> Outlet<T> {
     /// The edges to look at for whether the next nodes are idle: those of the chains run
     /// inline (which may have grown or shrunk), and the channels.
     fn refresh_probes(&mut self) {
+        if self.probes_are_current() {
+            // Most batches change nothing: no reference counts to touch.
+            return;
+        }
         self.idle_probes.clear();
         for (target, fusion) in self.targets.iter().zip(&self.fusion) {
             match fusion {
@@ -138,6 +142,23 @@ impl<T: Send + 'static> Outlet<T> {
                 _ => self.idle_probes.push(target.probe()),
             }
         }
+    }
+
+    fn probes_are_current(&self) -> bool {
+        let mut current = self.idle_probes.iter();
+        for (target, fusion) in self.targets.iter().zip(&self.fusion) {
+            let same = match fusion {
+                Fusion::Adopted(next) => next
+                    .idle_probes()
+                    .iter()
+                    .all(|probe| current.next().is_some_and(|p| p.same_edge(probe))),
+                _ => current.next().is_some_and(|p| target.is_probed_by(p)),
+            };
+            if !same {
+                return false;
+            }
+        }
+        current.next().is_none()
     }
 
     /// Reports fan-out copies to the process's ledger of items from other processes.

@@ -418,9 +418,9 @@ impl LatencySampler {
         let Some(items) = u32::try_from(items).ok().filter(|&n| n > 0) else {
             return;
         };
-        let mean = took / items;
-        self.samples.push((nanos(mean).max(1), u64::from(items)));
-        if mean >= SLOW_ITEM {
+        let mean = nanos(took) / u64::from(items);
+        self.samples.push((mean.max(1), u64::from(items)));
+        if mean >= nanos(SLOW_ITEM) {
             // One slow batch can be a thread that was preempted: it counts as one slow item.
             self.slow_streak = self.slow_streak.saturating_add(1);
             self.gap = 0;

@@ -136,6 +136,11 @@ impl<T> EdgeSender<T> {
     }
 
     /// Tells, without the item type, whether the edge is empty.
+    /// Whether `probe` looks at this edge.
+    pub(crate) fn is_probed_by(&self, probe: &Probe) -> bool {
+        Arc::ptr_eq(&self.permits, &probe.permits)
+    }
+
     pub(crate) fn probe(&self) -> Probe {
         Probe {
             permits: self.permits.clone(),
@@ -164,6 +169,11 @@ pub(crate) struct Probe {
 impl Probe {
     pub(crate) fn is_empty(&self) -> bool {
         self.permits.available_permits() >= self.capacity
+    }
+
+    /// Whether both look at the same edge.
+    pub(crate) fn same_edge(&self, other: &Probe) -> bool {
+        Arc::ptr_eq(&self.permits, &other.permits)
     }
 }
 
