@@ -297,9 +297,10 @@ pub(crate) const SLOW_ITEM: Duration = Duration::from_micros(10);
 /// When a source should send what it holds. Items that come slowly go on at once; fast
 /// ones fill a batch. The clock is read only while the source is slow or the next node is
 /// idle (when sending now would help latency), and then for a fast source only every few
-/// pushes: a flush is due when pushes came at least 10 µs apart (the source is slow right
-/// now) or the items held have waited 50 µs (a fast source feeding an idle node sends a
-/// batch every 50 µs, not item by item).
+/// pushes, as many as take about a quarter of the longest hold at the last gap measured: a
+/// flush is due when pushes came at least 10 µs apart (the source is slow right now) or the
+/// items held have waited 50 µs (a fast source feeding an idle node sends a batch every
+/// 50 µs, not item by item).
 pub(crate) struct Pace {
     last_check: Option<Instant>,
     holding_since: Option<Instant>,
@@ -308,11 +309,16 @@ pub(crate) struct Pace {
     quick_checks: u32,
     /// Pushes since the clock was last read.
     unchecked: u32,
+    /// Pushes between two clock reads while the source is fast.
+    pushes_per_check: u32,
 }
 
 const QUICK_CHECKS_TO_BATCH: u32 = 4;
-/// A fast source reads the clock once per this many pushes.
-const PUSHES_PER_CHECK: u32 = 8;
+/// A fast source reads the clock once per this many pushes, or more (see `Pace`).
+const MIN_PUSHES_PER_CHECK: u32 = 8;
+/// A source that turns slow holds at most this many items before it sees it (there is no
+/// timer): one clock read per 64 pushes costs under a nanosecond per item.
+const MAX_PUSHES_PER_CHECK: u32 = 64;
 
 const LONGEST_HOLD: Duration = Duration::from_micros(50);
 
@@ -324,6 +330,7 @@ impl Pace {
             slow: true,
             quick_checks: 0,
             unchecked: 0,
+            pushes_per_check: MIN_PUSHES_PER_CHECK,
         }
     }
 
@@ -339,7 +346,7 @@ impl Pace {
         } else if !downstream_idle {
             usize::MAX
         } else {
-            PUSHES_PER_CHECK.saturating_sub(self.unchecked).max(1) as usize
+            self.pushes_per_check.saturating_sub(self.unchecked).max(1) as usize
         }
     }
 
@@ -351,7 +358,7 @@ impl Pace {
         self.unchecked = self
             .unchecked
             .saturating_add(u32::try_from(pushes).unwrap_or(u32::MAX));
-        if !self.slow && (!downstream_idle || self.unchecked < PUSHES_PER_CHECK) {
+        if !self.slow && (!downstream_idle || self.unchecked < self.pushes_per_check) {
             return false;
         }
         let pushes = std::mem::take(&mut self.unchecked);
@@ -360,6 +367,12 @@ impl Pace {
             .last_check
             .map_or(Duration::MAX, |last| (now - last) / pushes);
         self.last_check = Some(now);
+        // A source that pushes every few nanoseconds need not read a 40 ns clock every 8
+        // pushes: checking a few times per longest hold is enough to keep to it.
+        let per_check = (LONGEST_HOLD / 4).as_nanos() / gap.as_nanos().max(1);
+        self.pushes_per_check = u32::try_from(per_check).map_or(MAX_PUSHES_PER_CHECK, |n| {
+            n.clamp(MIN_PUSHES_PER_CHECK, MAX_PUSHES_PER_CHECK)
+        });
         // One quick push after slow ones is often a late tick catching up: the source is
         // fast only after a few in a row, or the item after them would wait for the next.
         self.quick_checks = if gap >= SLOW_ITEM {
@@ -505,5 +518,33 @@ impl RemoteEdgeStats {
             redelivered: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fast_source_reads_the_clock_less_often_but_a_slow_one_at_every_push() {
+        let mut pace = Pace::new();
+        assert_eq!(pace.pushes_before_check(true), 1, "slow until proven fast");
+        // Runs of 1000 pushes nanoseconds apart: fast after a few checks.
+        for _ in 0..QUICK_CHECKS_TO_BATCH + 1 {
+            pace.flush_due_after(1000, true);
+        }
+        assert_eq!(
+            pace.pushes_before_check(true),
+            MAX_PUSHES_PER_CHECK as usize
+        );
+        assert_eq!(
+            pace.pushes_before_check(false),
+            usize::MAX,
+            "a busy next node takes the items when it gets to them"
+        );
+        // The source turns slow: the next check sees it and sends at once.
+        std::thread::sleep(Duration::from_millis(2));
+        assert!(pace.flush_due_after(MAX_PUSHES_PER_CHECK as usize, true));
+        assert_eq!(pace.pushes_before_check(true), 1);
     }
 }

@@ -19,7 +19,7 @@ use crate::lineage::Lineage;
 /// Items in flight on one edge when the DSL does not say otherwise.
 pub const DEFAULT_CAPACITY: usize = 1024;
 /// The largest number of items one message carries.
-pub const MAX_BATCH: usize = 256;
+pub const MAX_BATCH: usize = 1024;
 
 /// Items with their lineage, plus the edge's progress.
 #[derive(Debug)]

@@ -13,10 +13,12 @@ use crate::lineage::Lineage;
 
 type Items<T> = Vec<(Lineage, T)>;
 
-/// Whether a `Vec<(Lineage, A)>`'s allocation can hold `(Lineage, B)`s instead.
+/// Whether a `Vec<(Lineage, A)>`'s allocation can hold `(Lineage, B)`s instead, with each
+/// lineage where it was (so mapping writes only the item).
 pub(crate) const fn same_layout<A, B>() -> bool {
     size_of::<(Lineage, A)>() == size_of::<(Lineage, B)>()
         && align_of::<(Lineage, A)>() == align_of::<(Lineage, B)>()
+        && std::mem::offset_of!((Lineage, A), 0) == std::mem::offset_of!((Lineage, B), 0)
 }
 
 /// A batch part-way through being mapped in place: outputs first, then at most one empty
@@ -98,13 +100,12 @@ impl<A, B> InPlace<A, B> {
         };
         while progress.at < end {
             // SAFETY: the slot at `at` (below `len`) holds an input nothing else owns. Its
-            // lineage is copied and its item moved out; the output is written over both,
-            // which fits (same layout). A panic in `map` leaves the lineage in place.
+            // item is moved out and the output written in its place; the lineage stays where
+            // it is, which is where an output's lineage goes (same layout). A panic in `map`
+            // leaves the lineage in place too.
             unsafe {
-                let slot = slots.add(progress.at);
-                let lineage = (*slot).0;
-                let output = map(ptr::read(&raw const (*slot).1));
-                ptr::write(outputs.add(progress.at), (lineage, output));
+                let output = map(ptr::read(&raw const (*slots.add(progress.at)).1));
+                ptr::write(&raw mut (*outputs.add(progress.at)).1, output);
             }
             progress.at += 1;
         }
