@@ -68,12 +68,7 @@ impl<T: Send + 'static> Outlet<T> {
 
     fn with_targets(targets: Vec<EdgeSender<T>>, duplicate: Option<Duplicate<T>>) -> Self {
         assert!(!targets.is_empty(), "an outlet needs at least one edge");
-        let batch_max = targets
-            .iter()
-            .map(EdgeSender::capacity)
-            .min()
-            .unwrap_or(1)
-            .min(MAX_BATCH);
+        let batch_max = channel_batch_max(&targets);
         // A node that fans out may run each of its targets inline, one after the other.
         let fusion = targets
             .iter()
@@ -125,7 +120,24 @@ impl<T: Send + 'static> Outlet<T> {
             }
             // Otherwise `next` is dropped here, which sends it back to its own task.
         }
+        self.refresh_batch_max();
         self.refresh_probes();
+    }
+
+    /// Sizes batches for the channels still in use; with none, for the inline nodes.
+    fn refresh_batch_max(&mut self) {
+        let channels: Vec<&EdgeSender<T>> = self
+            .targets
+            .iter()
+            .zip(&self.fusion)
+            .filter(|(_, fusion)| !matches!(fusion, Fusion::Adopted(_)))
+            .map(|(target, _)| target)
+            .collect();
+        self.batch_max = if channels.is_empty() {
+            MAX_BATCH
+        } else {
+            channel_batch_max(channels)
+        };
     }
 
     /// The edges to look at for whether the next nodes are idle: those of the chains run
@@ -285,6 +297,7 @@ impl<T: Send + 'static> Outlet<T> {
             if !keep {
                 // Dropping the stage gives it back; the channel takes over.
                 self.fusion[0] = Fusion::Channel;
+                self.refresh_batch_max();
             }
             self.refresh_probes();
             return Ok(());
@@ -358,6 +371,7 @@ impl<T: Send + 'static> Outlet<T> {
             if !keep {
                 // Dropping the node gives it back; its channel takes over.
                 self.fusion[i] = Fusion::Channel;
+                self.refresh_batch_max();
             }
         }
         if ran_inline {
@@ -394,6 +408,18 @@ impl<T: Send + 'static> Outlet<T> {
     pub(crate) fn idle_probes(&self) -> &[Probe] {
         &self.idle_probes
     }
+}
+
+/// The largest batch for sending over these channels: a quarter of the smallest one's
+/// capacity, so that the sender fills the next batch while the channel holds the ones
+/// before it, rather than both sides taking turns.
+fn channel_batch_max<'a, T: 'a>(channels: impl IntoIterator<Item = &'a EdgeSender<T>>) -> usize {
+    channels
+        .into_iter()
+        .map(|channel| channel.capacity() / 4)
+        .min()
+        .unwrap_or(1)
+        .clamp(1, MAX_BATCH)
 }
 
 fn clone_items<T: Clone>(items: &Items<T>) -> Items<T> {

@@ -297,27 +297,30 @@ pub(crate) const SLOW_ITEM: Duration = Duration::from_micros(10);
 /// When a source should send what it holds. Items that come slowly go on at once; fast
 /// ones fill a batch. The clock is read only while the source is slow or the next node is
 /// idle (when sending now would help latency), and then for a fast source only every few
-/// pushes, as many as take about a quarter of the longest hold at the last gap measured: a
-/// flush is due when pushes came at least 10 µs apart (the source is slow right now) or the
-/// items held have waited 50 µs (a fast source feeding an idle node sends a batch every
-/// 50 µs, not item by item).
+/// pushes: a flush is due when pushes came at least 10 µs apart (the source is slow right
+/// now) or the items held have waited 50 µs (a fast source feeding an idle node sends a
+/// batch every 50 µs, not item by item).
+///
+/// There is no timer: a fast source that turns slow holds what it pushed since the last
+/// check until the next one. So a source counts as fast only after 64 quick pushes in a
+/// row (a few ticks of a timer that fired late arrive at once, and are no fast source),
+/// and checks less often only the longer it stays fast.
 pub(crate) struct Pace {
     last_check: Option<Instant>,
     holding_since: Option<Instant>,
     slow: bool,
-    /// Checks in a row that found pushes less than 10 µs apart.
-    quick_checks: u32,
+    /// Pushes in a row that came less than 10 µs apart.
+    quick_pushes: u32,
     /// Pushes since the clock was last read.
     unchecked: u32,
     /// Pushes between two clock reads while the source is fast.
     pushes_per_check: u32,
 }
 
-const QUICK_CHECKS_TO_BATCH: u32 = 4;
-/// A fast source reads the clock once per this many pushes, or more (see `Pace`).
+const QUICK_PUSHES_TO_BATCH: u32 = 64;
+/// A fast source reads the clock once per this many pushes at first.
 const MIN_PUSHES_PER_CHECK: u32 = 8;
-/// A source that turns slow holds at most this many items before it sees it (there is no
-/// timer): one clock read per 64 pushes costs under a nanosecond per item.
+/// ... and at most this many, which costs under a nanosecond per item for the clock.
 const MAX_PUSHES_PER_CHECK: u32 = 64;
 
 const LONGEST_HOLD: Duration = Duration::from_micros(50);
@@ -328,7 +331,7 @@ impl Pace {
             last_check: None,
             holding_since: None,
             slow: true,
-            quick_checks: 0,
+            quick_pushes: 0,
             unchecked: 0,
             pushes_per_check: MIN_PUSHES_PER_CHECK,
         }
@@ -363,24 +366,22 @@ impl Pace {
         }
         let pushes = std::mem::take(&mut self.unchecked);
         let now = Instant::now();
-        let gap = self
-            .last_check
-            .map_or(Duration::MAX, |last| (now - last) / pushes);
+        let since_last = self.last_check.map_or(Duration::MAX, |last| now - last);
+        let gap = since_last / pushes.max(1);
         self.last_check = Some(now);
-        // A source that pushes every few nanoseconds need not read a 40 ns clock every 8
-        // pushes: checking a few times per longest hold is enough to keep to it.
-        let per_check = (LONGEST_HOLD / 4).as_nanos() / gap.as_nanos().max(1);
-        self.pushes_per_check = u32::try_from(per_check).map_or(MAX_PUSHES_PER_CHECK, |n| {
-            n.clamp(MIN_PUSHES_PER_CHECK, MAX_PUSHES_PER_CHECK)
-        });
         // One quick push after slow ones is often a late tick catching up: the source is
-        // fast only after a few in a row, or the item after them would wait for the next.
-        self.quick_checks = if gap >= SLOW_ITEM {
-            0
+        // fast only after many in a row, or the item after them would wait for the next.
+        if gap >= SLOW_ITEM {
+            self.quick_pushes = 0;
+            self.pushes_per_check = MIN_PUSHES_PER_CHECK;
         } else {
-            self.quick_checks.saturating_add(1)
-        };
-        self.slow = self.quick_checks < QUICK_CHECKS_TO_BATCH;
+            self.quick_pushes = self.quick_pushes.saturating_add(pushes);
+            if !self.slow && since_last < LONGEST_HOLD / 8 {
+                // Still fast, with room to spare: the clock can wait twice as long.
+                self.pushes_per_check = (self.pushes_per_check * 2).min(MAX_PUSHES_PER_CHECK);
+            }
+        }
+        self.slow = self.quick_pushes < QUICK_PUSHES_TO_BATCH;
         let holding = now - *self.holding_since.get_or_insert(now);
         self.slow || holding >= LONGEST_HOLD
     }
@@ -530,7 +531,18 @@ mod tests {
         let mut pace = Pace::new();
         assert_eq!(pace.pushes_before_check(true), 1, "slow until proven fast");
         // Runs of 1000 pushes nanoseconds apart: fast after a few checks.
-        for _ in 0..QUICK_CHECKS_TO_BATCH + 1 {
+        // A few quick pushes (late timer ticks arriving at once) are no fast source.
+        for _ in 0..4 {
+            pace.flush_due_after(1, true);
+        }
+        assert_eq!(pace.pushes_before_check(true), 1);
+        // Runs of 1000 pushes nanoseconds apart are: it reads the clock less and less often.
+        pace.flush_due_after(1000, true);
+        assert_eq!(
+            pace.pushes_before_check(true),
+            MIN_PUSHES_PER_CHECK as usize
+        );
+        for _ in 0..10 {
             pace.flush_due_after(1000, true);
         }
         assert_eq!(

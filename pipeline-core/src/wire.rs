@@ -18,7 +18,9 @@ use crate::lineage::Lineage;
 
 /// Items in flight on one edge when the DSL does not say otherwise.
 pub const DEFAULT_CAPACITY: usize = 1024;
-/// The largest number of items one message carries.
+/// The largest number of items one batch carries: one handed to a node running inline, or
+/// one message on an edge of 4096 items or more (a message holds at most a quarter of its
+/// edge's capacity, see `Outlet`).
 pub const MAX_BATCH: usize = 1024;
 
 /// Items with their lineage, plus the edge's progress.
