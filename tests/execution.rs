@@ -616,3 +616,79 @@ async fn a_sink_panicking_inline_fails_the_item_and_consumes_the_rest() {
     assert_eq!(sink.errors, vec!["panic: seven is unlucky".to_string()]);
     assert!(report.accounting().is_balanced());
 }
+
+/// A diamond of cheap synchronous nodes runs on one thread: the branches run inside the
+/// source's loop, and the zip inside theirs, so no item waits for another thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_diamond_of_cheap_nodes_runs_on_one_thread_zip_included() {
+    let threads = Arc::new(Mutex::new(std::collections::HashSet::new()));
+    let (seen_a, seen_b, seen_zip) = (threads.clone(), threads.clone(), threads.clone());
+    let sum = Arc::new(Mutex::new(0u64));
+    let total = sum.clone();
+    let p = pipeline! {
+        nums = source::iter(0..200_000u64);
+        double = stage::map(move |n: u64| {
+            seen_a.lock().unwrap().insert(std::thread::current().id());
+            n * 2
+        });
+        next = stage::map(move |n: u64| {
+            seen_b.lock().unwrap().insert(std::thread::current().id());
+            n + 1
+        });
+        both = sink::for_each(move |(a, b): (u64, u64)| {
+            seen_zip.lock().unwrap().insert(std::thread::current().id());
+            assert_eq!(a / 2 + 1, b, "paired by lineage");
+            *total.lock().unwrap() += a + b;
+        });
+        nums => double, next;
+        double, next => both;
+    };
+    let report = tokio::time::timeout(Duration::from_secs(20), p.run())
+        .await
+        .expect("must not hang")
+        .unwrap();
+    let n = 200_000u64;
+    assert_eq!(*sum.lock().unwrap(), (0..n).map(|x| 3 * x + 1).sum::<u64>());
+    assert_eq!(report.node("both").unwrap().received, n);
+    assert!(report.accounting().is_balanced());
+    assert_eq!(
+        threads.lock().unwrap().len(),
+        1,
+        "branches and zip ran on the source's thread"
+    );
+}
+
+/// A zip running inline whose branch filters items pairs the rest by lineage, drops and
+/// counts the partial tuples, and a panic in the zip node loses only its item: the node
+/// goes back to its own task with everything still waiting to be paired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zip_running_inline_survives_filters_and_a_panic_without_losing_items() {
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let kept = got.clone();
+    let p = pipeline! {
+        nums = source::iter(0..50_000u64);
+        odd = stage::filter(|n: &u64| n % 3 != 0);
+        same = stage::map(|n: u64| n);
+        both = sink::for_each(move |(a, b): (u64, u64)| {
+            if a == 40_001 {
+                panic!("unlucky pair");
+            }
+            assert_eq!(a, b);
+            kept.lock().unwrap().push(a);
+        });
+        nums => odd, same;
+        odd, same => both;
+    };
+    let report = tokio::time::timeout(Duration::from_secs(20), p.run())
+        .await
+        .expect("must not hang")
+        .unwrap();
+    let mut got = got.lock().unwrap().clone();
+    got.sort_unstable();
+    let expected: Vec<u64> = (0..50_000).filter(|n| n % 3 != 0 && *n != 40_001).collect();
+    assert!(got == expected, "every complete pair but the panicking one");
+    let both = report.node("both").unwrap();
+    assert_eq!((both.failed, both.panics), (1, 1));
+    assert_eq!(both.dropped_partial_tuples, 50_000 / 3 + 1);
+    assert!(report.accounting().is_balanced());
+}

@@ -49,10 +49,9 @@ pub(crate) trait Adoptable<T>: Send {
     /// Whether the stage's code may block: only a node on a thread of its own adopts it.
     fn blocks(&self) -> bool;
 
-    /// Processes `items` (leaving the vector empty) and sends what they produced on.
-    /// Returns whether the stage stays inline (false: it must go back to its own task now;
-    /// drop it to give it back) and when the chain it heads was done with the batch: the
-    /// caller waited on it until then.
+    /// Processes `items` (leaving the vector empty) and sends what they produced on; or,
+    /// if the node went back to its own task meanwhile, declines and leaves `items` as they
+    /// are, for the caller to send over the channel.
     /// `handed_at`: when the caller last read the clock, just before (a chain reads it once
     /// per node and batch, not twice).
     fn take<'a>(
@@ -67,17 +66,38 @@ pub(crate) trait Adoptable<T>: Send {
     fn idle_probes(&self) -> &[Probe];
 }
 
+/// What became of a batch handed to a node running inline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Handed {
+    /// Processed; the node stays inline. `done_at`: when the chain it heads was done with
+    /// the batch (the caller waited on it until then).
+    Stays { done_at: Instant },
+    /// Processed (or kept, to be processed first in its own task), but the node must go
+    /// back to its own task now: drop it to give it back.
+    Leaves { done_at: Instant },
+    /// Not taken: the node is back in its own task already. Send the batch over the
+    /// channel.
+    Declined,
+}
+
 pub(crate) type Adopted<T> = Box<dyn Adoptable<T>>;
-/// What [`Adoptable::take`] returns: whether the node stays inline, and when it was done.
-pub(crate) type Taken<'a> =
-    Pin<Box<dyn Future<Output = Result<(bool, Instant), Closed>> + Send + 'a>>;
-/// The stage's side of an edge's hand-off: it sends itself, or drops this to decline.
-pub(crate) type Offer<T> = oneshot::Sender<Adopted<T>>;
+/// What [`Adoptable::take`] returns.
+pub(crate) type Taken<'a> = Pin<Box<dyn Future<Output = Result<Handed, Closed>> + Send + 'a>>;
+/// The node's side of an edge's hand-off: it gives itself to this, or drops it to decline.
+/// For a zip, one node answers the offers of all its input edges at once (see
+/// `inlet::zip`), so this is a function, not just a channel.
+pub(crate) type Offer<T> = Box<dyn FnOnce(Adopted<T>) + Send>;
+/// A node's offer to run inline, as its inlet hands it out (see `Inlet::take_offer`).
+#[doc(hidden)]
+pub struct InlineOffer<T>(pub(crate) Offer<T>);
+
 /// The feeding side of an edge's hand-off, shared by the clones of the edge's sender.
 pub(crate) type OfferSlot<T> = Arc<Mutex<Option<oneshot::Receiver<Adopted<T>>>>>;
 
-pub(crate) fn hand_off<T>() -> (Offer<T>, OfferSlot<T>) {
-    let (offer, slot) = oneshot::channel();
+pub(crate) fn hand_off<T: 'static>() -> (Offer<T>, OfferSlot<T>) {
+    let (offer, slot) = oneshot::channel::<Adopted<T>>();
+    // Err: the feeding node is gone; dropping the node there gives it back at once.
+    let offer: Offer<T> = Box::new(move |node| drop(offer.send(node)));
     (offer, Arc::new(Mutex::new(Some(slot))))
 }
 
@@ -314,7 +334,7 @@ impl<L: Lendable> Fused<L> {
         items: &mut Items<L::In>,
         watermark: u64,
         started: Instant,
-    ) -> Result<(bool, Instant), Closed> {
+    ) -> Result<Handed, Closed> {
         let state = self
             .state
             .as_mut()
@@ -343,7 +363,11 @@ impl<L: Lendable> Fused<L> {
             self.ctx.stats.publish_at(counts, Some(done));
             self.ctx.stats.merge_latency_at(latency, done);
         }
-        Ok((keep, end))
+        Ok(if keep {
+            Handed::Stays { done_at: end }
+        } else {
+            Handed::Leaves { done_at: end }
+        })
     }
 }
 

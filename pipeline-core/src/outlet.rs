@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use std::sync::Arc;
 
-use crate::fuse::{self, Adopted, OfferSlot};
+use crate::fuse::{self, Adopted, Handed, OfferSlot};
 use crate::ledger::Ledger;
 use crate::lineage::Lineage;
 use crate::wire::{Batch, Closed, EdgeSender, MAX_BATCH, Probe};
@@ -290,17 +290,22 @@ impl<T: Send + 'static> Outlet<T> {
         let watermark = self.watermark;
         if let [Fusion::Adopted(next)] = self.fusion.as_mut_slice() {
             let now = handed_at.unwrap_or_else(Instant::now);
-            let (keep, end) = next.take(&mut self.buf, watermark, now).await?;
-            // Waiting for the next node to be done is being blocked on it, inline or not.
-            self.blocked += end.saturating_duration_since(now);
-            self.sent_watermark = watermark;
-            if !keep {
-                // Dropping the stage gives it back; the channel takes over.
+            let handed = next.take(&mut self.buf, watermark, now).await?;
+            if let Handed::Stays { done_at } | Handed::Leaves { done_at } = handed {
+                // Waiting for the next node to be done is being blocked on it, inline or not.
+                self.blocked += done_at.saturating_duration_since(now);
+                self.sent_watermark = watermark;
+            }
+            if !matches!(handed, Handed::Stays { .. }) {
+                // Dropping the node gives it back; the channel takes over.
                 self.fusion[0] = Fusion::Channel;
                 self.refresh_batch_max();
             }
             self.refresh_probes();
-            return Ok(());
+            if handed != Handed::Declined {
+                return Ok(());
+            }
+            // Declined: the batch goes over the channel below.
         }
         let n = self.buf.len();
         // Only a wait is timed, so a flowing pipeline pays no clock reads here.
@@ -365,13 +370,30 @@ impl<T: Send + 'static> Outlet<T> {
             // The first inline node starts when the caller read the clock; the next ones
             // when the one before them is done.
             let now = handed_at.unwrap_or_else(Instant::now);
-            let (keep, end) = next.take(copy, watermark, now).await?;
-            self.blocked += end.saturating_duration_since(now);
-            (handed_at, ran_inline) = (Some(end), true);
-            if !keep {
+            let handed = next.take(copy, watermark, now).await?;
+            ran_inline = true;
+            match handed {
+                Handed::Stays { done_at } | Handed::Leaves { done_at } => {
+                    self.blocked += done_at.saturating_duration_since(now);
+                    handed_at = Some(done_at);
+                }
+                Handed::Declined => {}
+            }
+            if !matches!(handed, Handed::Stays { .. }) {
                 // Dropping the node gives it back; its channel takes over.
                 self.fusion[i] = Fusion::Channel;
                 self.refresh_batch_max();
+            }
+            if handed == Handed::Declined {
+                let since = Instant::now();
+                self.targets[i]
+                    .send(Batch {
+                        items: std::mem::take(copy),
+                        watermark,
+                    })
+                    .await?;
+                self.blocked += since.elapsed();
+                handed_at = None;
             }
         }
         if ran_inline {

@@ -21,7 +21,6 @@ use crate::outlet::Outlet;
 use crate::picture::{Drawing, Drawn};
 use crate::report::{Failure, NodeReport, RemoteEdgeReport, RunError, RunReport};
 use crate::stats::{NodeStats, RemoteEdgeStats};
-use crate::wire::EdgeReceiver;
 
 /// What a node is, as the report shows it.
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
@@ -95,12 +94,9 @@ pub struct Builder {
     split: Option<crate::remote::Split>,
 }
 
-/// The offer a node's only input edge carries, if it has one. Every node takes it, so
-/// that the feeding node is never left waiting: keeping it is a promise to settle it.
+/// The offer a node's input edges carry, if they do (see `Inlet::take_offer`).
 fn take_offer<T: 'static, I: Inlet<T>>(inlet: &mut I) -> Option<Offer<T>> {
-    (inlet as &mut dyn std::any::Any)
-        .downcast_mut::<EdgeReceiver<T>>()
-        .and_then(EdgeReceiver::take_offer)
+    inlet.take_offer().map(|offer| offer.0)
 }
 
 impl Builder {

@@ -173,7 +173,7 @@ macro_rules! zip_input {
         where
             N::In: $trait<Name, $($T),+>,
         {
-            $( let $v = edge::<$T>(capacity); )+
+            $( let $v = crate::wire::fusable_edge::<$T>(capacity); )+
             (($($v.0,)+), $zip::new($($v.1),+))
         }
     };

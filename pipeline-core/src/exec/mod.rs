@@ -245,8 +245,8 @@ pub(crate) async fn lend<L: Lendable>(
         return Some(state);
     };
     let (fused, given_back) = Fused::new(state, ctx.clone());
-    // If the feeding node is gone, the offer drops, which gives the state back at once.
-    let _ = offer.send(Box::new(fused));
+    // If the feeding node is gone, the offer drops the state, which gives it back at once.
+    offer(Box::new(fused));
     match given_back.await {
         Ok(back) => Some(back),
         Err(_) => {

@@ -7,6 +7,7 @@ use std::task::{Context, Poll, Waker};
 
 use std::sync::Arc;
 
+use crate::fuse::InlineOffer;
 use crate::ledger::Ledger;
 use crate::lineage::Lineage;
 use crate::wire::{Batch, EdgeReceiver};
@@ -31,6 +32,14 @@ pub trait Inlet<T>: Send + 'static {
     /// Partial tuples dropped since the last call (only a zip drops any).
     fn take_dropped(&mut self) -> Dropped {
         Dropped::default()
+    }
+
+    /// The offer to run the node inside the nodes feeding it, if its input edges carry one
+    /// (see `fuse`). Every node takes it, so that the feeding nodes are never left waiting:
+    /// keeping it is a promise to settle it.
+    #[doc(hidden)]
+    fn take_offer(&mut self) -> Option<InlineOffer<T>> {
+        None
     }
 
     /// Reports the items this inlet joins or renumbers to the process's ledger of items
@@ -59,6 +68,10 @@ impl<T: Send + 'static> Inlet<T> for EdgeReceiver<T> {
 
     fn queued(&self) -> usize {
         EdgeReceiver::queued(self)
+    }
+
+    fn take_offer(&mut self) -> Option<InlineOffer<T>> {
+        EdgeReceiver::take_offer(self).map(InlineOffer)
     }
 }
 

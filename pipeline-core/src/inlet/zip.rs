@@ -4,28 +4,243 @@
 //! order): then they wait in a queue per input, and the heads of the queues pair up with no
 //! lookup at all. When the heads disagree (a branch filtered an item, or reordered items
 //! with several workers), the queued items move to a map keyed by lineage, where they wait
-//! until every input delivered its part; once the map is empty again, the queues take over. An input's watermark says that no item with a smaller lineage root will
-//! come on it any more, so an incomplete tuple below every input's watermark can never
-//! complete: it is dropped and counted (a filter or a failure on one branch).
+//! until every input delivered its part; once the map is empty again, the queues take over.
+//! An input's watermark says that no item with a smaller lineage root will come on it any
+//! more, so an incomplete tuple below every input's watermark can never complete: it is
+//! dropped and counted (a filter or a failure on one branch).
 //! Inputs are read whichever has data: reading only the lagging one could deadlock a
 //! diamond whose fan-out waits on the other branch.
+//!
+//! A zip node may run inline too (see [`crate::fuse`]): then each node feeding it hands its
+//! batches to a [`ZipFeed`] of its input, which files them in the same pairing state the
+//! inlet reads (so nothing is lost when the node goes back to its own task) and runs the
+//! node on the tuples they complete. In a diamond whose branches run on the source's
+//! thread, the whole graph then runs on that thread. The node stays inline only while every
+//! feeding node runs it: once one declines or ends, it goes back to its own task, and the
+//! others send over their channels again.
 
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
-
-use std::sync::Arc;
+use std::time::Instant;
 
 use super::{Dropped, Inlet};
+use crate::fuse::{Adoptable, Adopted, Handed, InlineOffer, Taken};
 use crate::ledger::Ledger;
 use crate::lineage::Lineage;
-use crate::wire::{Batch, EdgeReceiver, MAX_BATCH};
+use crate::wire::{Batch, Closed, EdgeReceiver, MAX_BATCH, Probe};
+
+/// The pairing state of a zip, shared by its inlet and its inline feeds.
+pub(crate) trait Pairing: Send + 'static {
+    type Tuple: Send + 'static;
+
+    /// Pairs what it can and drops what can no longer complete; the tuples ready, if any,
+    /// with the watermark below which every tuple has been formed or dropped.
+    fn take_ready(&mut self) -> Option<Batch<Self::Tuple>>;
+
+    /// Puts tuples back at the front, to be taken again first.
+    fn put_back(&mut self, tuples: Vec<(Lineage, Self::Tuple)>);
+}
+
+/// Filing items that arrived on input `I`.
+pub(crate) trait AcceptInput<const I: usize>: Pairing {
+    type Item: Send + 'static;
+
+    fn accept(&mut self, items: Vec<(Lineage, Self::Item)>, watermark: u64);
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding it happened in pairing code, not in user code; the state is
+    // consistent between calls.
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The zip node while it runs inline, shared by the feeds of its inputs.
+struct Shared<C: Pairing> {
+    core: Arc<Mutex<C>>,
+    node: Mutex<NodeSlot<C::Tuple>>,
+    blocks: bool,
+}
+
+enum NodeSlot<T> {
+    /// Waiting for the next tuples.
+    Inline(Adopted<T>),
+    /// A feed is running it; `give_back`: a feed ended meanwhile, so it goes back after.
+    Busy { give_back: bool },
+    /// Back in its own task.
+    Gone,
+}
+
+/// One input's side of a zip node running inline: what the node feeding that input adopts.
+pub(crate) struct ZipFeed<C: Pairing, const I: usize> {
+    shared: Arc<Shared<C>>,
+    /// The edges after the zip node's chain, as they were when this feed last ran it.
+    probes: Vec<Probe>,
+}
+
+impl<C: Pairing, const I: usize> ZipFeed<C, I> {
+    fn new(shared: Arc<Shared<C>>, probes: Vec<Probe>) -> Self {
+        ZipFeed { shared, probes }
+    }
+}
+
+/// Runs the zip node on the tuples ready; puts it back (or gives it back) when done, also
+/// when the run is cut short.
+struct Running<'a, C: Pairing> {
+    shared: &'a Shared<C>,
+    node: Option<Adopted<C::Tuple>>,
+}
+
+impl<C: Pairing> Running<'_, C> {
+    async fn run(&mut self, mut now: Instant, probes: &mut Vec<Probe>) -> Result<Handed, Closed> {
+        let node = self.node.as_mut().expect("taken only at the end");
+        loop {
+            let ready = lock(&self.shared.core).take_ready();
+            let mut batch = match ready {
+                Some(batch) => batch,
+                None => {
+                    // Checked again with the slot held: a feed that found the node busy filed
+                    // its items before it looked, so they are seen here or it runs them.
+                    let mut slot = lock(&self.shared.node);
+                    match lock(&self.shared.core).take_ready() {
+                        Some(batch) => batch,
+                        None => {
+                            probes.clear();
+                            probes.extend_from_slice(node.idle_probes());
+                            let node = self.node.take().expect("present");
+                            if matches!(*slot, NodeSlot::Busy { give_back: true }) {
+                                *slot = NodeSlot::Gone;
+                                drop(slot);
+                                drop(node);
+                                return Ok(Handed::Leaves { done_at: now });
+                            }
+                            *slot = NodeSlot::Inline(node);
+                            return Ok(Handed::Stays { done_at: now });
+                        }
+                    }
+                }
+            };
+            match node.take(&mut batch.items, batch.watermark, now).await? {
+                Handed::Stays { done_at } => now = done_at,
+                Handed::Leaves { done_at } => {
+                    // Dropping the node (below) gives it back; its own task takes the
+                    // tuples still ready from the shared state.
+                    return Ok(Handed::Leaves { done_at });
+                }
+                Handed::Declined => {
+                    lock(&self.shared.core).put_back(batch.items);
+                    return Ok(Handed::Leaves { done_at: now });
+                }
+            }
+        }
+    }
+}
+
+impl<C: Pairing> Drop for Running<'_, C> {
+    fn drop(&mut self) {
+        if let Some(node) = self.node.take() {
+            // It left, failed, or the run was cut short: back to its own task.
+            *lock(&self.shared.node) = NodeSlot::Gone;
+            drop(node);
+        }
+    }
+}
+
+impl<C: AcceptInput<I>, const I: usize> Adoptable<C::Item> for ZipFeed<C, I> {
+    fn blocks(&self) -> bool {
+        self.shared.blocks
+    }
+
+    fn take<'a>(
+        &'a mut self,
+        items: &'a mut Vec<(Lineage, C::Item)>,
+        watermark: u64,
+        handed_at: Instant,
+    ) -> Taken<'a> {
+        Box::pin(async move {
+            let node = {
+                let mut slot = lock(&self.shared.node);
+                if matches!(*slot, NodeSlot::Gone) {
+                    return Ok(Handed::Declined);
+                }
+                lock(&self.shared.core).accept(std::mem::take(items), watermark);
+                match std::mem::replace(&mut *slot, NodeSlot::Busy { give_back: false }) {
+                    NodeSlot::Inline(node) => node,
+                    busy => {
+                        // Another feed is running the node: it pairs these items too.
+                        *slot = busy;
+                        return Ok(Handed::Stays { done_at: handed_at });
+                    }
+                }
+            };
+            let shared = &*self.shared;
+            let mut running = Running {
+                shared,
+                node: Some(node),
+            };
+            running.run(handed_at, &mut self.probes).await
+        })
+    }
+
+    fn idle_probes(&self) -> &[Probe] {
+        &self.probes
+    }
+}
+
+impl<C: Pairing, const I: usize> Drop for ZipFeed<C, I> {
+    fn drop(&mut self) {
+        // The node feeding this input uses its channel from now on, so the zip node must
+        // read its channels again.
+        let mut slot = lock(&self.shared.node);
+        match &mut *slot {
+            NodeSlot::Inline(_) => {
+                let NodeSlot::Inline(node) = std::mem::replace(&mut *slot, NodeSlot::Gone) else {
+                    unreachable!()
+                };
+                drop(slot);
+                drop(node);
+            }
+            NodeSlot::Busy { give_back } => *give_back = true,
+            NodeSlot::Gone => {}
+        }
+    }
+}
+
+/// `impl AcceptInput<$idx>` for one input of a zip's pairing state.
+macro_rules! accept_input {
+    ($core:ident [$($G:ident),+] $T:ident $idx:tt) => {
+        impl<$($G: Send + 'static),+> AcceptInput<$idx> for $core<$($G),+> {
+            type Item = $T;
+
+            fn accept(&mut self, items: Vec<(Lineage, $T)>, watermark: u64) {
+                self.watermarks[$idx] = self.watermarks[$idx].max(watermark);
+                if self.pending.is_empty() {
+                    self.queues.$idx.extend(items);
+                } else {
+                    for (lineage, item) in items {
+                        self.insert(lineage, |parts| parts.$idx.replace(item).is_some());
+                    }
+                }
+            }
+        }
+    };
+}
+
+/// Hands the zip node to the feed of one input, through that input's offer.
+macro_rules! offer_feed {
+    ($core:ident [$($G:ident),+] $offers:ident $shared:ident $probes:ident $idx:tt) => {
+        if let Some(offer) = $offers.$idx.take() {
+            let feed: ZipFeed<$core<$($G),+>, $idx> = ZipFeed::new($shared.clone(), $probes.clone());
+            offer(Box::new(feed));
+        }
+    };
+}
 
 macro_rules! zip_inlet {
-    ($name:ident, $n:literal; $($T:ident $idx:tt $v:ident),+) => {
-        /// A zip of this many inputs; see the module documentation.
-        pub struct $name<$($T),+> {
-            receivers: ($(Option<EdgeReceiver<$T>>,)+),
+    ($name:ident, $core:ident, $n:literal, $gens:tt; $($T:ident $idx:tt $v:ident),+) => {
+        /// The pairing state of a zip of this many inputs.
+        pub struct $core<$($T),+> {
             watermarks: [u64; $n],
             /// Items in arrival order, while `pending` is empty.
             queues: ($(VecDeque<(Lineage, $T)>,)+),
@@ -36,20 +251,30 @@ macro_rules! zip_inlet {
             ledger: Option<Arc<Ledger>>,
         }
 
+        /// A zip of this many inputs; see the module documentation.
+        pub struct $name<$($T),+> {
+            receivers: ($(Option<EdgeReceiver<$T>>,)+),
+            core: Arc<Mutex<$core<$($T),+>>>,
+        }
+
         impl<$($T),+> $name<$($T),+> {
             #[allow(clippy::too_many_arguments)]
             pub fn new($($v: EdgeReceiver<$T>),+) -> Self {
                 $name {
                     receivers: ($(Some($v),)+),
-                    watermarks: [0; $n],
-                    queues: ($(VecDeque::<(Lineage, $T)>::new(),)+),
-                    pending: BTreeMap::new(),
-                    ready: Vec::new(),
-                    dropped: Dropped::default(),
-                    ledger: None,
+                    core: Arc::new(Mutex::new($core {
+                        watermarks: [0; $n],
+                        queues: ($(VecDeque::<(Lineage, $T)>::new(),)+),
+                        pending: BTreeMap::new(),
+                        ready: Vec::new(),
+                        dropped: Dropped::default(),
+                        ledger: None,
+                    })),
                 }
             }
+        }
 
+        impl<$($T),+> $core<$($T),+> {
             fn no_parts() -> ($(Option<$T>,)+) {
                 ($(None::<$T>,)+)
             }
@@ -110,6 +335,26 @@ macro_rules! zip_inlet {
             /// item waits below every input's watermark (its partner was filtered), moves
             /// every queued item to the map, which sorts them out.
             fn pair_queued(&mut self, low: u64) {
+                // In step (the usual case): pair the whole common prefix at once.
+                let k = [$(self.queues.$idx.len()),+].into_iter().min().unwrap_or(0);
+                let mut agree = 0;
+                while agree < k && $( self.queues.$idx[agree].0 == self.queues.0[agree].0 )&&+ {
+                    agree += 1;
+                }
+                if agree > 0 {
+                    self.ready.reserve(agree);
+                    let mut heads = ($(self.queues.$idx.drain(..agree),)+);
+                    for _ in 0..agree {
+                        let parts = ($(heads.$idx.next().expect("agreed heads"),)+);
+                        self.ready.push((parts.0.0, ($(parts.$idx.1,)+)));
+                    }
+                    drop(heads);
+                    if self.ledger.is_some() {
+                        for i in self.ready.len() - agree..self.ready.len() {
+                            self.ended(self.ready[i].0, $n - 1);
+                        }
+                    }
+                }
                 loop {
                     let heads = ($(self.queues.$idx.front().map(|(lineage, _)| *lineage),)+);
                     let first = heads.0;
@@ -146,43 +391,17 @@ macro_rules! zip_inlet {
                     ledger.adjust(lineage, -n);
                 }
             }
+
+            fn low(&self) -> u64 {
+                self.watermarks.iter().copied().min().unwrap_or(u64::MAX)
+            }
         }
 
-        impl<$($T: Send + 'static),+> Inlet<($($T,)+)> for $name<$($T),+> {
-            fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Batch<($($T,)+)>>> {
-                loop {
-                    let mut progressed = false;
-                    $(
-                        if self.ready.len() < MAX_BATCH {
-                            if let Some(rx) = self.receivers.$idx.as_mut() {
-                                match rx.poll_recv(cx) {
-                                    Poll::Ready(Some(batch)) => {
-                                        progressed = true;
-                                        self.watermarks[$idx] = self.watermarks[$idx].max(batch.watermark);
-                                        if self.pending.is_empty() {
-                                            self.queues.$idx.extend(batch.items);
-                                        } else {
-                                            for (lineage, item) in batch.items {
-                                                self.insert(lineage, |parts| parts.$idx.replace(item).is_some());
-                                            }
-                                        }
-                                    }
-                                    Poll::Ready(None) => {
-                                        progressed = true;
-                                        self.receivers.$idx = None;
-                                        self.watermarks[$idx] = u64::MAX;
-                                    }
-                                    Poll::Pending => {}
-                                }
-                            }
-                        }
-                    )+
-                    if !progressed || self.ready.len() >= MAX_BATCH {
-                        break;
-                    }
-                }
+        impl<$($T: Send + 'static),+> Pairing for $core<$($T),+> {
+            type Tuple = ($($T,)+);
 
-                let low = self.watermarks.iter().copied().min().unwrap_or(u64::MAX);
+            fn take_ready(&mut self) -> Option<Batch<Self::Tuple>> {
+                let low = self.low();
                 if self.pending.is_empty() {
                     self.pair_queued(low);
                 }
@@ -193,12 +412,51 @@ macro_rules! zip_inlet {
                     let (lineage, parts) = entry.remove_entry();
                     self.drop_partial(lineage, parts);
                 }
+                (!self.ready.is_empty()).then(|| Batch {
+                    items: std::mem::take(&mut self.ready),
+                    watermark: low,
+                })
+            }
 
-                if !self.ready.is_empty() {
-                    let items = std::mem::take(&mut self.ready);
-                    Poll::Ready(Some(Batch { items, watermark: low }))
-                } else if low == u64::MAX {
-                    // Every input ended; the loop above dropped whatever was incomplete.
+            fn put_back(&mut self, mut tuples: Vec<(Lineage, Self::Tuple)>) {
+                tuples.append(&mut self.ready);
+                self.ready = tuples;
+            }
+        }
+
+        $( accept_input!($core $gens $T $idx); )+
+
+        impl<$($T: Send + 'static),+> Inlet<($($T,)+)> for $name<$($T),+> {
+            fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Batch<($($T,)+)>>> {
+                let mut core = lock(&self.core);
+                loop {
+                    let mut progressed = false;
+                    $(
+                        if core.ready.len() < MAX_BATCH {
+                            if let Some(rx) = self.receivers.$idx.as_mut() {
+                                match rx.poll_recv(cx) {
+                                    Poll::Ready(Some(batch)) => {
+                                        progressed = true;
+                                        AcceptInput::<$idx>::accept(&mut *core, batch.items, batch.watermark);
+                                    }
+                                    Poll::Ready(None) => {
+                                        progressed = true;
+                                        self.receivers.$idx = None;
+                                        core.watermarks[$idx] = u64::MAX;
+                                    }
+                                    Poll::Pending => {}
+                                }
+                            }
+                        }
+                    )+
+                    if !progressed || core.ready.len() >= MAX_BATCH {
+                        break;
+                    }
+                }
+                if let Some(batch) = core.take_ready() {
+                    Poll::Ready(Some(batch))
+                } else if core.low() == u64::MAX {
+                    // Every input ended; whatever was incomplete has been dropped.
                     Poll::Ready(None)
                 } else {
                     Poll::Pending
@@ -210,23 +468,42 @@ macro_rules! zip_inlet {
             }
 
             fn take_dropped(&mut self) -> Dropped {
-                std::mem::take(&mut self.dropped)
+                std::mem::take(&mut lock(&self.core).dropped)
             }
 
             fn track(&mut self, ledger: Arc<Ledger>) {
-                self.ledger = Some(ledger);
+                lock(&self.core).ledger = Some(ledger);
+            }
+
+            fn take_offer(&mut self) -> Option<InlineOffer<($($T,)+)>> {
+                // Inline only if every input may be fed inline; the offers not used are
+                // dropped, which declines them.
+                let mut offers = ($(self.receivers.$idx.as_mut().and_then(EdgeReceiver::take_offer),)+);
+                if !($( offers.$idx.is_some() )&&+) {
+                    return None;
+                }
+                let core = self.core.clone();
+                Some(InlineOffer(Box::new(move |node: Adopted<($($T,)+)>| {
+                    let probes = node.idle_probes().to_vec();
+                    let shared = Arc::new(Shared {
+                        core,
+                        blocks: node.blocks(),
+                        node: Mutex::new(NodeSlot::Inline(node)),
+                    });
+                    $( offer_feed!($core $gens offers shared probes $idx); )+
+                })))
             }
         }
     };
 }
 
-zip_inlet!(Zip2, 2; A 0 a, B 1 b);
-zip_inlet!(Zip3, 3; A 0 a, B 1 b, C 2 c);
-zip_inlet!(Zip4, 4; A 0 a, B 1 b, C 2 c, D 3 d);
-zip_inlet!(Zip5, 5; A 0 a, B 1 b, C 2 c, D 3 d, E 4 e);
-zip_inlet!(Zip6, 6; A 0 a, B 1 b, C 2 c, D 3 d, E 4 e, F 5 f);
-zip_inlet!(Zip7, 7; A 0 a, B 1 b, C 2 c, D 3 d, E 4 e, F 5 f, G 6 g);
-zip_inlet!(Zip8, 8; A 0 a, B 1 b, C 2 c, D 3 d, E 4 e, F 5 f, G 6 g, H 7 h);
+zip_inlet!(Zip2, ZipCore2, 2, [A, B]; A 0 a, B 1 b);
+zip_inlet!(Zip3, ZipCore3, 3, [A, B, C]; A 0 a, B 1 b, C 2 c);
+zip_inlet!(Zip4, ZipCore4, 4, [A, B, C, D]; A 0 a, B 1 b, C 2 c, D 3 d);
+zip_inlet!(Zip5, ZipCore5, 5, [A, B, C, D, E]; A 0 a, B 1 b, C 2 c, D 3 d, E 4 e);
+zip_inlet!(Zip6, ZipCore6, 6, [A, B, C, D, E, F]; A 0 a, B 1 b, C 2 c, D 3 d, E 4 e, F 5 f);
+zip_inlet!(Zip7, ZipCore7, 7, [A, B, C, D, E, F, G]; A 0 a, B 1 b, C 2 c, D 3 d, E 4 e, F 5 f, G 6 g);
+zip_inlet!(Zip8, ZipCore8, 8, [A, B, C, D, E, F, G, H]; A 0 a, B 1 b, C 2 c, D 3 d, E 4 e, F 5 f, G 6 g, H 7 h);
 
 #[cfg(test)]
 mod tests {
@@ -291,7 +568,7 @@ mod tests {
         let got = next(&mut zip).await.unwrap();
         assert_eq!(got.items[3].1, (3, 30));
         assert_eq!(roots(got), [0, 1, 2, 3]);
-        assert!(zip.pending.is_empty());
+        assert!(lock(&zip.core).pending.is_empty());
         // Branch b filtered item 5: the heads disagree, the map sorts it out.
         tx_a.send(batch((4..8).map(|r| (r, r)).collect(), 8))
             .await
@@ -311,7 +588,7 @@ mod tests {
             }
         );
         // In step again: back to the queues.
-        assert!(zip.pending.is_empty());
+        assert!(lock(&zip.core).pending.is_empty());
         tx_a.send(batch(vec![(8, 8)], 9)).await.unwrap();
         tx_b.send(batch(vec![(8, 80)], 9)).await.unwrap();
         assert_eq!(roots(next(&mut zip).await.unwrap()), [8]);
