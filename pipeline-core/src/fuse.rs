@@ -19,7 +19,9 @@
 //!
 //! A node that fans out adopts each of its targets that offers itself, and runs them one
 //! after the other on the same batch (copies of it): a diamond's branches run on the
-//! source's thread, and only the zip behind them is fed over channels.
+//! source's thread. A zip node offers itself on all its inputs at once and runs inside
+//! whichever of its feeding nodes completes a tuple (see `inlet::zip`), so the whole
+//! diamond runs on that thread.
 //!
 //! A stage that may block is only adopted by a node that runs on a thread of its own, so a
 //! blocking stage never ends up on the async workers.
