@@ -216,7 +216,12 @@ macro_rules! accept_input {
             fn accept(&mut self, items: Vec<(Lineage, $T)>, watermark: u64) {
                 self.watermarks[$idx] = self.watermarks[$idx].max(watermark);
                 if self.pending.is_empty() {
-                    self.queues.$idx.extend(items);
+                    if self.queues.$idx.is_empty() {
+                        // Takes the batch's buffer as it is: no copy.
+                        self.queues.$idx = VecDeque::from(items);
+                    } else {
+                        self.queues.$idx.extend(items);
+                    }
                 } else {
                     for (lineage, item) in items {
                         self.insert(lineage, |parts| parts.$idx.replace(item).is_some());
@@ -337,17 +342,25 @@ macro_rules! zip_inlet {
             fn pair_queued(&mut self, low: u64) {
                 // In step (the usual case): pair the whole common prefix at once.
                 let k = [$(self.queues.$idx.len()),+].into_iter().min().unwrap_or(0);
+                // Most queues are one batch's buffer, contiguous: compare slices.
+                let fronts = ($(self.queues.$idx.as_slices().0,)+);
+                let contiguous = [$(fronts.$idx.len()),+].into_iter().min().unwrap_or(0);
                 let mut agree = 0;
-                while agree < k && $( self.queues.$idx[agree].0 == self.queues.0[agree].0 )&&+ {
+                while agree < contiguous && $( fronts.$idx[agree].0 == fronts.0[agree].0 )&&+ {
                     agree += 1;
                 }
-                if agree > 0 {
-                    self.ready.reserve(agree);
-                    let mut heads = ($(self.queues.$idx.drain(..agree),)+);
-                    for _ in 0..agree {
-                        let parts = ($(heads.$idx.next().expect("agreed heads"),)+);
-                        self.ready.push((parts.0.0, ($(parts.$idx.1,)+)));
+                if agree == contiguous {
+                    while agree < k && $( self.queues.$idx[agree].0 == self.queues.0[agree].0 )&&+ {
+                        agree += 1;
                     }
+                }
+                if agree > 0 {
+                    let mut heads = ($(self.queues.$idx.drain(..agree),)+);
+                    // A counted range: `extend` writes in place, with no check per item.
+                    self.ready.extend((0..agree).map(|_| {
+                        let parts = ($(heads.$idx.next().expect("agreed heads"),)+);
+                        (parts.0.0, ($(parts.$idx.1,)+))
+                    }));
                     drop(heads);
                     if self.ledger.is_some() {
                         for i in self.ready.len() - agree..self.ready.len() {
