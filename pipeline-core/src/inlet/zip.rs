@@ -72,6 +72,61 @@ enum NodeSlot<T> {
     Gone,
 }
 
+/// One input's items in arrival order: the batches as they came, without copying.
+pub(crate) struct BatchQueue<T> {
+    /// Never an empty one.
+    batches: VecDeque<std::vec::IntoIter<(Lineage, T)>>,
+}
+
+impl<T> BatchQueue<T> {
+    fn new() -> Self {
+        BatchQueue {
+            batches: VecDeque::new(),
+        }
+    }
+
+    fn push(&mut self, items: Vec<(Lineage, T)>) {
+        if !items.is_empty() {
+            self.batches.push_back(items.into_iter());
+        }
+    }
+
+    fn front(&self) -> Option<&(Lineage, T)> {
+        self.front_batch().first()
+    }
+
+    /// What is left of the oldest batch.
+    fn front_batch(&self) -> &[(Lineage, T)] {
+        self.batches.front().map_or(&[], |batch| batch.as_slice())
+    }
+
+    /// The oldest batch, taken out to read from (a local iterator stays in registers);
+    /// give it back with `put_front`.
+    fn take_front(&mut self) -> std::vec::IntoIter<(Lineage, T)> {
+        self.batches.pop_front().unwrap_or_default()
+    }
+
+    fn put_front(&mut self, batch: std::vec::IntoIter<(Lineage, T)>) {
+        if batch.len() > 0 {
+            self.batches.push_front(batch);
+        }
+    }
+
+    fn pop_front(&mut self) -> Option<(Lineage, T)> {
+        let batch = self.batches.front_mut()?;
+        let item = batch.next();
+        if batch.len() == 0 {
+            self.batches.pop_front();
+        }
+        item
+    }
+
+    /// Every item, in order, leaving the queue empty.
+    fn take_all(&mut self) -> impl Iterator<Item = (Lineage, T)> + use<T> {
+        std::mem::take(&mut self.batches).into_iter().flatten()
+    }
+}
+
 /// One input's side of a zip node running inline: what the node feeding that input adopts.
 pub(crate) struct ZipFeed<C: Pairing, const I: usize> {
     shared: Arc<Shared<C>>,
@@ -216,12 +271,7 @@ macro_rules! accept_input {
             fn accept(&mut self, items: Vec<(Lineage, $T)>, watermark: u64) {
                 self.watermarks[$idx] = self.watermarks[$idx].max(watermark);
                 if self.pending.is_empty() {
-                    if self.queues.$idx.is_empty() {
-                        // Takes the batch's buffer as it is: no copy.
-                        self.queues.$idx = VecDeque::from(items);
-                    } else {
-                        self.queues.$idx.extend(items);
-                    }
+                    self.queues.$idx.push(items);
                 } else {
                     for (lineage, item) in items {
                         self.insert(lineage, |parts| parts.$idx.replace(item).is_some());
@@ -248,7 +298,7 @@ macro_rules! zip_inlet {
         pub struct $core<$($T),+> {
             watermarks: [u64; $n],
             /// Items in arrival order, while `pending` is empty.
-            queues: ($(VecDeque<(Lineage, $T)>,)+),
+            queues: ($(BatchQueue<$T>,)+),
             /// Items whose partners came in another order, by lineage.
             pending: BTreeMap<Lineage, ($(Option<$T>,)+)>,
             ready: Vec<(Lineage, ($($T,)+))>,
@@ -269,7 +319,7 @@ macro_rules! zip_inlet {
                     receivers: ($(Some($v),)+),
                     core: Arc::new(Mutex::new($core {
                         watermarks: [0; $n],
-                        queues: ($(VecDeque::<(Lineage, $T)>::new(),)+),
+                        queues: ($(BatchQueue::<$T>::new(),)+),
                         pending: BTreeMap::new(),
                         ready: Vec::new(),
                         dropped: Dropped::default(),
@@ -340,32 +390,32 @@ macro_rules! zip_inlet {
             /// item waits below every input's watermark (its partner was filtered), moves
             /// every queued item to the map, which sorts them out.
             fn pair_queued(&mut self, low: u64) {
-                // In step (the usual case): pair the whole common prefix at once.
-                let k = [$(self.queues.$idx.len()),+].into_iter().min().unwrap_or(0);
-                // Most queues are one batch's buffer, contiguous: compare slices.
-                let fronts = ($(self.queues.$idx.as_slices().0,)+);
-                let contiguous = [$(fronts.$idx.len()),+].into_iter().min().unwrap_or(0);
-                let mut agree = 0;
-                while agree < contiguous && $( fronts.$idx[agree].0 == fronts.0[agree].0 )&&+ {
-                    agree += 1;
-                }
-                if agree == contiguous {
-                    while agree < k && $( self.queues.$idx[agree].0 == self.queues.0[agree].0 )&&+ {
+                // In step (the usual case): pair the prefix of the front batches on which
+                // the lineages agree, in one pass, batch after batch.
+                loop {
+                    let fronts = ($(self.queues.$idx.front_batch(),)+);
+                    let k = [$(fronts.$idx.len()),+].into_iter().min().unwrap_or(0);
+                    let mut agree = 0;
+                    while agree < k && $( fronts.$idx[agree].0 == fronts.0[agree].0 )&&+ {
                         agree += 1;
                     }
-                }
-                if agree > 0 {
-                    let mut heads = ($(self.queues.$idx.drain(..agree),)+);
+                    if agree == 0 {
+                        break;
+                    }
+                    let mut heads = ($(self.queues.$idx.take_front(),)+);
                     // A counted range: `extend` writes in place, with no check per item.
                     self.ready.extend((0..agree).map(|_| {
                         let parts = ($(heads.$idx.next().expect("agreed heads"),)+);
                         (parts.0.0, ($(parts.$idx.1,)+))
                     }));
-                    drop(heads);
+                    $( self.queues.$idx.put_front(heads.$idx); )+
                     if self.ledger.is_some() {
                         for i in self.ready.len() - agree..self.ready.len() {
                             self.ended(self.ready[i].0, $n - 1);
                         }
+                    }
+                    if agree < k {
+                        break;
                     }
                 }
                 loop {
@@ -392,7 +442,7 @@ macro_rules! zip_inlet {
             /// Moves every queued item to the map, in arrival order.
             fn spill(&mut self) {
                 $(
-                    for (lineage, item) in std::mem::take(&mut self.queues.$idx) {
+                    for (lineage, item) in self.queues.$idx.take_all() {
                         self.insert(lineage, |parts| parts.$idx.replace(item).is_some());
                     }
                 )+
