@@ -660,6 +660,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn queues_pair_across_batches_cut_differently_on_each_input() {
+        let (tx_a, rx_a) = edge::<u64>(64);
+        let (tx_b, rx_b) = edge::<u64>(64);
+        let mut zip = Zip2::new(rx_a, rx_b);
+        // Input a runs ahead in three batches; b comes in two, cut elsewhere.
+        for range in [0..3, 3..5, 5..9] {
+            let end = range.end;
+            tx_a.send(batch(range.map(|r| (r, r)).collect(), end))
+                .await
+                .unwrap();
+        }
+        tx_b.send(batch((0..4).map(|r| (r, r * 10)).collect(), 4))
+            .await
+            .unwrap();
+        tx_b.send(batch((4..9).map(|r| (r, r * 10)).collect(), 9))
+            .await
+            .unwrap();
+        drop((tx_a, tx_b));
+        let mut pairs = Vec::new();
+        while let Some(got) = next(&mut zip).await {
+            pairs.extend(got.items.into_iter().map(|(l, t)| (l.root_index(), t)));
+        }
+        let expected: Vec<_> = (0..9).map(|r| (r, (r, r * 10))).collect();
+        assert_eq!(pairs, expected, "in order, by the queues alone");
+        assert_eq!(zip.take_dropped(), Dropped::default());
+    }
+
+    #[tokio::test]
     async fn partial_tuples_are_dropped_at_end_of_stream() {
         let (tx_a, rx_a) = edge::<u8>(16);
         let (tx_b, rx_b) = edge::<u8>(16);
