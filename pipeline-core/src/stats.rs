@@ -172,8 +172,8 @@ impl NodeStats {
             .fetch_add(sampler.samples.len() as u64, Relaxed);
         #[cfg(feature = "metrics")]
         if let Some(exported) = &self.exported {
-            for &(nanos, weight) in &sampler.samples {
-                exported.item_durations(nanos, weight);
+            for &(nanos, _weight) in &sampler.samples {
+                exported.item_duration(nanos);
             }
         }
         let mut shared = self.latency.lock().unwrap_or_else(|e| e.into_inner());

@@ -124,11 +124,12 @@ impl Exported {
         self.restarts.increment(1);
     }
 
-    /// Adds a batch's timed items: `count` items that took `nanos` each.
-    pub(crate) fn item_durations(&self, nanos: u64, count: u64) {
-        let seconds = nanos as f64 / 1e9;
-        self.item_duration
-            .record_many(seconds, usize::try_from(count).unwrap_or(usize::MAX));
+    /// Adds one timing: an item timed alone, or a batch timed whole (`nanos` is then its
+    /// mean per item). One observation per timing, not per item it stands for: a recorder
+    /// records a weighted sample as that many samples, one by one, which would cost per
+    /// item what the sampling saves.
+    pub(crate) fn item_duration(&self, nanos: u64) {
+        self.item_duration.record(nanos as f64 / 1e9);
     }
 }
 
@@ -200,6 +201,7 @@ fn describe() {
     describe_histogram!(
         ITEM_DURATION,
         Unit::Seconds,
-        "Time to process one item (sampled for cheap stages)"
+        "Time to process one item, one observation per timing (cheap stages are sampled: \
+         one item in many, or a whole batch as its mean)"
     );
 }
