@@ -164,8 +164,15 @@ pub(crate) fn consume_batch<S: Sink>(
             if latency.slow_streak() >= slow_items {
                 break;
             }
-            // Between two timed items, no per-item bookkeeping.
+            // Between two timed items, no per-item bookkeeping; nor, with no ledger of items
+            // from other processes to tell, which item ended.
             let untimed = latency.untimed_up_to(queue.len());
+            if ctx.ledger.is_none() {
+                for (_, item) in queue.by_ref().take(untimed) {
+                    consume(sink, item);
+                }
+                continue;
+            }
             for (lineage, item) in queue.by_ref().take(untimed) {
                 current = Some(lineage);
                 consume(sink, item);
