@@ -692,3 +692,44 @@ async fn a_zip_running_inline_survives_filters_and_a_panic_without_losing_items(
     assert_eq!(both.dropped_partial_tuples, 50_000 / 3 + 1);
     assert!(report.accounting().is_balanced());
 }
+
+/// A zip fed by two branches on two threads of their own (the source is async, so it runs
+/// neither) runs inside whichever branch completes a tuple, one at a time: every item is
+/// paired once, in a consistent state, and accounted for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zip_fed_inline_from_two_threads_pairs_every_item_once() {
+    for _ in 0..5 {
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let kept = got.clone();
+        let p = pipeline! {
+            nums = source::producer(|mut out: Output<u64>| async move {
+                for n in 0..20_000u64 {
+                    out.push(n).await?;
+                    if n % 1000 == 0 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+                Ok(())
+            });
+            left = stage::map(|n: u64| n * 2);
+            right = stage::filter_map(|n: u64| (n % 7 != 0).then_some(n));
+            both = sink::for_each(move |(a, b): (u64, u64)| {
+                assert_eq!(a, b * 2, "paired by lineage");
+                kept.lock().unwrap().push(b);
+            });
+            nums => left, right;
+            left, right => both;
+        };
+        let report = tokio::time::timeout(Duration::from_secs(20), p.run())
+            .await
+            .expect("must not hang")
+            .unwrap();
+        let mut got = got.lock().unwrap().clone();
+        got.sort_unstable();
+        let expected: Vec<u64> = (0..20_000).filter(|n| n % 7 != 0).collect();
+        assert!(got == expected, "each complete pair once");
+        let both = report.node("both").unwrap();
+        assert_eq!(both.dropped_partial_tuples, 20_000 / 7 + 1);
+        assert!(report.accounting().is_balanced());
+    }
+}
