@@ -19,17 +19,21 @@
 //! feeding node runs it: once one declines or ends, it goes back to its own task, and the
 //! others send over their channels again.
 
+mod inline;
+mod queue;
+
+use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
-use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use super::{Dropped, Inlet};
-use crate::fuse::{Adoptable, Adopted, Handed, InlineOffer, Taken};
+use crate::fuse::{Adopted, InlineOffer};
 use crate::ledger::Ledger;
 use crate::lineage::Lineage;
-use crate::wire::{Batch, Closed, EdgeReceiver, MAX_BATCH, Probe};
+use crate::wire::{Batch, EdgeReceiver, MAX_BATCH};
+use inline::{Shared, ZipFeed};
+use queue::BatchQueue;
 
 /// The pairing state of a zip, shared by its inlet and its inline feeds.
 pub(crate) trait Pairing: Send + 'static {
@@ -56,212 +60,6 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The zip node while it runs inline, shared by the feeds of its inputs.
-struct Shared<C: Pairing> {
-    core: Arc<Mutex<C>>,
-    node: Mutex<NodeSlot<C::Tuple>>,
-    blocks: bool,
-}
-
-enum NodeSlot<T> {
-    /// Waiting for the next tuples.
-    Inline(Adopted<T>),
-    /// A feed is running it; `give_back`: a feed ended meanwhile, so it goes back after.
-    Busy { give_back: bool },
-    /// Back in its own task.
-    Gone,
-}
-
-/// One input's items in arrival order: the batches as they came, without copying.
-pub(crate) struct BatchQueue<T> {
-    /// Never an empty one.
-    batches: VecDeque<std::vec::IntoIter<(Lineage, T)>>,
-}
-
-impl<T> BatchQueue<T> {
-    fn new() -> Self {
-        BatchQueue {
-            batches: VecDeque::new(),
-        }
-    }
-
-    fn push(&mut self, items: Vec<(Lineage, T)>) {
-        if !items.is_empty() {
-            self.batches.push_back(items.into_iter());
-        }
-    }
-
-    fn front(&self) -> Option<&(Lineage, T)> {
-        self.front_batch().first()
-    }
-
-    /// What is left of the oldest batch.
-    fn front_batch(&self) -> &[(Lineage, T)] {
-        self.batches.front().map_or(&[], |batch| batch.as_slice())
-    }
-
-    /// The oldest batch, taken out to read from (a local iterator stays in registers);
-    /// give it back with `put_front`.
-    fn take_front(&mut self) -> std::vec::IntoIter<(Lineage, T)> {
-        self.batches.pop_front().unwrap_or_default()
-    }
-
-    fn put_front(&mut self, batch: std::vec::IntoIter<(Lineage, T)>) {
-        if batch.len() > 0 {
-            self.batches.push_front(batch);
-        }
-    }
-
-    fn pop_front(&mut self) -> Option<(Lineage, T)> {
-        let batch = self.batches.front_mut()?;
-        let item = batch.next();
-        if batch.len() == 0 {
-            self.batches.pop_front();
-        }
-        item
-    }
-
-    /// Every item, in order, leaving the queue empty.
-    fn take_all(&mut self) -> impl Iterator<Item = (Lineage, T)> + use<T> {
-        std::mem::take(&mut self.batches).into_iter().flatten()
-    }
-}
-
-/// One input's side of a zip node running inline: what the node feeding that input adopts.
-pub(crate) struct ZipFeed<C: Pairing, const I: usize> {
-    shared: Arc<Shared<C>>,
-    /// The edges after the zip node's chain, as they were when this feed last ran it.
-    probes: Vec<Probe>,
-}
-
-impl<C: Pairing, const I: usize> ZipFeed<C, I> {
-    fn new(shared: Arc<Shared<C>>, probes: Vec<Probe>) -> Self {
-        ZipFeed { shared, probes }
-    }
-}
-
-/// Runs the zip node on the tuples ready; puts it back (or gives it back) when done, also
-/// when the run is cut short.
-struct Running<'a, C: Pairing> {
-    shared: &'a Shared<C>,
-    node: Option<Adopted<C::Tuple>>,
-}
-
-impl<C: Pairing> Running<'_, C> {
-    async fn run(&mut self, mut now: Instant, probes: &mut Vec<Probe>) -> Result<Handed, Closed> {
-        let node = self.node.as_mut().expect("taken only at the end");
-        loop {
-            let ready = lock(&self.shared.core).take_ready();
-            let mut batch = match ready {
-                Some(batch) => batch,
-                None => {
-                    // Checked again with the slot held: a feed that found the node busy filed
-                    // its items before it looked, so they are seen here or it runs them.
-                    let mut slot = lock(&self.shared.node);
-                    match lock(&self.shared.core).take_ready() {
-                        Some(batch) => batch,
-                        None => {
-                            probes.clear();
-                            probes.extend_from_slice(node.idle_probes());
-                            let node = self.node.take().expect("present");
-                            if matches!(*slot, NodeSlot::Busy { give_back: true }) {
-                                *slot = NodeSlot::Gone;
-                                drop(slot);
-                                drop(node);
-                                return Ok(Handed::Leaves { done_at: now });
-                            }
-                            *slot = NodeSlot::Inline(node);
-                            return Ok(Handed::Stays { done_at: now });
-                        }
-                    }
-                }
-            };
-            match node.take(&mut batch.items, batch.watermark, now).await? {
-                Handed::Stays { done_at } => now = done_at,
-                Handed::Leaves { done_at } => {
-                    // Dropping the node (below) gives it back; its own task takes the
-                    // tuples still ready from the shared state.
-                    return Ok(Handed::Leaves { done_at });
-                }
-                Handed::Declined => {
-                    lock(&self.shared.core).put_back(batch.items);
-                    return Ok(Handed::Leaves { done_at: now });
-                }
-            }
-        }
-    }
-}
-
-impl<C: Pairing> Drop for Running<'_, C> {
-    fn drop(&mut self) {
-        if let Some(node) = self.node.take() {
-            // It left, failed, or the run was cut short: back to its own task.
-            *lock(&self.shared.node) = NodeSlot::Gone;
-            drop(node);
-        }
-    }
-}
-
-impl<C: AcceptInput<I>, const I: usize> Adoptable<C::Item> for ZipFeed<C, I> {
-    fn blocks(&self) -> bool {
-        self.shared.blocks
-    }
-
-    fn take<'a>(
-        &'a mut self,
-        items: &'a mut Vec<(Lineage, C::Item)>,
-        watermark: u64,
-        handed_at: Instant,
-    ) -> Taken<'a> {
-        Box::pin(async move {
-            let node = {
-                let mut slot = lock(&self.shared.node);
-                if matches!(*slot, NodeSlot::Gone) {
-                    return Ok(Handed::Declined);
-                }
-                lock(&self.shared.core).accept(std::mem::take(items), watermark);
-                match std::mem::replace(&mut *slot, NodeSlot::Busy { give_back: false }) {
-                    NodeSlot::Inline(node) => node,
-                    busy => {
-                        // Another feed is running the node: it pairs these items too.
-                        *slot = busy;
-                        return Ok(Handed::Stays { done_at: handed_at });
-                    }
-                }
-            };
-            let shared = &*self.shared;
-            let mut running = Running {
-                shared,
-                node: Some(node),
-            };
-            running.run(handed_at, &mut self.probes).await
-        })
-    }
-
-    fn idle_probes(&self) -> &[Probe] {
-        &self.probes
-    }
-}
-
-impl<C: Pairing, const I: usize> Drop for ZipFeed<C, I> {
-    fn drop(&mut self) {
-        // The node feeding this input uses its channel from now on, so the zip node must
-        // read its channels again.
-        let mut slot = lock(&self.shared.node);
-        match &mut *slot {
-            NodeSlot::Inline(_) => {
-                let NodeSlot::Inline(node) = std::mem::replace(&mut *slot, NodeSlot::Gone) else {
-                    unreachable!()
-                };
-                drop(slot);
-                drop(node);
-            }
-            NodeSlot::Busy { give_back } => *give_back = true,
-            NodeSlot::Gone => {}
-        }
-    }
-}
-
 /// `impl AcceptInput<$idx>` for one input of a zip's pairing state.
 macro_rules! accept_input {
     ($core:ident [$($G:ident),+] $T:ident $idx:tt) => {
@@ -284,9 +82,9 @@ macro_rules! accept_input {
 
 /// Hands the zip node to the feed of one input, through that input's offer.
 macro_rules! offer_feed {
-    ($core:ident [$($G:ident),+] $offers:ident $shared:ident $probes:ident $idx:tt) => {
+    ($core:ident [$($G:ident),+] $offers:ident $shared:ident $idx:tt) => {
         if let Some(offer) = $offers.$idx.take() {
-            let feed: ZipFeed<$core<$($G),+>, $idx> = ZipFeed::new($shared.clone(), $probes.clone());
+            let feed: ZipFeed<$core<$($G),+>, $idx> = $shared.feed::<$idx>();
             offer(Box::new(feed));
         }
     };
@@ -295,7 +93,7 @@ macro_rules! offer_feed {
 macro_rules! zip_inlet {
     ($name:ident, $core:ident, $n:literal, $gens:tt; $($T:ident $idx:tt $v:ident),+) => {
         /// The pairing state of a zip of this many inputs.
-        pub struct $core<$($T),+> {
+        pub(crate) struct $core<$($T),+> {
             watermarks: [u64; $n],
             /// Items in arrival order, while `pending` is empty.
             queues: ($(BatchQueue<$T>,)+),
@@ -547,13 +345,8 @@ macro_rules! zip_inlet {
                 }
                 let core = self.core.clone();
                 Some(InlineOffer(Box::new(move |node: Adopted<($($T,)+)>| {
-                    let probes = node.idle_probes().to_vec();
-                    let shared = Arc::new(Shared {
-                        core,
-                        blocks: node.blocks(),
-                        node: Mutex::new(NodeSlot::Inline(node)),
-                    });
-                    $( offer_feed!($core $gens offers shared probes $idx); )+
+                    let shared = Shared::new(core, node);
+                    $( offer_feed!($core $gens offers shared $idx); )+
                 })))
             }
         }

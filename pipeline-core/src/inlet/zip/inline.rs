@@ -1,0 +1,177 @@
+//! A zip node running inline, inside the nodes that feed it (see the parent module).
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use super::{AcceptInput, Pairing, lock};
+use crate::fuse::{Adoptable, Adopted, Handed, Taken};
+use crate::lineage::Lineage;
+use crate::wire::{Closed, Probe};
+
+/// The zip node while it runs inline, shared by the feeds of its inputs.
+pub(super) struct Shared<C: Pairing> {
+    core: Arc<Mutex<C>>,
+    node: Mutex<NodeSlot<C::Tuple>>,
+    blocks: bool,
+}
+
+enum NodeSlot<T> {
+    /// Waiting for the next tuples.
+    Inline(Adopted<T>),
+    /// A feed is running it; `give_back`: a feed ended meanwhile, so it goes back after.
+    Busy { give_back: bool },
+    /// Back in its own task.
+    Gone,
+}
+
+/// One input's side of a zip node running inline: what the node feeding that input adopts.
+pub(crate) struct ZipFeed<C: Pairing, const I: usize> {
+    shared: Arc<Shared<C>>,
+    /// The edges after the zip node's chain, as they were when this feed last ran it.
+    probes: Vec<Probe>,
+}
+
+impl<C: Pairing> Shared<C> {
+    /// The zip node `node`, to run inline on the pairing state `core`.
+    pub(super) fn new(core: Arc<Mutex<C>>, node: Adopted<C::Tuple>) -> Arc<Self> {
+        Arc::new(Shared {
+            core,
+            blocks: node.blocks(),
+            node: Mutex::new(NodeSlot::Inline(node)),
+        })
+    }
+
+    /// The feed of input `I`, for the node feeding that input to adopt.
+    pub(super) fn feed<const I: usize>(self: &Arc<Self>) -> ZipFeed<C, I> {
+        let probes = match &*lock(&self.node) {
+            NodeSlot::Inline(node) => node.idle_probes().to_vec(),
+            _ => Vec::new(),
+        };
+        ZipFeed {
+            shared: self.clone(),
+            probes,
+        }
+    }
+}
+
+/// Runs the zip node on the tuples ready; puts it back (or gives it back) when done, also
+/// when the run is cut short.
+struct Running<'a, C: Pairing> {
+    shared: &'a Shared<C>,
+    node: Option<Adopted<C::Tuple>>,
+}
+
+impl<C: Pairing> Running<'_, C> {
+    async fn run(&mut self, mut now: Instant, probes: &mut Vec<Probe>) -> Result<Handed, Closed> {
+        let node = self.node.as_mut().expect("taken only at the end");
+        loop {
+            let ready = lock(&self.shared.core).take_ready();
+            let mut batch = match ready {
+                Some(batch) => batch,
+                None => {
+                    // Checked again with the slot held: a feed that found the node busy filed
+                    // its items before it looked, so they are seen here or it runs them.
+                    let mut slot = lock(&self.shared.node);
+                    match lock(&self.shared.core).take_ready() {
+                        Some(batch) => batch,
+                        None => {
+                            probes.clear();
+                            probes.extend_from_slice(node.idle_probes());
+                            let node = self.node.take().expect("present");
+                            if matches!(*slot, NodeSlot::Busy { give_back: true }) {
+                                *slot = NodeSlot::Gone;
+                                drop(slot);
+                                drop(node);
+                                return Ok(Handed::Leaves { done_at: now });
+                            }
+                            *slot = NodeSlot::Inline(node);
+                            return Ok(Handed::Stays { done_at: now });
+                        }
+                    }
+                }
+            };
+            match node.take(&mut batch.items, batch.watermark, now).await? {
+                Handed::Stays { done_at } => now = done_at,
+                Handed::Leaves { done_at } => {
+                    // Dropping the node (below) gives it back; its own task takes the
+                    // tuples still ready from the shared state.
+                    return Ok(Handed::Leaves { done_at });
+                }
+                Handed::Declined => {
+                    lock(&self.shared.core).put_back(batch.items);
+                    return Ok(Handed::Leaves { done_at: now });
+                }
+            }
+        }
+    }
+}
+
+impl<C: Pairing> Drop for Running<'_, C> {
+    fn drop(&mut self) {
+        if let Some(node) = self.node.take() {
+            // It left, failed, or the run was cut short: back to its own task.
+            *lock(&self.shared.node) = NodeSlot::Gone;
+            drop(node);
+        }
+    }
+}
+
+impl<C: AcceptInput<I>, const I: usize> Adoptable<C::Item> for ZipFeed<C, I> {
+    fn blocks(&self) -> bool {
+        self.shared.blocks
+    }
+
+    fn take<'a>(
+        &'a mut self,
+        items: &'a mut Vec<(Lineage, C::Item)>,
+        watermark: u64,
+        handed_at: Instant,
+    ) -> Taken<'a> {
+        Box::pin(async move {
+            let node = {
+                let mut slot = lock(&self.shared.node);
+                if matches!(*slot, NodeSlot::Gone) {
+                    return Ok(Handed::Declined);
+                }
+                lock(&self.shared.core).accept(std::mem::take(items), watermark);
+                match std::mem::replace(&mut *slot, NodeSlot::Busy { give_back: false }) {
+                    NodeSlot::Inline(node) => node,
+                    busy => {
+                        // Another feed is running the node: it pairs these items too.
+                        *slot = busy;
+                        return Ok(Handed::Stays { done_at: handed_at });
+                    }
+                }
+            };
+            let shared = &*self.shared;
+            let mut running = Running {
+                shared,
+                node: Some(node),
+            };
+            running.run(handed_at, &mut self.probes).await
+        })
+    }
+
+    fn idle_probes(&self) -> &[Probe] {
+        &self.probes
+    }
+}
+
+impl<C: Pairing, const I: usize> Drop for ZipFeed<C, I> {
+    fn drop(&mut self) {
+        // The node feeding this input uses its channel from now on, so the zip node must
+        // read its channels again.
+        let mut slot = lock(&self.shared.node);
+        match &mut *slot {
+            NodeSlot::Inline(_) => {
+                let NodeSlot::Inline(node) = std::mem::replace(&mut *slot, NodeSlot::Gone) else {
+                    unreachable!()
+                };
+                drop(slot);
+                drop(node);
+            }
+            NodeSlot::Busy { give_back } => *give_back = true,
+            NodeSlot::Gone => {}
+        }
+    }
+}
