@@ -733,3 +733,35 @@ async fn a_zip_fed_inline_from_two_threads_pairs_every_item_once() {
         assert!(report.accounting().is_balanced());
     }
 }
+
+/// When a zip node leaves the nodes feeding it, their batches (up to a thousand items, made
+/// for running inline) go over its small channels (in pieces that fit), and nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zip_leaving_its_feeders_loses_nothing_over_small_channels() {
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let kept = got.clone();
+    let p = pipeline! {
+        nums = source::iter(0..20_000u64);
+        left = stage::map(|n: u64| n + 1);
+        right = stage::map(|n: u64| n);
+        both[capacity(8)] = sink::for_each(move |(a, b): (u64, u64)| {
+            if b == 3_000 {
+                panic!("unlucky pair");
+            }
+            assert_eq!(a, b + 1);
+            kept.lock().unwrap().push(b);
+        });
+        nums => left, right;
+        left, right => both;
+    };
+    let report = tokio::time::timeout(Duration::from_secs(20), p.run())
+        .await
+        .expect("must not hang")
+        .unwrap();
+    let mut got = got.lock().unwrap().clone();
+    got.sort_unstable();
+    let expected: Vec<u64> = (0..20_000).filter(|n| *n != 3_000).collect();
+    assert!(got == expected, "every pair but the panicking one");
+    assert_eq!(report.node("both").unwrap().panics, 1);
+    assert!(report.accounting().is_balanced());
+}

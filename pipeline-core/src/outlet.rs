@@ -302,10 +302,16 @@ impl<T: Send + 'static> Outlet<T> {
                 self.refresh_batch_max();
             }
             self.refresh_probes();
-            if handed != Handed::Declined {
-                return Ok(());
+            if handed == Handed::Declined {
+                let since = Instant::now();
+                let items = std::mem::take(&mut self.buf);
+                let before = self.sent_watermark;
+                send_in_chunks(&self.targets[0], items, (before, watermark), self.batch_max)
+                    .await?;
+                self.blocked += since.elapsed();
+                self.sent_watermark = watermark;
             }
-            // Declined: the batch goes over the channel below.
+            return Ok(());
         }
         let n = self.buf.len();
         // Only a wait is timed, so a flowing pipeline pays no clock reads here.
@@ -386,11 +392,8 @@ impl<T: Send + 'static> Outlet<T> {
             }
             if handed == Handed::Declined {
                 let since = Instant::now();
-                self.targets[i]
-                    .send(Batch {
-                        items: std::mem::take(copy),
-                        watermark,
-                    })
+                let (items, before) = (std::mem::take(copy), self.sent_watermark);
+                send_in_chunks(&self.targets[i], items, (before, watermark), self.batch_max)
                     .await?;
                 self.blocked += since.elapsed();
                 handed_at = None;
@@ -444,6 +447,59 @@ fn channel_batch_max<'a, T: 'a>(channels: impl IntoIterator<Item = &'a EdgeSende
         .clamp(1, MAX_BATCH)
 }
 
+/// Sends a batch that was meant for a node running inline, which declined it, over the
+/// channel in pieces no larger than its batches: only the last piece carries the new
+/// watermark (`watermarks`: the one sent last, and the new one).
+async fn send_in_chunks<T>(
+    target: &EdgeSender<T>,
+    mut items: Items<T>,
+    (before, watermark): (u64, u64),
+    batch_max: usize,
+) -> Result<(), Closed> {
+    while items.len() > batch_max {
+        let rest = items.split_off(batch_max);
+        target
+            .send(Batch {
+                items,
+                watermark: before,
+            })
+            .await?;
+        items = rest;
+    }
+    target.send(Batch { items, watermark }).await
+}
+
 fn clone_items<T: Clone>(items: &Items<T>) -> Items<T> {
     items.clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::edge;
+
+    #[tokio::test]
+    async fn a_declined_batch_goes_over_the_channel_in_pieces_that_fit() {
+        let (tx, mut rx) = edge::<u64>(8);
+        let items: Items<u64> = (0..20).map(|i| (Lineage::root(i), i)).collect();
+        let send = send_in_chunks(&tx, items, (3, 20), 2);
+        let receive = async {
+            let mut got = Vec::new();
+            while got.len() < 10 {
+                let batch = futures::future::poll_fn(|cx| rx.poll_recv(cx))
+                    .await
+                    .expect("open");
+                got.push((batch.len(), batch.watermark));
+            }
+            got
+        };
+        let (sent, got) = tokio::join!(send, receive);
+        sent.unwrap();
+        let mut expected = vec![(2, 3); 9];
+        expected.push((2, 20));
+        assert_eq!(
+            got, expected,
+            "pieces of 2; the last one moves the watermark"
+        );
+    }
 }
