@@ -341,3 +341,46 @@ fn the_html_report_is_one_self_contained_page_with_picture_table_and_verdict() {
     )
     .unwrap();
 }
+
+/// A zip running inline counts the partial tuples it drops as it drops them, as its own
+/// loop would: live progress shows them before the run ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partial_tuples_dropped_inline_show_in_live_progress() {
+    let (gate_tx, gate_rx) = tokio::sync::watch::channel(false);
+    let p = pipeline! {
+        nums = source::producer(move |mut out: Output<u64>| {
+            let mut gate = gate_rx.clone();
+            async move {
+                for n in 0..3_000u64 {
+                    out.push(n).await?;
+                }
+                out.flush().await?;
+                let _ = gate.wait_for(|open| *open).await;
+                Ok(())
+            }
+        });
+        kept = stage::filter(|n: &u64| n % 3 != 0);
+        all = stage::map(|n: u64| n);
+        both = sink::for_each(|(a, b): (u64, u64)| assert_eq!(a, b));
+        nums => kept, all;
+        kept, all => both;
+    };
+    let run = p.spawn();
+    let progress = run.progress();
+    let dropped = || {
+        progress
+            .snapshot()
+            .node("both")
+            .map_or(0, |node| node.dropped_partial_tuples)
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while dropped() < 999 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(!progress.is_finished());
+    assert!(dropped() >= 999, "{} dropped so far", dropped());
+    gate_tx.send_replace(true);
+    let report = run.wait().await.unwrap();
+    assert_eq!(report.node("both").unwrap().dropped_partial_tuples, 1_000);
+    assert!(report.accounting().is_balanced());
+}

@@ -33,7 +33,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-use crate::exec::{NodeCtx, consume_batch, run_batch};
+use crate::exec::{NodeCtx, consume_batch, report_dropped, run_batch};
+use crate::inlet::Dropped;
 use crate::lineage::Lineage;
 use crate::node::{Sink, Stage};
 use crate::outlet::Outlet;
@@ -66,6 +67,9 @@ pub(crate) trait Adoptable<T>: Send {
     /// The edges the stage (or the chain it heads) sends on, to tell whether the nodes
     /// behind them are idle.
     fn idle_probes(&self) -> &[Probe];
+
+    /// Counts partial tuples the node's zip dropped while the node ran inline.
+    fn dropped_partial(&self, dropped: Dropped);
 }
 
 /// What became of a batch handed to a node running inline.
@@ -389,6 +393,10 @@ impl<L: Lendable> Adoptable<L::In> for Fused<L> {
 
     fn idle_probes(&self) -> &[Probe] {
         self.state.as_ref().map_or(&[], Lendable::idle_probes)
+    }
+
+    fn dropped_partial(&self, dropped: Dropped) {
+        report_dropped(dropped, &self.ctx);
     }
 }
 

@@ -861,7 +861,11 @@ pub(crate) async fn next_or_flush<T, O: Send + 'static, I: Inlet<T>>(
 }
 
 pub(crate) fn record_dropped<T, I: Inlet<T>>(inlet: &mut I, ctx: &NodeCtx) {
-    let dropped = inlet.take_dropped();
+    report_dropped(inlet.take_dropped(), ctx);
+}
+
+/// Counts the partial tuples a node's zip dropped.
+pub(crate) fn report_dropped(dropped: crate::inlet::Dropped, ctx: &NodeCtx) {
     if dropped.tuples > 0 {
         tracing::debug!(
             node = ctx.name,

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use super::{AcceptInput, Pairing, lock};
 use crate::fuse::{Adoptable, Adopted, Handed, Taken};
+use crate::inlet::Dropped;
 use crate::lineage::Lineage;
 use crate::wire::{Closed, Probe};
 
@@ -65,7 +66,14 @@ impl<C: Pairing> Running<'_, C> {
     async fn run(&mut self, mut now: Instant, probes: &mut Vec<Probe>) -> Result<Handed, Closed> {
         let node = self.node.as_mut().expect("taken only at the end");
         loop {
-            let ready = lock(&self.shared.core).take_ready();
+            let (ready, dropped) = {
+                let mut core = lock(&self.shared.core);
+                (core.take_ready(), core.take_dropped())
+            };
+            if dropped.tuples > 0 {
+                // Counted as it happens, as the node's own loop would.
+                node.dropped_partial(dropped);
+            }
             let mut batch = match ready {
                 Some(batch) => batch,
                 None => {
@@ -154,6 +162,13 @@ impl<C: AcceptInput<I>, const I: usize> Adoptable<C::Item> for ZipFeed<C, I> {
 
     fn idle_probes(&self) -> &[Probe] {
         &self.probes
+    }
+
+    fn dropped_partial(&self, dropped: Dropped) {
+        // A zip tells its node itself (see `Running`); this passes on anything else.
+        if let NodeSlot::Inline(node) = &*lock(&self.shared.node) {
+            node.dropped_partial(dropped);
+        }
     }
 }
 

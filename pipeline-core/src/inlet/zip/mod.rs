@@ -45,6 +45,9 @@ pub(crate) trait Pairing: Send + 'static {
 
     /// Puts tuples back at the front, to be taken again first.
     fn put_back(&mut self, tuples: Vec<(Lineage, Self::Tuple)>);
+
+    /// Partial tuples dropped since the last call.
+    fn take_dropped(&mut self) -> Dropped;
 }
 
 /// Filing items that arrived on input `I`.
@@ -279,6 +282,10 @@ macro_rules! zip_inlet {
                 })
             }
 
+            fn take_dropped(&mut self) -> Dropped {
+                std::mem::take(&mut self.dropped)
+            }
+
             fn put_back(&mut self, mut tuples: Vec<(Lineage, Self::Tuple)>) {
                 tuples.append(&mut self.ready);
                 self.ready = tuples;
@@ -329,7 +336,7 @@ macro_rules! zip_inlet {
             }
 
             fn take_dropped(&mut self) -> Dropped {
-                std::mem::take(&mut lock(&self.core).dropped)
+                Pairing::take_dropped(&mut *lock(&self.core))
             }
 
             fn track(&mut self, ledger: Arc<Ledger>) {
