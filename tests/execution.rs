@@ -8,6 +8,14 @@ use std::time::{Duration, Instant};
 use pipeline::Failure;
 use pipeline::prelude::*;
 
+/// Runs `p` to its end, failing the test if it takes more than 20 s (a hang).
+async fn run_or_hang(p: Pipeline) -> RunReport {
+    tokio::time::timeout(Duration::from_secs(20), p.run())
+        .await
+        .expect("must not hang")
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_free_worker_takes_the_next_item_so_one_slow_item_does_not_hold_up_the_rest() {
     // Item 0 takes 300 ms, the others 1 ms. With round-robin, every other item would queue
@@ -560,10 +568,7 @@ async fn a_map_panicking_inline_loses_only_its_item_and_keeps_the_order() {
         sink = sink::for_each(move |n: u64| kept.lock().unwrap().push(n));
         nums => double => sink;
     };
-    let report = tokio::time::timeout(Duration::from_secs(20), p.run())
-        .await
-        .expect("must not hang")
-        .unwrap();
+    let report = run_or_hang(p).await;
     let expected: Vec<u64> = (0..100_000)
         .filter(|n| *n != 77_777)
         .map(|n| n * 2)
@@ -643,10 +648,7 @@ async fn a_diamond_of_cheap_nodes_runs_on_one_thread_zip_included() {
         nums => double, next;
         double, next => both;
     };
-    let report = tokio::time::timeout(Duration::from_secs(20), p.run())
-        .await
-        .expect("must not hang")
-        .unwrap();
+    let report = run_or_hang(p).await;
     let n = 200_000u64;
     assert_eq!(*sum.lock().unwrap(), (0..n).map(|x| 3 * x + 1).sum::<u64>());
     assert_eq!(report.node("both").unwrap().received, n);
@@ -679,10 +681,7 @@ async fn a_zip_running_inline_survives_filters_and_a_panic_without_losing_items(
         nums => odd, same;
         odd, same => both;
     };
-    let report = tokio::time::timeout(Duration::from_secs(20), p.run())
-        .await
-        .expect("must not hang")
-        .unwrap();
+    let report = run_or_hang(p).await;
     let mut got = got.lock().unwrap().clone();
     got.sort_unstable();
     let expected: Vec<u64> = (0..50_000).filter(|n| n % 3 != 0 && *n != 40_001).collect();
@@ -720,10 +719,7 @@ async fn a_zip_fed_inline_from_two_threads_pairs_every_item_once() {
             nums => left, right;
             left, right => both;
         };
-        let report = tokio::time::timeout(Duration::from_secs(20), p.run())
-            .await
-            .expect("must not hang")
-            .unwrap();
+        let report = run_or_hang(p).await;
         let mut got = got.lock().unwrap().clone();
         got.sort_unstable();
         let expected: Vec<u64> = (0..20_000).filter(|n| n % 7 != 0).collect();
@@ -754,10 +750,7 @@ async fn a_zip_leaving_its_feeders_loses_nothing_over_small_channels() {
         nums => left, right;
         left, right => both;
     };
-    let report = tokio::time::timeout(Duration::from_secs(20), p.run())
-        .await
-        .expect("must not hang")
-        .unwrap();
+    let report = run_or_hang(p).await;
     let mut got = got.lock().unwrap().clone();
     got.sort_unstable();
     let expected: Vec<u64> = (0..20_000).filter(|n| *n != 3_000).collect();
