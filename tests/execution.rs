@@ -758,3 +758,101 @@ async fn a_zip_leaving_its_feeders_loses_nothing_over_small_channels() {
     assert_eq!(report.node("both").unwrap().panics, 1);
     assert!(report.accounting().is_balanced());
 }
+
+/// A chain of plain maps runs as one pass over each batch (see `fuse::chain`); a panic in
+/// the middle of the chain loses only its item: the stages before it count it as passed
+/// on, the one that panicked as failed, and the items after it go on in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_map_panicking_in_the_middle_of_a_chain_loses_only_its_item() {
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let kept = got.clone();
+    let p = pipeline! {
+        nums = source::iter(0..100_000u64);
+        a = stage::map(|n: u64| n + 1);
+        b = stage::map(|n: u64| n * 2);
+        c = stage::map(|n: u64| if n == 2 * 77_778 { panic!("unlucky") } else { n });
+        d = stage::map(|n: u64| n - 2);
+        sink = sink::for_each(move |n: u64| kept.lock().unwrap().push(n));
+        nums => a => b => c => d => sink;
+    };
+    let report = run_or_hang(p).await;
+    let expected: Vec<u64> = (0..100_000)
+        .filter(|n| *n != 77_777)
+        .map(|n| n * 2)
+        .collect();
+    assert!(
+        *got.lock().unwrap() == expected,
+        "in order, only the panicking item lost"
+    );
+    let counts = |name: &str| {
+        let node = report.node(name).unwrap();
+        (node.received, node.emitted, node.failed, node.panics)
+    };
+    assert_eq!(counts("a"), (100_000, 100_000, 0, 0));
+    assert_eq!(counts("b"), (100_000, 100_000, 0, 0));
+    assert_eq!(counts("c"), (100_000, 99_999, 1, 1));
+    assert_eq!(counts("d"), (99_999, 99_999, 0, 0));
+    assert_eq!(report.node("c").unwrap().restarts, 1);
+    assert!(report.accounting().is_balanced());
+}
+
+/// A chain's pass is timed as a whole; each stage's share of it follows what the stage
+/// cost when last timed alone, so the report still shows which stage does the work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_shares_its_time_out_by_what_each_stage_costs() {
+    let spin = |micros: u64| {
+        move |n: u64| {
+            let until = std::time::Instant::now() + Duration::from_micros(micros);
+            while std::time::Instant::now() < until {
+                std::hint::spin_loop();
+            }
+            n
+        }
+    };
+    let p = pipeline! {
+        nums = source::iter(0..20_000u64);
+        light = stage::map(|n: u64| n + 1);
+        heavy = stage::map(spin(5));
+        also_light = stage::map(|n: u64| n - 1);
+        sink = sink::for_each(|n: u64| { std::hint::black_box(n); });
+        nums => light => heavy => also_light => sink;
+    };
+    let report = run_or_hang(p).await;
+    let busy = |name: &str| report.node(name).unwrap().busy;
+    let (light, heavy, also_light) = (busy("light"), busy("heavy"), busy("also_light"));
+    assert!(
+        heavy >= Duration::from_millis(90),
+        "20 000 items of 5 µs: {heavy:?}"
+    );
+    assert!(
+        heavy > (light + also_light) * 4,
+        "the spinning stage is busy, not the cheap ones: {light:?} {heavy:?} {also_light:?}"
+    );
+    assert!(report.accounting().is_balanced());
+}
+
+/// A chain on one branch of a diamond passes the watermark on, so the zip behind it pairs
+/// every item and drops nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_on_a_branch_of_a_diamond_pairs_every_item() {
+    let out = Collected::new();
+    let p = pipeline! {
+        nums = source::iter(0..50_000u64);
+        a = stage::map(|n: u64| n + 1);
+        b = stage::map(|n: u64| n * 3);
+        c = stage::map(|n: u64| n - 3);
+        pair = out.sink();
+        nums => a => b => c => pair;
+        nums => pair;
+    };
+    let report = run_or_hang(p).await;
+    let got: Vec<(u64, u64)> = out.take();
+    assert_eq!(got.len(), 50_000);
+    // The zip's inputs come in the order of their edges: `c`'s first.
+    assert!(
+        got.iter().all(|&(image, n)| image == n * 3),
+        "each pair is an item and its image"
+    );
+    assert_eq!(report.node("pair").unwrap().dropped_partial_tuples, 0);
+    assert!(report.accounting().is_balanced());
+}

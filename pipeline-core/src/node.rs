@@ -10,6 +10,7 @@
 use std::future::Future;
 
 use crate::context::Context;
+use crate::fuse::chain::{Broken, Hint, Link};
 use crate::source::Output;
 
 /// The error type user code returns from fallible nodes.
@@ -36,6 +37,10 @@ pub trait Node: Send + 'static {
     type Out: Send + 'static;
     /// [`roles::Source`], [`roles::Stage`] or [`roles::Sink`].
     type Role;
+    /// The chain `R` with this node in front of it, if it is a stage (see
+    /// `fuse::chain`): what lets `pipeline!` name a chain's stages by their nodes.
+    #[doc(hidden)]
+    type ChainLink<R: Hint>: Hint;
 }
 
 /// Type-level roles, so compile-time checks can tell what a node is.
@@ -152,7 +157,7 @@ pub trait Sink: Send + 'static {
 }
 
 macro_rules! role_wrapper {
-    ($(#[$doc:meta])* $wrapper:ident, $role:ident, $in:ty, $out:ty) => {
+    ($(#[$doc:meta])* $wrapper:ident, $role:ident, $in:ty, $out:ty, $link:ty) => {
         $(#[$doc])*
         #[derive(Clone)]
         pub struct $wrapper<N>(pub(crate) N);
@@ -167,19 +172,20 @@ macro_rules! role_wrapper {
             type In = $in;
             type Out = $out;
             type Role = roles::$role;
+            type ChainLink<R: Hint> = $link;
         }
     };
 }
 
 role_wrapper!(
     /// A node that produces items and has no inputs.
-    SourceNode, Source, NoInput, N::Out
+    SourceNode, Source, NoInput, N::Out, Broken
 );
 role_wrapper!(
     /// A node with inputs and outputs.
-    StageNode, Stage, N::In, N::Out
+    StageNode, Stage, N::In, N::Out, Link<N, R>
 );
 role_wrapper!(
     /// A node that consumes items and has no outputs.
-    SinkNode, Sink, N::In, NoOutput
+    SinkNode, Sink, N::In, NoOutput, Broken
 );

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use std::sync::Arc;
 
+use crate::fuse::chain::{self, Hint, Kernel};
 use crate::fuse::{self, Adopted, Handed, OfferSlot};
 use crate::ledger::Ledger;
 use crate::lineage::Lineage;
@@ -40,6 +41,9 @@ pub struct Outlet<T> {
     handing_at: Option<Instant>,
     /// Counts the copies a fan-out makes of items from other processes (see `ledger`).
     ledger: Option<Arc<Ledger>>,
+    /// Maps each batch through the chain of maps after this outlet in one pass, while they
+    /// all run inline (see [`crate::fuse::chain`]).
+    chain: Option<Box<dyn Kernel<T>>>,
 }
 
 enum Fusion<T> {
@@ -91,7 +95,29 @@ impl<T: Send + 'static> Outlet<T> {
             on_thread: false,
             handing_at: None,
             ledger: None,
+            chain: None,
         }
+    }
+
+    /// Gives the outlet a kernel for the chain `H` after it, if `H` names one it can run.
+    pub fn with_chain<H: Hint>(mut self) -> Self {
+        self.chain = chain::kernel::<T, H>();
+        self
+    }
+
+    /// The node this outlet runs inline, if it feeds exactly one edge and runs its node.
+    pub(crate) fn sole_adopted(&mut self) -> Option<&mut (dyn std::any::Any + 'static)> {
+        match self.fusion.as_mut_slice() {
+            [Fusion::Adopted(next)] => next.as_any(),
+            _ => None,
+        }
+    }
+
+    /// Records that a chain's pass handed everything below `watermark` to the node this
+    /// outlet runs inline, as a flush would have.
+    pub(crate) fn passed_inline(&mut self, watermark: u64) {
+        self.advance(watermark);
+        self.sent_watermark = self.watermark;
     }
 
     /// Says whether the owning node runs on a thread of its own (it does when its code may
@@ -289,7 +315,26 @@ impl<T: Send + 'static> Outlet<T> {
         }
         let watermark = self.watermark;
         if let [Fusion::Adopted(next)] = self.fusion.as_mut_slice() {
-            let now = handed_at.unwrap_or_else(Instant::now);
+            let mut now = handed_at.unwrap_or_else(Instant::now);
+            let passed = match self.chain.as_mut() {
+                Some(chain) => match chain.run(next, &mut self.buf, watermark, now) {
+                    Some(pass) => Some(pass.await?),
+                    None => None,
+                },
+                None => None,
+            };
+            if let Some(passed) = passed {
+                let Handed::Stays { done_at } = passed else {
+                    unreachable!("a chain's first node stays for the next batch");
+                };
+                self.blocked += done_at.saturating_duration_since(now);
+                if self.buf.is_empty() {
+                    self.sent_watermark = watermark;
+                    return Ok(());
+                }
+                // A node panicked: what the pass did not get to takes the usual path.
+                now = Instant::now();
+            }
             let handed = next.take(&mut self.buf, watermark, now).await?;
             if let Handed::Stays { done_at } | Handed::Leaves { done_at } = handed {
                 // Waiting for the next node to be done is being blocked on it, inline or not.

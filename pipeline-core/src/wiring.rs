@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use crate::exec::workers::Workers;
 use crate::exec::{ErrorPolicy, Failed};
+use crate::fuse::chain::{End, Hint};
 use crate::inlet::{Inlet, MergeInlet, Zip2, Zip3, Zip4, Zip5, Zip6, Zip7, Zip8};
 use crate::node::{NoOutput, Node, Sink, SinkNode, Source, SourceNode, Stage, StageNode, roles};
 use crate::outlet::Outlet;
@@ -131,6 +132,21 @@ impl<'a, N: Node, T: Node, Slot> Edge<'a, N, T, Slot> {
 pub trait FanOutItem<Name>: Clone {}
 
 impl<T: Clone, Name> FanOutItem<Name> for T {}
+
+/// The chain of stages `node`, then `rest` (see `fuse::chain`).
+pub fn link<N: Node, R: Hint>(_node: &N, _rest: PhantomData<R>) -> PhantomData<N::ChainLink<R>> {
+    PhantomData
+}
+
+/// The end of a chain of stages.
+pub fn end_of_chain() -> PhantomData<End> {
+    PhantomData
+}
+
+/// An outlet that runs the chain of maps after it in one pass when it can.
+pub fn chained<T: Send + 'static, H: Hint>(outlet: Outlet<T>, _chain: PhantomData<H>) -> Outlet<T> {
+    outlet.with_chain::<H>()
+}
 
 pub fn single_output<T: Send + 'static>(target: EdgeSender<T>) -> Outlet<T> {
     Outlet::single(target)

@@ -11,6 +11,9 @@ use syn::Ident;
 use crate::ast::PipelineInput;
 use crate::graph::{FanIn, Graph, Role};
 
+/// The most stages one chain names; the runtime's `fuse::chain::CHAIN_MAX` is the same.
+const CHAIN_MAX: usize = 8;
+
 pub fn pipeline(input: TokenStream) -> TokenStream {
     let parsed: PipelineInput = match syn::parse2(input) {
         Ok(parsed) => parsed,
@@ -145,7 +148,17 @@ pub fn expand(graph: &Graph) -> TokenStream {
         let connections = node.outputs.iter().map(|&e| connect(e, false));
         let outlet = outlet(n);
         if node.outputs.len() == 1 {
-            quote!(let #outlet = #private::single_output(#(#connections)*);)
+            let single = quote!(#private::single_output(#(#connections)*));
+            let chain = if graph.distributed.is_none() { graph.chain_after(n, CHAIN_MAX) } else { Vec::new() };
+            if chain.is_empty() {
+                return quote!(let #outlet = #single;);
+            }
+            // The stages after this node, by their nodes, so the runtime knows their types.
+            let hint = chain.iter().rev().fold(quote!(#private::end_of_chain()), |rest, &m| {
+                let stage = &graph.nodes[m].ident;
+                quote!(#private::link(&#stage, #rest))
+            });
+            quote!(let #outlet = #private::chained(#single, #hint);)
         } else {
             let first_edge = &graph.edges[node.outputs[0]];
             let name_marker = marker(markers, &node.ident);
@@ -341,6 +354,18 @@ mod snapshots {
             double = stage::map(|n: u32| n * 2);
             out = sink::for_each(|n: u32| println!("{n}"));
             nums => double => out;
+        );
+    }
+
+    #[test]
+    fn chain_of_maps_names_its_stages_to_the_outlets_before_them() {
+        snapshot!("chain_of_maps",
+            nums = source::iter(0..10u32);
+            inc = stage::map(|n: u32| n + 1);
+            double = stage::map(|n: u32| n * 2);
+            half = stage::map(|n: u32| n / 2);
+            out = sink::for_each(|n: u32| println!("{n}"));
+            nums => inc => double => half => out;
         );
     }
 

@@ -521,6 +521,38 @@ impl Graph {
         false
     }
 
+    /// The stages after node `n` that may run as one chain with it (see the runtime's
+    /// `fuse::chain`): each the only target of the node before it and fed by nothing else,
+    /// with one worker and no per-item policy, at most `most` of them. Empty unless there
+    /// are at least two: one stage alone gains nothing from a chain.
+    pub fn chain_after(&self, n: usize, most: usize) -> Vec<usize> {
+        let mut chain = Vec::new();
+        let mut at = n;
+        while chain.len() < most {
+            let [edge] = self.nodes[at].outputs[..] else {
+                break;
+            };
+            let next = self.edges[edge].to;
+            let node = &self.nodes[next];
+            let options = &node.options;
+            let plain = options.workers.is_none()
+                && options.timeout.is_none()
+                && options.retry.is_none()
+                && options.dead_letter.is_none()
+                && options.after.is_empty()
+                && !options.merge;
+            if node.role() != Role::Stage || node.inputs.len() != 1 || !plain {
+                break;
+            }
+            chain.push(next);
+            at = next;
+        }
+        if chain.len() < 2 {
+            chain.clear();
+        }
+        chain
+    }
+
     /// Nodes by name, for tests and lookups.
     #[allow(dead_code)]
     pub fn by_name(&self) -> BTreeMap<&str, &Node> {
@@ -733,6 +765,33 @@ mod tests {
             ("d", "e"),
         ];
         assert_eq!(edges, expected.map(|(a, b)| (a.to_string(), b.to_string())));
+    }
+
+    #[test]
+    fn chains_run_along_single_edges_between_plain_stages() {
+        let graph = build(quote! {
+            src => a => b => c => d => out;
+            c => side;
+            w[workers(2)] = f;
+            src2 => e => f => w => g => h => out2;
+        })
+        .unwrap();
+        let names = |chain: Vec<usize>| -> Vec<String> {
+            chain
+                .into_iter()
+                .map(|n| graph.nodes[n].name.clone())
+                .collect()
+        };
+        let index = |name: &str| graph.nodes.iter().position(|n| n.name == name).unwrap();
+        assert_eq!(names(graph.chain_after(index("src"), 8)), ["a", "b", "c"]);
+        assert_eq!(names(graph.chain_after(index("src"), 2)), ["a", "b"]);
+        // `c` fans out: nothing after it chains; `d` alone is too short.
+        assert!(graph.chain_after(index("c"), 8).is_empty());
+        assert!(graph.chain_after(index("b"), 8).is_empty());
+        // A stage with workers ends a chain, and one starts after it.
+        assert_eq!(names(graph.chain_after(index("src2"), 8)), ["e", "f"]);
+        assert_eq!(names(graph.chain_after(index("w"), 8)), ["g", "h"]);
+        assert!(graph.chain_after(index("out"), 8).is_empty());
     }
 
     #[test]

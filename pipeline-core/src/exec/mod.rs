@@ -5,7 +5,7 @@
 //! of its own from the blocking pool, so blocking calls there never stall the async workers
 //! that run every other node. The channels are executor-agnostic, so the same loop serves both.
 
-mod in_place;
+pub(crate) mod in_place;
 pub mod policy;
 mod sink;
 pub mod workers;

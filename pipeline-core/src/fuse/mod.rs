@@ -26,6 +26,9 @@
 //! A stage that may block is only adopted by a node that runs on a thread of its own, so a
 //! blocking stage never ends up on the async workers.
 
+pub(crate) mod chain;
+
+use std::any::Any;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -70,6 +73,11 @@ pub(crate) trait Adoptable<T>: Send {
 
     /// Counts partial tuples the node's zip dropped while the node ran inline.
     fn dropped_partial(&self, dropped: Dropped);
+
+    /// The node as `Any`, for a chain's kernel to find the stages it knows (see [`chain`]).
+    fn as_any(&mut self) -> Option<&mut (dyn Any + 'static)> {
+        None
+    }
 }
 
 /// What became of a batch handed to a node running inline.
@@ -88,7 +96,8 @@ pub(crate) enum Handed {
 
 pub(crate) type Adopted<T> = Box<dyn Adoptable<T>>;
 /// What [`Adoptable::take`] returns.
-pub(crate) type Taken<'a> = Pin<Box<dyn Future<Output = Result<Handed, Closed>> + Send + 'a>>;
+pub(crate) type Taken<'a, T = Handed> =
+    Pin<Box<dyn Future<Output = Result<T, Closed>> + Send + 'a>>;
 /// The node's side of an edge's hand-off: it gives itself to this, or drops it to decline.
 /// For a zip, one node answers the offers of all its input edges at once (see
 /// `inlet::zip`), so this is a function, not just a channel.
@@ -137,6 +146,9 @@ pub(crate) trait Lendable: Send + 'static {
 
     /// See [`Adoptable::idle_probes`].
     fn idle_probes(&self) -> &[Probe];
+
+    /// Keeps `items` (counted received) for the node's own loop to process first.
+    fn park(&mut self, items: Items<Self::In>, watermark: u64);
 }
 
 /// Whether a node stays inline after a batch: not if its items turned slow or it panicked
@@ -185,6 +197,30 @@ impl<S: Stage> Resumed<S> {
     }
 }
 
+impl<S: Stage> Resumed<S> {
+    /// Sends `results` on, moving the watermark to `reached` if given; `keep`: the node
+    /// stays inline, so the batch goes now. Returns when the nodes after it were done.
+    pub(crate) async fn send_results(
+        &mut self,
+        reached: Option<u64>,
+        keep: bool,
+        now: Instant,
+    ) -> Result<Instant, Closed> {
+        self.outlet.handing_at(now);
+        self.outlet
+            .extend_then_advance(&mut self.results, reached)
+            .await?;
+        if keep {
+            // One batch in, one batch out: the feeding node's batching decides latency.
+            self.outlet.flush().await?;
+        }
+        // Blocked: on room in a channel, or on the nodes run inline, all after `now`.
+        let blocked = self.outlet.take_blocked();
+        self.counts.blocked += blocked;
+        Ok(now + blocked)
+    }
+}
+
 impl<S: Stage> Lendable for Resumed<S> {
     type In = S::In;
     const BLOCKS: bool = S::BLOCKING;
@@ -218,20 +254,9 @@ impl<S: Stage> Lendable for Resumed<S> {
         watermark: u64,
         now: Instant,
     ) -> Result<Instant, Closed> {
-        self.outlet.handing_at(now);
         // With items left over, not all items below the watermark have been pushed yet.
         let reached = self.leftover.is_none().then_some(watermark);
-        self.outlet
-            .extend_then_advance(&mut self.results, reached)
-            .await?;
-        if keep {
-            // One batch in, one batch out: the feeding node's batching decides latency.
-            self.outlet.flush().await?;
-        }
-        // Blocked: on room in a channel, or on the nodes run inline, all after `now`.
-        let blocked = self.outlet.take_blocked();
-        self.counts.blocked += blocked;
-        Ok(now + blocked)
+        self.send_results(reached, keep, now).await
     }
 
     fn meters(&mut self) -> (&mut BatchCounts, &mut LatencySampler) {
@@ -240,6 +265,11 @@ impl<S: Stage> Lendable for Resumed<S> {
 
     fn idle_probes(&self) -> &[Probe] {
         self.outlet.idle_probes()
+    }
+
+    fn park(&mut self, items: Items<S::In>, watermark: u64) {
+        self.counts.received += items.len() as u64;
+        self.leftover = Some(Batch { items, watermark });
     }
 }
 
@@ -305,6 +335,11 @@ impl<S: Sink> Lendable for SinkResumed<S> {
         // Nothing is behind a sink: an inline chain that ends in one never waits.
         &[]
     }
+
+    fn park(&mut self, items: Items<S::In>, _watermark: u64) {
+        self.counts.received += items.len() as u64;
+        self.leftover = Some(items);
+    }
 }
 
 /// A node's loop state lent to the node feeding it. Dropping it gives it back.
@@ -315,6 +350,11 @@ pub(crate) struct Fused<L: Lendable> {
     /// When the node last finished a batch: the time until the next one counts as starved.
     idle_since: Instant,
     published_at: Instant,
+    /// What an item cost the node on the last batch it timed as a whole, in nanoseconds
+    /// (0 before the first): a chain's kernel shares its time out by it.
+    item_cost: f64,
+    /// The node panicked in a chain's pass: it leaves on its next batch.
+    leave_next: bool,
 }
 
 /// How often a node running inline publishes its counts.
@@ -331,6 +371,8 @@ impl<L: Lendable> Fused<L> {
             ctx,
             idle_since: Instant::now(),
             published_at: Instant::now(),
+            item_cost: 0.0,
+            leave_next: false,
         };
         (fused, given_back)
     }
@@ -345,6 +387,10 @@ impl<L: Lendable> Fused<L> {
             .state
             .as_mut()
             .expect("the state is only taken on drop");
+        if self.leave_next {
+            state.park(std::mem::take(items), watermark);
+            return Ok(Handed::Leaves { done_at: started });
+        }
         state.meters().0.starved += started.saturating_duration_since(self.idle_since);
         let (received, whole_batch) = (items.len(), state.meters().1.times_whole_batches());
         let mut keep = state.process(items, watermark, &self.ctx);
@@ -352,7 +398,11 @@ impl<L: Lendable> Fused<L> {
         if whole_batch {
             // No item was timed alone: the batch's time is its items'.
             let latency = state.meters().1;
-            latency.record_batch(done.saturating_duration_since(started), received);
+            let took = done.saturating_duration_since(started);
+            latency.record_batch(took, received);
+            if received > 0 {
+                self.item_cost = took.as_nanos() as f64 / received as f64;
+            }
             if latency.slow_streak() >= SLOW_ITEMS_TO_SPLIT {
                 keep = false;
             }
@@ -361,19 +411,36 @@ impl<L: Lendable> Fused<L> {
         // them (it counts as blocked), and is idle only after.
         let end = state.send_on(keep, watermark, done).await?;
         self.idle_since = end;
-        // Publishing costs more than a batch of cheap items; readers of live counts can
-        // wait a millisecond. The counts stay in the state, so nothing is lost meanwhile.
-        if !keep || done.saturating_duration_since(self.published_at) >= PUBLISH_EVERY {
-            self.published_at = done;
-            let (counts, latency) = state.meters();
-            self.ctx.stats.publish_at(counts, Some(done));
-            self.ctx.stats.merge_latency_at(latency, done);
-        }
+        self.publish_if_due(done, !keep);
         Ok(if keep {
             Handed::Stays { done_at: end }
         } else {
             Handed::Leaves { done_at: end }
         })
+    }
+}
+
+impl<L: Lendable> Fused<L> {
+    /// Publishes the node's counts if a millisecond has passed since it last did, or if
+    /// `now_anyway`. Publishing costs more than a batch of cheap items; readers of live
+    /// counts can wait a millisecond. The counts stay in the state, so nothing is lost.
+    fn publish_if_due(&mut self, at: Instant, now_anyway: bool) {
+        let Some(state) = self.state.as_mut() else {
+            return;
+        };
+        if now_anyway || at.saturating_duration_since(self.published_at) >= PUBLISH_EVERY {
+            self.published_at = at;
+            let (counts, latency) = state.meters();
+            self.ctx.stats.publish_at(counts, Some(at));
+            self.ctx.stats.merge_latency_at(latency, at);
+        }
+    }
+}
+
+impl<S: Stage> Fused<Resumed<S>> {
+    /// The node this one's outlet runs inline, if it runs exactly one.
+    fn adopted_next(&mut self) -> Option<&mut (dyn Any + 'static)> {
+        self.state.as_mut()?.outlet.sole_adopted()
     }
 }
 
@@ -397,6 +464,10 @@ impl<L: Lendable> Adoptable<L::In> for Fused<L> {
 
     fn dropped_partial(&self, dropped: Dropped) {
         report_dropped(dropped, &self.ctx);
+    }
+
+    fn as_any(&mut self) -> Option<&mut (dyn Any + 'static)> {
+        Some(self)
     }
 }
 

@@ -1,0 +1,469 @@
+//! Chains: a run of plain maps that all run inline maps each item through every one of
+//! them in one pass, the item held in registers from the first map to the last.
+//!
+//! Running inline (see the parent module) already saves the channels, but each stage still
+//! makes a pass of its own over the batch: per item and stage it loads the item and stores
+//! it back. For stages as cheap as `x + 1` that is most of the work, two to three times what
+//! a loop written by hand costs. Only code that knows every stage's type can call them one
+//! after the other on one item, so `pipeline!` names the stages that follow a node in a
+//! chain (a [`Hint`]: each has one input, the one before it has one output) and the
+//! node's outlet gets a kernel for them.
+//!
+//! The kernel is a shortcut, not a second runtime. It runs only while the nodes it names
+//! run inline, one inside the other, each ready for another batch; otherwise the batch
+//! takes the usual path, node by node. It keeps each node's counts as that path would.
+//! Time is the one thing a single pass cannot tell apart, so every
+//! [`RECALIBRATE_EVERY`]th batch takes the usual path, which times each node; in between,
+//! a pass's time is shared out by those costs. A node whose share turns slow, or that
+//! panics, leaves on its next batch the usual way.
+
+use std::any::{Any, TypeId};
+use std::cell::Cell;
+use std::marker::PhantomData;
+use std::panic::AssertUnwindSafe;
+use std::time::{Duration, Instant};
+
+use crate::exec::NodeCtx;
+use crate::exec::in_place::{InPlace, same_layout};
+use crate::fuse::{Adopted, Fused, Handed, Resumed, Taken};
+use crate::lineage::Lineage;
+use crate::node::Stage;
+use crate::wire::Closed;
+
+type Items<T> = Vec<(Lineage, T)>;
+
+/// The most stages one kernel maps through; `pipeline!` names no more. Every node of a
+/// longer chain gets a kernel for the stages after it, so the code grows with chain length
+/// times this, not with its square.
+pub const CHAIN_MAX: usize = 8;
+
+/// Batches a kernel runs before it lets one take the usual path, which times each node.
+const RECALIBRATE_EVERY: u32 = 32;
+
+/// A stage, then the rest of a chain.
+pub struct Link<S, R>(PhantomData<fn() -> (S, R)>);
+/// The end of a chain.
+pub struct End;
+/// A node that is not a stage (a source or a sink): no chain runs through it.
+pub struct Broken;
+
+/// The stages that follow a node, in order, as `pipeline!` names them. Implemented for
+/// every shape, so that a chain whose types do not line up (the user's edge is wrong, and
+/// the compiler says so there) still compiles here: it just gets no kernel.
+pub trait Hint: Send + 'static {
+    /// How many stages the chain names.
+    #[doc(hidden)]
+    const LEN: usize;
+    /// Whether every one of them maps one to one.
+    #[doc(hidden)]
+    const MAPS: bool;
+    /// The type items have after the chain's stages, when they come in as `A`.
+    #[doc(hidden)]
+    type OutAfter<A: Send + 'static>: Send + 'static;
+    /// The chain's stages, borrowed from the nodes running them.
+    #[doc(hidden)]
+    type Stages<'a>;
+
+    /// The type items have after the chain, if its stages' types line up from `input`.
+    #[doc(hidden)]
+    fn lines_up(input: TypeId) -> Option<TypeId>;
+
+    /// Calls `visit` on each node of the chain, starting from `next` (the first one, as
+    /// adopted by the node before it), while it returns true and the nodes run inline.
+    /// Returns whether it got to the end.
+    #[doc(hidden)]
+    fn visit(
+        next: Option<&mut (dyn Any + 'static)>,
+        visit: &mut dyn FnMut(&mut dyn Member) -> bool,
+    ) -> bool;
+
+    /// The stages, if every node of the chain runs inline.
+    #[doc(hidden)]
+    fn stages<'a>(next: Option<&'a mut (dyn Any + 'static)>) -> Option<Self::Stages<'a>>;
+
+    /// Maps one item through every stage. `failed_at` learns the stage's place in the
+    /// chain (from `depth`) if one panics.
+    #[doc(hidden)]
+    fn map_item<A: Send + 'static>(
+        stages: &mut Self::Stages<'_>,
+        item: A,
+        failed_at: &Cell<usize>,
+        depth: usize,
+    ) -> Self::OutAfter<A>;
+
+    /// Gives the last node the chain's outputs, and returns it to send them.
+    #[doc(hidden)]
+    fn last<'a, A: Send + 'static>(
+        next: Option<&'a mut (dyn Any + 'static)>,
+        outputs: Items<Self::OutAfter<A>>,
+    ) -> Option<&'a mut dyn Member>;
+}
+
+impl Hint for End {
+    const LEN: usize = 0;
+    const MAPS: bool = true;
+    type OutAfter<A: Send + 'static> = A;
+    type Stages<'a> = ();
+
+    fn lines_up(input: TypeId) -> Option<TypeId> {
+        Some(input)
+    }
+
+    fn visit(
+        _: Option<&mut (dyn Any + 'static)>,
+        _: &mut dyn FnMut(&mut dyn Member) -> bool,
+    ) -> bool {
+        true
+    }
+
+    fn stages<'a>(_: Option<&'a mut (dyn Any + 'static)>) -> Option<()> {
+        Some(())
+    }
+
+    #[inline(always)]
+    fn map_item<A: Send + 'static>(_: &mut (), item: A, _: &Cell<usize>, _: usize) -> A {
+        item
+    }
+
+    fn last<'a, A: Send + 'static>(
+        _: Option<&'a mut (dyn Any + 'static)>,
+        _: Items<A>,
+    ) -> Option<&'a mut dyn Member> {
+        None
+    }
+}
+
+impl Hint for Broken {
+    const LEN: usize = 0;
+    const MAPS: bool = false;
+    type OutAfter<A: Send + 'static> = A;
+    type Stages<'a> = ();
+
+    fn lines_up(_: TypeId) -> Option<TypeId> {
+        None
+    }
+
+    fn visit(
+        _: Option<&mut (dyn Any + 'static)>,
+        _: &mut dyn FnMut(&mut dyn Member) -> bool,
+    ) -> bool {
+        false
+    }
+
+    fn stages<'a>(_: Option<&'a mut (dyn Any + 'static)>) -> Option<()> {
+        None
+    }
+
+    fn map_item<A: Send + 'static>(_: &mut (), item: A, _: &Cell<usize>, _: usize) -> A {
+        item
+    }
+
+    fn last<'a, A: Send + 'static>(
+        _: Option<&'a mut (dyn Any + 'static)>,
+        _: Items<A>,
+    ) -> Option<&'a mut dyn Member> {
+        None
+    }
+}
+
+impl<S: Stage, R: Hint> Hint for Link<S, R> {
+    const LEN: usize = 1 + R::LEN;
+    const MAPS: bool = S::ONE_TO_ONE && R::MAPS;
+    type OutAfter<A: Send + 'static> = R::OutAfter<S::Out>;
+    type Stages<'a> = (&'a mut S, R::Stages<'a>);
+
+    fn lines_up(input: TypeId) -> Option<TypeId> {
+        (input == TypeId::of::<S::In>())
+            .then(|| R::lines_up(TypeId::of::<S::Out>()))
+            .flatten()
+    }
+
+    fn visit(
+        next: Option<&mut (dyn Any + 'static)>,
+        visit: &mut dyn FnMut(&mut dyn Member) -> bool,
+    ) -> bool {
+        let Some(node) = next.and_then(|n| n.downcast_mut::<Fused<Resumed<S>>>()) else {
+            return false;
+        };
+        if !visit(node) {
+            return false;
+        }
+        R::visit(node.adopted_next(), visit)
+    }
+
+    fn stages<'a>(next: Option<&'a mut (dyn Any + 'static)>) -> Option<Self::Stages<'a>> {
+        let node = next?.downcast_mut::<Fused<Resumed<S>>>()?;
+        let Resumed { stage, outlet, .. } = node.state.as_mut()?;
+        let rest = R::stages(outlet.sole_adopted())?;
+        Some((stage, rest))
+    }
+
+    #[inline(always)]
+    fn map_item<A: Send + 'static>(
+        (stage, rest): &mut Self::Stages<'_>,
+        item: A,
+        failed_at: &Cell<usize>,
+        depth: usize,
+    ) -> Self::OutAfter<A> {
+        /// Says which stage panicked, from the unwinding path only.
+        struct Mark<'a>(&'a Cell<usize>, usize);
+        impl Drop for Mark<'_> {
+            fn drop(&mut self) {
+                self.0.set(self.1);
+            }
+        }
+        let mark = Mark(failed_at, depth);
+        let out = stage.map_one(same::<A, S::In>(item));
+        std::mem::forget(mark);
+        R::map_item::<S::Out>(rest, out, failed_at, depth + 1)
+    }
+
+    fn last<'a, A: Send + 'static>(
+        next: Option<&'a mut (dyn Any + 'static)>,
+        outputs: Items<Self::OutAfter<A>>,
+    ) -> Option<&'a mut dyn Member> {
+        let node = next?.downcast_mut::<Fused<Resumed<S>>>()?;
+        if R::LEN > 0 {
+            let state = node.state.as_mut()?;
+            return R::last::<S::Out>(state.outlet.sole_adopted(), outputs);
+        }
+        let state = node.state.as_mut()?;
+        state.results = same::<Items<Self::OutAfter<A>>, Items<S::Out>>(outputs);
+        Some(node)
+    }
+}
+
+/// `value` as the type it is: the caller knows `A` and `B` are one type (a node adopted by
+/// an outlet of `A`s takes `A`s), the compiler does not.
+#[inline(always)]
+fn same<A: 'static, B: 'static>(value: A) -> B {
+    assert!(
+        TypeId::of::<A>() == TypeId::of::<B>(),
+        "a chain's item types line up"
+    );
+    let value = std::mem::ManuallyDrop::new(value);
+    // SAFETY: `A` and `B` are the same type (checked above), and `value` is not dropped.
+    unsafe { std::mem::transmute_copy::<A, B>(&value) }
+}
+
+/// A node of a chain, whatever its stage's type, as the kernel keeps its books.
+#[doc(hidden)]
+pub trait Member: Send {
+    /// Whether the node can take its part of a pass: it runs inline, is cheap, has a cost
+    /// measured, and is not about to leave.
+    fn ready(&self) -> bool;
+    /// What an item cost it on the last batch it was timed on, in nanoseconds.
+    fn item_cost(&self) -> f64;
+    /// Books its part of a pass.
+    fn account(&mut self, part: Part);
+    /// It panicked on the item of `lineage` during a pass: it leaves on its next batch.
+    fn panicked(&mut self, panic: Box<dyn Any + Send>, lineage: Lineage);
+    /// Sends on the outputs the pass left with it (the last node of the chain). Returns
+    /// when the nodes after it were done.
+    fn send_outputs(&mut self, reached: Option<u64>, done: Instant) -> Taken<'_, Instant>;
+}
+
+/// One node's part of a pass.
+#[doc(hidden)]
+pub struct Part {
+    pub started: Instant,
+    pub busy: Duration,
+    pub received: u64,
+    pub emitted: u64,
+    /// When the pass's outputs had been sent on (the node waited on that until then).
+    pub end: Instant,
+    /// The watermark the node passed on, unless it is the last (which sent its own).
+    pub passed: Option<u64>,
+}
+
+/// An outlet's shortcut through the chain after it.
+pub(crate) trait Kernel<T>: Send {
+    /// Maps `items` through the chain adopted as `next` and sends the outputs on, if the
+    /// chain is ready: `None` (and `items` untouched) if not. Items a panic left unmapped
+    /// stay in `items` for the usual path.
+    fn run<'a>(
+        &'a mut self,
+        next: &'a mut Adopted<T>,
+        items: &'a mut Items<T>,
+        watermark: u64,
+        now: Instant,
+    ) -> Option<Taken<'a, Handed>>;
+}
+
+/// The kernel of an outlet of `T`s whose chain is `H`.
+struct ChainKernel<T, H> {
+    /// Passes since the last batch that took the usual path.
+    passes: u32,
+    _types: PhantomData<fn(T) -> H>,
+}
+
+/// The kernel for an outlet of `T`s, if `H` names a chain it can run: at least two maps
+/// whose types line up, with outputs laid out like the inputs (so a pass maps in place).
+pub(crate) fn kernel<T: Send + 'static, H: Hint>() -> Option<Box<dyn Kernel<T>>> {
+    let fits = H::LEN >= 2
+        && H::LEN <= CHAIN_MAX
+        && H::MAPS
+        && H::lines_up(TypeId::of::<T>()).is_some()
+        && same_layout::<T, H::OutAfter<T>>();
+    fits.then(|| {
+        Box::new(ChainKernel::<T, H> {
+            passes: 0,
+            _types: PhantomData,
+        }) as Box<dyn Kernel<T>>
+    })
+}
+
+impl<T: Send + 'static, H: Hint> Kernel<T> for ChainKernel<T, H> {
+    fn run<'a>(
+        &'a mut self,
+        next: &'a mut Adopted<T>,
+        items: &'a mut Items<T>,
+        watermark: u64,
+        now: Instant,
+    ) -> Option<Taken<'a, Handed>> {
+        if self.passes >= RECALIBRATE_EVERY || items.is_empty() {
+            self.passes = 0;
+            return None;
+        }
+        let mut costs = [0.0f64; CHAIN_MAX];
+        let mut seen = 0;
+        let ready = H::visit(next.as_any(), &mut |member| {
+            let ready = member.ready();
+            costs[seen] = member.item_cost();
+            seen += 1;
+            ready
+        });
+        if !ready || seen != H::LEN {
+            return None;
+        }
+        self.passes += 1;
+        Some(Box::pin(pass::<T, H>(next, items, watermark, now, costs)))
+    }
+}
+
+/// One pass of a batch through a ready chain.
+async fn pass<T: Send + 'static, H: Hint>(
+    next: &mut Adopted<T>,
+    items: &mut Items<T>,
+    watermark: u64,
+    started: Instant,
+    costs: [f64; CHAIN_MAX],
+) -> Result<Handed, Closed> {
+    let failed_at = Cell::new(usize::MAX);
+    let mut batch = InPlace::<T, H::OutAfter<T>>::new(std::mem::take(items));
+    let panicked = {
+        let mut stages = H::stages(next.as_any()).expect("the chain was ready");
+        let n = batch.remaining();
+        std::panic::catch_unwind(AssertUnwindSafe(|| {
+            batch.map(n, |item| H::map_item::<T>(&mut stages, item, &failed_at, 0));
+        }))
+        .err()
+    };
+    let done = Instant::now();
+    let split = batch.split();
+    *items = split.rest;
+    let mapped = split.done.len() as u64;
+    // With items left (after a panic) the watermark waits for them.
+    let reached = items.is_empty().then_some(watermark);
+    let lost = split
+        .lost
+        .zip(panicked)
+        .map(|(l, p)| (l, p, failed_at.get()));
+
+    // Share the pass's time out by what each node cost when last timed alone.
+    let total: f64 = costs[..H::LEN].iter().sum();
+    let took = done.saturating_duration_since(started);
+    let mut shares = [Duration::ZERO; CHAIN_MAX];
+    for (share, cost) in shares.iter_mut().zip(&costs[..H::LEN]) {
+        *share = if total > 0.0 {
+            took.mul_f64(cost / total)
+        } else {
+            took / H::LEN as u32
+        };
+    }
+    let last_done = started + took;
+    let last = H::last::<T>(next.as_any(), split.done).expect("the chain was ready");
+    let end = last.send_outputs(reached, last_done).await?;
+
+    let (mut place, mut at) = (0, started);
+    let mut panic = lost;
+    H::visit(next.as_any(), &mut |member| {
+        let before_panic = match &panic {
+            Some((_, _, failed)) => place < *failed,
+            None => false,
+        };
+        let got_lost_item = panic.as_ref().is_some_and(|(_, _, f)| place <= *f);
+        member.account(Part {
+            started: at,
+            busy: shares[place],
+            received: mapped + u64::from(got_lost_item),
+            emitted: mapped + u64::from(before_panic),
+            end,
+            passed: (place + 1 < H::LEN).then_some(reached).flatten(),
+        });
+        if panic.as_ref().is_some_and(|(_, _, f)| *f == place) {
+            let (lineage, payload, _) = panic.take().expect("checked");
+            member.panicked(payload, lineage);
+        }
+        at += shares[place];
+        place += 1;
+        true
+    });
+    Ok(Handed::Stays { done_at: end })
+}
+
+impl<S: Stage> Member for Fused<Resumed<S>> {
+    fn ready(&self) -> bool {
+        let Some(state) = &self.state else {
+            return false;
+        };
+        !self.leave_next
+            && self.item_cost > 0.0
+            && state.leftover.is_none()
+            && !state.restart
+            && state.latency.slow_streak() == 0
+            && state.latency.times_whole_batches()
+    }
+
+    fn item_cost(&self) -> f64 {
+        self.item_cost
+    }
+
+    fn account(&mut self, part: Part) {
+        let Some(state) = self.state.as_mut() else {
+            return;
+        };
+        let counts = &mut state.counts;
+        counts.starved += part.started.saturating_duration_since(self.idle_since);
+        counts.received += part.received;
+        counts.emitted += part.emitted;
+        counts.blocked += part.end.saturating_duration_since(part.started + part.busy);
+        state
+            .latency
+            .record_batch(part.busy, part.received as usize);
+        if let Some(watermark) = part.passed {
+            state.outlet.passed_inline(watermark);
+        }
+        self.idle_since = part.end;
+        self.publish_if_due(part.end, false);
+    }
+
+    fn panicked(&mut self, panic: Box<dyn Any + Send>, lineage: Lineage) {
+        let ctx: &NodeCtx = &self.ctx;
+        let Some(state) = self.state.as_mut() else {
+            return;
+        };
+        state.counts.failed += 1;
+        state.restart = ctx.worker_panicked(panic).restart;
+        ctx.item_ended(lineage);
+        self.leave_next = true;
+        self.publish_if_due(Instant::now(), true);
+    }
+
+    fn send_outputs(&mut self, reached: Option<u64>, done: Instant) -> Taken<'_, Instant> {
+        Box::pin(async move {
+            let state = self.state.as_mut().expect("a chain's nodes run inline");
+            state.send_results(reached, true, done).await
+        })
+    }
+}
