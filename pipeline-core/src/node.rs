@@ -95,6 +95,12 @@ pub trait Stage: Send + 'static {
         unreachable!("`map_one` is only called on stages that set `ONE_TO_ONE`")
     }
 
+    /// False when [`setup`](Stage::setup), [`finish`](Stage::finish) and
+    /// [`teardown`](Stage::teardown) are the defaults, which do nothing: then a stage that
+    /// may block needs no thread of its own just to run them (at the start of a run, and at
+    /// its end after running inline). The built-in stages without such hooks set it.
+    const HAS_HOOKS: bool = true;
+
     /// Runs once per worker, before its first item: load a model, open a connection, read
     /// the run's [`Context`]. An `Err` stops the run; the items this worker would have taken
     /// are counted as failed.
@@ -132,6 +138,10 @@ pub trait Sink: Send + 'static {
 
     /// True when `consume` never awaits: the sink then runs on a thread of its own.
     const BLOCKING: bool = false;
+
+    /// False when [`setup`](Sink::setup) is the default and [`flush`](Sink::flush) never
+    /// blocks: see [`Stage::HAS_HOOKS`]. The built-in sinks set it.
+    const HAS_HOOKS: bool = true;
 
     /// Runs once before the first item; see [`Stage::setup`].
     fn setup(&mut self, _context: &Context) -> impl Future<Output = Result<(), BoxError>> + Send {

@@ -30,6 +30,7 @@ where
     type In = T;
     const BLOCKING: bool = true;
     const SYNC: bool = true;
+    const HAS_HOOKS: bool = false;
 
     async fn consume(&mut self, item: T) -> Result<(), BoxError> {
         self.consume_sync(item)
@@ -84,6 +85,7 @@ where
     type In = T;
     const BLOCKING: bool = true;
     const SYNC: bool = true;
+    const HAS_HOOKS: bool = false;
 
     async fn consume(&mut self, item: T) -> Result<(), BoxError> {
         self.consume_sync(item)
@@ -165,6 +167,7 @@ impl<T: Send + 'static> Sink for Collect<T> {
     type In = T;
     const BLOCKING: bool = true;
     const SYNC: bool = true;
+    const HAS_HOOKS: bool = false;
 
     async fn consume(&mut self, item: T) -> Result<(), BoxError> {
         self.consume_sync(item)

@@ -76,6 +76,7 @@ where
     type Out = Out;
     const BLOCKING: bool = true;
     const SYNC: bool = true;
+    const HAS_HOOKS: bool = false;
 
     async fn process(&mut self, item: In, out: &mut Vec<Out>) -> Result<(), BoxError> {
         self.process_sync(item, out)
@@ -139,6 +140,7 @@ where
     type Out = T;
     const BLOCKING: bool = true;
     const SYNC: bool = true;
+    const HAS_HOOKS: bool = false;
 
     async fn process(&mut self, item: T, out: &mut Vec<T>) -> Result<(), BoxError> {
         self.process_sync(item, out)
@@ -172,6 +174,7 @@ where
     type Out = Out;
     const BLOCKING: bool = true;
     const SYNC: bool = true;
+    const HAS_HOOKS: bool = false;
 
     async fn process(&mut self, item: In, out: &mut Vec<Out>) -> Result<(), BoxError> {
         self.process_sync(item, out)
@@ -207,6 +210,7 @@ where
     type Out = Out;
     const BLOCKING: bool = true;
     const SYNC: bool = true;
+    const HAS_HOOKS: bool = false;
     const SPLITS: bool = true;
 
     async fn process(&mut self, item: In, out: &mut Vec<Out>) -> Result<(), BoxError> {
@@ -242,6 +246,7 @@ where
     type Out = Out;
     const BLOCKING: bool = true;
     const SYNC: bool = true;
+    const HAS_HOOKS: bool = false;
 
     async fn process(&mut self, item: In, out: &mut Vec<Out>) -> Result<(), BoxError> {
         self.process_sync(item, out)

@@ -261,23 +261,47 @@ pub(crate) async fn lend<L: Lendable>(
 /// slow, it panicked, or its input ended) carry on in a loop of its own.
 pub(crate) async fn run_fusable_stage<S: Stage, I: Inlet<S::In>>(
     stage: S,
-    inlet: I,
+    mut inlet: I,
     outlet: Outlet<S::Out>,
     ctx: NodeCtx,
     policy: ErrorPolicy<S::In>,
     offer: SharedOffer<S::In>,
 ) {
     let setup_ctx = ctx.clone();
-    let (stage, ready) = where_it_runs(S::BLOCKING, async move {
+    let (stage, ready) = where_it_runs(S::BLOCKING && S::HAS_HOOKS, async move {
         let mut stage = stage;
         let ready = set_up(&mut stage, &setup_ctx).await;
         (stage, ready)
     })
     .await;
-    let Some(state) = lend(Resumed::new(stage, outlet), ready, &offer, &ctx).await else {
+    let Some(mut state) = lend(Resumed::new(stage, outlet), ready, &offer, &ctx).await else {
         return;
     };
-    place(S::BLOCKING, stage_loop(state, ready, inlet, ctx, policy)).await;
+    let just_ends = !S::HAS_HOOKS
+        && state.leftover.is_none()
+        && !state.restart
+        && match input_ended(&mut inlet) {
+            Ok(ended) => ended,
+            Err(batch) => {
+                state.counts.received += batch.len() as u64;
+                state.leftover = Some(batch);
+                false
+            }
+        };
+    let blocking = S::BLOCKING && !just_ends;
+    place(blocking, stage_loop(state, ready, inlet, ctx, policy)).await;
+}
+
+/// Whether the input of a node back from running inline has ended: then, if the node has
+/// no hooks and nothing left over, all it does is end, which runs no code of the user's
+/// and needs no thread of its own (a run of twenty fused stages would otherwise wake
+/// twenty threads at its end). A batch that is there is handed back.
+pub(crate) fn input_ended<T, I: Inlet<T>>(inlet: &mut I) -> Result<bool, Batch<T>> {
+    match inlet::try_next(inlet) {
+        Some(None) => Ok(true),
+        Some(Some(batch)) => Err(batch),
+        None => Ok(false),
+    }
 }
 
 /// A stage's loop, from wherever it is (fresh, or back from running inline).

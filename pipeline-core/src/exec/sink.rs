@@ -7,7 +7,9 @@ use std::time::Instant;
 
 use futures::FutureExt;
 
-use super::{NodeCtx, SharedOffer, lend, place, record_dropped, started, where_it_runs};
+use super::{
+    NodeCtx, SharedOffer, input_ended, lend, place, record_dropped, started, where_it_runs,
+};
 use crate::fuse::SinkResumed;
 use crate::inlet::{self, Inlet};
 use crate::lineage::Lineage;
@@ -23,21 +25,36 @@ pub(crate) async fn run_sink<S: Sink, I: Inlet<S::In>>(mut sink: S, inlet: I, ct
 /// its code may block), offer itself, and once given back carry on in a loop of its own.
 pub(crate) async fn run_fusable_sink<S: Sink, I: Inlet<S::In>>(
     sink: S,
-    inlet: I,
+    mut inlet: I,
     ctx: NodeCtx,
     offer: SharedOffer<S::In>,
 ) {
     let setup_ctx = ctx.clone();
-    let (sink, ready) = where_it_runs(S::BLOCKING, async move {
+    let (sink, ready) = where_it_runs(S::BLOCKING && S::HAS_HOOKS, async move {
         let mut sink = sink;
         let ready = set_up(&mut sink, &setup_ctx).await;
         (sink, ready)
     })
     .await;
-    let Some(state) = lend(SinkResumed::new(sink), ready, &offer, &ctx).await else {
+    let Some(mut state) = lend(SinkResumed::new(sink), ready, &offer, &ctx).await else {
         return;
     };
-    place(S::BLOCKING, sink_loop(state, ready, inlet, ctx)).await;
+    let just_ends = !S::HAS_HOOKS
+        && state.leftover.is_none()
+        && !state.restart
+        && match input_ended(&mut inlet) {
+            Ok(ended) => ended,
+            Err(batch) => {
+                state.counts.received += batch.len() as u64;
+                state.leftover = Some(batch.items);
+                false
+            }
+        };
+    place(
+        S::BLOCKING && !just_ends,
+        sink_loop(state, ready, inlet, ctx),
+    )
+    .await;
 }
 
 async fn set_up<S: Sink>(sink: &mut S, ctx: &NodeCtx) -> bool {
