@@ -204,11 +204,12 @@ macro_rules! zip_inlet {
                         break;
                     }
                     let mut heads = ($(self.queues.$idx.take_front(),)+);
-                    // A counted range: `extend` writes in place, with no check per item.
-                    self.ready.extend((0..agree).map(|_| {
+                    // The heads are locals no closure borrows, so they stay in registers.
+                    self.ready.reserve(agree);
+                    for _ in 0..agree {
                         let parts = ($(heads.$idx.next().expect("agreed heads"),)+);
-                        (parts.0.0, ($(parts.$idx.1,)+))
-                    }));
+                        self.ready.push((parts.0.0, ($(parts.$idx.1,)+)));
+                    }
                     $( self.queues.$idx.put_front(heads.$idx); )+
                     if self.ledger.is_some() {
                         for i in self.ready.len() - agree..self.ready.len() {
