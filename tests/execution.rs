@@ -856,3 +856,68 @@ async fn a_chain_on_a_branch_of_a_diamond_pairs_every_item() {
     assert_eq!(report.node("pair").unwrap().dropped_partial_tuples, 0);
     assert!(report.accounting().is_balanced());
 }
+
+/// A chain longer than one pass covers (eight nodes) runs as several passes, each from the
+/// outlet of the node before it; the node where one pass hands over to the next counts its
+/// wait on the next pass once, so every node's waits fit in its time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_chain_counts_each_wait_once() {
+    let id = || stage::map(|n: u64| n + 1);
+    let p = pipeline! {
+        nums = source::iter(0..200_000u64);
+        m1 = id(); m2 = id(); m3 = id(); m4 = id(); m5 = id(); m6 = id();
+        m7 = id(); m8 = id(); m9 = id(); m10 = id(); m11 = id(); m12 = id();
+        total = sink::for_each(|n: u64| { std::hint::black_box(n); });
+        nums => m1 => m2 => m3 => m4 => m5 => m6 => m7 => m8 => m9 => m10 => m11 => m12 => total;
+    };
+    let report = run_or_hang(p).await;
+    for node in &report.nodes {
+        assert!(
+            node.starved + node.blocked <= node.active + Duration::from_millis(1),
+            "`{}`: starved {:?} and blocked {:?} in {:?}",
+            node.name,
+            node.starved,
+            node.blocked,
+            node.active
+        );
+    }
+    assert_eq!(report.node("m12").unwrap().emitted, 200_000);
+    assert!(report.accounting().is_balanced());
+}
+
+/// A sink at the end of a chain consumes in the chain's pass: the items it fails on are
+/// counted with their errors, and a panic loses only its item.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_ending_a_chain_counts_its_failures_and_survives_a_panic() {
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let kept = got.clone();
+    let p = pipeline! {
+        nums = source::iter(0..100_000u64);
+        a = stage::map(|n: u64| n + 1);
+        b = stage::map(|n: u64| n - 1);
+        sink = sink::try_for_each(move |n: u64| {
+            if n == 50_001 {
+                panic!("unlucky {n}");
+            }
+            if n % 10_000 == 9_999 {
+                return Err(format!("no {n}"));
+            }
+            kept.lock().unwrap().push(n);
+            Ok(())
+        });
+        nums => a => b => sink;
+    };
+    let report = run_or_hang(p).await;
+    let expected: Vec<u64> = (0..100_000)
+        .filter(|n| *n != 50_001 && n % 10_000 != 9_999)
+        .collect();
+    assert!(
+        *got.lock().unwrap() == expected,
+        "in order, only the failed items missing"
+    );
+    let sink = report.node("sink").unwrap();
+    assert_eq!((sink.received, sink.failed, sink.panics), (100_000, 11, 1));
+    assert!(sink.errors.contains(&"no 59999".to_string()));
+    assert!(sink.errors.contains(&"panic: unlucky 50001".to_string()));
+    assert!(report.accounting().is_balanced());
+}

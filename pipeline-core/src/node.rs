@@ -10,7 +10,7 @@
 use std::future::Future;
 
 use crate::context::Context;
-use crate::fuse::chain::{Broken, Hint, Link};
+use crate::fuse::chain::{Broken, Hint, Link, SinkLink};
 use crate::source::Output;
 
 /// The error type user code returns from fallible nodes.
@@ -197,5 +197,5 @@ role_wrapper!(
 );
 role_wrapper!(
     /// A node that consumes items and has no outputs.
-    SinkNode, Sink, N::In, NoOutput, Broken
+    SinkNode, Sink, N::In, NoOutput, SinkLink<N>
 );

@@ -522,9 +522,10 @@ impl Graph {
     }
 
     /// The stages after node `n` that may run as one chain with it (see the runtime's
-    /// `fuse::chain`): each the only target of the node before it and fed by nothing else,
-    /// with one worker and no per-item policy, at most `most` of them. Empty unless there
-    /// are at least two: one stage alone gains nothing from a chain.
+    /// `fuse::chain`), and the sink that ends them if one does: each the only target of the
+    /// node before it and fed by nothing else, with one worker and no per-item policy, at
+    /// most `most` of them. Empty unless there are at least two: one node alone gains
+    /// nothing from a chain.
     pub fn chain_after(&self, n: usize, most: usize) -> Vec<usize> {
         let mut chain = Vec::new();
         let mut at = n;
@@ -541,10 +542,13 @@ impl Graph {
                 && options.dead_letter.is_none()
                 && options.after.is_empty()
                 && !options.merge;
-            if node.role() != Role::Stage || node.inputs.len() != 1 || !plain {
+            if node.role() == Role::Source || node.inputs.len() != 1 || !plain {
                 break;
             }
             chain.push(next);
+            if node.role() == Role::Sink {
+                break;
+            }
             at = next;
         }
         if chain.len() < 2 {
@@ -774,6 +778,7 @@ mod tests {
             c => side;
             w[workers(2)] = f;
             src2 => e => f => w => g => h => out2;
+            src3 => m => out3;
         })
         .unwrap();
         let names = |chain: Vec<usize>| -> Vec<String> {
@@ -784,13 +789,15 @@ mod tests {
         };
         let index = |name: &str| graph.nodes.iter().position(|n| n.name == name).unwrap();
         assert_eq!(names(graph.chain_after(index("src"), 8)), ["a", "b", "c"]);
+        // A sink ends a chain, and is part of it.
+        assert_eq!(names(graph.chain_after(index("src3"), 8)), ["m", "out3"]);
         assert_eq!(names(graph.chain_after(index("src"), 2)), ["a", "b"]);
         // `c` fans out: nothing after it chains; `d` alone is too short.
         assert!(graph.chain_after(index("c"), 8).is_empty());
         assert!(graph.chain_after(index("b"), 8).is_empty());
         // A stage with workers ends a chain, and one starts after it.
         assert_eq!(names(graph.chain_after(index("src2"), 8)), ["e", "f"]);
-        assert_eq!(names(graph.chain_after(index("w"), 8)), ["g", "h"]);
+        assert_eq!(names(graph.chain_after(index("w"), 8)), ["g", "h", "out2"]);
         assert!(graph.chain_after(index("out"), 8).is_empty());
     }
 

@@ -142,6 +142,70 @@ impl<A, B> InPlace<A, B> {
     }
 }
 
+/// What [`consume_in_order`] left.
+pub(crate) struct Consumed {
+    /// Items consumed, not counting one `consume` panicked on.
+    pub done: usize,
+    /// The lineage of the item `consume` panicked on, if it did.
+    pub lost: Option<Lineage>,
+}
+
+/// Hands each item of `items` to `consume`, in order. If `consume` panics, the panic goes
+/// on, the item it panicked on is lost, and `items` keeps the ones after it, in order;
+/// otherwise `items` is left empty (its allocation kept). The loop's place stays in a
+/// register: it is written down only while unwinding.
+pub(crate) fn consume_in_order<T>(
+    items: &mut Vec<(Lineage, T)>,
+    consumed: &mut Consumed,
+    mut consume: impl FnMut(T),
+) {
+    /// Puts what is left back in order, also when `consume` unwinds.
+    struct Progress<'a, T> {
+        items: &'a mut Vec<(Lineage, T)>,
+        consumed: &'a mut Consumed,
+        len: usize,
+        at: usize,
+    }
+    impl<T> Drop for Progress<'_, T> {
+        // Only runs when `consume` unwinds: the loop forgets it when done.
+        fn drop(&mut self) {
+            let rest = self.len - self.at - 1;
+            // SAFETY: the slot at `at` lost its item to `consume` but keeps its lineage
+            // (read as a copy); the slots after it hold items nothing else owns, which
+            // move to the front. The vector's length is 0 meanwhile, so nothing is dropped
+            // twice.
+            unsafe {
+                let base = self.items.as_mut_ptr();
+                self.consumed.lost = Some((*base.add(self.at)).0);
+                ptr::copy(base.add(self.at + 1), base, rest);
+                self.items.set_len(rest);
+            }
+            self.consumed.done = self.at;
+        }
+    }
+    let len = items.len();
+    // SAFETY: the items are read out one by one below; with the length at 0, a panic
+    // cannot drop one that was read.
+    unsafe { items.set_len(0) };
+    let base = items.as_mut_ptr();
+    let mut progress = Progress {
+        items,
+        consumed,
+        len,
+        at: 0,
+    };
+    while progress.at < len {
+        // SAFETY: the slot at `at` (below `len`) holds an item nothing else owns; it is
+        // moved out once.
+        let item = unsafe { ptr::read(&raw const (*base.add(progress.at)).1) };
+        consume(item);
+        progress.at += 1;
+    }
+    progress.consumed.done = len;
+    progress.consumed.lost = None;
+    std::mem::forget(progress);
+}
+
 impl<A, B> Drop for InPlace<A, B> {
     fn drop(&mut self) {
         if self.capacity == 0 && self.len == 0 {
@@ -253,6 +317,34 @@ mod tests {
         );
         drop(split);
         assert_eq!(drops.get(), 14 + 13 + 6);
+    }
+
+    #[test]
+    fn consuming_in_order_keeps_what_a_panic_left() {
+        let drops = Rc::new(Cell::new(0));
+        let mut items = inputs(20, &drops);
+        let mut seen = Vec::new();
+        let mut consumed = Consumed {
+            done: 0,
+            lost: None,
+        };
+        let panic = catch_unwind(AssertUnwindSafe(|| {
+            consume_in_order(&mut items, &mut consumed, |c: Counted| {
+                assert!(c.0 != 13, "item 13 is bad");
+                seen.push(c.0);
+            })
+        }));
+        assert!(panic.is_err());
+        assert_eq!(seen, (0..13).collect::<Vec<_>>());
+        assert_eq!(
+            (consumed.done, consumed.lost),
+            (13, Some(Lineage::root(13)))
+        );
+        assert_eq!(roots(&items), (14..20).collect::<Vec<_>>());
+        assert_eq!(drops.get(), 14, "13 consumed, 13 dropped while unwinding");
+        consume_in_order(&mut items, &mut consumed, drop);
+        assert!(items.is_empty() && consumed.lost.is_none());
+        assert_eq!((consumed.done, drops.get()), (6, 20));
     }
 
     #[test]

@@ -78,6 +78,7 @@ async fn sink_loop<S: Sink, I: Inlet<S::In>>(
         mut latency,
         leftover,
         restart,
+        ..
     } = state;
     if restart {
         ready = set_up(&mut sink, &ctx).await;

@@ -24,10 +24,10 @@ use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 
 use crate::exec::NodeCtx;
-use crate::exec::in_place::{InPlace, same_layout};
-use crate::fuse::{Adopted, Fused, Handed, Resumed, Taken};
+use crate::exec::in_place::{Consumed, InPlace, consume_in_order, same_layout};
+use crate::fuse::{Adopted, Fused, Handed, Resumed, SinkResumed, Taken};
 use crate::lineage::Lineage;
-use crate::node::Stage;
+use crate::node::{BoxError, Sink, Stage};
 use crate::wire::Closed;
 
 type Items<T> = Vec<(Lineage, T)>;
@@ -44,7 +44,9 @@ const RECALIBRATE_EVERY: u32 = 32;
 pub struct Link<S, R>(PhantomData<fn() -> (S, R)>);
 /// The end of a chain.
 pub struct End;
-/// A node that is not a stage (a source or a sink): no chain runs through it.
+/// A sink, which ends a chain.
+pub struct SinkLink<S>(PhantomData<fn() -> S>);
+/// A source: no chain runs through it.
 pub struct Broken;
 
 /// The stages that follow a node, in order, as `pipeline!` names them. Implemented for
@@ -54,9 +56,12 @@ pub trait Hint: Send + 'static {
     /// How many stages the chain names.
     #[doc(hidden)]
     const LEN: usize;
-    /// Whether every one of them maps one to one.
+    /// Whether every one of them maps one to one (a sink at the end: consumes each item).
     #[doc(hidden)]
     const MAPS: bool;
+    /// Whether the chain ends in a sink.
+    #[doc(hidden)]
+    const SINKS: bool;
     /// The type items have after the chain's stages, when they come in as `A`.
     #[doc(hidden)]
     type OutAfter<A: Send + 'static>: Send + 'static;
@@ -102,6 +107,7 @@ pub trait Hint: Send + 'static {
 impl Hint for End {
     const LEN: usize = 0;
     const MAPS: bool = true;
+    const SINKS: bool = false;
     type OutAfter<A: Send + 'static> = A;
     type Stages<'a> = ();
 
@@ -136,6 +142,7 @@ impl Hint for End {
 impl Hint for Broken {
     const LEN: usize = 0;
     const MAPS: bool = false;
+    const SINKS: bool = false;
     type OutAfter<A: Send + 'static> = A;
     type Stages<'a> = ();
 
@@ -169,6 +176,7 @@ impl Hint for Broken {
 impl<S: Stage, R: Hint> Hint for Link<S, R> {
     const LEN: usize = 1 + R::LEN;
     const MAPS: bool = S::ONE_TO_ONE && R::MAPS;
+    const SINKS: bool = R::SINKS;
     type OutAfter<A: Send + 'static> = R::OutAfter<S::Out>;
     type Stages<'a> = (&'a mut S, R::Stages<'a>);
 
@@ -205,13 +213,6 @@ impl<S: Stage, R: Hint> Hint for Link<S, R> {
         failed_at: &Cell<usize>,
         depth: usize,
     ) -> Self::OutAfter<A> {
-        /// Says which stage panicked, from the unwinding path only.
-        struct Mark<'a>(&'a Cell<usize>, usize);
-        impl Drop for Mark<'_> {
-            fn drop(&mut self) {
-                self.0.set(self.1);
-            }
-        }
         let mark = Mark(failed_at, depth);
         let out = stage.map_one(same::<A, S::In>(item));
         std::mem::forget(mark);
@@ -230,6 +231,68 @@ impl<S: Stage, R: Hint> Hint for Link<S, R> {
         let state = node.state.as_mut()?;
         state.results = same::<Items<Self::OutAfter<A>>, Items<S::Out>>(outputs);
         Some(node)
+    }
+}
+
+impl<S: Sink> Hint for SinkLink<S> {
+    const LEN: usize = 1;
+    const MAPS: bool = S::SYNC;
+    const SINKS: bool = true;
+    type OutAfter<A: Send + 'static> = ();
+    type Stages<'a> = (&'a mut S, &'a mut Vec<BoxError>);
+
+    fn lines_up(input: TypeId) -> Option<TypeId> {
+        (input == TypeId::of::<S::In>()).then(TypeId::of::<()>)
+    }
+
+    fn visit(
+        next: Option<&mut (dyn Any + 'static)>,
+        visit: &mut dyn FnMut(&mut dyn Member) -> bool,
+    ) -> bool {
+        match next.and_then(|n| n.downcast_mut::<Fused<SinkResumed<S>>>()) {
+            Some(node) => visit(node),
+            None => false,
+        }
+    }
+
+    fn stages<'a>(next: Option<&'a mut (dyn Any + 'static)>) -> Option<Self::Stages<'a>> {
+        let node = next?.downcast_mut::<Fused<SinkResumed<S>>>()?;
+        let SinkResumed {
+            sink, chain_errors, ..
+        } = node.state.as_mut()?;
+        Some((sink, chain_errors))
+    }
+
+    #[inline(always)]
+    fn map_item<A: Send + 'static>(
+        (sink, errors): &mut Self::Stages<'_>,
+        item: A,
+        failed_at: &Cell<usize>,
+        depth: usize,
+    ) {
+        let mark = Mark(failed_at, depth);
+        let consumed = sink.consume_sync(same::<A, S::In>(item));
+        std::mem::forget(mark);
+        if let Err(error) = consumed {
+            errors.push(error);
+        }
+    }
+
+    fn last<'a, A: Send + 'static>(
+        next: Option<&'a mut (dyn Any + 'static)>,
+        _: Items<()>,
+    ) -> Option<&'a mut dyn Member> {
+        let node = next?.downcast_mut::<Fused<SinkResumed<S>>>()?;
+        Some(node)
+    }
+}
+
+/// Says which node of a chain panicked, from the unwinding path only.
+struct Mark<'a>(&'a Cell<usize>, usize);
+
+impl Drop for Mark<'_> {
+    fn drop(&mut self) {
+        self.0.set(self.1);
     }
 }
 
@@ -270,7 +333,10 @@ pub struct Part {
     pub busy: Duration,
     pub received: u64,
     pub emitted: u64,
-    /// When the pass's outputs had been sent on (the node waited on that until then).
+    /// Waiting on the nodes after it in the pass, and on what they sent on (the last node
+    /// counts its own wait as it sends).
+    pub blocked: Duration,
+    /// When the pass's outputs had been sent on: the node is idle from then on.
     pub end: Instant,
     /// The watermark the node passed on, unless it is the last (which sent its own).
     pub passed: Option<u64>,
@@ -304,7 +370,7 @@ pub(crate) fn kernel<T: Send + 'static, H: Hint>() -> Option<Box<dyn Kernel<T>>>
         && H::LEN <= CHAIN_MAX
         && H::MAPS
         && H::lines_up(TypeId::of::<T>()).is_some()
-        && same_layout::<T, H::OutAfter<T>>();
+        && (H::SINKS || same_layout::<T, H::OutAfter<T>>());
     fits.then(|| {
         Box::new(ChainKernel::<T, H> {
             passes: 0,
@@ -337,12 +403,22 @@ impl<T: Send + 'static, H: Hint> Kernel<T> for ChainKernel<T, H> {
             return None;
         }
         self.passes += 1;
-        Some(Box::pin(pass::<T, H>(next, items, watermark, now, costs)))
+        if H::SINKS {
+            return Some(Box::pin(pass_into_sink::<T, H>(
+                next, items, watermark, now, costs,
+            )));
+        }
+        Some(Box::pin(pass_in_place::<T, H>(
+            next, items, watermark, now, costs,
+        )))
     }
 }
 
-/// One pass of a batch through a ready chain.
-async fn pass<T: Send + 'static, H: Hint>(
+/// A panic in a pass: the item it happened on, and the node's place in the chain.
+type Lost = (Lineage, Box<dyn Any + Send>, usize);
+
+/// One pass of a batch through a ready chain of maps, in the batch's own buffer.
+async fn pass_in_place<T: Send + 'static, H: Hint>(
     next: &mut Adopted<T>,
     items: &mut Items<T>,
     watermark: u64,
@@ -363,53 +439,99 @@ async fn pass<T: Send + 'static, H: Hint>(
     let split = batch.split();
     *items = split.rest;
     let mapped = split.done.len() as u64;
-    // With items left (after a panic) the watermark waits for them.
-    let reached = items.is_empty().then_some(watermark);
     let lost = split
         .lost
         .zip(panicked)
         .map(|(l, p)| (l, p, failed_at.get()));
+    // With items left (after a panic) the watermark waits for them.
+    let reached = items.is_empty().then_some(watermark);
+    let last = H::last::<T>(next.as_any(), split.done).expect("the chain was ready");
+    let end = last.send_outputs(reached, done).await?;
+    account::<T, H>(next, (started, done, end), costs, mapped, lost, reached);
+    Ok(Handed::Stays { done_at: end })
+}
 
+/// One pass of a batch through a ready chain that ends in a sink.
+async fn pass_into_sink<T: Send + 'static, H: Hint>(
+    next: &mut Adopted<T>,
+    items: &mut Items<T>,
+    watermark: u64,
+    started: Instant,
+    costs: [f64; CHAIN_MAX],
+) -> Result<Handed, Closed> {
+    let failed_at = Cell::new(usize::MAX);
+    let mut consumed = Consumed {
+        done: 0,
+        lost: None,
+    };
+    let panicked = {
+        let mut stages = H::stages(next.as_any()).expect("the chain was ready");
+        std::panic::catch_unwind(AssertUnwindSafe(|| {
+            consume_in_order(items, &mut consumed, |item| {
+                // The sink's output is `()`.
+                let _ = H::map_item::<T>(&mut stages, item, &failed_at, 0);
+            });
+        }))
+        .err()
+    };
+    let done = Instant::now();
+    let lost = consumed
+        .lost
+        .zip(panicked)
+        .map(|(l, p)| (l, p, failed_at.get()));
+    let consumed = consumed.done as u64;
+    let reached = items.is_empty().then_some(watermark);
+    let last = H::last::<T>(next.as_any(), Vec::new()).expect("the chain was ready");
+    let end = last.send_outputs(reached, done).await?;
+    account::<T, H>(next, (started, done, end), costs, consumed, lost, reached);
+    Ok(Handed::Stays { done_at: end })
+}
+
+/// Books each node's part of a pass that took from `started` to `done`, its outputs sent
+/// on by `end`: `passed` items went through every node, and a panic (`lost`) cut one short.
+fn account<T: Send + 'static, H: Hint>(
+    next: &mut Adopted<T>,
+    (started, done, end): (Instant, Instant, Instant),
+    costs: [f64; CHAIN_MAX],
+    passed: u64,
+    mut lost: Option<Lost>,
+    reached: Option<u64>,
+) {
     // Share the pass's time out by what each node cost when last timed alone.
     let total: f64 = costs[..H::LEN].iter().sum();
     let took = done.saturating_duration_since(started);
-    let mut shares = [Duration::ZERO; CHAIN_MAX];
-    for (share, cost) in shares.iter_mut().zip(&costs[..H::LEN]) {
-        *share = if total > 0.0 {
-            took.mul_f64(cost / total)
+    let share = |place: usize| {
+        if total > 0.0 {
+            took.mul_f64(costs[place] / total)
         } else {
             took / H::LEN as u32
-        };
-    }
-    let last_done = started + took;
-    let last = H::last::<T>(next.as_any(), split.done).expect("the chain was ready");
-    let end = last.send_outputs(reached, last_done).await?;
-
+        }
+    };
+    let failed = lost.as_ref().map_or(usize::MAX, |(_, _, place)| *place);
     let (mut place, mut at) = (0, started);
-    let mut panic = lost;
     H::visit(next.as_any(), &mut |member| {
-        let before_panic = match &panic {
-            Some((_, _, failed)) => place < *failed,
-            None => false,
-        };
-        let got_lost_item = panic.as_ref().is_some_and(|(_, _, f)| place <= *f);
+        let busy = share(place);
         member.account(Part {
             started: at,
-            busy: shares[place],
-            received: mapped + u64::from(got_lost_item),
-            emitted: mapped + u64::from(before_panic),
+            busy,
+            received: passed + u64::from(place <= failed && failed != usize::MAX),
+            emitted: passed + u64::from(place < failed && failed != usize::MAX),
+            blocked: if place + 1 < H::LEN {
+                end.saturating_duration_since(at + busy)
+            } else {
+                Duration::ZERO
+            },
             end,
             passed: (place + 1 < H::LEN).then_some(reached).flatten(),
         });
-        if panic.as_ref().is_some_and(|(_, _, f)| *f == place) {
-            let (lineage, payload, _) = panic.take().expect("checked");
-            member.panicked(payload, lineage);
+        if place == failed {
+            let (lineage, panic, _) = lost.take().expect("one panic per pass");
+            member.panicked(panic, lineage);
         }
-        at += shares[place];
+        at += busy;
         place += 1;
         true
     });
-    Ok(Handed::Stays { done_at: end })
 }
 
 impl<S: Stage> Member for Fused<Resumed<S>> {
@@ -437,7 +559,7 @@ impl<S: Stage> Member for Fused<Resumed<S>> {
         counts.starved += part.started.saturating_duration_since(self.idle_since);
         counts.received += part.received;
         counts.emitted += part.emitted;
-        counts.blocked += part.end.saturating_duration_since(part.started + part.busy);
+        counts.blocked += part.blocked;
         state
             .latency
             .record_batch(part.busy, part.received as usize);
@@ -465,5 +587,62 @@ impl<S: Stage> Member for Fused<Resumed<S>> {
             let state = self.state.as_mut().expect("a chain's nodes run inline");
             state.send_results(reached, true, done).await
         })
+    }
+}
+
+impl<S: Sink> Member for Fused<SinkResumed<S>> {
+    fn ready(&self) -> bool {
+        let Some(state) = &self.state else {
+            return false;
+        };
+        // Items from other processes end one by one in a sink: not in a pass.
+        !self.leave_next
+            && self.ctx.ledger.is_none()
+            && self.item_cost > 0.0
+            && state.leftover.is_none()
+            && !state.restart
+            && state.latency.slow_streak() == 0
+            && state.latency.times_whole_batches()
+    }
+
+    fn item_cost(&self) -> f64 {
+        self.item_cost
+    }
+
+    fn account(&mut self, part: Part) {
+        let Some(state) = self.state.as_mut() else {
+            return;
+        };
+        let counts = &mut state.counts;
+        counts.starved += part.started.saturating_duration_since(self.idle_since);
+        counts.received += part.received;
+        for error in state.chain_errors.drain(..) {
+            counts.failed += 1;
+            self.ctx.item_failed(error);
+        }
+        state
+            .latency
+            .record_batch(part.busy, part.received as usize);
+        self.idle_since = part.end;
+        self.publish_if_due(part.end, false);
+    }
+
+    fn panicked(&mut self, panic: Box<dyn Any + Send>, lineage: Lineage) {
+        let ctx: &NodeCtx = &self.ctx;
+        let Some(state) = self.state.as_mut() else {
+            return;
+        };
+        state.counts.failed += 1;
+        state.restart = ctx.worker_panicked(panic).restart;
+        ctx.item_ended(lineage);
+        self.leave_next = true;
+        self.publish_if_due(Instant::now(), true);
+    }
+
+    fn send_outputs(&mut self, _reached: Option<u64>, done: Instant) -> Taken<'_, Instant> {
+        if let Some(state) = self.state.as_mut() {
+            state.sink.flush();
+        }
+        Box::pin(std::future::ready(Ok(done)))
     }
 }

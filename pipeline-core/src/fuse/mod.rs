@@ -282,6 +282,8 @@ pub(crate) struct SinkResumed<S: Sink> {
     pub leftover: Option<Items<S::In>>,
     /// The sink panicked inline and must be set up afresh.
     pub restart: bool,
+    /// Errors of items it consumed in a chain's pass, counted after the pass.
+    pub chain_errors: Vec<crate::node::BoxError>,
 }
 
 impl<S: Sink> SinkResumed<S> {
@@ -292,6 +294,7 @@ impl<S: Sink> SinkResumed<S> {
             latency: LatencySampler::new(),
             leftover: None,
             restart: false,
+            chain_errors: Vec::new(),
         }
     }
 }
