@@ -249,6 +249,8 @@ impl Sink for Sum {
     type In = u64;
     const BLOCKING: bool = true;
     const SYNC: bool = true;
+    // No setup, and `flush` only stores a number: no thread of its own needed for those.
+    const HAS_HOOKS: bool = false;
 
     async fn consume(&mut self, item: u64) -> Result<(), BoxError> {
         self.consume_sync(item)
