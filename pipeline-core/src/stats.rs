@@ -177,12 +177,9 @@ impl NodeStats {
             }
         }
         let mut shared = self.latency.lock().unwrap_or_else(|e| e.into_inner());
-        let histogram = shared.get_or_insert_with(|| {
-            // From 1 ns to an hour, to 2 significant digits.
-            Histogram::new_with_bounds(1, 3_600_000_000_000, 2).expect("valid histogram bounds")
-        });
+        let histogram = shared.get_or_insert_with(latency_histogram);
         for (nanos, weight) in sampler.samples.drain(..) {
-            histogram.saturating_record_n(nanos, weight);
+            record(histogram, nanos, weight);
         }
     }
 
@@ -522,6 +519,24 @@ impl RemoteEdgeStats {
     }
 }
 
+/// A node's histogram of item durations: from 1 ns, to 2 significant digits. It is sized
+/// for items up to about 1 ms at first and grows when a slower one comes (to an hour, it
+/// is a few kB more): every node has one, and sized for an hour from the start they were a
+/// third of a short run's set-up time.
+fn latency_histogram() -> Histogram<u64> {
+    let mut histogram = Histogram::new_with_bounds(1, 1 << 20, 2).expect("valid histogram bounds");
+    histogram.auto(true);
+    histogram
+}
+
+/// Records `weight` items of `nanos` each, growing the histogram if it must (or, if it
+/// cannot, counting them at its largest value).
+fn record(histogram: &mut Histogram<u64>, nanos: u64, weight: u64) {
+    if histogram.record_n(nanos, weight).is_err() {
+        histogram.saturating_record_n(nanos, weight);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -558,5 +573,16 @@ mod tests {
         std::thread::sleep(Duration::from_millis(2));
         assert!(pace.flush_due_after(MAX_PUSHES_PER_CHECK as usize, true));
         assert_eq!(pace.pushes_before_check(true), 1);
+    }
+
+    #[test]
+    fn the_latency_histogram_grows_for_slow_items() {
+        let mut histogram = latency_histogram();
+        record(&mut histogram, 3, 10);
+        let hour = 3_600_000_000_000u64;
+        record(&mut histogram, hour, 1);
+        assert_eq!(histogram.len(), 11);
+        assert!(histogram.max() >= hour * 99 / 100, "{}", histogram.max());
+        assert_eq!(histogram.value_at_quantile(0.5), 3);
     }
 }
