@@ -277,30 +277,25 @@ pub(crate) async fn run_fusable_stage<S: Stage, I: Inlet<S::In>>(
     let Some(mut state) = lend(Resumed::new(stage, outlet), ready, &offer, &ctx).await else {
         return;
     };
-    let just_ends = !S::HAS_HOOKS
-        && state.leftover.is_none()
-        && !state.restart
-        && match input_ended(&mut inlet) {
-            Ok(ended) => ended,
-            Err(batch) => {
-                state.counts.received += batch.len() as u64;
-                state.leftover = Some(batch);
-                false
-            }
-        };
-    let blocking = S::BLOCKING && !just_ends;
+    let blocking = S::BLOCKING && !(!S::HAS_HOOKS && only_ends(&mut state, &mut inlet));
     place(blocking, stage_loop(state, ready, inlet, ctx, policy)).await;
 }
 
-/// Whether the input of a node back from running inline has ended: then, if the node has
-/// no hooks and nothing left over, all it does is end, which runs no code of the user's
-/// and needs no thread of its own (a run of twenty fused stages would otherwise wake
-/// twenty threads at its end). A batch that is there is handed back.
-pub(crate) fn input_ended<T, I: Inlet<T>>(inlet: &mut I) -> Result<bool, Batch<T>> {
+/// Whether a node back from running inline has nothing left to do but end: nothing left
+/// over, no restart due, and its input has ended. Then, if it has no hooks, ending runs no
+/// code of the user's and needs no thread of its own (a run of twenty fused stages would
+/// otherwise wake twenty threads at its end). A batch that is there is parked for its loop.
+pub(crate) fn only_ends<L: Lendable, I: Inlet<L::In>>(state: &mut L, inlet: &mut I) -> bool {
+    if !state.settled().0 {
+        return false;
+    }
     match inlet::try_next(inlet) {
-        Some(None) => Ok(true),
-        Some(Some(batch)) => Err(batch),
-        None => Ok(false),
+        Some(None) => true,
+        Some(Some(batch)) => {
+            state.park(batch.items, batch.watermark);
+            false
+        }
+        None => false,
     }
 }
 

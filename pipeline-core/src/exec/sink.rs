@@ -7,9 +7,7 @@ use std::time::Instant;
 
 use futures::FutureExt;
 
-use super::{
-    NodeCtx, SharedOffer, input_ended, lend, place, record_dropped, started, where_it_runs,
-};
+use super::{NodeCtx, SharedOffer, lend, only_ends, place, record_dropped, started, where_it_runs};
 use crate::fuse::SinkResumed;
 use crate::inlet::{self, Inlet};
 use crate::lineage::Lineage;
@@ -39,22 +37,8 @@ pub(crate) async fn run_fusable_sink<S: Sink, I: Inlet<S::In>>(
     let Some(mut state) = lend(SinkResumed::new(sink), ready, &offer, &ctx).await else {
         return;
     };
-    let just_ends = !S::HAS_HOOKS
-        && state.leftover.is_none()
-        && !state.restart
-        && match input_ended(&mut inlet) {
-            Ok(ended) => ended,
-            Err(batch) => {
-                state.counts.received += batch.len() as u64;
-                state.leftover = Some(batch.items);
-                false
-            }
-        };
-    place(
-        S::BLOCKING && !just_ends,
-        sink_loop(state, ready, inlet, ctx),
-    )
-    .await;
+    let blocking = S::BLOCKING && !(!S::HAS_HOOKS && only_ends(&mut state, &mut inlet));
+    place(blocking, sink_loop(state, ready, inlet, ctx)).await;
 }
 
 async fn set_up<S: Sink>(sink: &mut S, ctx: &NodeCtx) -> bool {

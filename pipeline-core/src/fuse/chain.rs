@@ -23,9 +23,8 @@ use std::marker::PhantomData;
 use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 
-use crate::exec::NodeCtx;
 use crate::exec::in_place::{Consumed, InPlace, consume_in_order, same_layout};
-use crate::fuse::{Adopted, Fused, Handed, Resumed, SinkResumed, Taken};
+use crate::fuse::{Adopted, Fused, Handed, Lendable, Resumed, SinkResumed, Taken};
 use crate::lineage::Lineage;
 use crate::node::{BoxError, Sink, Stage};
 use crate::wire::Closed;
@@ -534,17 +533,36 @@ fn account<T: Send + 'static, H: Hint>(
     });
 }
 
-impl<S: Stage> Member for Fused<Resumed<S>> {
-    fn ready(&self) -> bool {
-        let Some(state) = &self.state else {
+impl<L: Lendable> Fused<L> {
+    /// See [`Member::ready`].
+    fn ready_for_pass(&self) -> bool {
+        let Some((settled, latency)) = self.state.as_ref().map(L::settled) else {
             return false;
         };
-        !self.leave_next
+        // Cheap, and timed a batch at a time: a pass shares its time out by those timings.
+        settled
+            && !self.leave_next
             && self.item_cost > 0.0
-            && state.leftover.is_none()
-            && !state.restart
-            && state.latency.slow_streak() == 0
-            && state.latency.times_whole_batches()
+            && latency.slow_streak() == 0
+            && latency.times_whole_batches()
+    }
+
+    /// See [`Member::panicked`].
+    fn panicked_in_pass(&mut self, panic: Box<dyn Any + Send>, lineage: Lineage) {
+        let Some(state) = self.state.as_mut() else {
+            return;
+        };
+        state.meters().0.failed += 1;
+        state.restart_later(self.ctx.worker_panicked(panic).restart);
+        self.ctx.item_ended(lineage);
+        self.leave_next = true;
+        self.publish_if_due(Instant::now(), true);
+    }
+}
+
+impl<S: Stage> Member for Fused<Resumed<S>> {
+    fn ready(&self) -> bool {
+        self.ready_for_pass()
     }
 
     fn item_cost(&self) -> f64 {
@@ -571,15 +589,7 @@ impl<S: Stage> Member for Fused<Resumed<S>> {
     }
 
     fn panicked(&mut self, panic: Box<dyn Any + Send>, lineage: Lineage) {
-        let ctx: &NodeCtx = &self.ctx;
-        let Some(state) = self.state.as_mut() else {
-            return;
-        };
-        state.counts.failed += 1;
-        state.restart = ctx.worker_panicked(panic).restart;
-        ctx.item_ended(lineage);
-        self.leave_next = true;
-        self.publish_if_due(Instant::now(), true);
+        self.panicked_in_pass(panic, lineage);
     }
 
     fn send_outputs(&mut self, reached: Option<u64>, done: Instant) -> Taken<'_, Instant> {
@@ -592,17 +602,8 @@ impl<S: Stage> Member for Fused<Resumed<S>> {
 
 impl<S: Sink> Member for Fused<SinkResumed<S>> {
     fn ready(&self) -> bool {
-        let Some(state) = &self.state else {
-            return false;
-        };
         // Items from other processes end one by one in a sink: not in a pass.
-        !self.leave_next
-            && self.ctx.ledger.is_none()
-            && self.item_cost > 0.0
-            && state.leftover.is_none()
-            && !state.restart
-            && state.latency.slow_streak() == 0
-            && state.latency.times_whole_batches()
+        self.ctx.ledger.is_none() && self.ready_for_pass()
     }
 
     fn item_cost(&self) -> f64 {
@@ -628,15 +629,7 @@ impl<S: Sink> Member for Fused<SinkResumed<S>> {
     }
 
     fn panicked(&mut self, panic: Box<dyn Any + Send>, lineage: Lineage) {
-        let ctx: &NodeCtx = &self.ctx;
-        let Some(state) = self.state.as_mut() else {
-            return;
-        };
-        state.counts.failed += 1;
-        state.restart = ctx.worker_panicked(panic).restart;
-        ctx.item_ended(lineage);
-        self.leave_next = true;
-        self.publish_if_due(Instant::now(), true);
+        self.panicked_in_pass(panic, lineage);
     }
 
     fn send_outputs(&mut self, _reached: Option<u64>, done: Instant) -> Taken<'_, Instant> {

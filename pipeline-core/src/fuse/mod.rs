@@ -149,6 +149,15 @@ pub(crate) trait Lendable: Send + 'static {
 
     /// Keeps `items` (counted received) for the node's own loop to process first.
     fn park(&mut self, items: Items<Self::In>, watermark: u64);
+
+    /// Whether the node is between batches with nothing pending (no items left over, no
+    /// restart due), and its latency sampler. Only then may a chain's pass run it, or its
+    /// loop end without a thread of its own.
+    fn settled(&self) -> (bool, &LatencySampler);
+
+    /// The node panicked outside its own processing (in a chain's pass): it is set up
+    /// afresh in its own loop if `restart`.
+    fn restart_later(&mut self, restart: bool);
 }
 
 /// Whether a node stays inline after a batch: not if its items turned slow or it panicked
@@ -271,6 +280,14 @@ impl<S: Stage> Lendable for Resumed<S> {
         self.counts.received += items.len() as u64;
         self.leftover = Some(Batch { items, watermark });
     }
+
+    fn settled(&self) -> (bool, &LatencySampler) {
+        (self.leftover.is_none() && !self.restart, &self.latency)
+    }
+
+    fn restart_later(&mut self, restart: bool) {
+        self.restart = restart;
+    }
 }
 
 /// A sink's loop state when it goes back to its own task.
@@ -342,6 +359,14 @@ impl<S: Sink> Lendable for SinkResumed<S> {
     fn park(&mut self, items: Items<S::In>, _watermark: u64) {
         self.counts.received += items.len() as u64;
         self.leftover = Some(items);
+    }
+
+    fn settled(&self) -> (bool, &LatencySampler) {
+        (self.leftover.is_none() && !self.restart, &self.latency)
+    }
+
+    fn restart_later(&mut self, restart: bool) {
+        self.restart = restart;
     }
 }
 
