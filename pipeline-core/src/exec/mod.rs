@@ -277,7 +277,7 @@ pub(crate) async fn run_fusable_stage<S: Stage, I: Inlet<S::In>>(
     let Some(mut state) = lend(Resumed::new(stage, outlet), ready, &offer, &ctx).await else {
         return;
     };
-    let blocking = S::BLOCKING && !(!S::HAS_HOOKS && only_ends(&mut state, &mut inlet));
+    let blocking = S::BLOCKING && (S::HAS_HOOKS || !only_ends(&mut state, &mut inlet));
     place(blocking, stage_loop(state, ready, inlet, ctx, policy)).await;
 }
 

@@ -37,7 +37,7 @@ pub(crate) async fn run_fusable_sink<S: Sink, I: Inlet<S::In>>(
     let Some(mut state) = lend(SinkResumed::new(sink), ready, &offer, &ctx).await else {
         return;
     };
-    let blocking = S::BLOCKING && !(!S::HAS_HOOKS && only_ends(&mut state, &mut inlet));
+    let blocking = S::BLOCKING && (S::HAS_HOOKS || !only_ends(&mut state, &mut inlet));
     place(blocking, sink_loop(state, ready, inlet, ctx)).await;
 }
 
