@@ -547,6 +547,21 @@ impl<L: Lendable> Fused<L> {
             && latency.times_whole_batches()
     }
 
+    /// What every node books of its part of a pass: its waits, what it received, and its
+    /// share of the time.
+    fn book(&mut self, part: &Part) {
+        let Some(state) = self.state.as_mut() else {
+            return;
+        };
+        let (counts, latency) = state.meters();
+        counts.starved += part.started.saturating_duration_since(self.idle_since);
+        counts.received += part.received;
+        counts.blocked += part.blocked;
+        latency.record_batch(part.busy, part.received as usize);
+        self.idle_since = part.end;
+        self.publish_if_due(part.end, false);
+    }
+
     /// See [`Member::panicked`].
     fn panicked_in_pass(&mut self, panic: Box<dyn Any + Send>, lineage: Lineage) {
         let Some(state) = self.state.as_mut() else {
@@ -570,22 +585,13 @@ impl<S: Stage> Member for Fused<Resumed<S>> {
     }
 
     fn account(&mut self, part: Part) {
-        let Some(state) = self.state.as_mut() else {
-            return;
-        };
-        let counts = &mut state.counts;
-        counts.starved += part.started.saturating_duration_since(self.idle_since);
-        counts.received += part.received;
-        counts.emitted += part.emitted;
-        counts.blocked += part.blocked;
-        state
-            .latency
-            .record_batch(part.busy, part.received as usize);
-        if let Some(watermark) = part.passed {
-            state.outlet.passed_inline(watermark);
+        if let Some(state) = self.state.as_mut() {
+            state.counts.emitted += part.emitted;
+            if let Some(watermark) = part.passed {
+                state.outlet.passed_inline(watermark);
+            }
         }
-        self.idle_since = part.end;
-        self.publish_if_due(part.end, false);
+        self.book(&part);
     }
 
     fn panicked(&mut self, panic: Box<dyn Any + Send>, lineage: Lineage) {
@@ -611,21 +617,13 @@ impl<S: Sink> Member for Fused<SinkResumed<S>> {
     }
 
     fn account(&mut self, part: Part) {
-        let Some(state) = self.state.as_mut() else {
-            return;
-        };
-        let counts = &mut state.counts;
-        counts.starved += part.started.saturating_duration_since(self.idle_since);
-        counts.received += part.received;
-        for error in state.chain_errors.drain(..) {
-            counts.failed += 1;
-            self.ctx.item_failed(error);
+        if let Some(state) = self.state.as_mut() {
+            for error in state.chain_errors.drain(..) {
+                state.counts.failed += 1;
+                self.ctx.item_failed(error);
+            }
         }
-        state
-            .latency
-            .record_batch(part.busy, part.received as usize);
-        self.idle_since = part.end;
-        self.publish_if_due(part.end, false);
+        self.book(&part);
     }
 
     fn panicked(&mut self, panic: Box<dyn Any + Send>, lineage: Lineage) {
