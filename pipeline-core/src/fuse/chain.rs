@@ -1,5 +1,6 @@
-//! Chains: a run of plain maps that all run inline maps each item through every one of
-//! them in one pass, the item held in registers from the first map to the last.
+//! Chains: while a run of plain maps (and the sink that ends it, if one does) all run
+//! inline, each item goes through every one of them in one pass, held in registers from
+//! the first map to the last.
 //!
 //! Running inline (see the parent module) already saves the channels, but each stage still
 //! makes a pass of its own over the batch: per item and stage it loads the item and stores
