@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use std::sync::Arc;
 
 use crate::fuse::chain::{self, Hint, Kernel};
+use crate::fuse::fork::ForkHint;
 use crate::fuse::{self, Adopted, Handed, OfferSlot};
 use crate::ledger::Ledger;
 use crate::lineage::Lineage;
@@ -41,9 +42,10 @@ pub struct Outlet<T> {
     handing_at: Option<Instant>,
     /// Counts the copies a fan-out makes of items from other processes (see `ledger`).
     ledger: Option<Arc<Ledger>>,
-    /// Maps each batch through the chain of maps after this outlet in one pass, while they
-    /// all run inline (see [`crate::fuse::chain`]).
-    chain: Option<Box<dyn Kernel<T>>>,
+    /// Maps each batch through the nodes after this outlet in one pass per item, while they
+    /// all run inline: a chain of maps (see [`crate::fuse::chain`]) or a fork
+    /// ([`crate::fuse::fork`]).
+    kernel: Option<Box<dyn Kernel<T>>>,
 }
 
 enum Fusion<T> {
@@ -95,20 +97,29 @@ impl<T: Send + 'static> Outlet<T> {
             on_thread: false,
             handing_at: None,
             ledger: None,
-            chain: None,
+            kernel: None,
         }
     }
 
     /// Gives the outlet a kernel for the chain `H` after it, if `H` names one it can run.
     pub fn with_chain<H: Hint>(mut self) -> Self {
-        self.chain = chain::kernel::<T, H>();
+        self.kernel = chain::kernel::<T, H>();
+        self
+    }
+
+    /// Gives the outlet a kernel for the fork `F` after it, if `F` names one it can run.
+    pub fn with_fork<F: ForkHint>(mut self) -> Self
+    where
+        T: Clone,
+    {
+        self.kernel = F::kernel::<T>().map(|kernel| kernel.0);
         self
     }
 
     /// The node this outlet runs inline, if it feeds exactly one edge and runs its node.
     pub(crate) fn sole_adopted(&mut self) -> Option<&mut (dyn std::any::Any + 'static)> {
         match self.fusion.as_mut_slice() {
-            [Fusion::Adopted(next)] => next.as_any(),
+            [Fusion::Adopted(next)] => next.as_any().map(|next| next as &mut dyn std::any::Any),
             _ => None,
         }
     }
@@ -306,7 +317,7 @@ impl<T: Send + 'static> Outlet<T> {
     /// Sends what is buffered (and the watermark), waiting for room on every edge.
     /// Cancel-safe: the items stay buffered until room on all edges is held.
     pub async fn flush(&mut self) -> Result<(), Closed> {
-        let handed_at = self.handing_at.take();
+        let mut handed_at = self.handing_at.take();
         if self.buf.is_empty() && self.watermark == self.sent_watermark {
             return Ok(());
         }
@@ -314,27 +325,16 @@ impl<T: Send + 'static> Outlet<T> {
             self.settle_fusion().await;
         }
         let watermark = self.watermark;
-        if let [Fusion::Adopted(next)] = self.fusion.as_mut_slice() {
-            let mut now = handed_at.unwrap_or_else(Instant::now);
-            let passed = match self.chain.as_mut() {
-                Some(chain) => match chain.run(next, &mut self.buf, watermark, now) {
-                    Some(pass) => Some(pass.await?),
-                    None => None,
-                },
-                None => None,
-            };
-            if let Some(passed) = passed {
-                let Handed::Stays { done_at } = passed else {
-                    unreachable!("a chain's first node stays for the next batch");
-                };
-                self.blocked += done_at.saturating_duration_since(now);
-                if self.buf.is_empty() {
-                    self.sent_watermark = watermark;
-                    return Ok(());
-                }
-                // A node panicked: what the pass did not get to takes the usual path.
-                now = Instant::now();
+        if let Some(end) = self.run_kernel(watermark, &mut handed_at).await? {
+            self.blocked += end;
+            if self.buf.is_empty() {
+                self.sent_watermark = watermark;
+                return Ok(());
             }
+            // A node panicked: what the pass did not get to takes the usual path.
+        }
+        if let [Fusion::Adopted(next)] = self.fusion.as_mut_slice() {
+            let now = handed_at.unwrap_or_else(Instant::now);
             let handed = next.take(&mut self.buf, watermark, now).await?;
             if let Handed::Stays { done_at } | Handed::Leaves { done_at } = handed {
                 // Waiting for the next node to be done is being blocked on it, inline or not.
@@ -380,6 +380,41 @@ impl<T: Send + 'static> Outlet<T> {
             self.blocked += since.elapsed();
         }
         Ok(())
+    }
+
+    /// Runs the batch through the kernel for the nodes after this outlet, if it has one and
+    /// they all run inline and are ready: returns how long the pass took (this outlet was
+    /// blocked on it). Sets `handed_at` for the usual path, if it has items left.
+    async fn run_kernel(
+        &mut self,
+        watermark: u64,
+        handed_at: &mut Option<Instant>,
+    ) -> Result<Option<Duration>, Closed> {
+        let Some(kernel) = self.kernel.as_mut() else {
+            return Ok(None);
+        };
+        if self.ledger.is_some() || self.buf.is_empty() {
+            // Copies of items from other processes are counted one by one: not in a pass.
+            return Ok(None);
+        }
+        let mut targets = Vec::with_capacity(self.fusion.len());
+        for fusion in &mut self.fusion {
+            match fusion {
+                Fusion::Adopted(next) => match next.as_any() {
+                    Some(next) => targets.push(next),
+                    None => return Ok(None),
+                },
+                _ => return Ok(None),
+            }
+        }
+        let now = handed_at.unwrap_or_else(Instant::now);
+        let Some(pass) = kernel.run(targets, &mut self.buf, watermark, now) else {
+            *handed_at = Some(now);
+            return Ok(None);
+        };
+        let end = pass.await?;
+        *handed_at = None;
+        Ok(Some(end.saturating_duration_since(now)))
     }
 
     /// Sends a copy of the batch to every target: first on the channels, once room on all of

@@ -317,8 +317,10 @@ pub(crate) struct Pace {
 const QUICK_PUSHES_TO_BATCH: u32 = 64;
 /// A fast source reads the clock once per this many pushes at first.
 const MIN_PUSHES_PER_CHECK: u32 = 8;
-/// ... and at most this many, which costs under a nanosecond per item for the clock.
-const MAX_PUSHES_PER_CHECK: u32 = 64;
+/// ... and at most this many (a batch), which costs well under a nanosecond per item for
+/// the clock: for sources as cheap as a range, a clock read per 64 items was still a tenth
+/// of a diamond's time.
+const MAX_PUSHES_PER_CHECK: u32 = 1024;
 
 const LONGEST_HOLD: Duration = Duration::from_micros(50);
 
@@ -376,6 +378,10 @@ impl Pace {
             if !self.slow && since_last < LONGEST_HOLD / 8 {
                 // Still fast, with room to spare: the clock can wait twice as long.
                 self.pushes_per_check = (self.pushes_per_check * 2).min(MAX_PUSHES_PER_CHECK);
+            } else if since_last > LONGEST_HOLD / 4 {
+                // Slower than it was, if not slow: held items would wait too long between
+                // two looks at the clock.
+                self.pushes_per_check = (self.pushes_per_check / 2).max(MIN_PUSHES_PER_CHECK);
             }
         }
         self.slow = self.quick_pushes < QUICK_PUSHES_TO_BATCH;
@@ -558,7 +564,7 @@ mod tests {
             MIN_PUSHES_PER_CHECK as usize
         );
         for _ in 0..10 {
-            pace.flush_due_after(1000, true);
+            pace.flush_due_after(MAX_PUSHES_PER_CHECK as usize, true);
         }
         assert_eq!(
             pace.pushes_before_check(true),
@@ -569,8 +575,15 @@ mod tests {
             usize::MAX,
             "a busy next node takes the items when it gets to them"
         );
+        // It slows down, if not to slow items: it looks at the clock more often again.
+        std::thread::sleep(LONGEST_HOLD);
+        pace.flush_due_after(MAX_PUSHES_PER_CHECK as usize, true);
+        assert_eq!(
+            pace.pushes_before_check(true),
+            MAX_PUSHES_PER_CHECK as usize / 2
+        );
         // The source turns slow: the next check sees it and sends at once.
-        std::thread::sleep(Duration::from_millis(2));
+        std::thread::sleep(SLOW_ITEM * MAX_PUSHES_PER_CHECK);
         assert!(pace.flush_due_after(MAX_PUSHES_PER_CHECK as usize, true));
         assert_eq!(pace.pushes_before_check(true), 1);
     }

@@ -13,6 +13,7 @@ use std::time::Duration;
 use crate::exec::workers::Workers;
 use crate::exec::{ErrorPolicy, Failed};
 use crate::fuse::chain::{End, Hint};
+use crate::fuse::fork::{Branch, Fork2, Fork3, Fork4, ForkHint};
 use crate::inlet::{Inlet, MergeInlet, Zip2, Zip3, Zip4, Zip5, Zip6, Zip7, Zip8};
 use crate::node::{NoOutput, Node, Sink, SinkNode, Source, SourceNode, Stage, StageNode, roles};
 use crate::outlet::Outlet;
@@ -146,6 +147,51 @@ pub fn end_of_chain() -> PhantomData<End> {
 /// An outlet that runs the chain of maps after it in one pass when it can.
 pub fn chained<T: Send + 'static, H: Hint>(outlet: Outlet<T>, _chain: PhantomData<H>) -> Outlet<T> {
     outlet.with_chain::<H>()
+}
+
+/// One branch of a fork: it starts on the outlet's edge number `TARGET`, with `chain`.
+pub fn branch<const TARGET: usize, H: Hint>(
+    _chain: PhantomData<H>,
+) -> PhantomData<Branch<TARGET, H>> {
+    PhantomData
+}
+
+/// A fork of two branches (in the order of the zip's inputs), then the chain from the zip.
+pub fn fork2<B0, B1, J: Hint>(
+    _: PhantomData<B0>,
+    _: PhantomData<B1>,
+    _join: PhantomData<J>,
+) -> PhantomData<Fork2<B0, B1, J>> {
+    PhantomData
+}
+
+/// A fork of three branches; see [`fork2`].
+pub fn fork3<B0, B1, B2, J: Hint>(
+    _: PhantomData<B0>,
+    _: PhantomData<B1>,
+    _: PhantomData<B2>,
+    _join: PhantomData<J>,
+) -> PhantomData<Fork3<B0, B1, B2, J>> {
+    PhantomData
+}
+
+/// A fork of four branches; see [`fork2`].
+pub fn fork4<B0, B1, B2, B3, J: Hint>(
+    _: PhantomData<B0>,
+    _: PhantomData<B1>,
+    _: PhantomData<B2>,
+    _: PhantomData<B3>,
+    _join: PhantomData<J>,
+) -> PhantomData<Fork4<B0, B1, B2, B3, J>> {
+    PhantomData
+}
+
+/// A fan-out's outlet that runs the fork after it in one pass per item when it can.
+pub fn forked<T: Clone + Send + 'static, F: ForkHint>(
+    outlet: Outlet<T>,
+    _fork: PhantomData<F>,
+) -> Outlet<T> {
+    outlet.with_fork::<F>()
 }
 
 pub fn single_output<T: Send + 'static>(target: EdgeSender<T>) -> Outlet<T> {

@@ -13,6 +13,8 @@ use crate::graph::{FanIn, Graph, Role};
 
 /// The most stages one chain names; the runtime's `fuse::chain::CHAIN_MAX` is the same.
 const CHAIN_MAX: usize = 8;
+/// The most branches one fork names; the runtime's `fuse::fork::FORK_MAX` is the same.
+const FORK_MAX: usize = 4;
 
 pub fn pipeline(input: TokenStream) -> TokenStream {
     let parsed: PipelineInput = match syn::parse2(input) {
@@ -144,6 +146,16 @@ pub fn expand(graph: &Graph) -> TokenStream {
         let across = quote_spanned!(edge.to_ident.span()=> ::pipeline::__private::across::<#from_marker, #to_marker, _>);
         quote!(#across(&mut #builder, #from_name, #to_name, #new #connect))
     };
+    // The nodes of a chain, by their variables, so the runtime knows their types.
+    let chain_hint = |nodes: &[usize]| {
+        nodes
+            .iter()
+            .rev()
+            .fold(quote!(#private::end_of_chain()), |rest, &m| {
+                let stage = &graph.nodes[m].ident;
+                quote!(#private::link(&#stage, #rest))
+            })
+    };
     let outlets = graph.nodes.iter().enumerate().filter(|(_, node)| !node.outputs.is_empty()).map(|(n, node)| {
         let connections = node.outputs.iter().map(|&e| connect(e, false));
         let outlet = outlet(n);
@@ -153,17 +165,25 @@ pub fn expand(graph: &Graph) -> TokenStream {
             if chain.is_empty() {
                 return quote!(let #outlet = #single;);
             }
-            // The stages after this node, by their nodes, so the runtime knows their types.
-            let hint = chain.iter().rev().fold(quote!(#private::end_of_chain()), |rest, &m| {
-                let stage = &graph.nodes[m].ident;
-                quote!(#private::link(&#stage, #rest))
-            });
+            let hint = chain_hint(&chain);
             quote!(let #outlet = #private::chained(#single, #hint);)
         } else {
             let first_edge = &graph.edges[node.outputs[0]];
             let name_marker = marker(markers, &node.ident);
             let fan_out = quote_spanned!(first_edge.from_ident.span()=> #private::fan_out::<#name_marker, _>);
-            quote!(let #outlet = #fan_out(#private::vec![#(#connections),*]);)
+            let fan_out = quote!(#fan_out(#private::vec![#(#connections),*]));
+            let fork = if graph.distributed.is_none() { graph.fork_after(n, FORK_MAX, CHAIN_MAX) } else { None };
+            let Some(fork) = fork else {
+                return quote!(let #outlet = #fan_out;);
+            };
+            // The branches in the order of the zip's inputs, each with the edge it starts on.
+            let branches = fork.branches.iter().map(|branch| {
+                let (target, chain) = (branch.target, chain_hint(&branch.stages));
+                quote!(#private::branch::<#target, _>(#chain))
+            });
+            let join = chain_hint(&fork.join);
+            let fork_of = format_ident!("fork{}", fork.branches.len());
+            quote!(let #outlet = #private::forked(#fan_out, #private::#fork_of(#(#branches,)* #join));)
         }
     });
     let dead_letter_outlets = graph.nodes.iter().enumerate().filter_map(|(n, node)| {

@@ -65,7 +65,37 @@ pub struct Edge {
     pub to_ident: Ident,
 }
 
+/// A diamond that may run in one pass per item (see [`Graph::fork_after`]).
+#[derive(Debug, PartialEq)]
+pub struct Fork {
+    /// In the order of the zip's inputs.
+    pub branches: Vec<ForkBranch>,
+    /// The zip node, then the chain after it.
+    pub join: Vec<usize>,
+}
+
+#[derive(Debug, PartialEq)]
+pub struct ForkBranch {
+    /// The place of the branch's edge among the fanning-out node's outputs.
+    pub target: usize,
+    /// The zip's input it ends on.
+    pub input: usize,
+    pub stages: Vec<usize>,
+}
+
 impl Node {
+    /// Whether the node runs as one plain loop that another node may run inline: one
+    /// worker, no per-item policy, no start order, no merge.
+    fn runs_plain(&self) -> bool {
+        let options = &self.options;
+        options.workers.is_none()
+            && options.timeout.is_none()
+            && options.retry.is_none()
+            && options.dead_letter.is_none()
+            && options.after.is_empty()
+            && !options.merge
+    }
+
     pub fn role(&self) -> Role {
         match (self.inputs.is_empty(), self.outputs.is_empty()) {
             (true, _) => Role::Source,
@@ -527,6 +557,16 @@ impl Graph {
     /// most `most` of them. Empty unless there are at least two: one node alone gains
     /// nothing from a chain.
     pub fn chain_after(&self, n: usize, most: usize) -> Vec<usize> {
+        let mut chain = self.chain_from(n, most);
+        if chain.len() < 2 {
+            chain.clear();
+        }
+        chain
+    }
+
+    /// The nodes of a chain after node `n` (as [`chain_after`](Self::chain_after), even a
+    /// single one).
+    fn chain_from(&self, n: usize, most: usize) -> Vec<usize> {
         let mut chain = Vec::new();
         let mut at = n;
         while chain.len() < most {
@@ -535,14 +575,7 @@ impl Graph {
             };
             let next = self.edges[edge].to;
             let node = &self.nodes[next];
-            let options = &node.options;
-            let plain = options.workers.is_none()
-                && options.timeout.is_none()
-                && options.retry.is_none()
-                && options.dead_letter.is_none()
-                && options.after.is_empty()
-                && !options.merge;
-            if node.role() == Role::Source || node.inputs.len() != 1 || !plain {
+            if node.role() == Role::Source || node.inputs.len() != 1 || !node.runs_plain() {
                 break;
             }
             chain.push(next);
@@ -551,10 +584,60 @@ impl Graph {
             }
             at = next;
         }
-        if chain.len() < 2 {
-            chain.clear();
-        }
         chain
+    }
+
+    /// The diamond after node `n`, if it is one that may run in one pass per item (see the
+    /// runtime's `fuse::fork`): `n` fans out to between two and `most_branches` branches,
+    /// each a chain of at most `most` stages (maybe none) into one zip node fed by them
+    /// alone; the zip node runs plain, and starts a chain of its own.
+    pub fn fork_after(&self, n: usize, most_branches: usize, most: usize) -> Option<Fork> {
+        let outputs = &self.nodes[n].outputs;
+        if outputs.len() < 2 || outputs.len() > most_branches {
+            return None;
+        }
+        let mut zip = None;
+        let mut branches = Vec::new();
+        for (target, &edge) in outputs.iter().enumerate() {
+            let first = self.edges[edge].to;
+            // The branch's stages: plain single-input stages, up to the zip.
+            let mut stages = Vec::new();
+            let mut into = edge;
+            let mut at = first;
+            while self.nodes[at].inputs.len() == 1 {
+                let node = &self.nodes[at];
+                if node.role() != Role::Stage || !node.runs_plain() || stages.len() == most {
+                    return None;
+                }
+                let [next] = node.outputs[..] else {
+                    return None;
+                };
+                stages.push(at);
+                into = next;
+                at = self.edges[next].to;
+            }
+            let input = self.nodes[at].inputs.iter().position(|&e| e == into)?;
+            if *zip.get_or_insert(at) != at {
+                return None;
+            }
+            branches.push(ForkBranch {
+                target,
+                input,
+                stages,
+            });
+        }
+        let zip = zip?;
+        let node = &self.nodes[zip];
+        if node.fan_in() != FanIn::Zip || node.inputs.len() != branches.len() || !node.runs_plain()
+        {
+            return None;
+        }
+        branches.sort_by_key(|branch| branch.input);
+        let mut join = vec![zip];
+        if node.role() == Role::Stage {
+            join.extend(self.chain_from(zip, most - 1));
+        }
+        Some(Fork { branches, join })
     }
 
     /// Nodes by name, for tests and lookups.
@@ -799,6 +882,58 @@ mod tests {
         assert_eq!(names(graph.chain_after(index("src2"), 8)), ["e", "f"]);
         assert_eq!(names(graph.chain_after(index("w"), 8)), ["g", "h", "out2"]);
         assert!(graph.chain_after(index("out"), 8).is_empty());
+    }
+
+    #[test]
+    fn forks_are_diamonds_of_plain_stages_into_one_zip() {
+        let graph = build(quote! {
+            // Branches of two stages, none, and one; the zip's inputs in another order.
+            src => a, c;
+            a => b;
+            b, src, c => z2;
+            z2 => m => out;
+            // A branch with a worker pool, a branch that leaves, a zip fed from elsewhere.
+            p[workers(2)] = pool;
+            src2 => p, q;
+            p, q => out2;
+            src3 => r, s;
+            r => side;
+            r, s => out3;
+            src4 => t, u;
+            t, u, other => out4;
+        })
+        .unwrap();
+        let index = |name: &str| graph.nodes.iter().position(|n| n.name == name).unwrap();
+        let names = |nodes: &[usize]| -> Vec<String> {
+            nodes.iter().map(|&n| graph.nodes[n].name.clone()).collect()
+        };
+        let fork = graph.fork_after(index("src"), 4, 8).expect("a diamond");
+        let branches: Vec<(usize, usize, Vec<String>)> = fork
+            .branches
+            .iter()
+            .map(|b| (b.target, b.input, names(&b.stages)))
+            .collect();
+        assert_eq!(
+            branches,
+            [
+                (0, 0, vec!["a".to_string(), "b".to_string()]),
+                (2, 1, vec![]),
+                (1, 2, vec!["c".to_string()]),
+            ]
+        );
+        assert_eq!(names(&fork.join), ["z2", "m", "out"]);
+        assert!(
+            graph.fork_after(index("src"), 2, 8).is_none(),
+            "too many branches"
+        );
+        assert!(
+            graph.fork_after(index("src"), 4, 1).is_none(),
+            "a branch too long"
+        );
+        for src in ["src2", "src3", "src4"] {
+            assert!(graph.fork_after(index(src), 4, 8).is_none(), "{src}");
+        }
+        assert!(graph.fork_after(index("a"), 4, 8).is_none(), "no fan-out");
     }
 
     #[test]

@@ -157,7 +157,7 @@ pub(crate) struct Consumed {
 pub(crate) fn consume_in_order<T>(
     items: &mut Vec<(Lineage, T)>,
     consumed: &mut Consumed,
-    mut consume: impl FnMut(T),
+    mut consume: impl FnMut(Lineage, T),
 ) {
     /// Puts what is left back in order, also when `consume` unwinds.
     struct Progress<'a, T> {
@@ -197,8 +197,8 @@ pub(crate) fn consume_in_order<T>(
     while progress.at < len {
         // SAFETY: the slot at `at` (below `len`) holds an item nothing else owns; it is
         // moved out once.
-        let item = unsafe { ptr::read(&raw const (*base.add(progress.at)).1) };
-        consume(item);
+        let (lineage, item) = unsafe { ptr::read(base.add(progress.at)) };
+        consume(lineage, item);
         progress.at += 1;
     }
     progress.consumed.done = len;
@@ -329,7 +329,7 @@ mod tests {
             lost: None,
         };
         let panic = catch_unwind(AssertUnwindSafe(|| {
-            consume_in_order(&mut items, &mut consumed, |c: Counted| {
+            consume_in_order(&mut items, &mut consumed, |_, c: Counted| {
                 assert!(c.0 != 13, "item 13 is bad");
                 seen.push(c.0);
             })
@@ -342,7 +342,7 @@ mod tests {
         );
         assert_eq!(roots(&items), (14..20).collect::<Vec<_>>());
         assert_eq!(drops.get(), 14, "13 consumed, 13 dropped while unwinding");
-        consume_in_order(&mut items, &mut consumed, drop);
+        consume_in_order(&mut items, &mut consumed, |_, item| drop(item));
         assert!(items.is_empty() && consumed.lost.is_none());
         assert_eq!((consumed.done, drops.get()), (6, 20));
     }

@@ -25,7 +25,7 @@ use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 
 use crate::exec::in_place::{Consumed, InPlace, consume_in_order, same_layout};
-use crate::fuse::{Adopted, Fused, Handed, Lendable, Resumed, SinkResumed, Taken};
+use crate::fuse::{Fused, Lendable, Resumed, SinkResumed, Taken};
 use crate::lineage::Lineage;
 use crate::node::{BoxError, Sink, Stage};
 use crate::wire::Closed;
@@ -38,7 +38,7 @@ type Items<T> = Vec<(Lineage, T)>;
 pub const CHAIN_MAX: usize = 8;
 
 /// Batches a kernel runs before it lets one take the usual path, which times each node.
-const RECALIBRATE_EVERY: u32 = 32;
+pub(super) const RECALIBRATE_EVERY: u32 = 32;
 
 /// A stage, then the rest of a chain.
 pub struct Link<S, R>(PhantomData<fn() -> (S, R)>);
@@ -82,6 +82,11 @@ pub trait Hint: Send + 'static {
         visit: &mut dyn FnMut(&mut dyn Member) -> bool,
     ) -> bool;
 
+    /// The node the chain's last stage runs inline (`next` itself if the chain names no
+    /// stage): where a fork's branch meets its zip (see [`super::fork`]).
+    #[doc(hidden)]
+    fn tail<'a>(next: Option<&'a mut (dyn Any + 'static)>) -> Option<&'a mut (dyn Any + 'static)>;
+
     /// The stages, if every node of the chain runs inline.
     #[doc(hidden)]
     fn stages<'a>(next: Option<&'a mut (dyn Any + 'static)>) -> Option<Self::Stages<'a>>;
@@ -122,6 +127,10 @@ impl Hint for End {
         true
     }
 
+    fn tail<'a>(next: Option<&'a mut (dyn Any + 'static)>) -> Option<&'a mut (dyn Any + 'static)> {
+        next
+    }
+
     fn stages<'a>(_: Option<&'a mut (dyn Any + 'static)>) -> Option<()> {
         Some(())
     }
@@ -155,6 +164,10 @@ impl Hint for Broken {
         _: &mut dyn FnMut(&mut dyn Member) -> bool,
     ) -> bool {
         false
+    }
+
+    fn tail<'a>(_: Option<&'a mut (dyn Any + 'static)>) -> Option<&'a mut (dyn Any + 'static)> {
+        None
     }
 
     fn stages<'a>(_: Option<&'a mut (dyn Any + 'static)>) -> Option<()> {
@@ -197,6 +210,11 @@ impl<S: Stage, R: Hint> Hint for Link<S, R> {
             return false;
         }
         R::visit(node.adopted_next(), visit)
+    }
+
+    fn tail<'a>(next: Option<&'a mut (dyn Any + 'static)>) -> Option<&'a mut (dyn Any + 'static)> {
+        let node = next?.downcast_mut::<Fused<Resumed<S>>>()?;
+        R::tail(node.adopted_next())
     }
 
     fn stages<'a>(next: Option<&'a mut (dyn Any + 'static)>) -> Option<Self::Stages<'a>> {
@@ -253,6 +271,10 @@ impl<S: Sink> Hint for SinkLink<S> {
             Some(node) => visit(node),
             None => false,
         }
+    }
+
+    fn tail<'a>(_: Option<&'a mut (dyn Any + 'static)>) -> Option<&'a mut (dyn Any + 'static)> {
+        None
     }
 
     fn stages<'a>(next: Option<&'a mut (dyn Any + 'static)>) -> Option<Self::Stages<'a>> {
@@ -342,19 +364,27 @@ pub struct Part {
     pub passed: Option<u64>,
 }
 
-/// An outlet's shortcut through the chain after it.
+/// The nodes an outlet runs inline, one per edge, as a kernel finds its stages in them.
+pub(crate) type Targets<'a> = Vec<&'a mut (dyn Any + Send + 'static)>;
+
+/// An outlet's shortcut through the nodes after it: a chain (here) or a fork
+/// ([`super::fork`]).
 pub(crate) trait Kernel<T>: Send {
-    /// Maps `items` through the chain adopted as `next` and sends the outputs on, if the
-    /// chain is ready: `None` (and `items` untouched) if not. Items a panic left unmapped
-    /// stay in `items` for the usual path.
+    /// Maps `items` through the nodes `targets` run inline and sends the outputs on, if
+    /// they are ready: `None` (and `items` untouched) if not. Items a panic left unmapped
+    /// stay in `items` for the usual path. The pass returns when the outputs were sent.
     fn run<'a>(
         &'a mut self,
-        next: &'a mut Adopted<T>,
+        targets: Targets<'a>,
         items: &'a mut Items<T>,
         watermark: u64,
         now: Instant,
-    ) -> Option<Taken<'a, Handed>>;
+    ) -> Option<Taken<'a, Instant>>;
 }
+
+/// A kernel, as a public trait's method hands it out.
+#[doc(hidden)]
+pub struct BoxedKernel<T>(pub(crate) Box<dyn Kernel<T>>);
 
 /// The kernel of an outlet of `T`s whose chain is `H`.
 struct ChainKernel<T, H> {
@@ -382,18 +412,19 @@ pub(crate) fn kernel<T: Send + 'static, H: Hint>() -> Option<Box<dyn Kernel<T>>>
 impl<T: Send + 'static, H: Hint> Kernel<T> for ChainKernel<T, H> {
     fn run<'a>(
         &'a mut self,
-        next: &'a mut Adopted<T>,
+        targets: Targets<'a>,
         items: &'a mut Items<T>,
         watermark: u64,
         now: Instant,
-    ) -> Option<Taken<'a, Handed>> {
+    ) -> Option<Taken<'a, Instant>> {
         if self.passes >= RECALIBRATE_EVERY || items.is_empty() {
             self.passes = 0;
             return None;
         }
+        let [next] = <[_; 1]>::try_from(targets).ok()?;
         let mut costs = [0.0f64; CHAIN_MAX];
         let mut seen = 0;
-        let ready = H::visit(next.as_any(), &mut |member| {
+        let ready = H::visit(Some(&mut *next), &mut |member| {
             let ready = member.ready();
             costs[seen] = member.item_cost();
             seen += 1;
@@ -415,20 +446,20 @@ impl<T: Send + 'static, H: Hint> Kernel<T> for ChainKernel<T, H> {
 }
 
 /// A panic in a pass: the item it happened on, and the node's place in the chain.
-type Lost = (Lineage, Box<dyn Any + Send>, usize);
+pub(super) type Lost = (Lineage, Box<dyn Any + Send>, usize);
 
 /// One pass of a batch through a ready chain of maps, in the batch's own buffer.
 async fn pass_in_place<T: Send + 'static, H: Hint>(
-    next: &mut Adopted<T>,
+    next: &mut (dyn Any + Send + 'static),
     items: &mut Items<T>,
     watermark: u64,
     started: Instant,
     costs: [f64; CHAIN_MAX],
-) -> Result<Handed, Closed> {
+) -> Result<Instant, Closed> {
     let failed_at = Cell::new(usize::MAX);
     let mut batch = InPlace::<T, H::OutAfter<T>>::new(std::mem::take(items));
     let panicked = {
-        let mut stages = H::stages(next.as_any()).expect("the chain was ready");
+        let mut stages = H::stages(Some(&mut *next)).expect("the chain was ready");
         let n = batch.remaining();
         std::panic::catch_unwind(AssertUnwindSafe(|| {
             batch.map(n, |item| H::map_item::<T>(&mut stages, item, &failed_at, 0));
@@ -445,29 +476,29 @@ async fn pass_in_place<T: Send + 'static, H: Hint>(
         .map(|(l, p)| (l, p, failed_at.get()));
     // With items left (after a panic) the watermark waits for them.
     let reached = items.is_empty().then_some(watermark);
-    let last = H::last::<T>(next.as_any(), split.done).expect("the chain was ready");
+    let last = H::last::<T>(Some(&mut *next), split.done).expect("the chain was ready");
     let end = last.send_outputs(reached, done).await?;
-    account::<T, H>(next, (started, done, end), costs, mapped, lost, reached);
-    Ok(Handed::Stays { done_at: end })
+    account::<H>(next, (started, done, end), costs, mapped, lost, reached);
+    Ok(end)
 }
 
 /// One pass of a batch through a ready chain that ends in a sink.
 async fn pass_into_sink<T: Send + 'static, H: Hint>(
-    next: &mut Adopted<T>,
+    next: &mut (dyn Any + Send + 'static),
     items: &mut Items<T>,
     watermark: u64,
     started: Instant,
     costs: [f64; CHAIN_MAX],
-) -> Result<Handed, Closed> {
+) -> Result<Instant, Closed> {
     let failed_at = Cell::new(usize::MAX);
     let mut consumed = Consumed {
         done: 0,
         lost: None,
     };
     let panicked = {
-        let mut stages = H::stages(next.as_any()).expect("the chain was ready");
+        let mut stages = H::stages(Some(&mut *next)).expect("the chain was ready");
         std::panic::catch_unwind(AssertUnwindSafe(|| {
-            consume_in_order(items, &mut consumed, |item| {
+            consume_in_order(items, &mut consumed, |_, item| {
                 // The sink's output is `()`.
                 let _ = H::map_item::<T>(&mut stages, item, &failed_at, 0);
             });
@@ -481,57 +512,102 @@ async fn pass_into_sink<T: Send + 'static, H: Hint>(
         .map(|(l, p)| (l, p, failed_at.get()));
     let consumed = consumed.done as u64;
     let reached = items.is_empty().then_some(watermark);
-    let last = H::last::<T>(next.as_any(), Vec::new()).expect("the chain was ready");
+    let last = H::last::<T>(Some(&mut *next), Vec::new()).expect("the chain was ready");
     let end = last.send_outputs(reached, done).await?;
-    account::<T, H>(next, (started, done, end), costs, consumed, lost, reached);
-    Ok(Handed::Stays { done_at: end })
+    account::<H>(next, (started, done, end), costs, consumed, lost, reached);
+    Ok(end)
 }
 
 /// Books each node's part of a pass that took from `started` to `done`, its outputs sent
 /// on by `end`: `passed` items went through every node, and a panic (`lost`) cut one short.
-fn account<T: Send + 'static, H: Hint>(
-    next: &mut Adopted<T>,
-    (started, done, end): (Instant, Instant, Instant),
+fn account<H: Hint>(
+    next: &mut (dyn Any + Send + 'static),
+    times: (Instant, Instant, Instant),
     costs: [f64; CHAIN_MAX],
     passed: u64,
-    mut lost: Option<Lost>,
+    lost: Option<Lost>,
     reached: Option<u64>,
 ) {
-    // Share the pass's time out by what each node cost when last timed alone.
-    let total: f64 = costs[..H::LEN].iter().sum();
-    let took = done.saturating_duration_since(started);
-    let share = |place: usize| {
-        if total > 0.0 {
-            took.mul_f64(costs[place] / total)
-        } else {
-            took / H::LEN as u32
-        }
-    };
     let failed = lost.as_ref().map_or(usize::MAX, |(_, _, place)| *place);
-    let (mut place, mut at) = (0, started);
-    H::visit(next.as_any(), &mut |member| {
-        let busy = share(place);
-        member.account(Part {
-            started: at,
-            busy,
-            received: passed + u64::from(place <= failed && failed != usize::MAX),
-            emitted: passed + u64::from(place < failed && failed != usize::MAX),
-            blocked: if place + 1 < H::LEN {
-                end.saturating_duration_since(at + busy)
-            } else {
-                Duration::ZERO
-            },
-            end,
-            passed: (place + 1 < H::LEN).then_some(reached).flatten(),
-        });
-        if place == failed {
-            let (lineage, panic, _) = lost.take().expect("one panic per pass");
-            member.panicked(panic, lineage);
-        }
-        at += busy;
-        place += 1;
-        true
+    let pass = Pass {
+        times,
+        costs: &costs[..H::LEN],
+        passed,
+        reached,
+        // The nodes before the one that panicked passed the item on; that one received it.
+        lost_item_at: &|place| (place <= failed, place < failed),
+    };
+    pass.book(lost, &mut |each| {
+        H::visit(Some(&mut *next), each);
     });
+}
+
+/// What visits each node of a pass, in order; it returns whether to go on.
+pub(super) type Visit<'a> = dyn FnMut(&mut dyn Member) -> bool + 'a;
+
+/// A pass over the nodes of a chain or a fork, in the order they are visited, to book.
+pub(super) struct Pass<'a> {
+    /// When it started, when the last item was done, when its outputs had been sent on.
+    pub times: (Instant, Instant, Instant),
+    /// Per node: what an item cost it when last timed alone.
+    pub costs: &'a [f64],
+    /// Items that went through every node.
+    pub passed: u64,
+    /// The watermark the pass got to, unless a panic left items for the usual path.
+    pub reached: Option<u64>,
+    /// Per node: whether it received the item a panic cut short, and whether it emitted it.
+    pub lost_item_at: &'a dyn Fn(usize) -> (bool, bool),
+}
+
+impl Pass<'_> {
+    /// Books each node's part, visiting them with `visit_all`; the node at `lost`'s place
+    /// learns it panicked.
+    pub(super) fn book(&self, mut lost: Option<Lost>, visit_all: &mut dyn FnMut(&mut Visit<'_>)) {
+        let (started, done, end) = self.times;
+        let members = self.costs.len();
+        // Share the pass's time out by what each node cost when last timed alone.
+        let total: f64 = self.costs.iter().sum();
+        let took = done.saturating_duration_since(started);
+        let share = |place: usize| {
+            if total > 0.0 {
+                took.mul_f64(self.costs[place] / total)
+            } else {
+                took / members.max(1) as u32
+            }
+        };
+        let failed = lost.as_ref().map_or(usize::MAX, |(_, _, place)| *place);
+        let (mut place, mut at) = (0, started);
+        visit_all(&mut |member| {
+            let busy = share(place);
+            let (received, emitted) = if failed == usize::MAX {
+                (false, false)
+            } else {
+                (self.lost_item_at)(place)
+            };
+            let not_last = place + 1 < members;
+            member.account(Part {
+                started: at,
+                busy,
+                received: self.passed + u64::from(received),
+                emitted: self.passed + u64::from(emitted),
+                // The last node counts its own wait as it sends.
+                blocked: if not_last {
+                    end.saturating_duration_since(at + busy)
+                } else {
+                    Duration::ZERO
+                },
+                end,
+                passed: not_last.then_some(self.reached).flatten(),
+            });
+            if place == failed {
+                let (lineage, panic, _) = lost.take().expect("one panic per pass");
+                member.panicked(panic, lineage);
+            }
+            at += busy;
+            place += 1;
+            true
+        });
+    }
 }
 
 impl<L: Lendable> Fused<L> {

@@ -27,6 +27,7 @@
 //! blocking stage never ends up on the async workers.
 
 pub(crate) mod chain;
+pub(crate) mod fork;
 
 use std::any::Any;
 use std::future::Future;
@@ -75,7 +76,7 @@ pub(crate) trait Adoptable<T>: Send {
     fn dropped_partial(&self, dropped: Dropped);
 
     /// The node as `Any`, for a chain's kernel to find the stages it knows (see [`chain`]).
-    fn as_any(&mut self) -> Option<&mut (dyn Any + 'static)> {
+    fn as_any(&mut self) -> Option<&mut (dyn Any + Send + 'static)> {
         None
     }
 }
@@ -494,7 +495,7 @@ impl<L: Lendable> Adoptable<L::In> for Fused<L> {
         report_dropped(dropped, &self.ctx);
     }
 
-    fn as_any(&mut self) -> Option<&mut (dyn Any + 'static)> {
+    fn as_any(&mut self) -> Option<&mut (dyn Any + Send + 'static)> {
         Some(self)
     }
 }

@@ -25,6 +25,21 @@ enum NodeSlot<T> {
     Gone,
 }
 
+impl<T> NodeSlot<T> {
+    /// Puts back the node that was busy, unless a feed ended meanwhile: then the node is
+    /// returned, for the caller to drop once the slot is unlocked, which gives it back to
+    /// its own task.
+    fn put_back(&mut self, node: Adopted<T>) -> Option<Adopted<T>> {
+        if matches!(self, NodeSlot::Busy { give_back: true }) {
+            *self = NodeSlot::Gone;
+            Some(node)
+        } else {
+            *self = NodeSlot::Inline(node);
+            None
+        }
+    }
+}
+
 /// One input's side of a zip node running inline: what the node feeding that input adopts.
 pub(crate) struct ZipFeed<C: Pairing, const I: usize> {
     shared: Arc<Shared<C>>,
@@ -86,13 +101,11 @@ impl<C: Pairing> Running<'_, C> {
                             probes.clear();
                             probes.extend_from_slice(node.idle_probes());
                             let node = self.node.take().expect("present");
-                            if matches!(*slot, NodeSlot::Busy { give_back: true }) {
-                                *slot = NodeSlot::Gone;
+                            if let Some(node) = slot.put_back(node) {
                                 drop(slot);
                                 drop(node);
                                 return Ok(Handed::Leaves { done_at: now });
                             }
-                            *slot = NodeSlot::Inline(node);
                             return Ok(Handed::Stays { done_at: now });
                         }
                     }
@@ -121,6 +134,60 @@ impl<C: Pairing> Drop for Running<'_, C> {
             *lock(&self.shared.node) = NodeSlot::Gone;
             drop(node);
         }
+    }
+}
+
+/// The zip node lent to a fork's pass (see `fuse::fork`), which hands it whole tuples:
+/// busy to the feeds meanwhile. Dropping it puts the node back.
+pub(crate) struct Lent<C: Pairing> {
+    shared: Arc<Shared<C>>,
+    node: Option<Adopted<C::Tuple>>,
+}
+
+impl<C: Pairing> Lent<C> {
+    pub(crate) fn node(&mut self) -> &mut Adopted<C::Tuple> {
+        self.node.as_mut().expect("taken only on drop")
+    }
+}
+
+impl<C: Pairing> Drop for Lent<C> {
+    fn drop(&mut self) {
+        let Some(node) = self.node.take() else {
+            return;
+        };
+        let back = lock(&self.shared.node).put_back(node);
+        drop(back);
+    }
+}
+
+impl<C: AcceptInput<I>, const I: usize> ZipFeed<C, I> {
+    /// The zip node, if it runs inline with nothing waiting to be paired: then the parts of
+    /// a tuple may go straight from the branches to the node, with no pairing at all.
+    pub(crate) fn lend(&self) -> Option<Lent<C>> {
+        let mut slot = lock(&self.shared.node);
+        if !matches!(*slot, NodeSlot::Inline(_)) || !lock(&self.shared.core).is_idle() {
+            return None;
+        }
+        let NodeSlot::Inline(node) =
+            std::mem::replace(&mut *slot, NodeSlot::Busy { give_back: false })
+        else {
+            unreachable!("checked above")
+        };
+        Some(Lent {
+            shared: self.shared.clone(),
+            node: Some(node),
+        })
+    }
+
+    /// Whether `lent` is this feed's zip node.
+    pub(crate) fn feeds(&self, lent: &Lent<C>) -> bool {
+        Arc::ptr_eq(&self.shared, &lent.shared)
+    }
+
+    /// Every item below `watermark` went through this input in a fork's pass: no part of a
+    /// tuple below it will come on it any more.
+    pub(crate) fn passed(&self, watermark: u64) {
+        lock(&self.shared.core).accept(Vec::new(), watermark);
     }
 }
 
@@ -162,6 +229,10 @@ impl<C: AcceptInput<I>, const I: usize> Adoptable<C::Item> for ZipFeed<C, I> {
 
     fn idle_probes(&self) -> &[Probe] {
         &self.probes
+    }
+
+    fn as_any(&mut self) -> Option<&mut (dyn std::any::Any + Send + 'static)> {
+        Some(self)
     }
 
     fn dropped_partial(&self, dropped: Dropped) {

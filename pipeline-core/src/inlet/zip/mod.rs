@@ -32,7 +32,8 @@ use crate::fuse::{Adopted, InlineOffer};
 use crate::ledger::Ledger;
 use crate::lineage::Lineage;
 use crate::wire::{Batch, EdgeReceiver, MAX_BATCH};
-use inline::{Shared, ZipFeed};
+use inline::Shared;
+pub(crate) use inline::{Lent, ZipFeed};
 use queue::BatchQueue;
 
 /// The pairing state of a zip, shared by its inlet and its inline feeds.
@@ -48,6 +49,9 @@ pub(crate) trait Pairing: Send + 'static {
 
     /// Partial tuples dropped since the last call.
     fn take_dropped(&mut self) -> Dropped;
+
+    /// Whether nothing waits in it: no item to pair, no tuple to hand on, no drop to report.
+    fn is_idle(&self) -> bool;
 }
 
 /// Filing items that arrived on input `I`.
@@ -285,6 +289,13 @@ macro_rules! zip_inlet {
 
             fn take_dropped(&mut self) -> Dropped {
                 std::mem::take(&mut self.dropped)
+            }
+
+            fn is_idle(&self) -> bool {
+                self.pending.is_empty()
+                    && self.ready.is_empty()
+                    && self.dropped == Dropped::default()
+                    $( && self.queues.$idx.is_empty() )+
             }
 
             fn put_back(&mut self, mut tuples: Vec<(Lineage, Self::Tuple)>) {

@@ -23,6 +23,10 @@ impl<T> BatchQueue<T> {
         }
     }
 
+    pub(super) fn is_empty(&self) -> bool {
+        self.batches.is_empty()
+    }
+
     pub(super) fn front(&self) -> Option<&(Lineage, T)> {
         self.front_batch().first()
     }
