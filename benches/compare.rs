@@ -93,7 +93,7 @@ fn main() {
         let fused = median(7, fused_diamond);
         let pipeline = median(7, || runtime.block_on(run_timed(diamond())));
         show("diamond, fused loop", fused);
-        show("diamond, pipeline! (fan-out, zip by lineage)", pipeline);
+        show("diamond, pipeline! (fan-out, two maps, zip)", pipeline);
         record("diamond_vs_fused", ratio(fused, pipeline));
         println!();
     }
