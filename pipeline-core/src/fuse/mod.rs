@@ -21,7 +21,9 @@
 //! after the other on the same batch (copies of it): a diamond's branches run on the
 //! source's thread. A zip node offers itself on all its inputs at once and runs inside
 //! whichever of its feeding nodes completes a tuple (see `inlet::zip`), so the whole
-//! diamond runs on that thread.
+//! diamond runs on that thread. Two kernels then save the passes node by node: a chain of
+//! maps runs each item through all its stages at once ([`chain`]), and a diamond of maps
+//! each item through all its branches and into its zip node ([`fork`]).
 //!
 //! A stage that may block is only adopted by a node that runs on a thread of its own, so a
 //! blocking stage never ends up on the async workers.
