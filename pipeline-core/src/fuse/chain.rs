@@ -38,7 +38,7 @@ type Items<T> = Vec<(Lineage, T)>;
 pub const CHAIN_MAX: usize = 8;
 
 /// Batches a kernel runs before it lets one take the usual path, which times each node.
-pub(super) const RECALIBRATE_EVERY: u32 = 32;
+const RECALIBRATE_EVERY: u32 = 32;
 
 /// A stage, then the rest of a chain.
 pub struct Link<S, R>(PhantomData<fn() -> (S, R)>);
@@ -386,10 +386,30 @@ pub(crate) trait Kernel<T>: Send {
 #[doc(hidden)]
 pub struct BoxedKernel<T>(pub(crate) Box<dyn Kernel<T>>);
 
+/// Passes a kernel ran since the last batch that took the usual path.
+#[derive(Default)]
+pub(super) struct Passes(u32);
+
+impl Passes {
+    /// Whether this batch takes the usual path: every [`RECALIBRATE_EVERY`]th does, to time
+    /// each node alone (and an empty one has nothing to map).
+    pub(super) fn usual_path_due(&mut self, items: usize) -> bool {
+        if self.0 >= RECALIBRATE_EVERY || items == 0 {
+            self.0 = 0;
+            return true;
+        }
+        false
+    }
+
+    /// A pass is about to run.
+    pub(super) fn count(&mut self) {
+        self.0 += 1;
+    }
+}
+
 /// The kernel of an outlet of `T`s whose chain is `H`.
 struct ChainKernel<T, H> {
-    /// Passes since the last batch that took the usual path.
-    passes: u32,
+    passes: Passes,
     _types: PhantomData<fn(T) -> H>,
 }
 
@@ -403,7 +423,7 @@ pub(crate) fn kernel<T: Send + 'static, H: Hint>() -> Option<Box<dyn Kernel<T>>>
         && (H::SINKS || same_layout::<T, H::OutAfter<T>>());
     fits.then(|| {
         Box::new(ChainKernel::<T, H> {
-            passes: 0,
+            passes: Passes::default(),
             _types: PhantomData,
         }) as Box<dyn Kernel<T>>
     })
@@ -417,8 +437,7 @@ impl<T: Send + 'static, H: Hint> Kernel<T> for ChainKernel<T, H> {
         watermark: u64,
         now: Instant,
     ) -> Option<Taken<'a, Instant>> {
-        if self.passes >= RECALIBRATE_EVERY || items.is_empty() {
-            self.passes = 0;
+        if self.passes.usual_path_due(items.len()) {
             return None;
         }
         let [next] = <[_; 1]>::try_from(targets).ok()?;
@@ -433,7 +452,7 @@ impl<T: Send + 'static, H: Hint> Kernel<T> for ChainKernel<T, H> {
         if !ready || seen != H::LEN {
             return None;
         }
-        self.passes += 1;
+        self.passes.count();
         if H::SINKS {
             return Some(Box::pin(pass_into_sink::<T, H>(
                 next, items, watermark, now, costs,

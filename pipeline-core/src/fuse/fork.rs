@@ -14,7 +14,7 @@
 //!
 //! Like a chain's, the kernel is a shortcut that keeps every node's counts as the usual path
 //! would, runs only while every node of the diamond runs inline and is ready, and lets every
-//! [`RECALIBRATE_EVERY`]th batch take the usual path, which times each node. It runs only
+//! 32nd batch take the usual path, which times each node. It runs only
 //! while the zip has nothing waiting to be paired, and tells it how far each input got, so
 //! the usual path can take over after any batch.
 //!
@@ -29,7 +29,7 @@ use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 
 use super::Taken;
-use super::chain::{BoxedKernel, CHAIN_MAX, Hint, Kernel, Lost, Pass, RECALIBRATE_EVERY, Targets};
+use super::chain::{BoxedKernel, CHAIN_MAX, Hint, Kernel, Lost, Pass, Passes, Targets};
 use crate::exec::in_place::{Consumed, consume_in_order};
 use crate::inlet::{AcceptInput, Dropped, Lent, Pairing, ZipFeed};
 use crate::inlet::{ZipCore2, ZipCore3, ZipCore4};
@@ -73,8 +73,7 @@ pub trait ForkHint: Send + 'static {
 
 /// The kernel of an outlet of `T`s feeding the fork `F`, whose zip pairs in a `C`.
 struct ForkKernel<T, F, C> {
-    /// Passes since the last batch that took the usual path.
-    passes: u32,
+    passes: Passes,
     _types: PhantomData<fn(T) -> (F, C)>,
 }
 
@@ -146,7 +145,7 @@ macro_rules! fork {
                     && J::lines_up(tuple).is_some();
                 fits.then(|| {
                     BoxedKernel(Box::new(ForkKernel::<T, Self, $core<$(<$B::Chain as Hint>::OutAfter<T>),+>> {
-                        passes: 0,
+                        passes: Passes::default(),
                         _types: PhantomData,
                     }))
                 })
@@ -167,8 +166,7 @@ macro_rules! fork {
                 watermark: u64,
                 now: Instant,
             ) -> Option<Taken<'a, Instant>> {
-                if self.passes >= RECALIBRATE_EVERY || items.is_empty() {
-                    self.passes = 0;
+                if self.passes.usual_path_due(items.len()) {
                     return None;
                 }
                 let mut targets: [Option<&'a mut (dyn Any + Send + 'static)>; $k] =
@@ -198,7 +196,7 @@ macro_rules! fork {
                 if !ready || seen != 0 $(+ <$B::Chain as Hint>::LEN)+ + J::LEN {
                     return None;
                 }
-                self.passes += 1;
+                self.passes.count();
                 Some(Box::pin(Self::pass([$($t,)+], lent, items, watermark, now, costs)))
             }
         }
