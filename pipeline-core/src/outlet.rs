@@ -248,25 +248,48 @@ impl<T: Send + 'static> Outlet<T> {
     }
 
     /// Queues up to `n` items of `items` (no more than [`room`](Self::room) should be
-    /// asked), numbering their lineage roots from `first_root`; returns how many it took.
-    pub(crate) fn fill(
+    /// asked), numbering their lineage roots from `first_root`; returns how many it took,
+    /// and the iterator.
+    ///
+    /// The iterator comes by value and stays in this frame while it runs: behind a
+    /// reference, its state (a range's next number) would go to memory and back on every
+    /// item, which costs a cheap source more than the rest of its loop.
+    pub(crate) fn fill<I: Iterator<Item = T>>(
         &mut self,
-        items: &mut impl Iterator<Item = T>,
+        mut items: I,
         n: usize,
         first_root: u64,
-    ) -> usize {
+    ) -> (usize, I) {
         let before = self.buf.len();
         if self.buf.capacity() - before < n {
             self.buf
                 .reserve(n.max(self.batch_max - before.min(self.batch_max)));
         }
-        self.buf.extend(
-            items
-                .take(n)
-                .zip(first_root..)
-                .map(|(item, root)| (Lineage::root(root), item)),
-        );
-        self.buf.len() - before
+        /// Counts the slots written, and gives them to the vector also if `next` panics.
+        struct Written<'a, T> {
+            buf: &'a mut Vec<T>,
+            len: usize,
+        }
+        impl<T> Drop for Written<'_, T> {
+            fn drop(&mut self) {
+                // SAFETY: the slots up to `len` hold items written below.
+                unsafe { self.buf.set_len(self.len) }
+            }
+        }
+        let slots = self.buf.as_mut_ptr();
+        let mut written = Written {
+            len: before,
+            buf: &mut self.buf,
+        };
+        for root in first_root..first_root + n as u64 {
+            let Some(item) = items.next() else { break };
+            // SAFETY: capacity for `n` more items was reserved above, and `written.len`
+            // is below `before + n` here.
+            unsafe { slots.add(written.len).write((Lineage::root(root), item)) };
+            written.len += 1;
+        }
+        drop(written);
+        (self.buf.len() - before, items)
     }
 
     /// Queues many items (leaving `items` empty), sending each batch that fills up.

@@ -136,7 +136,8 @@ impl<T: Send + 'static> Output<T> {
                 .pace
                 .pushes_before_check(idle)
                 .min(state.outlet.room());
-            let pushed = state.outlet.fill(&mut items, run, state.next_root);
+            let pushed;
+            (pushed, items) = state.outlet.fill(items, run, state.next_root);
             state.next_root += pushed as u64;
             state.counts.emitted += pushed as u64;
             state.outlet.advance(state.next_root);

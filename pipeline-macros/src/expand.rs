@@ -12,7 +12,7 @@ use crate::ast::PipelineInput;
 use crate::graph::{FanIn, Graph, Role};
 
 /// The most stages one chain names; the runtime's `fuse::chain::CHAIN_MAX` is the same.
-const CHAIN_MAX: usize = 8;
+const CHAIN_MAX: usize = 24;
 /// The most branches one fork names; the runtime's `fuse::fork::FORK_MAX` is the same.
 const FORK_MAX: usize = 4;
 

@@ -13,9 +13,9 @@
 //! The kernel is a shortcut, not a second runtime. It runs only while the nodes it names
 //! run inline, one inside the other, each ready for another batch; otherwise the batch
 //! takes the usual path, node by node. It keeps each node's counts as that path would.
-//! Time is the one thing a single pass cannot tell apart, so every
-//! [`RECALIBRATE_EVERY`]th batch takes the usual path, which times each node; in between,
-//! a pass's time is shared out by those costs. A node whose share turns slow, or that
+//! Time is the one thing a single pass cannot tell apart, so now and then (see [`Passes`])
+//! a batch takes the usual path, which times each node; in between, a pass's time is
+//! shared out by those costs. A node whose share turns slow, or that
 //! panics, leaves on its next batch the usual way.
 
 use std::any::{Any, TypeId};
@@ -35,10 +35,15 @@ type Items<T> = Vec<(Lineage, T)>;
 /// The most stages one kernel maps through; `pipeline!` names no more. Every node of a
 /// longer chain gets a kernel for the stages after it, so the code grows with chain length
 /// times this, not with its square.
-pub const CHAIN_MAX: usize = 8;
+pub const CHAIN_MAX: usize = 24;
 
-/// Batches a kernel runs before it lets one take the usual path, which times each node.
+/// Passes a kernel runs at least before it lets a batch take the usual path, which times
+/// each node...
 const RECALIBRATE_EVERY: u32 = 32;
+/// ...and the least time between two such batches. A batch on the usual path costs a pass
+/// over it per node; for stages as cheap as `x + 1` one in 32 such batches was a tenth of
+/// the run, one per 10 ms is nothing, and node costs do not change faster than that.
+const RECALIBRATE_AFTER: Duration = Duration::from_millis(10);
 
 /// A stage, then the rest of a chain.
 pub struct Link<S, R>(PhantomData<fn() -> (S, R)>);
@@ -191,7 +196,7 @@ impl<S: Stage, R: Hint> Hint for Link<S, R> {
     const MAPS: bool = S::ONE_TO_ONE && R::MAPS;
     const SINKS: bool = R::SINKS;
     type OutAfter<A: Send + 'static> = R::OutAfter<S::Out>;
-    type Stages<'a> = (&'a mut S, R::Stages<'a>);
+    type Stages<'a> = (InFrame<'a, S>, R::Stages<'a>);
 
     fn lines_up(input: TypeId) -> Option<TypeId> {
         (input == TypeId::of::<S::In>())
@@ -221,7 +226,7 @@ impl<S: Stage, R: Hint> Hint for Link<S, R> {
         let node = next?.downcast_mut::<Fused<Resumed<S>>>()?;
         let Resumed { stage, outlet, .. } = node.state.as_mut()?;
         let rest = R::stages(outlet.sole_adopted())?;
-        Some((stage, rest))
+        Some((InFrame::new(stage), rest))
     }
 
     #[inline(always)]
@@ -232,7 +237,7 @@ impl<S: Stage, R: Hint> Hint for Link<S, R> {
         depth: usize,
     ) -> Self::OutAfter<A> {
         let mark = Mark(failed_at, depth);
-        let out = stage.map_one(same::<A, S::In>(item));
+        let out = stage.get().map_one(same::<A, S::In>(item));
         std::mem::forget(mark);
         R::map_item::<S::Out>(rest, out, failed_at, depth + 1)
     }
@@ -257,7 +262,7 @@ impl<S: Sink> Hint for SinkLink<S> {
     const MAPS: bool = S::SYNC;
     const SINKS: bool = true;
     type OutAfter<A: Send + 'static> = ();
-    type Stages<'a> = (&'a mut S, &'a mut Vec<BoxError>);
+    type Stages<'a> = (InFrame<'a, S>, &'a mut Vec<BoxError>);
 
     fn lines_up(input: TypeId) -> Option<TypeId> {
         (input == TypeId::of::<S::In>()).then(TypeId::of::<()>)
@@ -282,7 +287,7 @@ impl<S: Sink> Hint for SinkLink<S> {
         let SinkResumed {
             sink, chain_errors, ..
         } = node.state.as_mut()?;
-        Some((sink, chain_errors))
+        Some((InFrame::new(sink), chain_errors))
     }
 
     #[inline(always)]
@@ -293,7 +298,7 @@ impl<S: Sink> Hint for SinkLink<S> {
         depth: usize,
     ) {
         let mark = Mark(failed_at, depth);
-        let consumed = sink.consume_sync(same::<A, S::In>(item));
+        let consumed = sink.get().consume_sync(same::<A, S::In>(item));
         std::mem::forget(mark);
         if let Err(error) = consumed {
             errors.push(error);
@@ -306,6 +311,63 @@ impl<S: Sink> Hint for SinkLink<S> {
     ) -> Option<&'a mut dyn Member> {
         let node = next?.downcast_mut::<Fused<SinkResumed<S>>>()?;
         Some(node)
+    }
+}
+
+/// A stage (or sink) of a pass, moved into the pass's own frame while the pass runs if it
+/// is small, and put back when the pass ends, also when it unwinds.
+///
+/// Behind a reference, state the stage keeps in its fields (a sink's running sum, a
+/// counter) goes to memory and back on every item whenever any stage of the chain calls
+/// code the compiler cannot see into; in the frame, nothing else can reach it, so it stays
+/// in registers for the whole batch.
+pub struct InFrame<'a, S> {
+    home: *mut S,
+    copy: std::mem::MaybeUninit<S>,
+    _borrow: PhantomData<&'a mut S>,
+}
+
+impl<'a, S> InFrame<'a, S> {
+    /// Copying more than this per batch would cost more than it saves.
+    const MOVES: bool = size_of::<S>() <= 256;
+
+    #[inline(always)]
+    fn new(home: &'a mut S) -> Self {
+        let home: *mut S = home;
+        let copy = if Self::MOVES {
+            // SAFETY: `home` is borrowed for as long as this lives, so nothing reads the
+            // stale original before `drop` writes the copy back over it.
+            std::mem::MaybeUninit::new(unsafe { std::ptr::read(home) })
+        } else {
+            std::mem::MaybeUninit::uninit()
+        };
+        InFrame {
+            home,
+            copy,
+            _borrow: PhantomData,
+        }
+    }
+
+    #[inline(always)]
+    fn get(&mut self) -> &mut S {
+        if Self::MOVES {
+            // SAFETY: initialised in `new` when it moves.
+            unsafe { self.copy.assume_init_mut() }
+        } else {
+            // SAFETY: borrowed mutably for `'a`, and not moved out.
+            unsafe { &mut *self.home }
+        }
+    }
+}
+
+impl<S> Drop for InFrame<'_, S> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        if Self::MOVES {
+            // SAFETY: the copy was made in `new` and is moved back once; the original it
+            // overwrites is a stale duplicate, so it must not be dropped.
+            unsafe { std::ptr::write(self.home, self.copy.assume_init_read()) }
+        }
     }
 }
 
@@ -386,16 +448,24 @@ pub(crate) trait Kernel<T>: Send {
 #[doc(hidden)]
 pub struct BoxedKernel<T>(pub(crate) Box<dyn Kernel<T>>);
 
-/// Passes a kernel ran since the last batch that took the usual path.
+/// Passes a kernel ran since the last batch that took the usual path, and when that was.
 #[derive(Default)]
-pub(super) struct Passes(u32);
+pub(super) struct Passes {
+    count: u32,
+    last_usual: Option<Instant>,
+}
 
 impl Passes {
-    /// Whether this batch takes the usual path: every [`RECALIBRATE_EVERY`]th does, to time
-    /// each node alone (and an empty one has nothing to map).
-    pub(super) fn usual_path_due(&mut self, items: usize) -> bool {
-        if self.0 >= RECALIBRATE_EVERY || items == 0 {
-            self.0 = 0;
+    /// Whether this batch, at `now`, takes the usual path, to time each node alone: one
+    /// does after [`RECALIBRATE_EVERY`] passes and [`RECALIBRATE_AFTER`] (and an empty one
+    /// has nothing to map).
+    pub(super) fn usual_path_due(&mut self, items: usize, now: Instant) -> bool {
+        let last = *self.last_usual.get_or_insert(now);
+        let due = self.count >= RECALIBRATE_EVERY
+            && now.saturating_duration_since(last) >= RECALIBRATE_AFTER;
+        if due || items == 0 {
+            self.count = 0;
+            self.last_usual = Some(now);
             return true;
         }
         false
@@ -403,7 +473,7 @@ impl Passes {
 
     /// A pass is about to run.
     pub(super) fn count(&mut self) {
-        self.0 += 1;
+        self.count += 1;
     }
 }
 
@@ -437,7 +507,7 @@ impl<T: Send + 'static, H: Hint> Kernel<T> for ChainKernel<T, H> {
         watermark: u64,
         now: Instant,
     ) -> Option<Taken<'a, Instant>> {
-        if self.passes.usual_path_due(items.len()) {
+        if self.passes.usual_path_due(items.len(), now) {
             return None;
         }
         let [next] = <[_; 1]>::try_from(targets).ok()?;

@@ -166,7 +166,7 @@ macro_rules! fork {
                 watermark: u64,
                 now: Instant,
             ) -> Option<Taken<'a, Instant>> {
-                if self.passes.usual_path_due(items.len()) {
+                if self.passes.usual_path_due(items.len(), now) {
                     return None;
                 }
                 let mut targets: [Option<&'a mut (dyn Any + Send + 'static)>; $k] =
