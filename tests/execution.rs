@@ -1,11 +1,11 @@
 //! How stages execute: workers, ordering, blocking code off the async workers.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use pipeline::Failure;
+use pipeline::{BoxError, Failure, Sink, SinkNode};
 use pipeline::prelude::*;
 
 /// Runs `p` to its end, failing the test if it takes more than 20 s (a hang).
@@ -857,9 +857,9 @@ async fn a_chain_on_a_branch_of_a_diamond_pairs_every_item() {
     assert!(report.accounting().is_balanced());
 }
 
-/// A chain longer than one pass covers (eight nodes) runs as several passes, each from the
-/// outlet of the node before it; the node where one pass hands over to the next counts its
-/// wait on the next pass once, so every node's waits fit in its time.
+/// A chain longer than one pass covers (twenty-four nodes) runs as several passes, each
+/// from the outlet of the node before it; the node where one pass hands over to the next
+/// counts its wait on the next pass once, so every node's waits fit in its time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_chain_counts_each_wait_once() {
     let id = || stage::map(|n: u64| n + 1);
@@ -867,8 +867,13 @@ async fn a_long_chain_counts_each_wait_once() {
         nums = source::iter(0..200_000u64);
         m1 = id(); m2 = id(); m3 = id(); m4 = id(); m5 = id(); m6 = id();
         m7 = id(); m8 = id(); m9 = id(); m10 = id(); m11 = id(); m12 = id();
+        m13 = id(); m14 = id(); m15 = id(); m16 = id(); m17 = id(); m18 = id();
+        m19 = id(); m20 = id(); m21 = id(); m22 = id(); m23 = id(); m24 = id();
+        m25 = id(); m26 = id();
         total = sink::for_each(|n: u64| { std::hint::black_box(n); });
-        nums => m1 => m2 => m3 => m4 => m5 => m6 => m7 => m8 => m9 => m10 => m11 => m12 => total;
+        nums => m1 => m2 => m3 => m4 => m5 => m6 => m7 => m8 => m9 => m10 => m11 => m12
+            => m13 => m14 => m15 => m16 => m17 => m18 => m19 => m20 => m21 => m22 => m23
+            => m24 => m25 => m26 => total;
     };
     let report = run_or_hang(p).await;
     for node in &report.nodes {
@@ -881,7 +886,7 @@ async fn a_long_chain_counts_each_wait_once() {
             node.active
         );
     }
-    assert_eq!(report.node("m12").unwrap().emitted, 200_000);
+    assert_eq!(report.node("m26").unwrap().emitted, 200_000);
     assert!(report.accounting().is_balanced());
 }
 
@@ -919,5 +924,55 @@ async fn a_sink_ending_a_chain_counts_its_failures_and_survives_a_panic() {
     assert_eq!((sink.received, sink.failed, sink.panics), (100_000, 11, 1));
     assert!(sink.errors.contains(&"no 59999".to_string()));
     assert!(sink.errors.contains(&"panic: unlucky 50001".to_string()));
+    assert!(report.accounting().is_balanced());
+}
+
+/// Adds up what it consumes in a field of its own, and publishes the sum when flushed.
+struct SumInField {
+    sum: u64,
+    published: Arc<AtomicU64>,
+}
+
+impl Sink for SumInField {
+    type In = u64;
+    const BLOCKING: bool = true;
+    const SYNC: bool = true;
+    const HAS_HOOKS: bool = false;
+
+    async fn consume(&mut self, item: u64) -> Result<(), BoxError> {
+        self.consume_sync(item)
+    }
+
+    fn consume_sync(&mut self, item: u64) -> Result<(), BoxError> {
+        self.sum += item;
+        Ok(())
+    }
+
+    fn flush(&mut self) {
+        self.published.store(self.sum, Ordering::Relaxed);
+    }
+}
+
+/// A chain's pass holds its stages and sink in its own frame while it runs: what they keep
+/// in their fields is back in the node after every pass, and after a pass a panic cut short.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_kept_in_fields_survives_a_chains_passes_and_a_panic() {
+    let published = Arc::new(AtomicU64::new(0));
+    let p = pipeline! {
+        nums = source::iter(0..300_000u64);
+        a = stage::map(|n: u64| {
+            if n == 150_000 {
+                panic!("unlucky {n}");
+            }
+            n
+        });
+        b = stage::map(|n: u64| n + 1);
+        sum = SinkNode::new(SumInField { sum: 0, published: published.clone() });
+        nums => a => b => sum;
+    };
+    let report = run_or_hang(p).await;
+    let expected: u64 = (0..300_000u64).filter(|n| *n != 150_000).map(|n| n + 1).sum();
+    assert_eq!(published.load(Ordering::Relaxed), expected);
+    assert_eq!(report.node("a").unwrap().panics, 1);
     assert!(report.accounting().is_balanced());
 }
