@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use pipeline::{BoxError, Failure, Sink, SinkNode};
 use pipeline::prelude::*;
+use pipeline::{BoxError, Failure, Sink, SinkNode};
 
 /// Runs `p` to its end, failing the test if it takes more than 20 s (a hang).
 async fn run_or_hang(p: Pipeline) -> RunReport {
@@ -971,7 +971,10 @@ async fn state_kept_in_fields_survives_a_chains_passes_and_a_panic() {
         nums => a => b => sum;
     };
     let report = run_or_hang(p).await;
-    let expected: u64 = (0..300_000u64).filter(|n| *n != 150_000).map(|n| n + 1).sum();
+    let expected: u64 = (0..300_000u64)
+        .filter(|n| *n != 150_000)
+        .map(|n| n + 1)
+        .sum();
     assert_eq!(published.load(Ordering::Relaxed), expected);
     assert_eq!(report.node("a").unwrap().panics, 1);
     assert!(report.accounting().is_balanced());
