@@ -18,7 +18,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use pipeline::prelude::*;
-use pipeline::{Sink, SinkNode};
 
 #[path = "../pipeline-macros/src/ast.rs"]
 #[allow(dead_code, unused)]
@@ -29,6 +28,10 @@ mod expand;
 #[path = "../pipeline-macros/src/graph.rs"]
 #[allow(dead_code, unused)]
 mod graph;
+
+#[path = "support/sum.rs"]
+mod sum;
+use sum::sum_into;
 
 #[cfg(feature = "nats")]
 #[path = "support/nats.rs"]
@@ -236,41 +239,6 @@ async fn run_timed(pipeline: Pipeline) -> Duration {
     let took = started.elapsed();
     assert!(report.accounting().is_balanced(), "{report}");
     took
-}
-
-/// Adds up what it receives and publishes the sum after every batch, so that checking the
-/// result costs no atomic operation per item.
-struct Sum {
-    local: u64,
-    total: Arc<AtomicU64>,
-}
-
-impl Sink for Sum {
-    type In = u64;
-    const BLOCKING: bool = true;
-    const SYNC: bool = true;
-    // No setup, and `flush` only stores a number: no thread of its own needed for those.
-    const HAS_HOOKS: bool = false;
-
-    async fn consume(&mut self, item: u64) -> Result<(), BoxError> {
-        self.consume_sync(item)
-    }
-
-    fn consume_sync(&mut self, item: u64) -> Result<(), BoxError> {
-        self.local = self.local.wrapping_add(item);
-        Ok(())
-    }
-
-    fn flush(&mut self) {
-        self.total.store(self.local, Ordering::Relaxed);
-    }
-}
-
-fn sum_into(total: &Arc<AtomicU64>) -> SinkNode<Sum> {
-    SinkNode::new(Sum {
-        local: 0,
-        total: total.clone(),
-    })
 }
 
 // ---- 1M u64 through 20 identity stages ----

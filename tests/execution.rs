@@ -5,8 +5,12 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use pipeline::Failure;
 use pipeline::prelude::*;
-use pipeline::{BoxError, Failure, Sink, SinkNode};
+
+#[path = "../benches/support/sum.rs"]
+mod sum;
+use sum::sum_into;
 
 /// Runs `p` to its end, failing the test if it takes more than 20 s (a hang).
 async fn run_or_hang(p: Pipeline) -> RunReport {
@@ -927,32 +931,6 @@ async fn a_sink_ending_a_chain_counts_its_failures_and_survives_a_panic() {
     assert!(report.accounting().is_balanced());
 }
 
-/// Adds up what it consumes in a field of its own, and publishes the sum when flushed.
-struct SumInField {
-    sum: u64,
-    published: Arc<AtomicU64>,
-}
-
-impl Sink for SumInField {
-    type In = u64;
-    const BLOCKING: bool = true;
-    const SYNC: bool = true;
-    const HAS_HOOKS: bool = false;
-
-    async fn consume(&mut self, item: u64) -> Result<(), BoxError> {
-        self.consume_sync(item)
-    }
-
-    fn consume_sync(&mut self, item: u64) -> Result<(), BoxError> {
-        self.sum += item;
-        Ok(())
-    }
-
-    fn flush(&mut self) {
-        self.published.store(self.sum, Ordering::Relaxed);
-    }
-}
-
 /// A chain's pass holds its stages and sink in its own frame while it runs: what they keep
 /// in their fields is back in the node after every pass, and after a pass a panic cut short.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -967,7 +945,7 @@ async fn state_kept_in_fields_survives_a_chains_passes_and_a_panic() {
             n
         });
         b = stage::map(|n: u64| n + 1);
-        sum = SinkNode::new(SumInField { sum: 0, published: published.clone() });
+        sum = sum_into(&published);
         nums => a => b => sum;
     };
     let report = run_or_hang(p).await;
