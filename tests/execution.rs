@@ -87,6 +87,40 @@ async fn ordered_output_restores_the_input_order() {
     assert_eq!(out.take(), (0..200).map(|n| n * 2).collect::<Vec<_>>());
 }
 
+/// Cheap items go to workers in chunks (see `exec::workers`): order, counts and a panic in
+/// the middle of a chunk come out as they would item by item.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cheap_items_on_workers_go_in_chunks_in_order_losing_only_a_panicking_item() {
+    let out = Collected::new();
+    let p = pipeline! {
+        nums = source::iter(0..100_000u64);
+        cheap[workers(3), ordered] = stage::map(|n: u64| {
+            if n == 54_321 {
+                panic!("bad item {n}");
+            }
+            n * 2
+        });
+        sink = out.sink();
+        nums => cheap => sink;
+    };
+    let report = run_or_hang(p).await;
+    let expected: Vec<u64> = (0..100_000)
+        .filter(|n| *n != 54_321)
+        .map(|n| n * 2)
+        .collect();
+    assert!(
+        out.take() == expected,
+        "every item but the bad one, in order"
+    );
+    let cheap = report.node("cheap").unwrap();
+    assert_eq!(
+        (cheap.received, cheap.emitted, cheap.failed, cheap.panics),
+        (100_000, 99_999, 1, 1)
+    );
+    assert_eq!(cheap.errors, vec!["panic: bad item 54321".to_string()]);
+    assert!(report.accounting().is_balanced());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_workers_are_threads_of_their_own() {
     let threads = Arc::new(Mutex::new(HashSet::new()));

@@ -414,6 +414,17 @@ impl LatencySampler {
         }
     }
 
+    /// A sampler that times no item alone: for a caller that times its batches itself and
+    /// records them elsewhere.
+    pub(crate) fn untimed() -> Self {
+        LatencySampler {
+            whole_batches: true,
+            gap: LONGEST_SAMPLE_GAP,
+            countdown: UNTIMED,
+            ..LatencySampler::new()
+        }
+    }
+
     /// Says whether the caller times whole batches (see [`Self::record_batch`]).
     pub(crate) fn time_whole_batches(&mut self, on: bool) {
         self.whole_batches = on;

@@ -8,6 +8,13 @@
 //! stage and async tasks otherwise. The input and the output each sit behind a lock; with
 //! `ordered`, results wait in a reorder buffer for the ones before them.
 //!
+//! A worker whose items prove cheap takes several at once (a chunk, worth about
+//! [`CHUNK_TIME`] of work), so that the locks, the clock reads and the hand-on to the next
+//! node are paid per chunk rather than per item: taken one by one, items of a few
+//! microseconds ran slower on two workers than on one, the workers taking turns at the
+//! locks. A slow item shrinks the chunk again at once, so slow stages still balance item
+//! by item.
+//!
 //! At most `window` items are between being taken and being sent on, which bounds the
 //! reorder buffer. The node keeps the lineage roots of those items: the output watermark is
 //! the smallest of them, so a zip downstream still knows when a partial tuple can never
@@ -15,19 +22,19 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{Mutex, Notify};
 
 use super::{
-    ErrorPolicy, FailedItems, NodeCtx, Outcome, Retry, attempt, deliver, deliver_final, finish,
-    record_dropped, restart, set_up,
+    ErrorPolicy, FailedItems, NodeCtx, Outcome, Retry, attempt, collect, deliver_final, finish,
+    record_dropped, restart, run_batch, set_up,
 };
 use crate::inlet::{self, Inlet};
 use crate::lineage::Lineage;
 use crate::node::Stage;
 use crate::outlet::Outlet;
-use crate::stats::{BatchCounts, LatencySampler};
+use crate::stats::{BatchCounts, LatencySampler, SLOW_ITEM};
 use crate::wire::Closed;
 
 /// How many workers a stage has, and whether its output keeps the input order.
@@ -38,35 +45,68 @@ pub struct Workers {
 }
 
 impl Workers {
-    /// Items between being taken and being sent on: every worker busy, and room for a slow
-    /// item not to stall ordered output at once.
+    /// Items between being taken and being sent on: every worker busy with a full chunk,
+    /// and as much again, so that a slow item does not stall ordered output at once.
     fn window(&self) -> usize {
-        (self.count * 4).max(8)
+        (self.count * MAX_CHUNK * 2).max(8)
+    }
+}
+
+/// About how much work a worker takes at once when its items are cheap: enough that the
+/// locks and the hand-on are a small part of it, little enough that the workers share the
+/// load evenly to the end and a chunk's first item does not wait long for its last.
+const CHUNK_TIME: Duration = Duration::from_micros(50);
+/// The most items a worker takes at once.
+const MAX_CHUNK: usize = 256;
+
+/// How many items a worker takes at once, from what its items took.
+struct Chunking {
+    size: usize,
+}
+
+impl Chunking {
+    /// Items are taken one by one until they prove cheap.
+    fn new() -> Self {
+        Chunking { size: 1 }
+    }
+
+    /// `items` took `took` in all: a slow chunk shrinks to what fits [`CHUNK_TIME`] at
+    /// once; a quick one doubles.
+    fn took(&mut self, took: Duration, items: usize) {
+        let Some(items) = u32::try_from(items).ok().filter(|&n| n > 0) else {
+            return;
+        };
+        let mean = took / items;
+        if mean >= SLOW_ITEM || mean * self.size as u32 > CHUNK_TIME {
+            let fits = CHUNK_TIME.as_nanos() / mean.as_nanos().max(1);
+            self.size = (fits as usize).clamp(1, MAX_CHUNK);
+        } else if mean * (self.size as u32 * 2) <= CHUNK_TIME {
+            self.size = (self.size * 2).min(MAX_CHUNK);
+        }
     }
 }
 
 /// Copies an input so a failed item can still be sent to a dead-letter node.
 type CopyInput<T> = fn(&T) -> T;
 
-struct Job<T> {
-    seq: u64,
-    lineage: Lineage,
-    item: T,
-}
-
-struct Done<I, O> {
-    seq: u64,
-    lineage: Lineage,
-    /// `None`: the worker's setup had failed, so the item never ran.
-    outcome: Option<Outcome>,
-    produced: Vec<O>,
-    /// What the worker counted on it: retries, its busy time, long polls.
+/// What a worker made of a chunk: consecutive items of the input, so in ordered output a
+/// chunk goes on as a whole once the ones before it have.
+struct Finished<I, O> {
+    /// The place of its first item in the input, and how many items it took.
+    first_seq: u64,
+    items: usize,
+    /// The lineage root it is filed under among those in flight (its smallest).
+    root: u64,
+    /// The outputs, in input order, with their lineage.
+    results: Vec<(Lineage, O)>,
+    /// Items that failed, with a copy of the input when they go to a dead-letter node.
+    failed: Vec<(Lineage, Option<I>, String)>,
     counts: BatchCounts,
-    /// The input, kept when failed items go to a dead-letter node.
-    original: Option<I>,
+    /// Whether its one item was timed alone (a slow item), or the chunk as a whole.
+    alone: bool,
 }
 
-/// The node's input side: the workers take items from here, one at a time.
+/// The node's input side: the workers take items from here, a chunk at a time.
 struct Input<T, I> {
     inlet: I,
     /// The rest of the batch being taken from.
@@ -84,18 +124,19 @@ struct Collector<S: Stage> {
     ctx: NodeCtx,
     ordered: bool,
     counts: BatchCounts,
-    /// Finished out of order, waiting for earlier items (ordered only).
-    waiting: BTreeMap<u64, Done<S::In, S::Out>>,
+    /// Finished out of order, waiting for earlier items (ordered only), by first item.
+    waiting: BTreeMap<u64, Finished<S::In, S::Out>>,
     next_to_emit: u64,
     in_flight: usize,
-    /// Lineage roots of the items in flight, with how many items share each.
+    /// Lineage roots of the chunks in flight (the smallest of each), with how many items
+    /// are filed under each.
     roots: BTreeMap<u64, usize>,
     /// The watermark of the last input batch whose items have all been taken.
     input_watermark: u64,
     /// Items the workers emitted at end of stream so far (they are numbered for lineage).
     finals: u64,
     failures: FailedItems<S::In>,
-    /// Every item is timed by its worker, so every item is recorded.
+    /// Every item is timed by its worker, alone or in its chunk, so every item is recorded.
     latency: LatencySampler,
     /// Downstream is gone (the run was aborted): workers stop.
     closed: bool,
@@ -112,70 +153,44 @@ struct Shared<S: Stage, I> {
 }
 
 impl<S: Stage> Collector<S> {
-    fn dispatched(&mut self, lineage: Lineage) {
-        self.in_flight += 1;
-        *self.roots.entry(lineage.root_index()).or_default() += 1;
+    /// `items` were taken, filed under the lineage root `root`.
+    fn dispatched(&mut self, root: u64, items: usize) {
+        self.in_flight += items;
+        *self.roots.entry(root).or_default() += items;
     }
 
-    async fn accept(&mut self, done: Done<S::In, S::Out>) -> Result<(), Closed> {
+    async fn accept(&mut self, chunk: Finished<S::In, S::Out>) -> Result<(), Closed> {
         if !self.ordered {
-            return self.emit(done).await;
+            return self.emit(chunk).await;
         }
-        self.waiting.insert(done.seq, done);
-        while let Some(done) = self.waiting.remove(&self.next_to_emit) {
-            self.next_to_emit += 1;
-            self.emit(done).await?;
+        self.waiting.insert(chunk.first_seq, chunk);
+        while let Some(chunk) = self.waiting.remove(&self.next_to_emit) {
+            self.next_to_emit += chunk.items as u64;
+            self.emit(chunk).await?;
         }
         Ok(())
     }
 
-    async fn emit(&mut self, done: Done<S::In, S::Out>) -> Result<(), Closed> {
-        self.in_flight -= 1;
-        let root = done.lineage.root_index();
-        if let Some(n) = self.roots.get_mut(&root) {
-            *n -= 1;
+    async fn emit(&mut self, mut chunk: Finished<S::In, S::Out>) -> Result<(), Closed> {
+        self.in_flight -= chunk.items;
+        if let Some(n) = self.roots.get_mut(&chunk.root) {
+            *n -= chunk.items;
             if *n == 0 {
-                self.roots.remove(&root);
+                self.roots.remove(&chunk.root);
             }
         }
-        self.counts.merge(&done.counts);
-        self.latency.record(done.counts.busy);
-        let mut produced = done.produced;
-        let error = match done.outcome {
-            Some(Outcome::Done) => {
-                return deliver::<S>(
-                    &mut produced,
-                    done.lineage,
-                    &mut self.outlet,
-                    &mut self.counts,
-                    &self.ctx,
-                )
-                .await;
-            }
-            Some(Outcome::Failed(error)) => {
-                let message = error.to_string();
-                self.ctx.item_failed(error);
-                message
-            }
-            Some(Outcome::Panicked(panic)) => {
-                format!("panic: {}", self.ctx.worker_panicked(panic).message)
-            }
-            // Its worker never started; the setup error is in the report.
-            None => "its worker could not start".to_string(),
-        };
-        self.counts.failed += 1;
-        if !self.failures.routes() {
-            self.ctx.item_ended(done.lineage);
+        if chunk.alone {
+            self.latency.record(chunk.counts.busy);
+        } else {
+            self.latency.record_batch(chunk.counts.busy, chunk.items);
         }
-        self.failures
-            .route(
-                done.lineage,
-                done.original,
-                error,
-                &self.ctx,
-                &mut self.counts,
-            )
-            .await?;
+        self.counts.merge(&chunk.counts);
+        self.outlet.extend(&mut chunk.results).await?;
+        for (lineage, original, error) in chunk.failed {
+            self.failures
+                .route(lineage, original, error, &self.ctx, &mut self.counts)
+                .await?;
+        }
         Ok(())
     }
 
@@ -201,8 +216,15 @@ impl<S: Stage> Collector<S> {
 }
 
 impl<S: Stage, I: Inlet<S::In>> Shared<S, I> {
-    /// The next item to process, once there is room in the window; `None` at end of input.
-    async fn next_job(&self, ctx: &NodeCtx) -> Result<Option<Job<S::In>>, Closed> {
+    /// Up to `max` items to process next, into `jobs` (empty), once there is room in the
+    /// window: the place of the first in the input, and the lineage root they are filed
+    /// under; `None` at end of input. Takes what is there: it waits only if nothing is.
+    async fn next_jobs(
+        &self,
+        ctx: &NodeCtx,
+        max: usize,
+        jobs: &mut Vec<(Lineage, S::In)>,
+    ) -> Result<Option<(u64, u64)>, Closed> {
         let mut input = self.input.lock().await;
         loop {
             if input.pending.is_empty() {
@@ -246,23 +268,32 @@ impl<S: Stage, I: Inlet<S::In>> Shared<S, I> {
                 room.await;
                 continue;
             }
-            let (lineage, item) = input.pending.pop_front().expect("checked above");
-            output.dispatched(lineage);
+            let n = max
+                .min(self.window - output.in_flight)
+                .min(input.pending.len())
+                .max(1);
+            jobs.extend(input.pending.drain(..n));
+            let root = jobs
+                .iter()
+                .map(|(lineage, _)| lineage.root_index())
+                .min()
+                .expect("at least one item");
+            output.dispatched(root, n);
+            let first_seq = input.next_seq;
+            input.next_seq += n as u64;
             if input.pending.is_empty() {
                 if let Some(watermark) = input.pending_watermark.take() {
                     output.input_watermark = watermark;
                 }
             }
-            let seq = input.next_seq;
-            input.next_seq += 1;
-            return Ok(Some(Job { seq, lineage, item }));
+            return Ok(Some((first_seq, root)));
         }
     }
 
-    /// Sends a processed item on (or holds it for the ones before it).
-    async fn finished(&self, done: Done<S::In, S::Out>) -> Result<(), Closed> {
+    /// Sends a chunk's outputs on (or holds them for the chunks before it).
+    async fn finished(&self, chunk: Finished<S::In, S::Out>) -> Result<(), Closed> {
         let mut output = self.output.lock().await;
-        let sent = match output.accept(done).await {
+        let sent = match output.accept(chunk).await {
             Ok(()) => output.send_on().await,
             Err(closed) => Err(closed),
         };
@@ -307,9 +338,17 @@ async fn work<S: Stage, I: Inlet<S::In>>(
     keep: Option<CopyInput<S::In>>,
 ) {
     let mut ready = set_up(&mut stage, &ctx).await;
+    let routes = keep.is_some();
+    // Cheap synchronous stages without per-item policies run a chunk in one loop.
+    let batchable = S::SYNC && retry.is_none() && ctx.timeout.is_none() && !routes;
+    // The chunk is timed as a whole: no item alone.
+    let mut untimed = LatencySampler::untimed();
+    let mut chunking = Chunking::new();
+    let mut jobs = Vec::new();
+    let mut produced = Vec::new();
     loop {
-        let job = match shared.next_job(&ctx).await {
-            Ok(Some(job)) => job,
+        let (first_seq, root) = match shared.next_jobs(&ctx, chunking.size, &mut jobs).await {
+            Ok(Some(taken)) => taken,
             Ok(None) => break,
             // The run was aborted downstream; nothing is waiting for this worker.
             Err(Closed) => {
@@ -317,42 +356,75 @@ async fn work<S: Stage, I: Inlet<S::In>>(
                 return;
             }
         };
-        let mut produced = Vec::new();
-        let mut counts = BatchCounts::default();
+        let mut chunk = Finished {
+            first_seq,
+            items: jobs.len(),
+            root,
+            results: Vec::new(),
+            failed: Vec::new(),
+            counts: BatchCounts::default(),
+            // A chunk of one is a slow item, timed alone; a larger one is timed as a whole,
+            // two clock reads for all its items.
+            alone: jobs.len() == 1,
+        };
         let started = Instant::now();
-        let (outcome, original) = if ready {
-            let original = keep.map(|copy| copy(&job.item));
-            let outcome = attempt(
+        while batchable && ready && !jobs.is_empty() {
+            let counts = &mut chunk.counts;
+            let meters = (&ctx, &mut *counts, &mut untimed);
+            let results = &mut chunk.results;
+            let Some(panic) = run_batch(
                 &mut stage,
-                job.item,
+                &mut jobs,
+                u32::MAX,
                 &mut produced,
-                &ctx,
-                retry,
-                &mut counts,
-            )
-            .await;
-            (Some(outcome), original)
-        } else {
-            (None, keep.map(|_| job.item))
-        };
-        // The panic counts against the restart budget when it is sent on; the copy that
-        // panicked is suspect either way, so it starts afresh.
-        let panicked = matches!(outcome, Some(Outcome::Panicked(_)));
-        counts.busy = started.elapsed();
-        let done = Done {
-            seq: job.seq,
-            lineage: job.lineage,
-            outcome,
-            produced,
-            counts,
-            original,
-        };
-        if shared.finished(done).await.is_err() {
+                results,
+                meters,
+            ) else {
+                break;
+            };
+            // `run_batch` ended the item it panicked on; the rest of the chunk is left.
+            counts.failed += 1;
+            ctx.worker_panicked(panic);
+            ready = restart(&mut stage, &ctx).await;
+        }
+        for (lineage, item) in jobs.drain(..) {
+            let counts = &mut chunk.counts;
+            let (error, original) = if ready {
+                let original = keep.map(|copy| copy(&item));
+                match attempt(&mut stage, item, &mut produced, &ctx, retry, counts).await {
+                    Outcome::Done => {
+                        collect::<S>(&mut produced, lineage, &mut chunk.results, counts, &ctx);
+                        continue;
+                    }
+                    Outcome::Failed(error) => {
+                        let message = error.to_string();
+                        ctx.item_failed(error);
+                        (message, original)
+                    }
+                    Outcome::Panicked(panic) => {
+                        let message = format!("panic: {}", ctx.worker_panicked(panic).message);
+                        // The copy that panicked is suspect: it starts afresh before the
+                        // next item.
+                        ready = restart(&mut stage, &ctx).await;
+                        (message, original)
+                    }
+                }
+            } else {
+                // The setup error is in the report; the item never ran.
+                ("its worker could not start".to_string(), keep.map(|_| item))
+            };
+            produced.clear();
+            counts.failed += 1;
+            if !routes {
+                ctx.item_ended(lineage);
+            }
+            chunk.failed.push((lineage, original, error));
+        }
+        chunk.counts.busy = started.elapsed();
+        chunking.took(chunk.counts.busy, chunk.items);
+        if shared.finished(chunk).await.is_err() {
             stage.teardown().await;
             return;
-        }
-        if panicked {
-            ready = restart(&mut stage, &ctx).await;
         }
     }
     shared.drain().await;
