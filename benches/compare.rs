@@ -134,8 +134,12 @@ fn main() {
     }
     if wanted("cpu2") {
         let work = Work::calibrate(Duration::from_micros(50));
-        let one = median(3, || runtime.block_on(run_timed(cpu_bound(work, 1))));
-        let two = median(3, || runtime.block_on(run_timed(cpu_bound(work, 2))));
+        let one = median(3, || {
+            runtime.block_on(run_timed(cpu_bound(work, 1, CPU_ITEMS)))
+        });
+        let two = median(3, || {
+            runtime.block_on(run_timed(cpu_bound(work, 2, CPU_ITEMS)))
+        });
         // What two threads of this machine give at all: its cores may be hyperthreads,
         // or shared with neighbours.
         let bare_one = median(3, || bare_threads(work, 1));
@@ -146,6 +150,18 @@ fn main() {
         show("the same work split over 2 bare threads", bare_two);
         record("cpu2_speedup", ratio(one, two));
         record("cpu2_speedup_bare_threads", ratio(bare_one, bare_two));
+        println!();
+    }
+    if wanted("workers2_cheap") {
+        // Items of a few microseconds, where handing items to workers one by one costs
+        // more than the items: a second worker must still not slow the stage down.
+        let work = Work::calibrate(Duration::from_micros(2));
+        let items = 200_000;
+        let one = median(3, || runtime.block_on(run_timed(cpu_bound(work, 1, items))));
+        let two = median(3, || runtime.block_on(run_timed(cpu_bound(work, 2, items))));
+        show("cheap stage (2 µs per item), 1 worker", one);
+        show("cheap stage (2 µs per item), 2 workers", two);
+        record("workers2_cheap_speedup", ratio(one, two));
         println!();
     }
     if wanted("latency") {
@@ -470,19 +486,19 @@ fn bare_threads(work: Work, threads: u64) -> Duration {
     started.elapsed()
 }
 
-fn cpu_bound(work: Work, workers: usize) -> Pipeline {
+fn cpu_bound(work: Work, workers: usize, items: u64) -> Pipeline {
     let total = Arc::new(AtomicU64::new(0));
     let crunch = move || stage::map(move |x: u64| work.run(black_box(x)));
     if workers == 1 {
         pipeline! {
-            items = source::iter(0..CPU_ITEMS);
+            items = source::iter(0..items);
             crunch = crunch();
             out = sum_into(&total);
             items => crunch => out;
         }
     } else {
         pipeline! {
-            items = source::iter(0..CPU_ITEMS);
+            items = source::iter(0..items);
             crunch[workers(2)] = crunch();
             out = sum_into(&total);
             items => crunch => out;
