@@ -440,3 +440,48 @@ fn at_most_once_a_fast_edge_ends_only_after_its_last_items() {
         assert_eq!(received.load(Ordering::Relaxed), items, "run {run}");
     }
 }
+
+/// At most once, a sender waits for its receiver, however late that one starts: the server's
+/// "no responders" to the sender's ask is not an answer.
+#[test]
+fn at_most_once_a_sender_waits_for_a_receiver_that_starts_late() {
+    use pipeline::remote::{Delivery, Plan, with_plan};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    let server = server();
+    let items = 10_000u64;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let received = Arc::new(AtomicU64::new(0));
+    let half = |nodes: &'static str| {
+        let plan = Plan::hosting(&server.url, [nodes])
+            .run("late")
+            .instance(nodes)
+            .delivery(Delivery::AtMostOnce);
+        let seen = received.clone();
+        with_plan(plan, move || {
+            pipeline! {
+                #![distributed("late")]
+                numbers = source::iter(0..items);
+                count = sink::for_each(move |_n: u64| {
+                    seen.fetch_add(1, Ordering::Relaxed);
+                });
+                numbers => count;
+            }
+        })
+    };
+    let (sending, receiving) = (half("numbers"), half("count"));
+    runtime.block_on(async {
+        let sending = sending.spawn();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let receiving = receiving.spawn();
+        let both = async {
+            sending.wait().await.unwrap();
+            receiving.wait().await.unwrap();
+        };
+        tokio::time::timeout(Duration::from_secs(20), both)
+            .await
+            .expect("the receiver got every item and ended");
+    });
+    assert_eq!(received.load(Ordering::Relaxed), items);
+}

@@ -96,6 +96,7 @@ async fn receivers_listen(
         .map_err(|e| format!("subscribing failed: {e}"))?;
     let mut listening = HashSet::new();
     let ask = link.live_subject(from, to, "ready");
+    let mut soon = Duration::from_millis(1);
     while listening.len() < expected {
         if control.is_stopping() {
             return Ok(false);
@@ -106,9 +107,21 @@ async fn receivers_listen(
             .map_err(|e| format!("publishing failed: {e}"))?;
         let wait = tokio::time::sleep(ASK_EVERY);
         tokio::pin!(wait);
-        loop {
+        // Until the next ask, or at once when every receiver has answered: waiting out the
+        // interval cost every run 100 ms.
+        while listening.len() < expected {
             tokio::select! {
                 answer = answers.next() => match answer {
+                    // The server says at once when nobody listens to the ask yet (a status
+                    // message, "no responders"): that is no receiver. Counted as one, it
+                    // let the sender start before its receiver had subscribed, and core
+                    // NATS dropped what it sent meanwhile. Ask again soon: the receivers
+                    // are likely starting.
+                    Some(answer) if answer.status.is_some() || answer.payload.is_empty() => {
+                        tokio::time::sleep(soon).await;
+                        soon = (soon * 2).min(ASK_EVERY);
+                        break;
+                    }
                     Some(answer) => {
                         listening.insert(answer.payload);
                     }
@@ -215,6 +228,10 @@ pub(crate) async fn consume_edge<T: DeserializeOwned + Send + 'static>(
                         .and_then(|c| c.parse().ok())
                         .unwrap_or(0);
                     sent.insert(instance_of(&marker), count);
+                    if sent.len() == producers {
+                        // The last end marker: tally now rather than at the next tick.
+                        tick.reset_immediately();
+                    }
                 }
                 tally = tallies_in.next() => {
                     let Some(tally) = tally else {
