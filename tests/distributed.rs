@@ -400,37 +400,53 @@ fn at_most_once_over_core_nats_the_split_graph_delivers_every_item_when_nothing_
     );
 }
 
+/// The two halves of a graph that counts `items` numbers from one process to the other at
+/// most once, in the run `run`, and the count.
+fn counting_halves(
+    server: &NatsServer,
+    run: &str,
+    items: u64,
+) -> (
+    Pipeline,
+    Pipeline,
+    std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
+    use pipeline::remote::{Delivery, Plan, with_plan};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    let received = Arc::new(AtomicU64::new(0));
+    let half = |nodes: &'static str| {
+        let plan = Plan::hosting(&server.url, [nodes])
+            .run(run)
+            .instance(nodes)
+            .delivery(Delivery::AtMostOnce);
+        let seen = received.clone();
+        with_plan(plan, move || {
+            pipeline! {
+                #![distributed("counting")]
+                numbers = source::iter(0..items);
+                count = sink::for_each(move |_n: u64| {
+                    seen.fetch_add(1, Ordering::Relaxed);
+                });
+                numbers => count;
+            }
+        })
+    };
+    (half("numbers"), half("count"), received)
+}
+
 /// Many fast batches over core NATS: the end markers travel on a subject of their own, and
 /// NATS does not order them with the items, so a receiver must not stop at its markers.
 #[test]
 fn at_most_once_a_fast_edge_ends_only_after_its_last_items() {
-    use pipeline::remote::{Delivery, Plan, with_plan};
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::atomic::Ordering;
 
     let server = server();
     let items = 50_000u64;
     let runtime = tokio::runtime::Runtime::new().unwrap();
     for run in 0..3 {
-        let received = Arc::new(AtomicU64::new(0));
-        let half = |nodes: &'static str| {
-            let plan = Plan::hosting(&server.url, [nodes])
-                .run(&format!("fast{run}"))
-                .instance(nodes)
-                .delivery(Delivery::AtMostOnce);
-            let seen = received.clone();
-            with_plan(plan, move || {
-                pipeline! {
-                    #![distributed("fast")]
-                    numbers = source::iter(0..items);
-                    count = sink::for_each(move |_n: u64| {
-                        seen.fetch_add(1, Ordering::Relaxed);
-                    });
-                    numbers => count;
-                }
-            })
-        };
-        let (sending, receiving) = (half("numbers"), half("count"));
+        let (sending, receiving, received) = counting_halves(&server, &format!("fast{run}"), items);
         runtime.block_on(async {
             let receiving = receiving.spawn();
             let sending = sending.spawn();
@@ -445,32 +461,12 @@ fn at_most_once_a_fast_edge_ends_only_after_its_last_items() {
 /// "no responders" to the sender's ask is not an answer.
 #[test]
 fn at_most_once_a_sender_waits_for_a_receiver_that_starts_late() {
-    use pipeline::remote::{Delivery, Plan, with_plan};
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::atomic::Ordering;
 
     let server = server();
     let items = 10_000u64;
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let received = Arc::new(AtomicU64::new(0));
-    let half = |nodes: &'static str| {
-        let plan = Plan::hosting(&server.url, [nodes])
-            .run("late")
-            .instance(nodes)
-            .delivery(Delivery::AtMostOnce);
-        let seen = received.clone();
-        with_plan(plan, move || {
-            pipeline! {
-                #![distributed("late")]
-                numbers = source::iter(0..items);
-                count = sink::for_each(move |_n: u64| {
-                    seen.fetch_add(1, Ordering::Relaxed);
-                });
-                numbers => count;
-            }
-        })
-    };
-    let (sending, receiving) = (half("numbers"), half("count"));
+    let (sending, receiving, received) = counting_halves(&server, "late", items);
     runtime.block_on(async {
         let sending = sending.spawn();
         tokio::time::sleep(Duration::from_millis(300)).await;
