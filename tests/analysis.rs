@@ -86,6 +86,62 @@ fn the_verdict_names_the_slow_stage_and_says_what_to_do() {
     );
 }
 
+/// A stage whose threads computed all the time gets no more workers than the machine has
+/// cores: more threads would only take turns on them.
+#[test]
+fn a_stage_that_computes_is_given_no_more_workers_than_cores() {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut report = finished_run();
+    let wall = report.elapsed;
+    // One worker on a CPU all the time: more workers help, up to the cores.
+    report.nodes[1].cpu = Some(wall.mul_f64(0.95));
+    let verdict = report.verdict().expect("`rev` is the limit");
+    if cores > 1 {
+        let wanted = format!("raise workers on `rev` to {cores}: `rev[workers({cores})]`");
+        assert_eq!(verdict.suggestion, wanted);
+    }
+    // As many workers as cores, each on a CPU all the time: no more workers.
+    report.nodes[1].workers = cores;
+    report.nodes[1].busy = wall.mul_f64(0.97 * cores as f64);
+    report.nodes[1].cpu = Some(wall.mul_f64(0.95 * cores as f64));
+    let verdict = report.verdict().expect("`rev` is the limit");
+    assert!(
+        verdict.suggestion.starts_with(&format!(
+            "`rev` computes on its {cores} workers all the time, and this machine has {cores} cores"
+        )),
+        "{}",
+        verdict.suggestion
+    );
+    // The same busy time spent waiting (little CPU): more workers do help.
+    report.nodes[1].cpu = Some(wall.mul_f64(0.05));
+    let verdict = report.verdict().expect("`rev` is the limit");
+    assert!(
+        verdict.suggestion.starts_with("raise workers on `rev` to "),
+        "{}",
+        verdict.suggestion
+    );
+}
+
+/// A node on threads of its own reports their CPU time: a stage that sleeps uses little of
+/// it, whatever its busy time.
+#[test]
+fn a_node_on_its_own_threads_reports_their_cpu_time() {
+    let p = pipeline! {
+        nums = source::iter(0..40u32);
+        sleepy[workers(2)] = stage::map(|n: u32| {
+            std::thread::sleep(Duration::from_millis(2));
+            n
+        });
+        out = sink::for_each(|_n: u32| {});
+        nums => sleepy => out;
+    };
+    let report = p.run_blocking().unwrap();
+    let sleepy = report.node("sleepy").unwrap();
+    let cpu = sleepy.cpu.expect("its workers are threads of its own");
+    assert!(cpu < sleepy.busy / 2, "cpu {cpu:?}, busy {:?}", sleepy.busy);
+    assert!(!sleepy.computes(report.elapsed, 2), "{report}");
+}
+
 fn declared() -> pipeline::Pipeline {
     pipeline! {
         inp = source::iter(Vec::<String>::new());
@@ -142,6 +198,7 @@ fn finished_run() -> RunReport {
                 busy: Duration::from_millis(busy_ms),
                 starved: Duration::from_millis(1000 - busy_ms),
                 blocked: Duration::ZERO,
+                cpu: None,
                 errors: Vec::new(),
             }
         };

@@ -5,7 +5,9 @@
 //! The bottleneck is the node with the highest utilisation, provided it was busy most of the
 //! time: then the nodes feeding it were blocked on it (their `blocked` share says how much)
 //! and the nodes after it starved. A stage can take more workers; the suggestion scales its
-//! workers so that it would be about as busy as the next busiest node.
+//! workers so that it would be about as busy as the next busiest node, but no further than
+//! the machine's cores when the stage computes (its threads' CPU time says so): more
+//! threads than cores only take turns.
 
 use std::fmt;
 use std::time::Duration;
@@ -17,6 +19,8 @@ use crate::run::Role;
 const SHORTEST_RUN: Duration = Duration::from_millis(5);
 /// A node busier than this is saturated.
 const SATURATED: f64 = 0.5;
+/// A node whose threads were on a CPU this share of the time computes, rather than waits.
+pub(crate) const COMPUTES: f64 = 0.7;
 
 /// The bottleneck of a run and what to do about it.
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
@@ -82,12 +86,26 @@ impl RunReport {
             Role::Stage => {
                 // As many workers as it takes to be about as busy as the next busiest node.
                 let target = next_busiest.max(0.25);
-                let wanted = ((bottleneck.workers as f64 * utilisation / target).ceil() as usize)
+                let mut wanted = ((bottleneck.workers as f64 * utilisation / target).ceil()
+                    as usize)
                     .max(bottleneck.workers + 1);
-                format!(
-                    "raise workers on `{}` to {wanted}: `{}[workers({wanted})]`",
-                    bottleneck.name, bottleneck.name
-                )
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                if bottleneck.computes(wall, cores) {
+                    wanted = wanted.min(cores);
+                }
+                if wanted > bottleneck.workers {
+                    format!(
+                        "raise workers on `{}` to {wanted}: `{}[workers({wanted})]`",
+                        bottleneck.name, bottleneck.name
+                    )
+                } else {
+                    format!(
+                        "`{}` computes on its {} workers all the time, and this machine has \
+                         {cores} cores: make its work cheaper, or split the graph over more \
+                         machines (`#![distributed]`)",
+                        bottleneck.name, bottleneck.workers
+                    )
+                }
             }
             Role::Sink => format!(
                 "make `{}` faster: a sink runs on one worker",

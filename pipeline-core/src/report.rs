@@ -170,6 +170,12 @@ pub struct NodeReport {
     pub starved: Duration,
     /// Waiting for room downstream: backpressure from a slower node.
     pub blocked: Duration,
+    /// CPU time on the node's own threads, for a node that ran on threads of its own (a
+    /// blocking source, stage or sink, or the workers of one; the nodes it ran inline count
+    /// in it); `None` otherwise. Near `busy` when the node's code computes, far below it
+    /// when the code waits (sleeps, I/O).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub cpu: Option<Duration>,
     /// The first error messages (at most 100).
     pub errors: Vec<String>,
 }
@@ -213,8 +219,21 @@ impl NodeReport {
             busy,
             starved,
             blocked,
+            cpu: stats.cpu(),
             errors: stats.errors(),
         }
+    }
+
+    /// Whether the node's threads computed most of a run of length `wall`, on a machine of
+    /// `cores` cores: its CPU time, over the time of as many threads as could run at once.
+    /// False when that was not measured (see [`NodeReport::cpu`]).
+    pub fn computes(&self, wall: Duration, cores: usize) -> bool {
+        let Some(cpu) = self.cpu else {
+            return false;
+        };
+        let threads = self.workers.min(cores).max(1) as f64;
+        !wall.is_zero()
+            && cpu.as_secs_f64() >= crate::analysis::COMPUTES * threads * wall.as_secs_f64()
     }
 
     /// The share of a run of length `wall` this node's workers spent busy. Measured against

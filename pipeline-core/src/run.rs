@@ -150,7 +150,10 @@ impl Builder {
         };
         self.nodes.push((
             spec,
-            Box::new(move |ctx| place(S::BLOCKING, run_source(node.0, outlet, ctx))),
+            Box::new(move |ctx: NodeCtx| {
+                let stats = ctx.stats.clone();
+                place(S::BLOCKING, &stats, run_source(node.0, outlet, ctx))
+            }),
         ));
     }
 
@@ -186,8 +189,13 @@ impl Builder {
                     Box::pin(run_fusable_stage(node.0, inlet, outlet, ctx, policy, offer))
                 })
             }
-            None => Box::new(move |ctx| {
-                place(S::BLOCKING, run_stage(node.0, inlet, outlet, ctx, policy))
+            None => Box::new(move |ctx: NodeCtx| {
+                let stats = ctx.stats.clone();
+                place(
+                    S::BLOCKING,
+                    &stats,
+                    run_stage(node.0, inlet, outlet, ctx, policy),
+                )
             }),
         };
         self.nodes.push((spec, launch));
@@ -216,7 +224,10 @@ impl Builder {
                 let offer = self.withdrawable(name, offer);
                 Box::new(move |ctx| Box::pin(run_fusable_sink(node.0, inlet, ctx, offer)))
             }
-            None => Box::new(move |ctx| place(S::BLOCKING, run_sink(node.0, inlet, ctx))),
+            None => Box::new(move |ctx: NodeCtx| {
+                let stats = ctx.stats.clone();
+                place(S::BLOCKING, &stats, run_sink(node.0, inlet, ctx))
+            }),
         };
         self.nodes.push((spec, launch));
     }

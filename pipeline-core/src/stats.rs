@@ -29,6 +29,10 @@ pub(crate) struct NodeStats {
     /// Nanoseconds running user code; measured by the workers of a `workers(n)` node, and
     /// for one worker derived from the others (active - starved - blocked).
     pub busy_ns: AtomicU64,
+    /// Nanoseconds of CPU time on the node's own threads, if it ran on any (see
+    /// [`thread_cpu_time`]).
+    pub cpu_ns: AtomicU64,
+    cpu_measured: std::sync::atomic::AtomicBool,
     /// Nanoseconds waiting for input.
     pub starved_ns: AtomicU64,
     /// Nanoseconds waiting for room downstream (backpressure).
@@ -95,6 +99,19 @@ impl NodeStats {
             exported: Some(crate::telemetry::Exported::new(node, workers)),
             ..NodeStats::default()
         }
+    }
+
+    /// Adds the CPU time one of the node's own threads spent on it.
+    pub(crate) fn add_cpu(&self, cpu: Duration) {
+        self.cpu_ns.fetch_add(nanos(cpu), Relaxed);
+        self.cpu_measured.store(true, Relaxed);
+    }
+
+    /// The CPU time of the node's own threads, if it ran on any.
+    pub(crate) fn cpu(&self) -> Option<Duration> {
+        self.cpu_measured
+            .load(Relaxed)
+            .then(|| Duration::from_nanos(self.cpu_ns.load(Relaxed)))
     }
 
     pub(crate) fn publish(&self, c: &mut BatchCounts) {
@@ -554,6 +571,24 @@ fn record(histogram: &mut Histogram<u64>, nanos: u64, weight: u64) {
     if histogram.record_n(nanos, weight).is_err() {
         histogram.saturating_record_n(nanos, weight);
     }
+}
+
+/// The CPU time the calling thread has used so far, where the platform says.
+#[cfg(unix)]
+pub(crate) fn thread_cpu_time() -> Option<Duration> {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `clock_gettime` only writes the `timespec` it is given.
+    let read = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
+    (read == 0).then(|| Duration::new(now.tv_sec as u64, now.tv_nsec as u32))
+}
+
+/// The CPU time the calling thread has used so far, where the platform says.
+#[cfg(not(unix))]
+pub(crate) fn thread_cpu_time() -> Option<Duration> {
+    None
 }
 
 #[cfg(test)]

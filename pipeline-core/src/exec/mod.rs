@@ -43,11 +43,27 @@ pub(crate) type NodeTask = Pin<Box<dyn Future<Output = ()> + Send>>;
 pub(crate) type SharedOffer<T> = Arc<Mutex<Option<Offer<T>>>>;
 
 /// Runs a node's loop where its code belongs: on a thread of its own when that code blocks.
-pub(crate) fn place<F: Future<Output = ()> + Send + 'static>(blocking: bool, node: F) -> NodeTask {
+pub(crate) fn place<F: Future<Output = ()> + Send + 'static>(
+    blocking: bool,
+    stats: &Arc<NodeStats>,
+    node: F,
+) -> NodeTask {
     if !blocking {
         return Box::pin(node);
     }
-    Box::pin(on_own_thread(node))
+    Box::pin(on_own_thread(counting_cpu(stats.clone(), node)))
+}
+
+/// Runs `work` and adds the CPU time its thread spent meanwhile to the node's. Only for
+/// work that keeps to one thread (a node on a thread of its own, blocked on its future):
+/// the analysis tells a node that computes from one that waits by it.
+pub(crate) async fn counting_cpu<F: Future>(stats: Arc<NodeStats>, work: F) -> F::Output {
+    let before = crate::stats::thread_cpu_time();
+    let output = work.await;
+    if let (Some(before), Some(after)) = (before, crate::stats::thread_cpu_time()) {
+        stats.add_cpu(after.saturating_sub(before));
+    }
+    output
 }
 
 /// Runs `work` where a node's code runs: on a thread of its own if it may block.
@@ -278,7 +294,13 @@ pub(crate) async fn run_fusable_stage<S: Stage, I: Inlet<S::In>>(
         return;
     };
     let blocking = S::BLOCKING && (S::HAS_HOOKS || !only_ends(&mut state, &mut inlet));
-    place(blocking, stage_loop(state, ready, inlet, ctx, policy)).await;
+    let stats = ctx.stats.clone();
+    place(
+        blocking,
+        &stats,
+        stage_loop(state, ready, inlet, ctx, policy),
+    )
+    .await;
 }
 
 /// Whether a node back from running inline has nothing left to do but end: nothing left

@@ -38,7 +38,8 @@ pub(crate) async fn run_fusable_sink<S: Sink, I: Inlet<S::In>>(
         return;
     };
     let blocking = S::BLOCKING && (S::HAS_HOOKS || !only_ends(&mut state, &mut inlet));
-    place(blocking, sink_loop(state, ready, inlet, ctx)).await;
+    let stats = ctx.stats.clone();
+    place(blocking, &stats, sink_loop(state, ready, inlet, ctx)).await;
 }
 
 async fn set_up<S: Sink>(sink: &mut S, ctx: &NodeCtx) -> bool {

@@ -495,6 +495,7 @@ pub(crate) async fn run_with_workers<S: Stage, I: Inlet<S::In>>(
             if S::BLOCKING {
                 // The node's span (see `Pipeline::spawn`) follows each worker to its thread.
                 let span = tracing::Span::current();
+                let worker = super::counting_cpu(ctx.stats.clone(), worker);
                 tokio::task::spawn_blocking(move || {
                     span.in_scope(|| futures::executor::block_on(worker))
                 })
