@@ -284,8 +284,9 @@ fn corrupt_and_foreign_messages_go_to_dead_letter_and_the_run_completes() {
     let words = 50;
     let run = "corrupt";
     let rev = start(&server, run, "rev", &[("PIPELINE_NODES", "rev")], words);
-    let subject = format!("pipeline.seeds.{run}.inp.rev.data");
-    let dead = format!("pipeline.seeds.{run}.inp.rev.dead");
+    // The first run under this name: its epoch is 1.
+    let subject = format!("pipeline.seeds.{run}.e1.inp.rev.data");
+    let dead = format!("pipeline.seeds.{run}.e1.inp.rev.dead");
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let dead_letters = runtime.block_on(async {
         let client = async_nats::connect(&server.url).await.unwrap();

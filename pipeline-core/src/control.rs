@@ -10,6 +10,9 @@ use crate::report::Failure;
 pub(crate) struct Control {
     // Checked once per source item, so a plain atomic; the watch wakes those that wait.
     stopping: AtomicBool,
+    // Read by edges to other processes before each acknowledgement: a failing run must not
+    // acknowledge what it may not have finished.
+    failing: AtomicBool,
     stop_tx: watch::Sender<bool>,
     failure: Mutex<Option<Failure>>,
 }
@@ -18,6 +21,7 @@ impl Control {
     pub(crate) fn new() -> Self {
         Control {
             stopping: AtomicBool::new(false),
+            failing: AtomicBool::new(false),
             stop_tx: watch::channel(false).0,
             failure: Mutex::new(None),
         }
@@ -47,7 +51,13 @@ impl Control {
             *slot = Some(failure);
         }
         drop(slot);
+        self.failing.store(true, Ordering::Release);
         self.stop();
+    }
+
+    /// Whether the run has failed (or was aborted), even after the failure was taken.
+    pub(crate) fn is_failing(&self) -> bool {
+        self.failing.load(Ordering::Acquire)
     }
 
     pub(crate) fn take_failure(&self) -> Option<Failure> {

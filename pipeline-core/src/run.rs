@@ -1,6 +1,8 @@
 //! Running a built pipeline: one task per node, a supervisor that waits for all of them.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -71,6 +73,10 @@ pub const DEFAULT_RESTARTS: u32 = 3;
 type Launch = Box<dyn FnOnce(NodeCtx) -> NodeTask + Send>;
 /// A task serving one edge to or from another process; it gets the run's control.
 pub(crate) type Bridge = Box<dyn FnOnce(Arc<Control>) -> NodeTask + Send>;
+/// Run once this process's part of a distributed run succeeded; Err fails the run.
+pub(crate) type Finisher = Box<
+    dyn FnOnce(Arc<Control>) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send,
+>;
 
 pub(crate) struct NodeSpec {
     pub name: &'static str,
@@ -327,11 +333,18 @@ impl Builder {
             bridges: Vec::new(),
             plan_error: None,
             ledger: None,
+            finisher: None,
         };
         #[cfg(feature = "nats")]
         if let Some(mut split) = self.split {
             let names: Vec<&str> = pipeline.nodes.iter().map(|(spec, _)| spec.name).collect();
-            split.check(&names, &pipeline.after, &pipeline.dead_letter_edges);
+            let zips: Vec<&str> = pipeline
+                .nodes
+                .iter()
+                .filter(|(spec, _)| spec.fan_in == FanIn::Zip)
+                .map(|(spec, _)| spec.name)
+                .collect();
+            split.check(&names, &zips, &pipeline.after, &pipeline.dead_letter_edges);
             // Nodes hosted elsewhere do not run here; dropping them closes their edges.
             pipeline.nodes.retain(|(spec, _)| split.hosts(spec.name));
             let touches_here =
@@ -339,6 +352,7 @@ impl Builder {
             pipeline.edges.retain(touches_here);
             pipeline.dead_letter_edges.retain(touches_here);
             pipeline.ledger = split.ledger();
+            pipeline.finisher = split.finisher();
             pipeline.bridges = std::mem::take(&mut split.bridges);
             pipeline.plan_error = split.error.take();
         }
@@ -355,6 +369,8 @@ pub struct Pipeline {
     plan_error: Option<String>,
     /// Items taken from other processes, acknowledged once finished here.
     ledger: Option<Arc<crate::ledger::Ledger>>,
+    /// Says this process's part of a distributed run is done, once it succeeded.
+    finisher: Option<Finisher>,
     edges: Vec<(&'static str, &'static str)>,
     dead_letter_edges: Vec<(&'static str, &'static str)>,
     /// `(waiting, first)`: `waiting` starts once `first` has finished.
@@ -520,6 +536,7 @@ impl Pipeline {
             control.clone(),
             abort_rx,
             snapshot.clone(),
+            self.finisher,
         ));
         RunHandle {
             control,
@@ -585,6 +602,7 @@ async fn supervise(
     control: Arc<Control>,
     mut abort: watch::Receiver<bool>,
     snapshot: Arc<Snapshot>,
+    finisher: Option<Finisher>,
 ) -> Result<RunReport, RunError> {
     let mut aborted = false;
     loop {
@@ -602,6 +620,15 @@ async fn supervise(
                 tasks.abort_all();
             }
         }
+    }
+    if let Some(finish) = finisher
+        && !control.is_failing()
+        && let Err(error) = finish(control.clone()).await
+    {
+        control.fail(Failure::Remote {
+            edge: "the run's completion record".into(),
+            error,
+        });
     }
     let report = snapshot.report(control.take_failure());
     match report.failure.clone() {

@@ -16,7 +16,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::envelope::{self, INSTANCE_HEADER, SCHEMA_HEADER};
-use super::split::{Link, fail_on_error, rejection};
+use super::link::Link;
+use super::split::{fail_on_error, rejection};
 use crate::control::Control;
 use crate::stats::RemoteEdgeStats;
 use crate::wire::{Batch, EdgeReceiver, EdgeSender};

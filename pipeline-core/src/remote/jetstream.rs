@@ -1,20 +1,27 @@
 //! At-least-once edges between processes, over JetStream: items are stored in a stream,
 //! each receiving node shares a durable pull consumer with its replicas, and an item is
-//! acknowledged only once it is finished in the receiving process.
+//! acknowledged only once it is finished in the receiving process. The book's chapter
+//! "Across machines: how it works" states what this promises; the fault suite
+//! (`tests/faults.rs`) checks it.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use async_nats::jetstream::{self, consumer};
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::{self, AckKind, consumer};
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tokio::sync::mpsc;
 
 use super::envelope::{self, SCHEMA_HEADER};
-use super::split::{Link, fail_on_error, rejection, retry_startup};
+use super::link::{Link, Stored};
+use super::split::{fail_on_error, rejection, retry_startup};
 use crate::control::Control;
+use crate::lineage::Lineage;
 use crate::stats::RemoteEdgeStats;
 use crate::wire::{Batch, EdgeReceiver, EdgeSender};
 
@@ -26,6 +33,11 @@ const FETCH_WAIT: Duration = Duration::from_millis(200);
 /// Items a receiving process may hold unacknowledged per edge.
 const MAX_UNACKNOWLEDGED: i64 = 10_000;
 
+/// What an end marker's `Pipeline-Schema` header says: the edge's schema, marked as an end.
+fn marker_schema(schema: &str) -> String {
+    format!("{schema}#end")
+}
+
 /// Publishes what the hosted node `from` sends to `to`, then its end marker.
 pub(crate) async fn publish_edge<T: Serialize + Send + 'static>(
     mut items: EdgeReceiver<T>,
@@ -35,56 +47,88 @@ pub(crate) async fn publish_edge<T: Serialize + Send + 'static>(
     stats: Arc<RemoteEdgeStats>,
     control: Arc<Control>,
 ) {
-    let result: Result<(), String> = async {
-        let context = link.context().await?;
-        let subject = link.subject(from, to, "data");
-        let schema = envelope::schema::<T>(link.pipeline, from, to);
-        let mut acks = Vec::new();
-        while let Some(batch) = std::future::poll_fn(|cx| items.poll_recv(cx)).await {
-            for (lineage, item) in batch.items {
-                let payload = envelope::encode(lineage, &item)?;
-                let message = jetstream::message::PublishMessage::build()
-                    .payload(payload.into())
-                    .header(SCHEMA_HEADER, schema.as_str())
-                    // Stored once however often a crash makes it be published again.
-                    .message_id(format!(
-                        "{}.{from}.{to}.{}.{}",
-                        link.run,
-                        lineage.root_index(),
-                        lineage.path()
-                    ));
-                let ack = context
-                    .send_publish(subject.clone(), message)
-                    .await
-                    .map_err(|e| format!("publishing failed: {e}"))?;
-                acks.push((lineage, ack));
-            }
-            // The batch's publishes are in flight together; an item counts as sent, and is
-            // finished in this process, once the stream has stored it.
-            for (lineage, ack) in acks.drain(..) {
-                ack.await
-                    .map_err(|e| format!("the stream did not store an item: {e}"))?;
-                stats.items.fetch_add(1, Relaxed);
-                link.ledger.ended(lineage);
-            }
-        }
-        let end = jetstream::message::PublishMessage::build()
-            .payload(stats.items.load(Relaxed).to_string().into())
-            .message_id(format!("{}.{from}.{to}.end.{}", link.run, link.instance));
-        context
-            .send_publish(
-                link.subject(from, to, &format!("end.{}", link.instance)),
-                end,
-            )
-            .await
-            .map_err(|e| format!("publishing the end marker failed: {e}"))?
-            .await
-            .map_err(|e| format!("the stream did not store the end marker: {e}"))?;
-        Ok(())
-    }
-    .await;
+    let result = publish(&mut items, &link, from, to, &stats, &control).await;
     fail_on_error(result, from, to, &control);
     link.ledger.node_done();
+}
+
+async fn publish<T: Serialize>(
+    items: &mut EdgeReceiver<T>,
+    link: &Link,
+    from: &'static str,
+    to: &'static str,
+    stats: &RemoteEdgeStats,
+    control: &Control,
+) -> Result<(), String> {
+    let stored = link.stored(control).await?;
+    let subject = stored.subject(from, to, "data");
+    let schema = envelope::schema::<T>(link.pipeline, from, to);
+    // Items this process stored first: its end marker's count. A copy the stream dropped as
+    // a duplicate was counted by whoever stored it.
+    let mut fresh = 0u64;
+    let mut first_tries = Vec::new();
+    while let Some(batch) = std::future::poll_fn(|cx| items.poll_recv(cx)).await {
+        for (lineage, item) in batch.items {
+            let message = PublishMessage::build()
+                .payload(envelope::encode(lineage, &item)?.into())
+                .header(SCHEMA_HEADER, schema.as_str())
+                .message_id(stored.item_id(from, to, lineage));
+            // The batch's publishes are in flight together.
+            let ack = stored
+                .context
+                .send_publish(subject.clone(), message.clone())
+                .await;
+            first_tries.push((lineage, message, ack));
+        }
+        for (lineage, message, ack) in first_tries.drain(..) {
+            let first = match ack {
+                Ok(ack) => ack.await,
+                Err(e) => Err(e),
+            };
+            let ack = match first {
+                Ok(ack) => ack,
+                // Again, with the same message id: stored once however often it is sent.
+                Err(_) => {
+                    link.ride_through(control, "storing an item", || async {
+                        stored
+                            .context
+                            .send_publish(subject.clone(), message.clone())
+                            .await?
+                            .await
+                    })
+                    .await?
+                }
+            };
+            fresh += u64::from(!ack.duplicate);
+            stats.items.fetch_add(1, Relaxed);
+            // Stored: finished in this process, so what it came from may be acknowledged.
+            link.ledger.ended(lineage);
+        }
+    }
+    if !link.may_end() || control.is_failing() {
+        // This process may not have sent everything it should have: without its marker,
+        // the receivers wait for it to be restarted.
+        tracing::warn!(
+            from,
+            to,
+            "not ending the edge: this process did not finish its part"
+        );
+        return Ok(());
+    }
+    let marker = PublishMessage::build()
+        .payload(fresh.to_string().into())
+        .header(SCHEMA_HEADER, marker_schema(&schema).as_str())
+        .message_id(stored.marker_id(from, to, &link.instance));
+    let end = stored.subject(from, to, &format!("end.{}", link.instance));
+    link.ride_through(control, "storing the end marker", || async {
+        stored
+            .context
+            .send_publish(end.clone(), marker.clone())
+            .await?
+            .await
+    })
+    .await?;
+    Ok(())
 }
 
 /// Feeds the hosted node `to` with what `from`'s processes publish, until all of them have
@@ -98,20 +142,67 @@ pub(crate) async fn consume_edge<T: DeserializeOwned + Send + 'static>(
     stats: Arc<RemoteEdgeStats>,
     control: Arc<Control>,
 ) {
-    // The ledger hands back each message once its item is finished here; this task sends
-    // the acknowledgements.
-    let (finished, mut to_ack) = tokio::sync::mpsc::unbounded_channel::<jetstream::Message>();
-    let mut unacked: usize = 0;
-    let result: Result<(), String> = async {
-        let context = link.context().await?;
-        let stream = context
-            .get_stream(&link.stream)
-            .await
-            .map_err(|e| format!("cannot open the stream `{}`: {e}", link.stream))?;
-        let durable = format!("{}-{from}-{to}", link.run);
+    let result = async {
+        let stored = link.stored(&control).await?;
+        let (finished_tx, finished) = mpsc::unbounded_channel();
+        let mut inbound = Inbound {
+            link: &link,
+            stored,
+            control: &control,
+            stats: &stats,
+            from,
+            to,
+            schema: envelope::schema::<T>(link.pipeline, from, to),
+            held: HashMap::new(),
+            done: HashSet::new(),
+            finished_tx,
+            finished,
+            kept_alive: Instant::now(),
+            bad_markers: HashSet::new(),
+            short_since: None,
+        };
+        inbound.receive(into, producers).await?;
+        inbound.drain().await
+    }
+    .await;
+    fail_on_error(result, from, to, &control);
+}
+
+/// A receiving edge's state.
+struct Inbound<'a> {
+    link: &'a Link,
+    stored: &'a Stored,
+    control: &'a Control,
+    stats: &'a RemoteEdgeStats,
+    from: &'static str,
+    to: &'static str,
+    schema: String,
+    /// Messages whose items are in this process, by stream sequence: acknowledged when the
+    /// ledger says they are finished, kept alive meanwhile.
+    held: HashMap<u64, jetstream::Message>,
+    /// Stream sequences finished here: a copy delivered again (an acknowledgement lost in
+    /// an outage) is acknowledged again, not processed again.
+    done: HashSet<u64>,
+    finished_tx: mpsc::UnboundedSender<u64>,
+    finished: mpsc::UnboundedReceiver<u64>,
+    kept_alive: Instant,
+    /// End markers that are not ours, by stream sequence: counted once.
+    bad_markers: HashSet<u64>,
+    /// Since when the producers' markers claim more items than the stream holds.
+    short_since: Option<Instant>,
+}
+
+impl Inbound<'_> {
+    async fn receive<T: DeserializeOwned + Send + 'static>(
+        &mut self,
+        into: EdgeSender<T>,
+        producers: usize,
+    ) -> Result<(), String> {
+        let (link, control) = (self.link, self.control);
+        let durable = self.stored.consumer(self.from, self.to);
         let config = consumer::pull::Config {
             durable_name: Some(durable.clone()),
-            filter_subject: link.subject(from, to, "data"),
+            filter_subject: self.stored.subject(self.from, self.to, "data"),
             ack_policy: consumer::AckPolicy::Explicit,
             ack_wait: link.ack_wait,
             deliver_policy: consumer::DeliverPolicy::All,
@@ -120,70 +211,54 @@ pub(crate) async fn consume_edge<T: DeserializeOwned + Send + 'static>(
             ..Default::default()
         };
         // The processes hosting `to` share this consumer and may race to create it.
-        let mut consumer: consumer::PullConsumer =
-            retry_startup(|| stream.get_or_create_consumer(&durable, config.clone()))
-                .await
-                .map_err(|e| format!("cannot create the consumer `{durable}`: {e}"))?;
-        let schema = envelope::schema::<T>(link.pipeline, from, to);
-        let ends = link.subject(from, to, "end.>");
-        let dead = link.subject(from, to, "dead");
+        let consumer: consumer::PullConsumer = link
+            .ride_through(control, "creating the edge's consumer", || {
+                retry_startup(|| {
+                    self.stored
+                        .stream
+                        .get_or_create_consumer(&durable, config.clone())
+                })
+            })
+            .await?;
         let fetch = FETCH.min(into.capacity());
         let mut ended = false;
+        let mut trouble: Option<Instant> = None;
         loop {
-            while let Ok(message) = to_ack.try_recv() {
-                acknowledge(&message).await?;
-                unacked -= 1;
-            }
+            self.settle().await;
             if control.is_stopping() {
-                break;
+                if !control.is_failing() {
+                    // Stopped before its input ended: this process's part is not done.
+                    link.interrupted();
+                }
+                return Ok(());
             }
-            let mut messages = consumer
-                .fetch()
-                .max_messages(fetch)
-                .expires(FETCH_WAIT)
-                .messages()
-                .await
-                .map_err(|e| format!("fetching items failed: {e}"))?;
+            let mut messages = link
+                .ride_through(control, "fetching items", || {
+                    consumer
+                        .fetch()
+                        .max_messages(fetch)
+                        .expires(FETCH_WAIT)
+                        .messages()
+                })
+                .await?;
             let mut items = Vec::with_capacity(fetch);
             while let Some(message) = messages.next().await {
-                let message = message.map_err(|e| format!("fetching items failed: {e}"))?;
-                if message.info().is_ok_and(|info| info.delivered > 1) {
-                    stats.redelivered.fetch_add(1, Relaxed);
-                }
-                let header = message
-                    .headers
-                    .as_ref()
-                    .and_then(|h| h.get(SCHEMA_HEADER))
-                    .map(|v| v.as_str());
-                match envelope::decode::<T>(header, &schema, &message.payload) {
-                    Ok((lineage, item)) => {
-                        unacked += 1;
-                        let finished = finished.clone();
-                        link.ledger.arrived(
-                            lineage,
-                            Box::new(move || {
-                                // Err: this task is gone (the run was aborted); the broker
-                                // delivers the item again to whoever runs next.
-                                let _ = finished.send(message);
-                            }),
-                        );
-                        items.push((lineage, item));
+                match message {
+                    Ok(message) => {
+                        trouble = None;
+                        if let Some(item) = self.take(message).await {
+                            items.push(item);
+                        }
                     }
-                    Err(rejected) => {
-                        let headers =
-                            rejection(&rejected, message.headers.as_ref(), from, to, &stats);
-                        context
-                            .send_publish(
-                                dead.clone(),
-                                jetstream::message::PublishMessage::build()
-                                    .payload(message.payload.clone())
-                                    .headers(headers),
-                            )
-                            .await
-                            .map_err(|e| format!("dead-lettering failed: {e}"))?
-                            .await
-                            .map_err(|e| format!("dead-lettering failed: {e}"))?;
-                        acknowledge(&message).await?;
+                    // What this fetch did not hand over is delivered again.
+                    Err(e) => {
+                        let since = *trouble.get_or_insert_with(Instant::now);
+                        if since.elapsed() >= link.retry_for {
+                            return Err(format!("fetching items failed: {e}"));
+                        }
+                        tracing::debug!(error = %e, "a fetch broke off");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        break;
                     }
                 }
             }
@@ -191,78 +266,293 @@ pub(crate) async fn consume_edge<T: DeserializeOwned + Send + 'static>(
                 let n = items.len() as u64;
                 // Zips behind this edge learn nothing from watermarks across processes:
                 // items arrive in any order, so they hold partial tuples until the end.
-                if into
-                    .send(Batch {
-                        items,
-                        watermark: 0,
-                    })
-                    .await
-                    .is_err()
-                {
-                    break;
+                let batch = Batch {
+                    items,
+                    watermark: 0,
+                };
+                if !self.hand_on(&into, batch).await {
+                    return Ok(());
                 }
-                stats.items.fetch_add(n, Relaxed);
+                self.stats.items.fetch_add(n, Relaxed);
                 continue;
             }
             if !ended {
-                let mut seen = HashSet::new();
-                let mut info = stream
-                    .info_with_subjects(&ends)
-                    .await
-                    .map_err(|e| format!("reading end markers failed: {e}"))?;
-                while let Some((subject, _)) = info
-                    .try_next()
-                    .await
-                    .map_err(|e| format!("reading end markers failed: {e}"))?
-                {
-                    seen.insert(subject);
-                }
-                ended = seen.len() >= producers;
+                ended = self.producers_ended(producers).await?;
             }
-            if ended {
-                let info = consumer
-                    .info()
-                    .await
-                    .map_err(|e| format!("reading the consumer's state failed: {e}"))?;
-                // Items another process holds unacknowledged may still come back here (it
-                // may have died), so the edge ends only when all that are out are ours.
-                if info.num_pending == 0 && info.num_ack_pending <= unacked {
-                    break;
+            if ended && self.nothing_left(&consumer).await? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Sends a batch to the hosted node, keeping what this process holds alive while the
+    /// node is busy; false if the node is gone.
+    async fn hand_on<T>(&mut self, into: &EdgeSender<T>, batch: Batch<T>) -> bool {
+        let mut send = pin!(into.send(batch));
+        let keep_alive = self.keep_alive_every();
+        loop {
+            tokio::select! {
+                sent = &mut send => return sent.is_ok(),
+                () = tokio::time::sleep(keep_alive) => {
+                    self.settle().await;
                 }
             }
         }
-        // The hosted node's input ends; its items still finish, and are acknowledged then.
-        drop(into);
-        let mut all_done = std::pin::pin!(link.ledger.all_done());
-        let mut nodes_ended = false;
-        while unacked > 0 {
-            tokio::select! {
-                message = to_ack.recv() => {
-                    let Some(message) = message else { break };
-                    acknowledge(&message).await?;
-                    unacked -= 1;
+    }
+
+    /// Takes a delivered message: its item if it is new here, after checking it is ours.
+    async fn take<T: DeserializeOwned>(
+        &mut self,
+        message: jetstream::Message,
+    ) -> Option<(Lineage, T)> {
+        let (sequence, delivered) = match message.info() {
+            Ok(info) => (Some(info.stream_sequence), info.delivered),
+            Err(_) => (None, 1),
+        };
+        if delivered > 1 {
+            self.stats.redelivered.fetch_add(1, Relaxed);
+        }
+        if let Some(sequence) = sequence {
+            if let Some(held) = self.held.get_mut(&sequence) {
+                // Still being processed here: the newer delivery is the one to acknowledge.
+                *held = message;
+                return None;
+            }
+            if self.done.contains(&sequence) {
+                self.acknowledge(&message).await;
+                return None;
+            }
+        }
+        let header = message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(SCHEMA_HEADER))
+            .map(|v| v.as_str());
+        match envelope::decode::<T>(header, &self.schema, &message.payload) {
+            Ok((lineage, item)) => {
+                // Without a sequence (never from a real server) it is acknowledged at once
+                // when finished, and not recognised if delivered again.
+                let key = sequence.unwrap_or(u64::MAX - self.held.len() as u64);
+                self.held.insert(key, message);
+                let finished = self.finished_tx.clone();
+                self.link.ledger.arrived(
+                    lineage,
+                    Box::new(move || {
+                        // Err: this edge is gone (the run ended); the broker delivers the
+                        // item again to whoever runs next.
+                        let _ = finished.send(key);
+                    }),
+                );
+                Some((lineage, item))
+            }
+            Err(rejected) => {
+                let headers = rejection(
+                    &rejected,
+                    message.headers.as_ref(),
+                    self.from,
+                    self.to,
+                    self.stats,
+                );
+                self.dead_letter(&message, headers).await;
+                self.acknowledge(&message).await;
+                if let Some(sequence) = sequence {
+                    self.done.insert(sequence);
                 }
-                // Every node here has ended: whatever is still open was dealt with.
+                None
+            }
+        }
+    }
+
+    /// Stores a rejected message on the edge's dead-letter subject; if even that fails (the
+    /// original headers are too large, say), with the reason alone; if that fails too, the
+    /// rejection is logged and counted, and the run goes on.
+    async fn dead_letter(&self, message: &jetstream::Message, headers: async_nats::HeaderMap) {
+        let dead = self.stored.subject(self.from, self.to, "dead");
+        let context = &self.stored.context;
+        let store = |headers: async_nats::HeaderMap| {
+            let message = PublishMessage::build()
+                .payload(message.payload.clone())
+                .headers(headers);
+            let dead = dead.clone();
+            async move { context.send_publish(dead, message).await?.await }
+        };
+        if store(headers.clone()).await.is_ok() {
+            return;
+        }
+        let mut reason = async_nats::HeaderMap::new();
+        if let Some(why) = headers.get(super::envelope::REASON_HEADER) {
+            reason.insert(super::envelope::REASON_HEADER, why.as_str());
+        }
+        let result = self
+            .link
+            .ride_through(self.control, "dead-lettering a message", || {
+                store(reason.clone())
+            })
+            .await;
+        if let Err(error) = result {
+            tracing::error!(from = self.from, to = self.to, %error, "a rejected message could not be dead-lettered; it is dropped");
+        }
+    }
+
+    /// Acknowledges what the ledger says is finished, and keeps the rest alive.
+    async fn settle(&mut self) {
+        while let Ok(key) = self.finished.try_recv() {
+            self.finished_one(key).await;
+        }
+        if self.kept_alive.elapsed() >= self.keep_alive_every() {
+            self.keep_alive().await;
+        }
+    }
+
+    async fn finished_one(&mut self, key: u64) {
+        if let Some(message) = self.held.remove(&key) {
+            self.acknowledge(&message).await;
+            self.done.insert(key);
+        }
+    }
+
+    /// A third of the ack wait: two progress notes may be lost before a redelivery.
+    fn keep_alive_every(&self) -> Duration {
+        (self.link.ack_wait / 3).max(Duration::from_millis(10))
+    }
+
+    /// Tells the server that what this process holds is still being worked on, so that it
+    /// is not delivered again while this process lives, however long it takes.
+    async fn keep_alive(&mut self) {
+        self.kept_alive = Instant::now();
+        if self.control.is_failing() {
+            return;
+        }
+        for message in self.held.values() {
+            // Lost in an outage: the item may come back, and is then recognised.
+            let _ = message.ack_with(AckKind::Progress).await;
+        }
+    }
+
+    async fn acknowledge(&self, message: &jetstream::Message) {
+        // A failing run may have dropped what it was doing: it acknowledges nothing more,
+        // and the server delivers the rest again.
+        if self.control.is_failing() {
+            return;
+        }
+        if let Err(e) = message.ack().await {
+            // Delivered again after the ack wait, and then recognised as done.
+            tracing::debug!(error = %e, "an acknowledgement was lost");
+        }
+    }
+
+    /// Whether every producing process has stored its end marker, and the stream holds at
+    /// least the items their markers count.
+    async fn producers_ended(&mut self, producers: usize) -> Result<bool, String> {
+        let (link, control, stream) = (self.link, self.control, &self.stored.stream);
+        let ends = self.stored.subject(self.from, self.to, "end.*");
+        let markers: Vec<String> = link
+            .ride_through(control, "reading end markers", || async {
+                stream
+                    .info_with_subjects(&ends)
+                    .await?
+                    .map_ok(|(subject, _)| subject)
+                    .try_collect::<Vec<_>>()
+                    .await
+            })
+            .await?;
+        let expected = marker_schema(&self.schema);
+        let mut claimed = 0u64;
+        let mut valid = 0usize;
+        for subject in markers {
+            let marker = link
+                .ride_through(control, "reading an end marker", || {
+                    stream.get_last_raw_message_by_subject(&subject)
+                })
+                .await?;
+            let ours = marker
+                .headers
+                .get(SCHEMA_HEADER)
+                .is_some_and(|h| h.as_str() == expected);
+            let count = std::str::from_utf8(&marker.payload)
+                .ok()
+                .and_then(|c| c.trim().parse::<u64>().ok());
+            match count {
+                Some(count) if ours => {
+                    valid += 1;
+                    claimed += count;
+                }
+                _ => {
+                    if self.bad_markers.insert(marker.sequence) {
+                        self.stats.rejected.fetch_add(1, Relaxed);
+                        tracing::warn!(from = self.from, to = self.to, %subject, "an end marker not sent by this pipeline is ignored");
+                    }
+                }
+            }
+        }
+        if valid < producers {
+            return Ok(false);
+        }
+        let data = self.stored.subject(self.from, self.to, "data");
+        let held: u64 = link
+            .ride_through(control, "counting the edge's items", || async {
+                stream
+                    .info_with_subjects(&data)
+                    .await?
+                    .map_ok(|(_, count)| count as u64)
+                    .try_fold(0, |sum, count| async move { Ok(sum + count) })
+                    .await
+            })
+            .await?;
+        if held >= claimed {
+            return Ok(true);
+        }
+        // The producers stored more than the stream holds: the server lost items (killed
+        // before it wrote them out?). Ending now would lose them silently.
+        let since = *self.short_since.get_or_insert_with(Instant::now);
+        if since.elapsed() >= link.retry_for {
+            return Err(format!(
+                "the producers of this edge stored {claimed} items, but the stream holds {held}: the NATS server lost {} of them",
+                claimed - held
+            ));
+        }
+        Ok(false)
+    }
+
+    /// Whether the edge's consumer has nothing left to deliver, and nothing out but what
+    /// this process holds (another process's items may still come back here if it died).
+    async fn nothing_left(&mut self, consumer: &consumer::PullConsumer) -> Result<bool, String> {
+        let info = self
+            .link
+            .ride_through(self.control, "reading the consumer's state", || {
+                consumer.get_info()
+            })
+            .await?;
+        Ok(info.num_pending == 0 && info.num_ack_pending <= self.held.len())
+    }
+
+    /// After the edge ended: acknowledges what this process still holds as it finishes.
+    async fn drain(&mut self) -> Result<(), String> {
+        let link = self.link;
+        let mut all_done = pin!(link.ledger.all_done());
+        let mut nodes_ended = false;
+        while !self.held.is_empty() {
+            let keep_alive = self.keep_alive_every();
+            tokio::select! {
+                key = self.finished.recv() => {
+                    let Some(key) = key else { break };
+                    self.finished_one(key).await;
+                }
+                // Every node here has ended: whatever is still open was dealt with, unless
+                // the run failed, and then the server delivers it again.
                 () = &mut all_done, if !nodes_ended => {
                     nodes_ended = true;
+                    if self.control.is_failing() {
+                        break;
+                    }
                     link.ledger.finish_all();
                 }
+                () = tokio::time::sleep(keep_alive) => self.keep_alive().await,
             }
         }
         // Acknowledgements are written in the background; the process may exit next.
-        link.client()
-            .await?
-            .flush()
+        let client = link.client().await?;
+        link.ride_through(self.control, "flushing acknowledgements", || client.flush())
             .await
-            .map_err(|e| format!("flushing acknowledgements failed: {e}"))
     }
-    .await;
-    fail_on_error(result, from, to, &control);
-}
-
-async fn acknowledge(message: &jetstream::Message) -> Result<(), String> {
-    message
-        .ack()
-        .await
-        .map_err(|e| format!("acknowledging failed: {e}"))
 }

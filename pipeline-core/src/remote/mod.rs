@@ -27,7 +27,9 @@
 
 mod core;
 mod envelope;
+mod epoch;
 mod jetstream;
+mod link;
 mod plan;
 mod split;
 

@@ -18,6 +18,7 @@ use std::time::Duration;
 /// | `PIPELINE_REPLICAS` | processes hosting a node, e.g. `rev=2,out=1` | 1 per node |
 /// | `PIPELINE_ACK_WAIT_MS` | how long an unacknowledged item waits before redelivery | 30 000 |
 /// | `PIPELINE_DELIVERY` | `at-least-once` (JetStream) or `at-most-once` (core NATS) | `at-least-once` |
+/// | `PIPELINE_RETRY_FOR_S` | how long a NATS operation is retried through an outage before the process gives up | 120 |
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
     pub(crate) url: String,
@@ -28,6 +29,7 @@ pub struct Plan {
     pub(crate) replicas: HashMap<String, usize>,
     pub(crate) ack_wait: Duration,
     pub(crate) delivery: Delivery,
+    pub(crate) retry_for: Duration,
 }
 
 /// What an edge between processes promises (see the book's chapter "Across machines").
@@ -84,6 +86,7 @@ impl Plan {
             replicas: HashMap::new(),
             ack_wait: Duration::from_secs(30),
             delivery: Delivery::AtLeastOnce,
+            retry_for: Duration::from_secs(120),
         }
     }
 
@@ -124,6 +127,13 @@ impl Plan {
     /// How long a delivered item may stay unacknowledged before it is delivered again.
     pub fn ack_wait(mut self, wait: Duration) -> Self {
         self.ack_wait = wait;
+        self
+    }
+
+    /// How long a publish, fetch or acknowledgement that meets an unreachable or restarting
+    /// server is retried (with backoff) before this process gives up and fails its run.
+    pub fn retry_for(mut self, patience: Duration) -> Self {
+        self.retry_for = patience;
         self
     }
 
@@ -193,6 +203,14 @@ impl Plan {
                 ))
             })?;
             plan.ack_wait = Duration::from_millis(ms.max(1));
+        }
+        if let Some(s) = var("PIPELINE_RETRY_FOR_S") {
+            let s = s.trim().parse::<u64>().map_err(|_| {
+                PlanError(format!(
+                    "PIPELINE_RETRY_FOR_S: `{s}` is not a number of seconds"
+                ))
+            })?;
+            plan.retry_for = Duration::from_secs(s);
         }
         Ok(plan)
     }
@@ -275,6 +293,7 @@ mod tests {
             ("PIPELINE_REPLICAS", "rev=2"),
             ("PIPELINE_ACK_WAIT_MS", "500"),
             ("PIPELINE_DELIVERY", "at-most-once"),
+            ("PIPELINE_RETRY_FOR_S", "7"),
         ]))
         .unwrap();
         assert_eq!(plan.delivery, Delivery::AtMostOnce);
@@ -285,6 +304,7 @@ mod tests {
         );
         assert_eq!((plan.replicas_of("rev"), plan.replicas_of("out")), (2, 1));
         assert_eq!(plan.ack_wait, Duration::from_millis(500));
+        assert_eq!(plan.retry_for, Duration::from_secs(7));
         assert_eq!(plan.unknown_nodes(&["inp", "rev"]), vec!["out".to_string()]);
     }
 

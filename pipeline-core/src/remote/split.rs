@@ -1,22 +1,21 @@
 //! The builder's side of a distributed pipeline: which nodes run in this process, and a
-//! bridge for every edge to or from another process; and the process's connection to NATS.
+//! bridge for every edge to or from another process.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::jetstream::{self, Context, stream};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::sync::OnceCell;
 
 use super::envelope::{REASON_HEADER, Rejected};
+use super::link::Link;
 use super::plan::{Delivery, Plan};
-use super::{core, jetstream as stored};
+use super::{core, epoch, jetstream as stored};
 use crate::control::Control;
 use crate::fuse;
 use crate::ledger::Ledger;
 use crate::report::Failure;
-use crate::run::Bridge;
+use crate::run::{Bridge, Finisher};
 use crate::stats::RemoteEdgeStats;
 use crate::wire::{EdgeSender, edge};
 
@@ -29,6 +28,8 @@ pub(crate) struct Split {
     /// the ledger.
     inbound: bool,
     pub bridges: Vec<(Arc<RemoteEdgeStats>, Bridge)>,
+    /// Every node of the graph, with how many processes host it.
+    nodes: Vec<(String, usize)>,
     /// Set when the plan cannot work; the run then fails at once, saying why.
     pub error: Option<String>,
 }
@@ -49,25 +50,20 @@ impl Split {
                 ));
             }
         }
-        let link = Arc::new(Link {
-            url: plan.url.clone(),
-            stream: format!("PIPELINE_{pipeline}"),
-            subjects: format!("pipeline.{pipeline}.>"),
-            prefix: format!("pipeline.{pipeline}.{}", plan.run),
-            live_prefix: format!("pipeline-live.{pipeline}.{}", plan.run),
+        let link = Arc::new(Link::new(
             pipeline,
-            run: plan.run.clone(),
-            instance: plan.instance.clone(),
-            ack_wait: plan.ack_wait,
-            client: OnceCell::new(),
-            context: OnceCell::new(),
-            ledger: Arc::default(),
-        });
+            plan.url.clone(),
+            plan.run.clone(),
+            plan.instance.clone(),
+            plan.ack_wait,
+            plan.retry_for,
+        ));
         Split {
             plan,
             link,
             inbound: false,
             bridges: Vec::new(),
+            nodes: Vec::new(),
             error,
         }
     }
@@ -86,9 +82,24 @@ impl Split {
     pub(crate) fn check(
         &mut self,
         nodes: &[&str],
+        zips: &[&str],
         after: &[(&'static str, &'static str)],
         dead_letter_edges: &[(&'static str, &'static str)],
     ) {
+        self.nodes = nodes
+            .iter()
+            .map(|n| (n.to_string(), self.plan.replicas_of(n)))
+            .collect();
+        for zip in zips {
+            if self.plan.replicas_of(zip) > 1 {
+                // The parts of one tuple would go to different processes, and neither
+                // could pair them.
+                self.error.get_or_insert(format!(
+                    "`{zip}` pairs the items of its inputs, so one process must host it: its replicas are {} (PIPELINE_REPLICAS); put the stages before it on more processes instead",
+                    self.plan.replicas_of(zip)
+                ));
+            }
+        }
         let unknown = self.plan.unknown_nodes(nodes);
         if !unknown.is_empty() {
             self.error.get_or_insert(format!(
@@ -111,6 +122,34 @@ impl Split {
                 ));
             }
         }
+    }
+
+    /// What this process does once its part of the run succeeded: says so, so that the
+    /// run's epoch closes when every process has (see `epoch`). None when nothing here
+    /// goes through the stream.
+    pub(crate) fn finisher(&self) -> Option<Finisher> {
+        if self.plan.delivery != Delivery::AtLeastOnce || self.bridges.is_empty() {
+            return None;
+        }
+        let link = self.link.clone();
+        let hosted: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|(n, _)| self.hosts(n))
+            .map(|(n, _)| n.clone())
+            .collect();
+        let nodes = self.nodes.clone();
+        Some(Box::new(move |control| {
+            Box::pin(async move {
+                let Some(stored) = link.opened() else {
+                    return Ok(());
+                };
+                if !link.may_end() {
+                    return Ok(());
+                }
+                epoch::finish(&link, stored, &hosted, &nodes, &control).await
+            })
+        }))
     }
 
     /// The sender the node `from` should use for its edge to `to`: the edge itself when
@@ -185,75 +224,6 @@ fn is_token(s: &str) -> bool {
     !s.is_empty()
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
-
-/// One process's connection to NATS, opened by the first edge that needs it.
-pub(crate) struct Link {
-    url: String,
-    pub stream: String,
-    subjects: String,
-    /// `pipeline.<name>.<run>`: every stored subject of this run starts with it.
-    prefix: String,
-    /// The same for at-most-once edges, outside the stream's subjects so nothing stores them.
-    live_prefix: String,
-    pub pipeline: &'static str,
-    pub run: String,
-    pub instance: String,
-    pub ack_wait: Duration,
-    client: OnceCell<async_nats::Client>,
-    context: OnceCell<Context>,
-    pub ledger: Arc<Ledger>,
-}
-
-impl Link {
-    pub(crate) async fn client(&self) -> Result<&async_nats::Client, String> {
-        self.client
-            .get_or_try_init(|| async {
-                async_nats::connect(&self.url)
-                    .await
-                    .map_err(|e| format!("cannot connect to NATS at {}: {e}", self.url))
-            })
-            .await
-    }
-
-    /// JetStream, with the pipeline's stream created if it was not there yet.
-    pub(crate) async fn context(&self) -> Result<&Context, String> {
-        let client = self.client().await?;
-        self.context
-            .get_or_try_init(|| async {
-                let context = jetstream::new(client.clone());
-                let config = stream::Config {
-                    name: self.stream.clone(),
-                    subjects: vec![self.subjects.clone()],
-                    // Runs leave their items behind for a day, to look into.
-                    max_age: Duration::from_secs(24 * 3600),
-                    duplicate_window: Duration::from_secs(120),
-                    ..Default::default()
-                };
-                // Processes starting together race to create the stream: one creates it,
-                // the others find it on a second try.
-                retry_startup(|| context.get_or_create_stream(config.clone()))
-                    .await
-                    .map_err(|e| {
-                        format!(
-                            "cannot create or open the JetStream stream `{}` at {} (is the server started with `-js`?): {e}",
-                            self.stream, self.url
-                        )
-                    })?;
-                Ok(context)
-            })
-            .await
-    }
-
-    /// A stored subject of edge `from => to`.
-    pub(crate) fn subject(&self, from: &str, to: &str, what: &str) -> String {
-        format!("{}.{from}.{to}.{what}", self.prefix)
-    }
-
-    /// An at-most-once subject of edge `from => to`.
-    pub(crate) fn live_subject(&self, from: &str, to: &str, what: &str) -> String {
-        format!("{}.{from}.{to}.{what}", self.live_prefix)
-    }
 }
 
 /// Counts and logs a message that is not this edge's item; the headers to dead-letter it

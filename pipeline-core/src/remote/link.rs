@@ -1,0 +1,365 @@
+//! One process's connection to NATS, opened by the first edge that needs it: the client,
+//! the pipeline's stream with this run's epoch, and how long every operation on them is
+//! retried through an outage before the process gives up.
+
+use std::fmt::Display;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, Context, stream};
+use tokio::sync::OnceCell;
+
+use super::epoch;
+use crate::control::Control;
+use crate::ledger::Ledger;
+use crate::lineage::Lineage;
+
+/// How long a run's items, markers and records stay in the stream.
+const KEEP: Duration = Duration::from_secs(24 * 3600);
+/// A message published again within this window is stored once.
+pub(crate) const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+
+pub(crate) struct Link {
+    url: String,
+    pub stream: String,
+    subjects: String,
+    /// `pipeline.<name>.<run>`: every stored subject of this run starts with it.
+    run_prefix: String,
+    /// The same for at-most-once edges, outside the stream's subjects so nothing stores them.
+    live_prefix: String,
+    pub pipeline: &'static str,
+    pub run: String,
+    pub instance: String,
+    pub ack_wait: Duration,
+    pub retry_for: Duration,
+    client: OnceCell<async_nats::Client>,
+    stored: OnceCell<Stored>,
+    pub ledger: Arc<Ledger>,
+    /// Set when an edge into this process stopped before its input ended (a graceful stop):
+    /// this process's part is then not done, and it must not say it is.
+    interrupted: AtomicBool,
+}
+
+/// The stream, and where this run's epoch keeps its subjects in it.
+pub(crate) struct Stored {
+    pub context: Context,
+    pub stream: stream::Stream,
+    pub epoch: u64,
+    /// `pipeline.<name>.<run>.e<epoch>`.
+    prefix: String,
+    /// `<run>.e<epoch>`: message ids and consumer names start with it.
+    tag: String,
+}
+
+impl Stored {
+    /// A subject of edge `from => to` in this epoch.
+    pub(crate) fn subject(&self, from: &str, to: &str, what: &str) -> String {
+        format!("{}.{from}.{to}.{what}", self.prefix)
+    }
+
+    /// A subject of this epoch not tied to an edge.
+    pub(crate) fn run_subject(&self, what: &str) -> String {
+        format!("{}.{what}", self.prefix)
+    }
+
+    /// The message id of an item on edge `from => to`: the same however often it is
+    /// published, so the stream stores it once.
+    pub(crate) fn item_id(&self, from: &str, to: &str, lineage: Lineage) -> String {
+        format!(
+            "{}.{from}.{to}.{}.{}",
+            self.tag,
+            lineage.root_index(),
+            lineage.path()
+        )
+    }
+
+    pub(crate) fn marker_id(&self, from: &str, to: &str, instance: &str) -> String {
+        format!("{}.{from}.{to}.end.{instance}", self.tag)
+    }
+
+    /// The durable consumer of edge `from => to` in this epoch.
+    pub(crate) fn consumer(&self, from: &str, to: &str) -> String {
+        format!("{}-{from}-{to}", self.tag.replace('.', "-"))
+    }
+}
+
+impl Link {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        pipeline: &'static str,
+        url: String,
+        run: String,
+        instance: String,
+        ack_wait: Duration,
+        retry_for: Duration,
+    ) -> Self {
+        Link {
+            url,
+            stream: format!("PIPELINE_{pipeline}"),
+            subjects: format!("pipeline.{pipeline}.>"),
+            run_prefix: format!("pipeline.{pipeline}.{run}"),
+            live_prefix: format!("pipeline-live.{pipeline}.{run}"),
+            pipeline,
+            run,
+            instance,
+            ack_wait,
+            retry_for,
+            client: OnceCell::new(),
+            stored: OnceCell::new(),
+            ledger: Arc::default(),
+            interrupted: AtomicBool::new(false),
+        }
+    }
+
+    /// The server's address as it may be printed: without a password or token.
+    pub(crate) fn shown_url(&self) -> String {
+        redact(&self.url)
+    }
+
+    pub(crate) async fn client(&self) -> Result<&async_nats::Client, String> {
+        self.client
+            .get_or_try_init(|| async {
+                let (credentials, address) = credentials(&self.url)?;
+                let started = Instant::now();
+                let mut backoff = Duration::from_millis(50);
+                loop {
+                    match credentials.options().connect(address.as_str()).await {
+                        Ok(client) => return Ok(client),
+                        Err(e) if started.elapsed() < self.retry_for => {
+                            tracing::warn!(url = %self.shown_url(), error = %e, "cannot connect to NATS yet; retrying");
+                            tokio::time::sleep(backoff).await;
+                            backoff = (backoff * 2).min(Duration::from_secs(2));
+                        }
+                        Err(e) => {
+                            return Err(format!(
+                                "cannot connect to NATS at {} (tried for {:.0?}): {e}",
+                                self.shown_url(),
+                                started.elapsed()
+                            ));
+                        }
+                    }
+                }
+            })
+            .await
+    }
+
+    /// The stream (created if it was not there yet) and this run's epoch (see `epoch`).
+    pub(crate) async fn stored(&self, control: &Control) -> Result<&Stored, String> {
+        let client = self.client().await?;
+        self.stored
+            .get_or_try_init(|| async {
+                let context = jetstream::new(client.clone());
+                let config = stream::Config {
+                    name: self.stream.clone(),
+                    subjects: vec![self.subjects.clone()],
+                    // Runs leave their items behind for a day, to look into.
+                    max_age: KEEP,
+                    duplicate_window: DUPLICATE_WINDOW,
+                    ..Default::default()
+                };
+                // Processes starting together race to create the stream: one creates it,
+                // the others find it on a second try.
+                let stream = self
+                    .ride_through(control, "creating or opening the JetStream stream", || {
+                        context.get_or_create_stream(config.clone())
+                    })
+                    .await
+                    .map_err(|e| {
+                        format!(
+                            "{e}; stream `{}` at {} (is the server started with `-js`?)",
+                            self.stream,
+                            self.shown_url()
+                        )
+                    })?;
+                let epoch = epoch::join(self, &context, &stream, control).await?;
+                Ok(Stored {
+                    context,
+                    stream,
+                    epoch,
+                    prefix: format!("{}.e{epoch}", self.run_prefix),
+                    tag: format!("{}.e{epoch}", self.run),
+                })
+            })
+            .await
+    }
+
+    /// An edge into this process stopped before its input ended.
+    pub(crate) fn interrupted(&self) {
+        self.interrupted.store(true, Ordering::Release);
+    }
+
+    /// Whether this process may end its output edges and call its part done: no edge into
+    /// it was cut short.
+    pub(crate) fn may_end(&self) -> bool {
+        !self.interrupted.load(Ordering::Acquire)
+    }
+
+    /// The stream and epoch, if an edge of this process opened them.
+    pub(crate) fn opened(&self) -> Option<&Stored> {
+        self.stored.get()
+    }
+
+    /// The subject holding this run's epoch record.
+    pub(crate) fn epoch_subject(&self) -> String {
+        format!("{}.epoch", self.run_prefix)
+    }
+
+    /// An at-most-once subject of edge `from => to`.
+    pub(crate) fn live_subject(&self, from: &str, to: &str, what: &str) -> String {
+        format!("{}.{from}.{to}.{what}", self.live_prefix)
+    }
+
+    /// Runs `attempt` until it succeeds; through an outage (a paused, restarting or
+    /// unreachable server), again with backoff until errors have lasted `retry_for`. A
+    /// failing run stops retrying at once: nothing it does now can count.
+    pub(crate) async fn ride_through<T, E, F, Fut>(
+        &self,
+        control: &Control,
+        what: &str,
+        mut attempt: F,
+    ) -> Result<T, String>
+    where
+        E: Display,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let started = Instant::now();
+        let mut backoff = Duration::from_millis(20);
+        let mut warned = false;
+        loop {
+            match attempt().await {
+                Ok(value) => {
+                    if warned {
+                        tracing::info!(what, after = ?started.elapsed(), "NATS answers again");
+                    }
+                    return Ok(value);
+                }
+                Err(e) => {
+                    if control.is_failing() || started.elapsed() >= self.retry_for {
+                        return Err(format!(
+                            "{what} failed: {e} (tried for {:.1?})",
+                            started.elapsed()
+                        ));
+                    }
+                    if !warned {
+                        warned = true;
+                        tracing::warn!(what, error = %e, "NATS does not answer; retrying");
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                }
+            }
+        }
+    }
+}
+
+/// What a process shows the server to be let in.
+#[derive(Debug, PartialEq, Eq)]
+enum Credentials {
+    None,
+    UserAndPassword(String, String),
+    Token(String),
+}
+
+impl Credentials {
+    fn options(&self) -> async_nats::ConnectOptions {
+        // Reconnects without end: how long an outage is ridden through is `retry_for`'s
+        // business, per operation.
+        let options = async_nats::ConnectOptions::new().max_reconnects(None);
+        match self {
+            Credentials::None => options,
+            Credentials::UserAndPassword(user, password) => {
+                options.user_and_password(user.clone(), password.clone())
+            }
+            Credentials::Token(token) => options.token(token.clone()),
+        }
+    }
+}
+
+/// The credentials written in `url` (`nats://user:pass@host`, `nats://token@host`), and
+/// the address to connect to, without them.
+fn credentials(url: &str) -> Result<(Credentials, String), String> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Ok((Credentials::None, url.to_string()));
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return Ok((Credentials::None, url.to_string()));
+    };
+    let address = format!("{scheme}://{host}");
+    let decode = |s: &str| {
+        percent_decode(s).ok_or_else(|| {
+            format!(
+                "the NATS URL {} has a malformed %-escape in its credentials",
+                redact(url)
+            )
+        })
+    };
+    let credentials = match userinfo.split_once(':') {
+        Some((user, password)) => Credentials::UserAndPassword(decode(user)?, decode(password)?),
+        None => Credentials::Token(decode(userinfo)?),
+    };
+    Ok((credentials, address))
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// `url` with any credentials in it replaced by `***`, for errors and logs.
+pub(crate) fn redact(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((_, host)) => format!("{scheme}://***@{host}"),
+            None => url.to_string(),
+        },
+        None => match url.rsplit_once('@') {
+            Some((_, host)) => format!("***@{host}"),
+            None => url.to_string(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_never_show() {
+        assert_eq!(
+            redact("nats://alice:s3cret@10.0.0.1:4222"),
+            "nats://***@10.0.0.1:4222"
+        );
+        assert_eq!(redact("tls://tok3n@host:4222"), "tls://***@host:4222");
+        assert_eq!(redact("nats://host:4222"), "nats://host:4222");
+        assert_eq!(redact("user:pw@host:4222"), "***@host:4222");
+    }
+
+    #[test]
+    fn credentials_leave_the_address() {
+        let (given, address) = credentials("nats://alice:p%40ss@127.0.0.1:4222").unwrap();
+        assert_eq!(address, "nats://127.0.0.1:4222");
+        assert_eq!(
+            given,
+            Credentials::UserAndPassword("alice".into(), "p@ss".into())
+        );
+        let (given, _) = credentials("nats://t0ken@h:1").unwrap();
+        assert_eq!(given, Credentials::Token("t0ken".into()));
+        let bad = credentials("nats://alice:p%4@127.0.0.1:4222").unwrap_err();
+        assert!(!bad.contains("alice"), "{bad}");
+    }
+}
