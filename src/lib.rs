@@ -61,4 +61,7 @@ mod book {
     #[cfg(feature = "nats")]
     #[doc = include_str!("../book/src/across-machines.md")]
     struct AcrossMachines;
+    #[cfg(feature = "nats")]
+    #[doc = include_str!("../book/src/across-machines-how.md")]
+    struct AcrossMachinesHowItWorks;
 }

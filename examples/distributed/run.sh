@@ -12,7 +12,10 @@ command -v nats-server >/dev/null || {
     exit 1
 }
 cargo build --quiet --example distributed --features nats
-bin=target/debug/examples/distributed
+# Wherever cargo puts its builds (CARGO_TARGET_DIR, a config file, or ./target).
+target_dir=$(cargo metadata --format-version 1 --no-deps |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+bin="$target_dir/debug/examples/distributed"
 
 dir=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

@@ -1,5 +1,6 @@
 //! A `nats-server -js` of a test's or benchmark's own, on a free loopback port, with a
-//! temporary store; stopped, and its store removed, when dropped.
+//! temporary store; stopped, and its store removed, when dropped. The fault suite also
+//! pauses, kills and restarts it (by its PID, on the same port and store).
 
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -8,13 +9,24 @@ use std::time::{Duration, Instant};
 
 pub struct NatsServer {
     process: Child,
+    binary: &'static str,
+    port: u16,
+    /// Extra arguments (a configuration file, say) given at every start.
+    extra: Vec<String>,
     pub url: String,
     pub dir: PathBuf,
 }
 
 impl NatsServer {
     /// Err says why, with how to install the server when it is missing.
+    // The fault suite starts its servers with arguments.
+    #[allow(dead_code)]
     pub fn start() -> Result<Self, String> {
+        Self::start_with(&[])
+    }
+
+    /// With `extra` arguments, e.g. `["-c", "auth.conf"]`.
+    pub fn start_with(extra: &[&str]) -> Result<Self, String> {
         let binary = [
             "nats-server",
             "/usr/sbin/nats-server",
@@ -31,27 +43,70 @@ impl NatsServer {
             .map_err(|e| format!("no free port: {e}"))?
             .port();
         let dir = std::env::temp_dir().join(format!("pipeline-nats-{}-{port}", std::process::id()));
-        let process = Command::new(binary)
-            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-            .arg(dir.join("store"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("nats-server did not start: {e}"))?;
+        let extra: Vec<String> = extra.iter().map(|a| a.to_string()).collect();
+        let process = spawn(binary, port, &dir, &extra)?;
         let mut server = NatsServer {
             process,
+            binary,
+            port,
+            extra,
             url: format!("nats://127.0.0.1:{port}"),
             dir,
         };
+        server.wait_listening()?;
+        Ok(server)
+    }
+
+    fn wait_listening(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             if Instant::now() > deadline {
-                let _ = server.process.kill();
-                return Err(format!("nats-server did not listen on port {port}"));
+                let _ = self.process.kill();
+                return Err(format!("nats-server did not listen on port {}", self.port));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Ok(server)
+        Ok(())
+    }
+}
+
+fn spawn(
+    binary: &str,
+    port: u16,
+    dir: &std::path::Path,
+    extra: &[String],
+) -> Result<Child, String> {
+    Command::new(binary)
+        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+        .arg(dir.join("store"))
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("nats-server did not start: {e}"))
+}
+
+// Only the fault suite uses these.
+#[allow(dead_code)]
+impl NatsServer {
+    /// Sends `signal` (`STOP`, `CONT`, `KILL`, `TERM`) to the server, by its PID.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args(["-s", signal, &self.process.id().to_string()])
+            .status()
+            .expect("kill(1) runs");
+        assert!(status.success(), "kill -s {signal} failed");
+    }
+
+    /// Waits for the server to exit (after `KILL` or `TERM`).
+    pub fn wait_exit(&mut self) {
+        let _ = self.process.wait();
+    }
+
+    /// Starts the server again on the same port and store.
+    pub fn restart(&mut self) {
+        self.process = spawn(self.binary, self.port, &self.dir, &self.extra).unwrap();
+        self.wait_listening().unwrap();
     }
 }
 

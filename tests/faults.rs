@@ -1,0 +1,616 @@
+//! The fault suite: the seeds' graph split over real processes on a real `nats-server -js`,
+//! under the faults users meet (feature `nats`). Each scenario runs at least twice and
+//! checks the exact multiset of pairs the sink printed, over every life of the sink
+//! process: every pair at least once, nothing else, and duplicates only where the book
+//! ("Across machines: how it works") says they may happen. Every process has a hard time
+//! limit: a hang fails the test.
+//!
+//! The processes are this test binary run again: `child_process` plays the part the
+//! environment gives it and does nothing in a normal run. Scenarios run one at a time (they
+//! time their faults).
+#![cfg(feature = "nats")]
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Mutex;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use pipeline::RunReport;
+use pipeline::prelude::*;
+use pipeline::remote::async_nats;
+
+#[path = "support/nats_server.rs"]
+mod nats_server;
+
+use nats_server::NatsServer;
+
+/// Set in the processes this binary starts.
+const ROLE: &str = "PIPELINE_FAULT_CHILD";
+/// Where a child writes its run report, as JSON.
+const REPORT: &str = "PIPELINE_FAULT_REPORT";
+/// No process of a scenario may take longer.
+const HARD_LIMIT: Duration = Duration::from_secs(100);
+
+#[test]
+fn child_process() {
+    if std::env::var(ROLE).is_err() {
+        return;
+    }
+    let words: usize = std::env::var("WORDS").unwrap().parse().unwrap();
+    let work = Duration::from_micros(std::env::var("REV_WORK_US").unwrap().parse().unwrap());
+    let p = pipeline! {
+        #![distributed("seeds")]
+        inp = source::iter((0..words).map(|i| format!("word{i}")));
+        rev = stage::map(move |word: String| {
+            std::thread::sleep(work);
+            word.chars().rev().collect::<String>()
+        });
+        out = sink::for_each(|(word, reversed): (String, String)| println!("pair {word} {reversed}"));
+        inp => rev, out;
+        rev => out;
+    };
+    let report = match p.run_blocking() {
+        Ok(report) => report,
+        Err(error) => {
+            eprintln!("{}\nfailed: {error}", error.report);
+            std::process::exit(3);
+        }
+    };
+    eprintln!("{report}");
+    std::fs::write(
+        std::env::var(REPORT).unwrap(),
+        serde_json::to_string(&report).unwrap(),
+    )
+    .unwrap();
+}
+
+/// Scenarios time their faults, so they run one at a time.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn server_with(extra: &[&str]) -> NatsServer {
+    NatsServer::start_with(extra)
+        .unwrap_or_else(|e| panic!("the fault suite needs a nats-server: {e}"))
+}
+
+/// One life of one process of the split graph.
+struct Part {
+    name: String,
+    process: Child,
+    stdout: JoinHandle<String>,
+    stderr: JoinHandle<String>,
+    report: PathBuf,
+}
+
+/// What a life of a process did.
+struct Outcome {
+    name: String,
+    /// None: it hung past the hard limit, or the test killed it.
+    status: Option<ExitStatus>,
+    stdout: String,
+    stderr: String,
+    report: Option<RunReport>,
+}
+
+/// The graph's shape and pace, and where its processes find the server.
+struct Setup {
+    url: String,
+    dir: PathBuf,
+    run: String,
+    words: usize,
+    rev_work_us: u64,
+    /// Given to every process.
+    env: Vec<(String, String)>,
+}
+
+impl Setup {
+    fn start(&self, name: &str, own: &[(&str, &str)]) -> Part {
+        std::fs::create_dir_all(&self.dir).unwrap();
+        let life = (0..)
+            .map(|n| self.dir.join(format!("{}-{name}-{n}.json", self.run)))
+            .find(|p| !p.exists() && !p.with_extension("started").exists())
+            .unwrap();
+        std::fs::write(life.with_extension("started"), "").unwrap();
+        let mut process = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "child_process",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(ROLE, name)
+            .env(REPORT, &life)
+            .env("PIPELINE_NATS_URL", &self.url)
+            .env("PIPELINE_RUN", &self.run)
+            .env("PIPELINE_INSTANCE", name)
+            .env("WORDS", self.words.to_string())
+            .env("REV_WORK_US", self.rev_work_us.to_string())
+            // Items a dead process held come back after two seconds.
+            .env("PIPELINE_ACK_WAIT_MS", "2000")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .envs(own.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let read = |mut from: Box<dyn Read + Send>| {
+            std::thread::spawn(move || {
+                let mut text = String::new();
+                let _ = from.read_to_string(&mut text);
+                text
+            })
+        };
+        Part {
+            name: name.into(),
+            stdout: read(Box::new(process.stdout.take().unwrap())),
+            stderr: read(Box::new(process.stderr.take().unwrap())),
+            process,
+            report: life,
+        }
+    }
+
+    /// The seeds' graph: the sink, `rev` on two processes, the source last.
+    fn seeds(&self) -> Vec<Part> {
+        vec![
+            self.start("rev-1", &[("PIPELINE_NODES", "rev")]),
+            self.start("rev-2", &[("PIPELINE_NODES", "rev")]),
+            self.start(
+                "out",
+                &[("PIPELINE_NODES", "out"), ("PIPELINE_REPLICAS", "rev=2")],
+            ),
+            self.start("inp", &[("PIPELINE_NODES", "inp")]),
+        ]
+    }
+
+    /// Every pair the sink should print, once.
+    fn expected(&self) -> BTreeMap<(String, String), usize> {
+        (0..self.words)
+            .map(|i| {
+                let word = format!("word{i}");
+                let reversed = word.chars().rev().collect();
+                ((word, reversed), 1)
+            })
+            .collect()
+    }
+}
+
+fn setup(server: &NatsServer, run: &str, words: usize, rev_work_us: u64) -> Setup {
+    Setup {
+        url: server.url.clone(),
+        dir: server.dir.clone(),
+        run: run.into(),
+        words,
+        rev_work_us,
+        env: Vec::new(),
+    }
+}
+
+/// Waits for a part to exit, killing it at `deadline`.
+fn wait(mut part: Part, deadline: Instant) -> Outcome {
+    let status = loop {
+        if let Some(status) = part.process.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = part.process.kill();
+            let _ = part.process.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let report = std::fs::read_to_string(&part.report)
+        .ok()
+        .map(|json| serde_json::from_str(&json).unwrap());
+    Outcome {
+        name: part.name,
+        status,
+        stdout: part.stdout.join().unwrap(),
+        stderr: part.stderr.join().unwrap(),
+        report,
+    }
+}
+
+/// Kills a part with SIGKILL, as a crash would: no marker, no acknowledgement.
+fn kill(mut part: Part) -> Outcome {
+    assert!(
+        part.process.try_wait().unwrap().is_none(),
+        "`{}` had ended before the fault",
+        part.name
+    );
+    part.process.kill().unwrap();
+    let mut outcome = wait(part, Instant::now() + HARD_LIMIT);
+    outcome.status = None;
+    outcome
+}
+
+fn wait_all(parts: Vec<Part>) -> Vec<Outcome> {
+    let deadline = Instant::now() + HARD_LIMIT;
+    parts.into_iter().map(|p| wait(p, deadline)).collect()
+}
+
+/// Every pair printed by every life of the sink, with how often.
+fn delivered(outcomes: &[Outcome]) -> BTreeMap<(String, String), usize> {
+    let mut pairs = BTreeMap::new();
+    for outcome in outcomes {
+        for line in outcome.stdout.lines() {
+            // The test harness prints `test child_process ... ` before the first line.
+            if let Some((_, pair)) = line.split_once("pair ") {
+                let (word, reversed) = pair.split_once(' ').unwrap();
+                *pairs
+                    .entry((word.to_string(), reversed.to_string()))
+                    .or_default() += 1;
+            }
+        }
+    }
+    pairs
+}
+
+fn describe(outcomes: &[Outcome]) -> String {
+    outcomes
+        .iter()
+        .map(|o| {
+            let tail: String = o
+                .stderr
+                .lines()
+                .rev()
+                .take(30)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join("\n");
+            format!("== {} ({:?})\n{tail}", o.name, o.status)
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The checks every scenario makes. `killed` outcomes were ended by the test; all others
+/// must have exited 0 with a balanced report. Duplicates at the sink: at most `duplicates`.
+fn check(setup: &Setup, outcomes: &[Outcome], duplicates: usize) {
+    let all = describe(outcomes);
+    for o in outcomes.iter().filter(|o| o.status.is_some()) {
+        assert!(o.status.unwrap().success(), "`{}` failed:\n{all}", o.name);
+        let report = o.report.as_ref().unwrap();
+        assert!(report.accounting().is_balanced(), "`{}`:\n{report}", o.name);
+    }
+    let got = delivered(outcomes);
+    let expected = setup.expected();
+    let missing: Vec<_> = expected.keys().filter(|k| !got.contains_key(*k)).collect();
+    let foreign: Vec<_> = got.keys().filter(|k| !expected.contains_key(*k)).collect();
+    let repeated: usize = got.values().map(|n| n - 1).sum();
+    assert!(
+        missing.is_empty(),
+        "{} of {} pairs never reached the sink (first: {:?}):\n{all}",
+        missing.len(),
+        expected.len(),
+        missing.first()
+    );
+    assert!(foreign.is_empty(), "pairs nobody sent: {foreign:?}");
+    assert!(
+        repeated <= duplicates,
+        "{repeated} pairs reached the sink twice (at most {duplicates} may here):\n{all}"
+    );
+}
+
+fn hung(outcomes: &[Outcome]) -> Vec<&str> {
+    outcomes
+        .iter()
+        .filter(|o| o.status.is_none())
+        .map(|o| o.name.as_str())
+        .collect()
+}
+
+/// Runs the seeds' graph while `fault` does something to the server `after` the source
+/// started; checks the sink got every pair exactly once (nothing died, so nothing repeats).
+fn server_fault(name: &str, fault: impl Fn(&mut NatsServer)) {
+    let _serial = serial();
+    let mut server = server_with(&[]);
+    for round in 0..2 {
+        let run = format!("{name}{round}");
+        let setup = setup(&server, &run, 1500, 1000);
+        let mut parts = setup.seeds();
+        std::thread::sleep(Duration::from_millis(400));
+        // The fault strikes mid-run: every process is still at work.
+        assert!(
+            parts
+                .iter_mut()
+                .all(|p| p.process.try_wait().unwrap().is_none()),
+            "the run ended before the fault"
+        );
+        fault(&mut server);
+        let outcomes = wait_all(parts);
+        assert!(
+            hung(&outcomes).is_empty(),
+            "hung: {:?}\n{}",
+            hung(&outcomes),
+            describe(&outcomes)
+        );
+        check(&setup, &outcomes, 0);
+    }
+}
+
+#[test]
+fn the_server_paused_for_five_seconds_loses_nothing() {
+    server_fault("paused", |server| {
+        server.signal("STOP");
+        std::thread::sleep(Duration::from_secs(5));
+        server.signal("CONT");
+    });
+}
+
+#[test]
+fn the_server_killed_and_restarted_on_its_store_loses_nothing() {
+    server_fault("killed", |server| {
+        server.signal("KILL");
+        server.wait_exit();
+        std::thread::sleep(Duration::from_millis(500));
+        server.restart();
+    });
+}
+
+#[test]
+fn the_server_terminated_and_restarted_on_its_store_loses_nothing() {
+    server_fault("terminated", |server| {
+        server.signal("TERM");
+        server.wait_exit();
+        std::thread::sleep(Duration::from_millis(500));
+        server.restart();
+    });
+}
+
+/// Kills the process `victim` of the seeds' graph mid-run and starts it again under the
+/// same instance name; returns the check's allowance of duplicates.
+fn process_killed(victim: &str, duplicates: usize) {
+    let _serial = serial();
+    let server = server_with(&[]);
+    for round in 0..2 {
+        let run = format!("kill-{victim}-{round}");
+        let setup = setup(&server, &run, 1500, 1000);
+        let mut parts = setup.seeds();
+        std::thread::sleep(Duration::from_millis(700));
+        let at = parts.iter().position(|p| p.name == victim).unwrap();
+        let doomed = parts.remove(at);
+        let own: Vec<(&str, &str)> = match victim {
+            "out" => vec![("PIPELINE_NODES", "out"), ("PIPELINE_REPLICAS", "rev=2")],
+            "inp" => vec![("PIPELINE_NODES", "inp")],
+            _ => vec![("PIPELINE_NODES", "rev")],
+        };
+        let mut outcomes = vec![kill(doomed)];
+        parts.push(setup.start(victim, &own));
+        outcomes.extend(wait_all(parts));
+        assert!(
+            outcomes.iter().skip(1).all(|o| o.status.is_some()),
+            "hung:\n{}",
+            describe(&outcomes)
+        );
+        check(&setup, &outcomes, duplicates);
+        // The fault struck mid-run: the victim had done part of its work, not all of it.
+        let restarted = outcomes.last().unwrap().report.as_ref().unwrap();
+        let (from, to) = if victim == "out" {
+            ("rev", "out")
+        } else {
+            ("inp", "rev")
+        };
+        let edge = restarted
+            .remote
+            .iter()
+            .find(|e| e.from == from && e.to == to)
+            .unwrap();
+        if victim == "inp" {
+            // It sent everything again; the stream kept the first copies.
+            assert_eq!(edge.items, setup.words as u64, "{restarted}");
+        } else {
+            assert!(
+                edge.items < setup.words as u64,
+                "the restarted `{victim}` found part of the work done:\n{restarted}"
+            );
+        }
+        if victim == "out" {
+            assert!(
+                !delivered(&outcomes[..1]).is_empty(),
+                "the sink died mid-run"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_stage_process_killed_and_restarted_loses_nothing_and_repeats_nothing() {
+    // What `rev` stored before it died is stored once, by message id.
+    process_killed("rev-1", 0);
+}
+
+#[test]
+fn the_source_process_killed_and_restarted_loses_nothing_and_repeats_nothing() {
+    // The restarted source sends everything again; the stream drops the copies.
+    process_killed("inp", 0);
+}
+
+#[test]
+fn the_sink_process_killed_and_restarted_loses_nothing() {
+    // What the dead sink consumed but had not acknowledged is consumed again: at most what
+    // it may hold unacknowledged.
+    process_killed("out", 1500);
+}
+
+#[test]
+fn a_slow_stage_with_a_short_ack_wait_runs_each_item_once() {
+    let _serial = serial();
+    let server = server_with(&[]);
+    for round in 0..2 {
+        let mut setup = setup(&server, &format!("slow{round}"), 600, 4000);
+        setup
+            .env
+            .push(("PIPELINE_ACK_WAIT_MS".into(), "500".into()));
+        let parts = vec![
+            setup.start(
+                "rev-1",
+                &[("PIPELINE_NODES", "rev"), ("PIPELINE_ACK_WAIT_MS", "500")],
+            ),
+            setup.start(
+                "out",
+                &[("PIPELINE_NODES", "out"), ("PIPELINE_ACK_WAIT_MS", "500")],
+            ),
+            setup.start(
+                "inp",
+                &[("PIPELINE_NODES", "inp"), ("PIPELINE_ACK_WAIT_MS", "500")],
+            ),
+        ];
+        let outcomes = wait_all(parts);
+        assert!(hung(&outcomes).is_empty(), "hung:\n{}", describe(&outcomes));
+        check(&setup, &outcomes, 0);
+        let rev = outcomes[0].report.as_ref().unwrap();
+        let stage = rev.nodes.iter().find(|n| n.name == "rev").unwrap();
+        assert_eq!(
+            stage.received, setup.words as u64,
+            "`rev` ran each item once, though it holds items longer than the ack wait:\n{rev}"
+        );
+    }
+}
+
+#[test]
+fn a_run_name_used_again_runs_again_in_full() {
+    let _serial = serial();
+    let server = server_with(&[]);
+    // Three runs one after the other under one name, within the stream's duplicate window.
+    for _ in 0..3 {
+        let setup = setup(&server, "again", 300, 100);
+        let outcomes = wait_all(setup.seeds());
+        assert!(hung(&outcomes).is_empty(), "hung:\n{}", describe(&outcomes));
+        check(&setup, &outcomes, 0);
+    }
+}
+
+#[test]
+fn a_spoofed_end_marker_ends_nothing() {
+    let _serial = serial();
+    let server = server_with(&[]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    for round in 0..2 {
+        let run = format!("spoof{round}");
+        let setup = setup(&server, &run, 500, 500);
+        // Everything but the source, which starts only after the forgery.
+        let mut parts = vec![
+            setup.start("rev-1", &[("PIPELINE_NODES", "rev")]),
+            setup.start("rev-2", &[("PIPELINE_NODES", "rev")]),
+            setup.start(
+                "out",
+                &[("PIPELINE_NODES", "out"), ("PIPELINE_REPLICAS", "rev=2")],
+            ),
+        ];
+        runtime.block_on(async {
+            let client = async_nats::connect(&server.url).await.unwrap();
+            let js = async_nats::jetstream::new(client);
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while js.get_stream("PIPELINE_seeds").await.is_err() {
+                assert!(Instant::now() < deadline, "the stream never appeared");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            // The epoch the receivers joined: the first of this run name.
+            for (from, to) in [("inp", "rev"), ("inp", "out"), ("rev", "out")] {
+                for instance in ["inp", "rev-1", "rev-2", "x"] {
+                    js.publish(
+                        format!("pipeline.seeds.{run}.e1.{from}.{to}.end.{instance}"),
+                        "0".into(),
+                    )
+                    .await
+                    .unwrap()
+                    .await
+                    .unwrap();
+                }
+            }
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        parts.push(setup.start("inp", &[("PIPELINE_NODES", "inp")]));
+        let outcomes = wait_all(parts);
+        assert!(hung(&outcomes).is_empty(), "hung:\n{}", describe(&outcomes));
+        check(&setup, &outcomes, 0);
+        let out = outcomes[2].report.as_ref().unwrap();
+        let rejected: u64 = out.remote.iter().map(|e| e.rejected).sum();
+        assert!(
+            rejected >= 2,
+            "the forged markers are counted as rejected:\n{out}"
+        );
+    }
+}
+
+#[test]
+fn a_zip_on_two_processes_is_refused_at_start() {
+    let _serial = serial();
+    let server = server_with(&[]);
+    for round in 0..2 {
+        let setup = setup(&server, &format!("zip{round}"), 10, 0);
+        let part = setup.start(
+            "out",
+            &[
+                ("PIPELINE_NODES", "out"),
+                ("PIPELINE_REPLICAS", "rev=2,out=2"),
+            ],
+        );
+        let outcome = wait(part, Instant::now() + Duration::from_secs(30));
+        assert_eq!(
+            outcome.status.and_then(|s| s.code()),
+            Some(3),
+            "{}",
+            outcome.stderr
+        );
+        assert!(
+            outcome
+                .stderr
+                .contains("`out` pairs the items of its inputs, so one process must host it"),
+            "{}",
+            outcome.stderr
+        );
+    }
+}
+
+#[test]
+fn user_and_password_or_token_in_the_url_let_a_process_in_and_never_show() {
+    let _serial = serial();
+    for (args, good, bad) in [
+        (
+            vec!["--user", "alice", "--pass", "s3cret-pw"],
+            "alice:s3cret-pw",
+            "alice:wr0ng-pw",
+        ),
+        (vec!["--auth", "t0ken-abc"], "t0ken-abc", "t0ken-bad"),
+    ] {
+        let server = server_with(&args);
+        let address = server.url.trim_start_matches("nats://").to_string();
+        for round in 0..2 {
+            let mut setup = setup(&server, &format!("auth{round}"), 200, 0);
+            setup.url = format!("nats://{good}@{address}");
+            let outcomes = wait_all(setup.seeds());
+            assert!(hung(&outcomes).is_empty(), "hung:\n{}", describe(&outcomes));
+            check(&setup, &outcomes, 0);
+        }
+        // Wrong credentials: the process gives up, and says so without the secret.
+        let mut setup = setup(&server, "denied", 10, 0);
+        setup.url = format!("nats://{bad}@{address}");
+        setup.env.push(("PIPELINE_RETRY_FOR_S".into(), "1".into()));
+        let outcome = wait(
+            setup.start("inp", &[("PIPELINE_NODES", "inp")]),
+            Instant::now() + Duration::from_secs(30),
+        );
+        assert_eq!(
+            outcome.status.and_then(|s| s.code()),
+            Some(3),
+            "{}",
+            outcome.stderr
+        );
+        let secret = bad.rsplit(':').next().unwrap();
+        assert!(
+            !outcome.stderr.contains(secret) && !outcome.stdout.contains(secret),
+            "the secret was printed:\n{}",
+            outcome.stderr
+        );
+        assert!(outcome.stderr.contains("***@"), "{}", outcome.stderr);
+    }
+}
