@@ -445,23 +445,14 @@ fn a_slow_stage_with_a_short_ack_wait_runs_each_item_once() {
     let _serial = serial();
     let server = server_with(&[]);
     for round in 0..2 {
-        let mut setup = setup(&server, &format!("slow{round}"), 600, 4000);
-        setup
-            .env
-            .push(("PIPELINE_ACK_WAIT_MS".into(), "500".into()));
+        // 2 000 items of 2 ms on one `rev` process with a 1 s ack wait: it holds items far
+        // longer than the ack wait before it gets to them.
+        let mut setup = setup(&server, &format!("slow{round}"), 2000, 2000);
+        setup.env.push(("PIPELINE_ACK_WAIT_MS".into(), "1000".into()));
         let parts = vec![
-            setup.start(
-                "rev-1",
-                &[("PIPELINE_NODES", "rev"), ("PIPELINE_ACK_WAIT_MS", "500")],
-            ),
-            setup.start(
-                "out",
-                &[("PIPELINE_NODES", "out"), ("PIPELINE_ACK_WAIT_MS", "500")],
-            ),
-            setup.start(
-                "inp",
-                &[("PIPELINE_NODES", "inp"), ("PIPELINE_ACK_WAIT_MS", "500")],
-            ),
+            setup.start("rev-1", &[("PIPELINE_NODES", "rev")]),
+            setup.start("out", &[("PIPELINE_NODES", "out")]),
+            setup.start("inp", &[("PIPELINE_NODES", "inp")]),
         ];
         let outcomes = wait_all(parts);
         assert!(hung(&outcomes).is_empty(), "hung:\n{}", describe(&outcomes));
@@ -472,6 +463,9 @@ fn a_slow_stage_with_a_short_ack_wait_runs_each_item_once() {
             stage.received, setup.words as u64,
             "`rev` ran each item once, though it holds items longer than the ack wait:\n{rev}"
         );
+        // Nor did the server deliver anything again: `rev` said it was still at work.
+        let inbound = rev.remote.iter().find(|e| e.from == "inp").unwrap();
+        assert_eq!(inbound.redelivered, 0, "{rev}");
     }
 }
 
