@@ -41,9 +41,15 @@ fn child_process() {
     }
     let words: usize = std::env::var("WORDS").unwrap().parse().unwrap();
     let work = Duration::from_micros(std::env::var("REV_WORK_US").unwrap().parse().unwrap());
+    // One word larger than the server takes, if asked.
+    let big: Option<usize> = std::env::var("BIG_WORD").ok().map(|b| b.parse().unwrap());
+    let word = move |i: usize| match big {
+        Some(b) if b == i => format!("word{i}{}", "x".repeat(2 << 20)),
+        _ => format!("word{i}"),
+    };
     let p = pipeline! {
         #![distributed("seeds")]
-        inp = source::iter((0..words).map(|i| format!("word{i}")));
+        inp = source::iter((0..words).map(word));
         rev = stage::map(move |word: String| {
             std::thread::sleep(work);
             word.chars().rev().collect::<String>()
@@ -448,7 +454,9 @@ fn a_slow_stage_with_a_short_ack_wait_runs_each_item_once() {
         // 2 000 items of 2 ms on one `rev` process with a 1 s ack wait: it holds items far
         // longer than the ack wait before it gets to them.
         let mut setup = setup(&server, &format!("slow{round}"), 2000, 2000);
-        setup.env.push(("PIPELINE_ACK_WAIT_MS".into(), "1000".into()));
+        setup
+            .env
+            .push(("PIPELINE_ACK_WAIT_MS".into(), "1000".into()));
         let parts = vec![
             setup.start("rev-1", &[("PIPELINE_NODES", "rev")]),
             setup.start("out", &[("PIPELINE_NODES", "out")]),
@@ -606,5 +614,72 @@ fn user_and_password_or_token_in_the_url_let_a_process_in_and_never_show() {
             outcome.stderr
         );
         assert!(outcome.stderr.contains("***@"), "{}", outcome.stderr);
+    }
+}
+
+#[test]
+fn an_item_larger_than_the_server_takes_fails_as_an_item() {
+    let _serial = serial();
+    let server = server_with(&[]);
+    for round in 0..2 {
+        let mut setup = setup(&server, &format!("big{round}"), 200, 0);
+        setup.env.push(("BIG_WORD".into(), "7".into()));
+        let outcomes = wait_all(setup.seeds());
+        assert!(hung(&outcomes).is_empty(), "hung:\n{}", describe(&outcomes));
+        // Every other word arrives; the big one fails on both of the source's edges.
+        let mut expected = setup.expected();
+        expected.remove(&("word7".to_string(), "7drow".to_string()));
+        let all = describe(&outcomes);
+        for o in &outcomes {
+            assert!(o.status.unwrap().success(), "`{}` failed:\n{all}", o.name);
+            let report = o.report.as_ref().unwrap();
+            assert!(report.accounting().is_balanced(), "`{}`:\n{report}", o.name);
+        }
+        assert_eq!(delivered(&outcomes), expected);
+        let inp = outcomes[3].report.as_ref().unwrap();
+        assert_eq!(inp.accounting().failed, 2, "{inp}");
+        assert!(
+            inp.to_string()
+                .contains("1 failed (larger than the server's maximum payload)"),
+            "{inp}"
+        );
+    }
+}
+
+#[test]
+fn two_live_processes_with_one_instance_name_are_told_apart() {
+    let _serial = serial();
+    let server = server_with(&[]);
+    for round in 0..2 {
+        let setup = setup(&server, &format!("twins{round}"), 300, 500);
+        let first = setup.start("rev-1", &[("PIPELINE_NODES", "rev")]);
+        std::thread::sleep(Duration::from_millis(300));
+        let twin = setup.start("rev-1", &[("PIPELINE_NODES", "rev")]);
+        let twin = wait(twin, Instant::now() + Duration::from_secs(30));
+        assert_eq!(
+            twin.status.and_then(|s| s.code()),
+            Some(3),
+            "{}",
+            twin.stderr
+        );
+        assert!(
+            twin.stderr
+                .contains("already has the instance name `rev-1`: give each process its own"),
+            "{}",
+            twin.stderr
+        );
+        // The first one is unharmed, and the run completes with a second, rightly named.
+        let parts = vec![
+            first,
+            setup.start("rev-2", &[("PIPELINE_NODES", "rev")]),
+            setup.start(
+                "out",
+                &[("PIPELINE_NODES", "out"), ("PIPELINE_REPLICAS", "rev=2")],
+            ),
+            setup.start("inp", &[("PIPELINE_NODES", "inp")]),
+        ];
+        let outcomes = wait_all(parts);
+        assert!(hung(&outcomes).is_empty(), "hung:\n{}", describe(&outcomes));
+        check(&setup, &outcomes, 0);
     }
 }

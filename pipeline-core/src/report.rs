@@ -119,6 +119,10 @@ pub struct RemoteEdgeReport {
     /// Inbound messages that were not this edge's items (foreign, from another build, or
     /// corrupt), sent to the edge's dead-letter subject.
     pub rejected: u64,
+    /// Outbound items the server cannot store (larger than its maximum payload): failed
+    /// here, with a note on the edge's dead-letter subject.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub failed: u64,
 }
 
 /// Counts of one node.
@@ -353,6 +357,7 @@ impl RunReport {
         for edge in &self.remote {
             if edge.outbound {
                 a.departed += edge.items;
+                a.failed += edge.failed;
             } else {
                 a.arrived += edge.items;
             }

@@ -584,6 +584,7 @@ impl Snapshot {
                 items: r.items.load(std::sync::atomic::Ordering::Relaxed),
                 redelivered: r.redelivered.load(std::sync::atomic::Ordering::Relaxed),
                 rejected: r.rejected.load(std::sync::atomic::Ordering::Relaxed),
+                failed: r.failed.load(std::sync::atomic::Ordering::Relaxed),
             })
             .collect();
         RunReport {

@@ -537,6 +537,8 @@ pub(crate) struct RemoteEdgeStats {
     pub redelivered: AtomicU64,
     /// Messages that were not this edge's items, sent to the dead-letter subject.
     pub rejected: AtomicU64,
+    /// Outbound items the server cannot store (larger than its maximum payload).
+    pub failed: AtomicU64,
 }
 
 impl RemoteEdgeStats {
@@ -549,6 +551,7 @@ impl RemoteEdgeStats {
             items: AtomicU64::new(0),
             redelivered: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
         }
     }
 }

@@ -132,7 +132,12 @@ pub(crate) fn summary(report: &RunReport) -> Vec<String> {
     ];
     for edge in &report.remote {
         let (from, to) = (&edge.from, &edge.to);
-        lines.push(if edge.outbound {
+        lines.push(if edge.outbound && edge.failed > 0 {
+            format!(
+                "edge {from} => {to} (to another process): {} items sent, {} failed (larger than the server's maximum payload)",
+                edge.items, edge.failed
+            )
+        } else if edge.outbound {
             format!("edge {from} => {to} (to another process): {} items sent", edge.items)
         } else {
             format!(

@@ -67,12 +67,24 @@ async fn publish<T: Serialize>(
     // a duplicate was counted by whoever stored it.
     let mut fresh = 0u64;
     let mut first_tries = Vec::new();
+    let max_payload = link.client().await?.server_info().max_payload;
     while let Some(batch) = std::future::poll_fn(|cx| items.poll_recv(cx)).await {
         for (lineage, item) in batch.items {
+            let payload = envelope::encode(lineage, &item)?;
+            let id = stored.item_id(from, to, lineage);
+            // The server closes the connection of whoever publishes more than it takes:
+            // such an item fails here, as an item, and the run goes on.
+            let size = payload.len() + HEADERS_UP_TO + schema.len() + id.len();
+            if size > max_payload {
+                too_large(link, stored, control, from, to, lineage, size, max_payload).await?;
+                stats.failed.fetch_add(1, Relaxed);
+                link.ledger.ended(lineage);
+                continue;
+            }
             let message = PublishMessage::build()
-                .payload(envelope::encode(lineage, &item)?.into())
+                .payload(payload.into())
                 .header(SCHEMA_HEADER, schema.as_str())
-                .message_id(stored.item_id(from, to, lineage));
+                .message_id(id);
             // The batch's publishes are in flight together.
             let ack = stored
                 .context
@@ -124,6 +136,41 @@ async fn publish<T: Serialize>(
         stored
             .context
             .send_publish(end.clone(), marker.clone())
+            .await?
+            .await
+    })
+    .await?;
+    Ok(())
+}
+
+/// Bytes of a message's headers beyond the schema and the message id.
+const HEADERS_UP_TO: usize = 256;
+
+/// Logs an item too large for the server, and leaves a note of it (no payload) on the
+/// edge's dead-letter subject.
+#[allow(clippy::too_many_arguments)]
+async fn too_large(
+    link: &Link,
+    stored: &Stored,
+    control: &Control,
+    from: &str,
+    to: &str,
+    lineage: Lineage,
+    size: usize,
+    max_payload: usize,
+) -> Result<(), String> {
+    let reason = format!(
+        "the item (lineage {}.{}) takes {size} bytes with its headers, more than the server's maximum payload of {max_payload}",
+        lineage.root_index(),
+        lineage.path()
+    );
+    tracing::warn!(from, to, %reason, "item failed");
+    let note = PublishMessage::build().header(super::envelope::REASON_HEADER, reason.as_str());
+    let dead = stored.subject(from, to, "dead");
+    link.ride_through(control, "dead-lettering an item too large", || async {
+        stored
+            .context
+            .send_publish(dead.clone(), note.clone())
             .await?
             .await
     })

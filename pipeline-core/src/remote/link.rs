@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, Context, stream};
+use futures::StreamExt;
 use tokio::sync::OnceCell;
 
 use super::epoch;
@@ -126,7 +127,10 @@ impl Link {
                 let mut backoff = Duration::from_millis(50);
                 loop {
                     match credentials.options().connect(address.as_str()).await {
-                        Ok(client) => return Ok(client),
+                        Ok(client) => {
+                            self.claim_instance(&client).await?;
+                            return Ok(client);
+                        }
                         Err(e) if started.elapsed() < self.retry_for => {
                             tracing::warn!(url = %self.shown_url(), error = %e, "cannot connect to NATS yet; retrying");
                             tokio::time::sleep(backoff).await;
@@ -143,6 +147,73 @@ impl Link {
                 }
             })
             .await
+    }
+
+    /// Makes sure no other live process of this run has this process's instance name
+    /// (their end markers and records would overwrite each other's), and answers for the
+    /// name from now on. A dead process answers nothing, so a replacement under the same
+    /// name is welcome.
+    async fn claim_instance(&self, client: &async_nats::Client) -> Result<(), String> {
+        let subject = format!("{}.instance.{}", self.live_prefix, self.instance);
+        let me = format!(
+            "{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        );
+        let failed = |e: &dyn Display| format!("cannot claim the instance name: {e}");
+        let mut claims = client
+            .subscribe(subject.clone())
+            .await
+            .map_err(|e| failed(&e))?;
+        let inbox = client.new_inbox();
+        let mut answers = client
+            .subscribe(inbox.clone())
+            .await
+            .map_err(|e| failed(&e))?;
+        client
+            .publish_with_reply(subject.clone(), inbox, me.clone().into())
+            .await
+            .map_err(|e| failed(&e))?;
+        client.flush().await.map_err(|e| failed(&e))?;
+        // Answer every claim, this one included, for as long as the process runs.
+        let answering = client.clone();
+        let mine = me.clone();
+        tokio::spawn(async move {
+            while let Some(claim) = claims.next().await {
+                if let Some(reply) = claim.reply {
+                    let _ = answering.publish(reply, mine.clone().into()).await;
+                }
+            }
+        });
+        // Another process answers about as fast as this one: wait for this one's answer,
+        // and a little more.
+        let mut heard_myself = false;
+        let deadline = tokio::time::sleep(Duration::from_secs(2));
+        tokio::pin!(deadline);
+        loop {
+            let wait = if heard_myself {
+                Duration::from_millis(50)
+            } else {
+                Duration::from_secs(2)
+            };
+            tokio::select! {
+                answer = answers.next() => match answer {
+                    Some(answer) if answer.payload.as_ref() == me.as_bytes() => heard_myself = true,
+                    Some(answer) if answer.status.is_some() => {}
+                    Some(_) => {
+                        return Err(format!(
+                            "another live process of run `{}` already has the instance name `{}`: give each process its own (PIPELINE_INSTANCE)",
+                            self.run, self.instance
+                        ));
+                    }
+                    None => return Ok(()),
+                },
+                () = tokio::time::sleep(wait) => return Ok(()),
+                () = &mut deadline => return Ok(()),
+            }
+        }
     }
 
     /// The stream (created if it was not there yet) and this run's epoch (see `epoch`).
