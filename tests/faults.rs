@@ -683,3 +683,110 @@ fn two_live_processes_with_one_instance_name_are_told_apart() {
         check(&setup, &outcomes, 0);
     }
 }
+
+/// Publishes a message as raw protocol, headers and all, which no client library would
+/// write: the way a broken or hostile publisher could.
+fn publish_raw(url: &str, subject: &str, header: &[u8], payload: &[u8]) {
+    use std::io::{BufRead, BufReader, Write};
+    let address = url.trim_start_matches("nats://");
+    let mut socket = std::net::TcpStream::connect(address).unwrap();
+    let mut reader = BufReader::new(socket.try_clone().unwrap());
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap(); // INFO
+    let mut out = Vec::new();
+    out.extend_from_slice(
+        b"CONNECT {\"verbose\":false,\"pedantic\":false,\"headers\":true,\"protocol\":1}\r\n",
+    );
+    out.extend_from_slice(
+        format!(
+            "HPUB {subject} {} {}\r\n",
+            header.len(),
+            header.len() + payload.len()
+        )
+        .as_bytes(),
+    );
+    out.extend_from_slice(header);
+    out.extend_from_slice(payload);
+    out.extend_from_slice(b"\r\nPING\r\n");
+    socket.write_all(&out).unwrap();
+    loop {
+        line.clear();
+        reader.read_line(&mut line).unwrap();
+        assert!(!line.starts_with("-ERR"), "the server refused: {line}");
+        if line.starts_with("PONG") {
+            return;
+        }
+    }
+}
+
+#[test]
+fn messages_with_malformed_or_huge_headers_are_dead_lettered_and_the_run_completes() {
+    let _serial = serial();
+    let server = server_with(&[]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut big = b"NATS/1.0\r\nX-Big: ".to_vec();
+    big.extend(std::iter::repeat_n(b'a', 60_000));
+    big.extend_from_slice(b"\r\n\r\n");
+    let bad: Vec<Vec<u8>> = vec![
+        b"NATS/1.0\r\nPipeline-Schema: \xff\xfe\r\n\r\n".to_vec(),
+        b"NATS/1.0\r\nno colon on this line\r\n\r\n".to_vec(),
+        b"HTTP/1.1 200\r\nA: b\r\n\r\n".to_vec(),
+        big,
+    ];
+    for round in 0..2 {
+        let run = format!("malformed{round}");
+        let setup = setup(&server, &run, 300, 200);
+        let mut parts = vec![
+            setup.start("rev-1", &[("PIPELINE_NODES", "rev")]),
+            setup.start("rev-2", &[("PIPELINE_NODES", "rev")]),
+            setup.start(
+                "out",
+                &[("PIPELINE_NODES", "out"), ("PIPELINE_REPLICAS", "rev=2")],
+            ),
+        ];
+        let stream = runtime.block_on(async {
+            let client = async_nats::connect(&server.url).await.unwrap();
+            let js = async_nats::jetstream::new(client);
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                if let Ok(stream) = js.get_stream("PIPELINE_seeds").await {
+                    break stream;
+                }
+                assert!(Instant::now() < deadline, "the stream never appeared");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+        let subject = format!("pipeline.seeds.{run}.e1.inp.rev.data");
+        for header in &bad {
+            publish_raw(&server.url, &subject, header, b"payload");
+        }
+        parts.push(setup.start("inp", &[("PIPELINE_NODES", "inp")]));
+        let outcomes = wait_all(parts);
+        assert!(hung(&outcomes).is_empty(), "hung:\n{}", describe(&outcomes));
+        check(&setup, &outcomes, 0);
+        let rejected: u64 = outcomes[..2]
+            .iter()
+            .map(|o| {
+                let report = o.report.as_ref().unwrap();
+                report.remote.iter().map(|e| e.rejected).sum::<u64>()
+            })
+            .sum();
+        assert_eq!(rejected, bad.len() as u64, "{}", describe(&outcomes));
+        let dead = runtime.block_on(async {
+            use futures::TryStreamExt;
+            let subjects: Vec<(String, usize)> = stream
+                .info_with_subjects(format!("pipeline.seeds.{run}.e1.inp.rev.dead"))
+                .await
+                .unwrap()
+                .try_collect()
+                .await
+                .unwrap();
+            subjects.into_iter().map(|(_, n)| n).sum::<usize>()
+        });
+        assert_eq!(
+            dead,
+            bad.len(),
+            "every bad message is on the dead-letter subject"
+        );
+    }
+}

@@ -50,6 +50,40 @@ impl std::fmt::Display for Rejected {
     }
 }
 
+/// Why the NATS client cannot read a message with these header bytes, if it cannot: it
+/// drops its connection on such a message instead of handing it over, so a receiver must
+/// find it in the stream and set it aside (see `jetstream`). Mirrors the client's parser.
+pub(crate) fn header_defect(header: &[u8]) -> Option<String> {
+    let Ok(text) = std::str::from_utf8(header) else {
+        return Some("its headers are not UTF-8".into());
+    };
+    let mut lines = text.lines();
+    let Some(status) = lines
+        .next()
+        .and_then(|version| version.strip_prefix("NATS/1.0"))
+    else {
+        return Some("its header block does not start with `NATS/1.0`".into());
+    };
+    let code = status.trim().split(' ').next().unwrap_or("");
+    let valid_code = code.is_empty()
+        || (code.len() == 3 && code.bytes().all(|b| b.is_ascii_digit()) && !code.starts_with('0'));
+    if !valid_code {
+        return Some(format!("its header status `{code}` is not a status code"));
+    }
+    for line in lines {
+        if line.is_empty() || line.starts_with(char::is_whitespace) {
+            continue;
+        }
+        let Some((name, _)) = line.split_once(':') else {
+            return Some("a header line has no `:`".into());
+        };
+        if name.is_empty() || name.bytes().any(|b| !(33..=126).contains(&b)) {
+            return Some(format!("the header name `{name}` is not a token"));
+        }
+    }
+    None
+}
+
 pub(crate) fn decode<T: DeserializeOwned>(
     schema: Option<&str>,
     expected: &str,
@@ -115,6 +149,26 @@ mod tests {
             decode_batch::<u64>(Some(&expected), &expected, &bytes).unwrap(),
             items
         );
+    }
+
+    #[test]
+    fn headers_the_client_cannot_read_are_told_apart() {
+        assert_eq!(header_defect(b"NATS/1.0\r\nA: b\r\n\r\n"), None);
+        assert_eq!(header_defect(b"NATS/1.0 503\r\n\r\n"), None);
+        assert_eq!(
+            header_defect(b"NATS/1.0\r\nA: b\r\n  continued\r\n\r\n"),
+            None
+        );
+        for (bad, why) in [
+            (&b"NATS/1.0\r\nA: \xff\r\n\r\n"[..], "not UTF-8"),
+            (b"NATS/1.0\r\nno colon\r\n\r\n", "no `:`"),
+            (b"HTTP/1.1 200\r\nA: b\r\n\r\n", "`NATS/1.0`"),
+            (b"NATS/1.0 abc\r\n\r\n", "not a status code"),
+            (b"NATS/1.0\r\nA b: c\r\n\r\n", "not a token"),
+        ] {
+            let defect = header_defect(bad).unwrap();
+            assert!(defect.contains(why), "{defect}");
+        }
     }
 
     #[test]

@@ -30,6 +30,8 @@ use crate::wire::{Batch, EdgeReceiver, EdgeSender};
 const FETCH: usize = 64;
 /// How long a fetch waits for items before the edge checks whether it has ended.
 const FETCH_WAIT: Duration = Duration::from_millis(200);
+/// Stream sequences looked at, at most, when looking for unreadable messages.
+const SWEEP_AT_MOST: u64 = 10_000;
 /// Items a receiving process may hold unacknowledged per edge.
 const MAX_UNACKNOWLEDGED: i64 = 10_000;
 
@@ -207,6 +209,7 @@ pub(crate) async fn consume_edge<T: DeserializeOwned + Send + 'static>(
             kept_alive: Instant::now(),
             bad_markers: HashSet::new(),
             short_since: None,
+            stuck_since: None,
         };
         inbound.receive(into, producers).await?;
         inbound.drain().await
@@ -237,6 +240,8 @@ struct Inbound<'a> {
     bad_markers: HashSet<u64>,
     /// Since when the producers' markers claim more items than the stream holds.
     short_since: Option<Instant>,
+    /// Since when the edge has waited for items out that this process does not hold.
+    stuck_since: Option<Instant>,
 }
 
 impl Inbound<'_> {
@@ -570,7 +575,89 @@ impl Inbound<'_> {
                 consumer.get_info()
             })
             .await?;
-        Ok(info.num_pending == 0 && info.num_ack_pending <= self.held.len())
+        if info.num_pending == 0 && info.num_ack_pending <= self.held.len() {
+            return Ok(true);
+        }
+        // Something is out that this process does not hold: another process's items, or a
+        // message the client cannot read (it drops its connection on one instead of
+        // handing it over, and the server delivers it again and again). Look once an ack
+        // wait has passed without change.
+        let sweep_every = self.link.ack_wait.min(Duration::from_secs(2));
+        let stuck = self.stuck_since.get_or_insert_with(Instant::now);
+        if info.num_pending == 0 && stuck.elapsed() >= sweep_every {
+            self.stuck_since = Some(Instant::now());
+            self.set_aside_unreadable(
+                info.ack_floor.stream_sequence + 1,
+                info.delivered.stream_sequence,
+            )
+            .await?;
+        }
+        Ok(false)
+    }
+
+    /// Finds the messages between `first` and `last` (stream sequences) whose headers the
+    /// client cannot read, through the server's JSON API; dead-letters each with the
+    /// reason, and deletes it from the stream so that it is not delivered again.
+    async fn set_aside_unreadable(&mut self, first: u64, last: u64) -> Result<(), String> {
+        use base64::Engine;
+        let (link, control) = (self.link, self.control);
+        let client = link.client().await?;
+        let api = format!("$JS.API.STREAM.MSG.GET.{}", link.stream);
+        let data = self.stored.subject(self.from, self.to, "data");
+        for sequence in first..=last.min(first + SWEEP_AT_MOST) {
+            if self.held.contains_key(&sequence) || self.done.contains(&sequence) {
+                continue;
+            }
+            let request = format!("{{\"seq\":{sequence}}}");
+            let answer = link
+                .ride_through(control, "reading a stored message", || {
+                    client.request(api.clone(), request.clone().into())
+                })
+                .await?;
+            let Ok(answer) = serde_json::from_slice::<serde_json::Value>(&answer.payload) else {
+                continue;
+            };
+            let message = &answer["message"];
+            if message["subject"].as_str() != Some(data.as_str()) {
+                continue;
+            }
+            let engine = base64::engine::general_purpose::STANDARD;
+            let bytes = |field: &str| {
+                message[field]
+                    .as_str()
+                    .and_then(|b| engine.decode(b).ok())
+                    .unwrap_or_default()
+            };
+            let Some(defect) = envelope::header_defect(&bytes("hdrs")) else {
+                continue;
+            };
+            let reason = format!("the NATS client cannot read it: {defect}");
+            self.stats.rejected.fetch_add(1, Relaxed);
+            tracing::warn!(from = self.from, to = self.to, sequence, %reason, "message rejected, sent to dead-letter");
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert(super::envelope::REASON_HEADER, reason.as_str());
+            let payload = bytes("data");
+            let dead = self.stored.subject(self.from, self.to, "dead");
+            link.ride_through(control, "dead-lettering a message", || async {
+                self.stored
+                    .context
+                    .send_publish(
+                        dead.clone(),
+                        PublishMessage::build()
+                            .payload(payload.clone().into())
+                            .headers(headers.clone()),
+                    )
+                    .await?
+                    .await
+            })
+            .await?;
+            link.ride_through(control, "deleting an unreadable message", || {
+                self.stored.stream.delete_message(sequence)
+            })
+            .await?;
+            self.done.insert(sequence);
+        }
+        Ok(())
     }
 
     /// After the edge ended: acknowledges what this process still holds as it finishes.
