@@ -790,3 +790,125 @@ fn messages_with_malformed_or_huge_headers_are_dead_lettered_and_the_run_complet
         );
     }
 }
+
+/// A directory of its own for a scenario's files, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("pipeline-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    fn write(&self, name: &str, text: &str) -> String {
+        let path = self.0.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs the seeds' graph twice with `env`, then once with `denied` instead: that process
+/// must exit non-zero within a few seconds, its error saying why.
+fn secured(server: &NatsServer, name: &str, env: &[(&str, String)], denied: &[(&str, String)]) {
+    for round in 0..2 {
+        let mut setup = setup(server, &format!("{name}{round}"), 200, 0);
+        setup
+            .env
+            .extend(env.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        let outcomes = wait_all(setup.seeds());
+        assert!(hung(&outcomes).is_empty(), "hung:\n{}", describe(&outcomes));
+        check(&setup, &outcomes, 0);
+    }
+    let mut setup = setup(server, &format!("{name}-denied"), 10, 0);
+    setup
+        .env
+        .extend(denied.iter().map(|(k, v)| (k.to_string(), v.clone())));
+    setup.env.push(("PIPELINE_RETRY_FOR_S".into(), "1".into()));
+    let outcome = wait(
+        setup.start("inp", &[("PIPELINE_NODES", "inp")]),
+        Instant::now() + Duration::from_secs(30),
+    );
+    assert_eq!(
+        outcome.status.and_then(|s| s.code()),
+        Some(3),
+        "{}",
+        outcome.stderr
+    );
+    assert!(
+        outcome.stderr.contains("cannot connect to NATS"),
+        "{}",
+        outcome.stderr
+    );
+}
+
+#[test]
+fn tls_with_a_test_ca_and_client_certificates() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, SanType};
+    let _serial = serial();
+    let files = Scratch::new("tls");
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
+    let issuer = Issuer::new(ca, ca_key);
+    let signed = |names: Vec<String>| {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(names).unwrap();
+        params
+            .subject_alt_names
+            .push(SanType::IpAddress([127, 0, 0, 1].into()));
+        let certificate = params.signed_by(&key, &issuer).unwrap();
+        (certificate.pem(), key.serialize_pem())
+    };
+    let (server_pem, server_key) = signed(vec!["localhost".into()]);
+    let (client_pem, client_key) = signed(vec!["client".into()]);
+    let ca_file = files.write("ca.pem", &ca_pem);
+    let config = format!(
+        "tls {{\n  cert_file: \"{}\"\n  key_file: \"{}\"\n  ca_file: \"{ca_file}\"\n  verify: true\n}}\n",
+        files.write("server.pem", &server_pem),
+        files.write("server.key", &server_key),
+    );
+    let config = files.write("tls.conf", &config);
+    let server = server_with(&["-c", &config]);
+    let ca_only = ("PIPELINE_NATS_CA", ca_file.clone());
+    secured(
+        &server,
+        "tls",
+        &[
+            ca_only.clone(),
+            ("PIPELINE_NATS_CERT", files.write("client.pem", &client_pem)),
+            ("PIPELINE_NATS_KEY", files.write("client.key", &client_key)),
+        ],
+        // The server verifies clients: without a certificate, no entry.
+        &[ca_only],
+    );
+}
+
+#[test]
+fn an_nkey_lets_a_process_in() {
+    let _serial = serial();
+    let files = Scratch::new("nkey");
+    let user = nkeys::KeyPair::new_user();
+    let config = format!(
+        "authorization {{\n  users = [ {{ nkey: \"{}\" }} ]\n}}\n",
+        user.public_key()
+    );
+    let config = files.write("nkey.conf", &config);
+    let seed = files.write("user.nk", &user.seed().unwrap());
+    let stranger = nkeys::KeyPair::new_user();
+    let wrong = files.write("stranger.nk", &stranger.seed().unwrap());
+    let server = server_with(&["-c", &config]);
+    secured(
+        &server,
+        "nkey",
+        &[("PIPELINE_NATS_NKEY", seed)],
+        &[("PIPELINE_NATS_NKEY", wrong)],
+    );
+}

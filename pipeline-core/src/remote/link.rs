@@ -13,6 +13,7 @@ use futures::StreamExt;
 use tokio::sync::OnceCell;
 
 use super::epoch;
+use super::plan::{Plan, Security};
 use crate::control::Control;
 use crate::ledger::Ledger;
 use crate::lineage::Lineage;
@@ -24,6 +25,7 @@ pub(crate) const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
 pub(crate) struct Link {
     url: String,
+    security: Security,
     pub stream: String,
     subjects: String,
     /// `pipeline.<name>.<run>`: every stored subject of this run starts with it.
@@ -87,26 +89,20 @@ impl Stored {
 }
 
 impl Link {
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new(
-        pipeline: &'static str,
-        url: String,
-        run: String,
-        instance: String,
-        ack_wait: Duration,
-        retry_for: Duration,
-    ) -> Self {
+    pub(crate) fn new(pipeline: &'static str, plan: &Plan) -> Self {
+        let run = &plan.run;
         Link {
-            url,
+            url: plan.url.clone(),
+            security: plan.security.clone(),
             stream: format!("PIPELINE_{pipeline}"),
             subjects: format!("pipeline.{pipeline}.>"),
             run_prefix: format!("pipeline.{pipeline}.{run}"),
             live_prefix: format!("pipeline-live.{pipeline}.{run}"),
             pipeline,
-            run,
-            instance,
-            ack_wait,
-            retry_for,
+            run: run.clone(),
+            instance: plan.instance.clone(),
+            ack_wait: plan.ack_wait,
+            retry_for: plan.retry_for,
             client: OnceCell::new(),
             stored: OnceCell::new(),
             ledger: Arc::default(),
@@ -126,7 +122,8 @@ impl Link {
                 let started = Instant::now();
                 let mut backoff = Duration::from_millis(50);
                 loop {
-                    match credentials.options().connect(address.as_str()).await {
+                    let options = self.options(&credentials).await?;
+                    match options.connect(address.as_str()).await {
                         Ok(client) => {
                             self.claim_instance(&client).await?;
                             return Ok(client);
@@ -147,6 +144,46 @@ impl Link {
                 }
             })
             .await
+    }
+
+    /// The client's options: credentials from the URL, TLS and keys from the plan.
+    async fn options(
+        &self,
+        credentials: &Credentials,
+    ) -> Result<async_nats::ConnectOptions, String> {
+        let security = &self.security;
+        let readable = |path: &std::path::Path, what: &str| match std::fs::metadata(path) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(format!("cannot read {what} `{}`: {e}", path.display())),
+        };
+        let mut options = credentials.options();
+        if let Some(ca) = &security.ca {
+            readable(ca, "the CA file (PIPELINE_NATS_CA)")?;
+            options = options.add_root_certificates(ca.clone()).require_tls(true);
+        }
+        if let Some((certificate, key)) = &security.client_certificate {
+            readable(certificate, "the client certificate (PIPELINE_NATS_CERT)")?;
+            readable(key, "the client key (PIPELINE_NATS_KEY)")?;
+            options = options.add_client_certificate(certificate.clone(), key.clone());
+        }
+        if let Some(creds) = &security.creds {
+            options = options.credentials_file(creds).await.map_err(|e| {
+                format!(
+                    "cannot use the credentials file `{}` (PIPELINE_NATS_CREDS): {e}",
+                    creds.display()
+                )
+            })?;
+        }
+        if let Some(nkey) = &security.nkey {
+            let seed = std::fs::read_to_string(nkey).map_err(|e| {
+                format!(
+                    "cannot read the NKey seed file `{}` (PIPELINE_NATS_NKEY): {e}",
+                    nkey.display()
+                )
+            })?;
+            options = options.nkey(seed.trim().to_string());
+        }
+        Ok(options)
     }
 
     /// Makes sure no other live process of this run has this process's instance name

@@ -3,6 +3,7 @@
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// How one process takes part in a distributed pipeline.
@@ -19,6 +20,13 @@ use std::time::Duration;
 /// | `PIPELINE_ACK_WAIT_MS` | how long an unacknowledged item waits before redelivery | 30 000 |
 /// | `PIPELINE_DELIVERY` | `at-least-once` (JetStream) or `at-most-once` (core NATS) | `at-least-once` |
 /// | `PIPELINE_RETRY_FOR_S` | how long a NATS operation is retried through an outage before the process gives up | 120 |
+/// | `PIPELINE_NATS_CA` | a PEM file of the CA that signed the server's certificate: TLS is then required | (system roots, TLS if the server asks) |
+/// | `PIPELINE_NATS_CERT`, `PIPELINE_NATS_KEY` | PEM files of this process's client certificate and key, for servers that verify clients | none |
+/// | `PIPELINE_NATS_CREDS` | a `.creds` file (user JWT and NKey seed) | none |
+/// | `PIPELINE_NATS_NKEY` | a file holding an NKey seed (`SU…`) | none |
+///
+/// A user and password, or a token, go in the URL: `nats://user:pass@host:4222`,
+/// `nats://token@host:4222`. Secrets are never printed: URLs show as `nats://***@host`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
     pub(crate) url: String,
@@ -30,6 +38,17 @@ pub struct Plan {
     pub(crate) ack_wait: Duration,
     pub(crate) delivery: Delivery,
     pub(crate) retry_for: Duration,
+    pub(crate) security: Security,
+}
+
+/// How a process proves who it is to the server, and checks the server, beyond what the
+/// URL says. Paths to files: secrets stay out of the environment and the logs.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct Security {
+    pub ca: Option<PathBuf>,
+    pub client_certificate: Option<(PathBuf, PathBuf)>,
+    pub creds: Option<PathBuf>,
+    pub nkey: Option<PathBuf>,
 }
 
 /// What an edge between processes promises (see the book's chapter "Across machines").
@@ -87,6 +106,7 @@ impl Plan {
             ack_wait: Duration::from_secs(30),
             delivery: Delivery::AtLeastOnce,
             retry_for: Duration::from_secs(120),
+            security: Security::default(),
         }
     }
 
@@ -134,6 +154,34 @@ impl Plan {
     /// server is retried (with backoff) before this process gives up and fails its run.
     pub fn retry_for(mut self, patience: Duration) -> Self {
         self.retry_for = patience;
+        self
+    }
+
+    /// Requires TLS, with the server's certificate checked against the CA in `pem_file`.
+    pub fn tls_ca(mut self, pem_file: impl Into<PathBuf>) -> Self {
+        self.security.ca = Some(pem_file.into());
+        self
+    }
+
+    /// Shows the server this client certificate (for servers that verify clients).
+    pub fn tls_client_certificate(
+        mut self,
+        certificate: impl Into<PathBuf>,
+        key: impl Into<PathBuf>,
+    ) -> Self {
+        self.security.client_certificate = Some((certificate.into(), key.into()));
+        self
+    }
+
+    /// Authenticates with a `.creds` file (a user JWT and its NKey seed).
+    pub fn credentials_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.security.creds = Some(path.into());
+        self
+    }
+
+    /// Authenticates with the NKey seed (`SU…`) written in `path`.
+    pub fn nkey_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.security.nkey = Some(path.into());
         self
     }
 
@@ -204,6 +252,21 @@ impl Plan {
             })?;
             plan.ack_wait = Duration::from_millis(ms.max(1));
         }
+        plan.security.ca = var("PIPELINE_NATS_CA").map(PathBuf::from);
+        match (var("PIPELINE_NATS_CERT"), var("PIPELINE_NATS_KEY")) {
+            (Some(cert), Some(key)) => {
+                plan.security.client_certificate = Some((cert.into(), key.into()));
+            }
+            (None, None) => {}
+            _ => {
+                return Err(PlanError(
+                    "PIPELINE_NATS_CERT and PIPELINE_NATS_KEY go together: set both, or neither"
+                        .into(),
+                ));
+            }
+        }
+        plan.security.creds = var("PIPELINE_NATS_CREDS").map(PathBuf::from);
+        plan.security.nkey = var("PIPELINE_NATS_NKEY").map(PathBuf::from);
         if let Some(s) = var("PIPELINE_RETRY_FOR_S") {
             let s = s.trim().parse::<u64>().map_err(|_| {
                 PlanError(format!(
@@ -316,6 +379,12 @@ mod tests {
         ]))
         .unwrap_err();
         assert!(bad.0.contains("`rev:2` is not `node=count`"), "{bad}");
+        let half = Plan::from_vars(vars(&[
+            ("PIPELINE_NODES", "rev"),
+            ("PIPELINE_NATS_CERT", "c.pem"),
+        ]))
+        .unwrap_err();
+        assert!(half.0.contains("go together"), "{half}");
         let empty = Plan::from_vars(vars(&[("PIPELINE_NODES", " , ")])).unwrap_err();
         assert!(empty.0.contains("PIPELINE_NODES is empty"), "{empty}");
     }

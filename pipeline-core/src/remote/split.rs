@@ -50,14 +50,7 @@ impl Split {
                 ));
             }
         }
-        let link = Arc::new(Link::new(
-            pipeline,
-            plan.url.clone(),
-            plan.run.clone(),
-            plan.instance.clone(),
-            plan.ack_wait,
-            plan.retry_for,
-        ));
+        let link = Arc::new(Link::new(pipeline, &plan));
         Split {
             plan,
             link,
