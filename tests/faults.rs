@@ -43,9 +43,16 @@ fn child_process() {
     let work = Duration::from_micros(std::env::var("REV_WORK_US").unwrap().parse().unwrap());
     // One word larger than the server takes, if asked.
     let big: Option<usize> = std::env::var("BIG_WORD").ok().map(|b| b.parse().unwrap());
-    let word = move |i: usize| match big {
-        Some(b) if b == i => format!("word{i}{}", "x".repeat(2 << 20)),
-        _ => format!("word{i}"),
+    // How long the source takes per word, if asked (so that it can be killed mid-run).
+    let pace = std::env::var("INP_WORK_US")
+        .map(|us| Duration::from_micros(us.parse().unwrap()))
+        .unwrap_or_default();
+    let word = move |i: usize| {
+        std::thread::sleep(pace);
+        match big {
+            Some(b) if b == i => format!("word{i}{}", "x".repeat(2 << 20)),
+            _ => format!("word{i}"),
+        }
     };
     let p = pipeline! {
         #![distributed("seeds")]
@@ -58,12 +65,9 @@ fn child_process() {
         inp => rev, out;
         rev => out;
     };
-    let report = match p.run_blocking() {
-        Ok(report) => report,
-        Err(error) => {
-            eprintln!("{}\nfailed: {error}", error.report);
-            std::process::exit(3);
-        }
+    let (report, failure) = match p.run_blocking() {
+        Ok(report) => (report, None),
+        Err(error) => (*error.report.clone(), Some(error)),
     };
     eprintln!("{report}");
     std::fs::write(
@@ -71,6 +75,10 @@ fn child_process() {
         serde_json::to_string(&report).unwrap(),
     )
     .unwrap();
+    if let Some(error) = failure {
+        eprintln!("failed: {error}");
+        std::process::exit(3);
+    }
 }
 
 /// Scenarios time their faults, so they run one at a time.
@@ -102,6 +110,14 @@ struct Outcome {
     stdout: String,
     stderr: String,
     report: Option<RunReport>,
+}
+
+impl Outcome {
+    /// Whether the process failed its run on purpose (exit code 3), e.g. when the server
+    /// stayed away longer than it was told to wait.
+    fn gave_up(&self) -> bool {
+        self.status.and_then(|s| s.code()) == Some(3)
+    }
 }
 
 /// The graph's shape and pace, and where its processes find the server.
@@ -281,7 +297,10 @@ fn describe(outcomes: &[Outcome]) -> String {
 /// must have exited 0 with a balanced report. Duplicates at the sink: at most `duplicates`.
 fn check(setup: &Setup, outcomes: &[Outcome], duplicates: usize) {
     let all = describe(outcomes);
-    for o in outcomes.iter().filter(|o| o.status.is_some()) {
+    for o in outcomes
+        .iter()
+        .filter(|o| o.status.is_some() && !o.gave_up())
+    {
         assert!(o.status.unwrap().success(), "`{}` failed:\n{all}", o.name);
         let report = o.report.as_ref().unwrap();
         assert!(report.accounting().is_balanced(), "`{}`:\n{report}", o.name);
@@ -323,11 +342,14 @@ fn server_fault(name: &str, fault: impl Fn(&mut NatsServer)) {
         let setup = setup(&server, &run, 1500, 1000);
         let mut parts = setup.seeds();
         std::thread::sleep(Duration::from_millis(400));
-        // The fault strikes mid-run: every process is still at work.
+        // The fault strikes mid-run: `rev` and the sink are still at work (the source may
+        // have sent everything).
         assert!(
-            parts
-                .iter_mut()
-                .all(|p| p.process.try_wait().unwrap().is_none()),
+            parts.iter_mut().filter(|p| p.name != "inp").all(|p| p
+                .process
+                .try_wait()
+                .unwrap()
+                .is_none()),
             "the run ended before the fault"
         );
         fault(&mut server);
@@ -378,7 +400,9 @@ fn process_killed(victim: &str, duplicates: usize) {
     let server = server_with(&[]);
     for round in 0..2 {
         let run = format!("kill-{victim}-{round}");
-        let setup = setup(&server, &run, 1500, 1000);
+        let mut setup = setup(&server, &run, 1500, 1000);
+        // The source takes as long as `rev`, so that it too is killed mid-run.
+        setup.env.push(("INP_WORK_US".into(), "500".into()));
         let mut parts = setup.seeds();
         std::thread::sleep(Duration::from_millis(700));
         let at = parts.iter().position(|p| p.name == victim).unwrap();
@@ -911,4 +935,54 @@ fn an_nkey_lets_a_process_in() {
         &[("PIPELINE_NATS_NKEY", seed)],
         &[("PIPELINE_NATS_NKEY", wrong)],
     );
+}
+
+#[test]
+fn a_server_away_longer_than_the_patience_fails_every_process_and_a_restart_finishes_the_run() {
+    let _serial = serial();
+    let mut server = server_with(&[]);
+    for round in 0..2 {
+        let mut setup = setup(&server, &format!("patience{round}"), 1500, 1000);
+        setup.env.push(("PIPELINE_RETRY_FOR_S".into(), "2".into()));
+        let parts = setup.seeds();
+        std::thread::sleep(Duration::from_millis(500));
+        server.signal("KILL");
+        server.wait_exit();
+        let mut outcomes = wait_all(parts);
+        let all = describe(&outcomes);
+        // The source may have sent everything before the server went away; the others
+        // were still at work, and gave up.
+        for o in &outcomes {
+            if o.name == "inp" && o.status.is_some_and(|s| s.success()) {
+                continue;
+            }
+            assert!(o.gave_up(), "`{}` did not give up:\n{all}", o.name);
+            assert!(o.stderr.contains("tried for"), "`{}`:\n{all}", o.name);
+            let report = o.report.as_ref().unwrap();
+            assert!(report.failure.is_some(), "{report}");
+        }
+        let pending: u64 = outcomes
+            .iter()
+            .flat_map(|o| &o.report.as_ref().unwrap().remote)
+            .map(|e| e.pending)
+            .sum();
+        assert!(pending > 0, "the reports say what was left:\n{all}");
+        // The server comes back; the same processes, started again, finish the run.
+        server.restart();
+        let parts = setup
+            .seeds()
+            .into_iter()
+            .filter(|p| outcomes.iter().any(|o| o.name == p.name && o.gave_up()))
+            .collect();
+        let again = wait_all(parts);
+        assert!(hung(&again).is_empty(), "hung:\n{}", describe(&again));
+        assert!(
+            again.iter().all(|o| o.status.unwrap().success()),
+            "{}",
+            describe(&again)
+        );
+        outcomes.extend(again);
+        // What the sink had consumed but not acknowledged when it gave up comes again.
+        check(&setup, &outcomes, setup.words);
+    }
 }

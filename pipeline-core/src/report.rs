@@ -123,6 +123,11 @@ pub struct RemoteEdgeReport {
     /// here, with a note on the edge's dead-letter subject.
     #[cfg_attr(feature = "serde", serde(default))]
     pub failed: u64,
+    /// Items left when the edge stopped early (its process failed or was stopped): inbound,
+    /// held unacknowledged; outbound, not stored. The server delivers what they came from
+    /// again, to whoever takes this process's place.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub pending: u64,
 }
 
 /// Counts of one node.
@@ -291,6 +296,9 @@ pub struct Accounting {
     pub arrived: u64,
     /// Items handed to other processes (distributed pipelines).
     pub departed: u64,
+    /// Items left for other processes to do again: not stored on an edge out of this
+    /// process when its run stopped (distributed pipelines).
+    pub handed_back: u64,
 }
 
 impl Accounting {
@@ -303,7 +311,12 @@ impl Accounting {
 
     /// Items whose journey ended here, one way or another, or went on to another process.
     pub fn ended(&self) -> u64 {
-        self.delivered + self.filtered + self.failed + self.dropped_partial_items + self.departed
+        self.delivered
+            + self.filtered
+            + self.failed
+            + self.dropped_partial_items
+            + self.departed
+            + self.handed_back
     }
 
     /// True when every item is accounted for.
@@ -358,6 +371,7 @@ impl RunReport {
             if edge.outbound {
                 a.departed += edge.items;
                 a.failed += edge.failed;
+                a.handed_back += edge.pending;
             } else {
                 a.arrived += edge.items;
             }

@@ -585,6 +585,7 @@ impl Snapshot {
                 redelivered: r.redelivered.load(std::sync::atomic::Ordering::Relaxed),
                 rejected: r.rejected.load(std::sync::atomic::Ordering::Relaxed),
                 failed: r.failed.load(std::sync::atomic::Ordering::Relaxed),
+                pending: r.pending.load(std::sync::atomic::Ordering::Relaxed),
             })
             .collect();
         RunReport {

@@ -539,6 +539,9 @@ pub(crate) struct RemoteEdgeStats {
     pub rejected: AtomicU64,
     /// Outbound items the server cannot store (larger than its maximum payload).
     pub failed: AtomicU64,
+    /// Items left when the edge stopped: inbound, held unacknowledged; outbound, not stored.
+    /// Both are delivered again to whoever takes this process's place.
+    pub pending: AtomicU64,
 }
 
 impl RemoteEdgeStats {
@@ -552,6 +555,7 @@ impl RemoteEdgeStats {
             redelivered: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             failed: AtomicU64::new(0),
+            pending: AtomicU64::new(0),
         }
     }
 }

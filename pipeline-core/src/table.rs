@@ -116,6 +116,9 @@ pub(crate) fn summary(report: &RunReport) -> Vec<String> {
             a.arrived, a.departed
         );
     }
+    if a.handed_back > 0 {
+        items += &format!(", {} handed back to be done again", a.handed_back);
+    }
     items += if a.is_balanced() {
         "; every item accounted for"
     } else {
@@ -132,19 +135,30 @@ pub(crate) fn summary(report: &RunReport) -> Vec<String> {
     ];
     for edge in &report.remote {
         let (from, to) = (&edge.from, &edge.to);
-        lines.push(if edge.outbound && edge.failed > 0 {
+        let mut line = if edge.outbound {
             format!(
-                "edge {from} => {to} (to another process): {} items sent, {} failed (larger than the server's maximum payload)",
-                edge.items, edge.failed
+                "edge {from} => {to} (to another process): {} items sent",
+                edge.items
             )
-        } else if edge.outbound {
-            format!("edge {from} => {to} (to another process): {} items sent", edge.items)
         } else {
             format!(
                 "edge {from} => {to} (from another process): {} items received, {} redelivered, {} rejected",
                 edge.items, edge.redelivered, edge.rejected
             )
-        });
+        };
+        if edge.failed > 0 {
+            line += &format!(
+                ", {} failed (larger than the server's maximum payload)",
+                edge.failed
+            );
+        }
+        if edge.pending > 0 {
+            line += &format!(
+                ", {} pending (left to be delivered again to whoever takes this process's place)",
+                edge.pending
+            );
+        }
+        lines.push(line);
     }
     lines.extend(report.verdict().map(|v| v.to_string()));
     lines.extend(

@@ -61,6 +61,7 @@ pub(crate) async fn publish_edge<T: Serialize + Send + 'static>(
             messages += 1;
             stats.items.fetch_add(n, Relaxed);
         }
+        link.no_twin()?;
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(INSTANCE_HEADER, link.instance.as_str());
         client
@@ -245,6 +246,7 @@ pub(crate) async fn consume_edge<T: DeserializeOwned + Send + 'static>(
                     }
                 }
                 _ = tick.tick(), if sent.len() >= producers => {
+                    link.no_twin()?;
                     // Whatever is queued here counts before telling the others.
                     while let Some(Some(message)) = data.next().now_or_never() {
                         *got.entry(instance_of(&message)).or_default() += 1;

@@ -123,6 +123,7 @@ pub(crate) async fn finish(
     nodes: &[(String, usize)],
     control: &Control,
 ) -> Result<(), String> {
+    link.no_twin()?;
     let done = stored.run_subject(&format!("done.{}", link.instance));
     let message = PublishMessage::build().payload(hosted.join(",").into());
     link.ride_through(control, "recording that this process is done", || async {

@@ -32,6 +32,8 @@ const FETCH: usize = 64;
 const FETCH_WAIT: Duration = Duration::from_millis(200);
 /// Stream sequences looked at, at most, when looking for unreadable messages.
 const SWEEP_AT_MOST: u64 = 10_000;
+/// How long an acknowledgement may wait to be sent.
+const ACK_AT_MOST: Duration = Duration::from_secs(2);
 /// Items a receiving process may hold unacknowledged per edge.
 const MAX_UNACKNOWLEDGED: i64 = 10_000;
 
@@ -50,7 +52,15 @@ pub(crate) async fn publish_edge<T: Serialize + Send + 'static>(
     control: Arc<Control>,
 ) {
     let result = publish(&mut items, &link, from, to, &stats, &control).await;
+    let failed = result.is_err();
     fail_on_error(result, from, to, &control);
+    if failed {
+        // What still comes is not stored: the report says how much, and the inputs it
+        // came from are delivered again to whoever takes this process's place.
+        while let Some(batch) = std::future::poll_fn(|cx| items.poll_recv(cx)).await {
+            stats.pending.fetch_add(batch.items.len() as u64, Relaxed);
+        }
+    }
     link.ledger.node_done();
 }
 
@@ -71,6 +81,7 @@ async fn publish<T: Serialize>(
     let mut first_tries = Vec::new();
     let max_payload = link.client().await?.server_info().max_payload;
     while let Some(batch) = std::future::poll_fn(|cx| items.poll_recv(cx)).await {
+        link.no_twin()?;
         for (lineage, item) in batch.items {
             let payload = envelope::encode(lineage, &item)?;
             let id = stored.item_id(from, to, lineage);
@@ -94,6 +105,7 @@ async fn publish<T: Serialize>(
                 .await;
             first_tries.push((lineage, message, ack));
         }
+        let mut unconfirmed = first_tries.len() as u64;
         for (lineage, message, ack) in first_tries.drain(..) {
             let first = match ack {
                 Ok(ack) => ack.await,
@@ -103,22 +115,32 @@ async fn publish<T: Serialize>(
                 Ok(ack) => ack,
                 // Again, with the same message id: stored once however often it is sent.
                 Err(_) => {
-                    link.ride_through(control, "storing an item", || async {
-                        stored
-                            .context
-                            .send_publish(subject.clone(), message.clone())
-                            .await?
-                            .await
-                    })
-                    .await?
+                    let again = link
+                        .ride_through(control, "storing an item", || async {
+                            stored
+                                .context
+                                .send_publish(subject.clone(), message.clone())
+                                .await?
+                                .await
+                        })
+                        .await;
+                    match again {
+                        Ok(ack) => ack,
+                        Err(error) => {
+                            stats.pending.fetch_add(unconfirmed, Relaxed);
+                            return Err(error);
+                        }
+                    }
                 }
             };
+            unconfirmed -= 1;
             fresh += u64::from(!ack.duplicate);
             stats.items.fetch_add(1, Relaxed);
             // Stored: finished in this process, so what it came from may be acknowledged.
             link.ledger.ended(lineage);
         }
     }
+    link.no_twin()?;
     if !link.may_end() || control.is_failing() {
         // This process may not have sent everything it should have: without its marker,
         // the receivers wait for it to be restarted.
@@ -210,9 +232,15 @@ pub(crate) async fn consume_edge<T: DeserializeOwned + Send + 'static>(
             bad_markers: HashSet::new(),
             short_since: None,
             stuck_since: None,
+            acks_stalled: None,
         };
-        inbound.receive(into, producers).await?;
-        inbound.drain().await
+        let mut result = inbound.receive(into, producers).await;
+        if result.is_ok() {
+            result = inbound.drain().await;
+        }
+        // Left unacknowledged: delivered again to whoever takes this process's place.
+        stats.pending.store(inbound.held.len() as u64, Relaxed);
+        result
     }
     .await;
     fail_on_error(result, from, to, &control);
@@ -242,6 +270,8 @@ struct Inbound<'a> {
     short_since: Option<Instant>,
     /// Since when the edge has waited for items out that this process does not hold.
     stuck_since: Option<Instant>,
+    /// When an acknowledgement last waited in vain to be sent.
+    acks_stalled: Option<Instant>,
 }
 
 impl Inbound<'_> {
@@ -276,6 +306,7 @@ impl Inbound<'_> {
         let mut ended = false;
         let mut trouble: Option<Instant> = None;
         loop {
+            link.no_twin()?;
             self.settle().await;
             if control.is_stopping() {
                 if !control.is_failing() {
@@ -475,21 +506,41 @@ impl Inbound<'_> {
         if self.control.is_failing() {
             return;
         }
-        for message in self.held.values() {
-            // Lost in an outage: the item may come back, and is then recognised.
-            let _ = message.ack_with(AckKind::Progress).await;
-        }
+        // Lost in an outage: the item may come back, and is then recognised. The client
+        // queues what it cannot send while it reconnects; this waits no longer than until
+        // the next round.
+        let every = self.keep_alive_every();
+        let _ = tokio::time::timeout(every, async {
+            for message in self.held.values() {
+                let _ = message.ack_with(AckKind::Progress).await;
+            }
+        })
+        .await;
     }
 
-    async fn acknowledge(&self, message: &jetstream::Message) {
+    async fn acknowledge(&mut self, message: &jetstream::Message) {
         // A failing run may have dropped what it was doing: it acknowledges nothing more,
         // and the server delivers the rest again.
         if self.control.is_failing() {
             return;
         }
-        if let Err(e) = message.ack().await {
-            // Delivered again after the ack wait, and then recognised as done.
-            tracing::debug!(error = %e, "an acknowledgement was lost");
+        // The last one waited in vain: the server is away. What is not acknowledged now
+        // comes back later and is recognised.
+        if self
+            .acks_stalled
+            .is_some_and(|at| at.elapsed() < ACK_AT_MOST)
+        {
+            return;
+        }
+        // Lost (or waiting in the client's queue too long): delivered again after the ack
+        // wait, and then recognised as done.
+        match tokio::time::timeout(ACK_AT_MOST, message.ack()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::debug!(error = %e, "an acknowledgement was lost"),
+            Err(_) => {
+                tracing::debug!("an acknowledgement timed out");
+                self.acks_stalled = Some(Instant::now());
+            }
         }
     }
 

@@ -20,6 +20,8 @@ use crate::lineage::Lineage;
 
 /// How long a run's items, markers and records stay in the stream.
 const KEEP: Duration = Duration::from_secs(24 * 3600);
+/// How long one try of an operation on the server may take.
+const ATTEMPT_AT_MOST: Duration = Duration::from_secs(10);
 /// A message published again within this window is stored once.
 pub(crate) const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
@@ -40,6 +42,8 @@ pub(crate) struct Link {
     client: OnceCell<async_nats::Client>,
     stored: OnceCell<Stored>,
     pub ledger: Arc<Ledger>,
+    /// Set when another live process has this process's instance name.
+    twin: Arc<std::sync::OnceLock<String>>,
     /// Set when an edge into this process stopped before its input ended (a graceful stop):
     /// this process's part is then not done, and it must not say it is.
     interrupted: AtomicBool,
@@ -107,6 +111,7 @@ impl Link {
             stored: OnceCell::new(),
             ledger: Arc::default(),
             interrupted: AtomicBool::new(false),
+            twin: Arc::default(),
         }
     }
 
@@ -224,32 +229,45 @@ impl Link {
                 }
             }
         });
-        // Another process answers about as fast as this one: wait for this one's answer,
-        // and a little more.
-        let mut heard_myself = false;
-        let deadline = tokio::time::sleep(Duration::from_secs(2));
-        tokio::pin!(deadline);
-        loop {
-            let wait = if heard_myself {
-                Duration::from_millis(50)
-            } else {
-                Duration::from_secs(2)
-            };
-            tokio::select! {
-                answer = answers.next() => match answer {
-                    Some(answer) if answer.payload.as_ref() == me.as_bytes() => heard_myself = true,
-                    Some(answer) if answer.status.is_some() => {}
-                    Some(_) => {
-                        return Err(format!(
-                            "another live process of run `{}` already has the instance name `{}`: give each process its own (PIPELINE_INSTANCE)",
-                            self.run, self.instance
-                        ));
-                    }
-                    None => return Ok(()),
-                },
-                () = tokio::time::sleep(wait) => return Ok(()),
-                () = &mut deadline => return Ok(()),
+        // Another process answers about as fast as this one: listen until this one's
+        // answer came, and a little more, without holding up the start.
+        let twin = self.twin.clone();
+        let (run, instance) = (self.run.clone(), self.instance.clone());
+        tokio::spawn(async move {
+            let mut heard_myself = false;
+            let deadline = tokio::time::sleep(Duration::from_secs(2));
+            tokio::pin!(deadline);
+            loop {
+                let wait = if heard_myself {
+                    Duration::from_millis(100)
+                } else {
+                    Duration::from_secs(2)
+                };
+                tokio::select! {
+                    answer = answers.next() => match answer {
+                        Some(answer) if answer.payload.as_ref() == me.as_bytes() => heard_myself = true,
+                        Some(answer) if answer.status.is_some() => {}
+                        Some(_) => {
+                            let _ = twin.set(format!(
+                                "another live process of run `{run}` already has the instance name `{instance}`: give each process its own (PIPELINE_INSTANCE)"
+                            ));
+                            return;
+                        }
+                        None => return,
+                    },
+                    () = tokio::time::sleep(wait) => return,
+                    () = &mut deadline => return,
+                }
             }
+        });
+        Ok(())
+    }
+
+    /// Err once another live process was found to have this process's instance name.
+    pub(crate) fn no_twin(&self) -> Result<(), String> {
+        match self.twin.get() {
+            Some(error) => Err(error.clone()),
+            None => Ok(()),
         }
     }
 
@@ -337,7 +355,13 @@ impl Link {
         let mut backoff = Duration::from_millis(20);
         let mut warned = false;
         loop {
-            match attempt().await {
+            // An operation may also just wait (the client queues what it cannot send while
+            // it reconnects): that counts as a failed try.
+            let tried = match tokio::time::timeout(ATTEMPT_AT_MOST, attempt()).await {
+                Ok(result) => result.map_err(|e| e.to_string()),
+                Err(_) => Err(format!("no answer within {ATTEMPT_AT_MOST:?}")),
+            };
+            match tried {
                 Ok(value) => {
                     if warned {
                         tracing::info!(what, after = ?started.elapsed(), "NATS answers again");
