@@ -394,7 +394,7 @@ fn the_server_terminated_and_restarted_on_its_store_loses_nothing() {
 }
 
 /// Kills the process `victim` of the seeds' graph mid-run and starts it again under the
-/// same instance name; returns the check's allowance of duplicates.
+/// same instance name; `duplicates` is the check's allowance.
 fn process_killed(victim: &str, duplicates: usize) {
     let _serial = serial();
     let server = server_with(&[]);
@@ -983,6 +983,99 @@ fn a_server_away_longer_than_the_patience_fails_every_process_and_a_restart_fini
         );
         outcomes.extend(again);
         // What the sink had consumed but not acknowledged when it gave up comes again.
+        check(&setup, &outcomes, setup.words);
+    }
+}
+
+/// Starts the seeds' graph, with the source as slow as `rev`, and kills `victim` mid-run;
+/// returns the setup, the other parts (still running) and the victim's outcome.
+fn kill_mid_run(server: &NatsServer, run: &str, victim: &str) -> (Setup, Vec<Part>, Outcome) {
+    let mut setup = setup(server, run, 1500, 1000);
+    setup.env.push(("INP_WORK_US".into(), "500".into()));
+    setup.env.push(("PIPELINE_RETRY_FOR_S".into(), "3".into()));
+    let mut parts = setup.seeds();
+    std::thread::sleep(Duration::from_millis(700));
+    let at = parts.iter().position(|p| p.name == victim).unwrap();
+    let killed = kill(parts.remove(at));
+    (setup, parts, killed)
+}
+
+#[test]
+fn a_stage_process_killed_for_good_leaves_its_share_to_the_other() {
+    let _serial = serial();
+    let server = server_with(&[]);
+    for round in 0..2 {
+        let (setup, parts, killed) = kill_mid_run(&server, &format!("gone-rev{round}"), "rev-1");
+        let mut outcomes = vec![killed];
+        outcomes.extend(wait_all(parts));
+        assert!(
+            hung(&outcomes[1..]).is_empty(),
+            "hung:\n{}",
+            describe(&outcomes)
+        );
+        // `rev-2` did what `rev-1` held when it died; the sink got everything, once.
+        check(&setup, &outcomes, 0);
+        let rev2 = outcomes[1].report.as_ref().unwrap();
+        let inbound = rev2.remote.iter().find(|e| e.from == "inp").unwrap();
+        assert!(inbound.redelivered > 0, "{rev2}");
+    }
+}
+
+#[test]
+fn the_source_killed_for_good_fails_the_others_saying_whom_to_restart() {
+    let _serial = serial();
+    let server = server_with(&[]);
+    for round in 0..2 {
+        let (setup, parts, killed) = kill_mid_run(&server, &format!("gone-inp{round}"), "inp");
+        let started = Instant::now();
+        let mut outcomes = vec![killed];
+        outcomes.extend(wait_all(parts));
+        let all = describe(&outcomes);
+        assert!(hung(&outcomes[1..]).is_empty(), "hung:\n{all}");
+        assert!(
+            started.elapsed() < Duration::from_secs(40),
+            "took {:?}",
+            started.elapsed()
+        );
+        for o in &outcomes[1..] {
+            assert!(o.gave_up(), "`{}`:\n{all}", o.name);
+            assert!(
+                o.stderr.contains(
+                    "the process `inp` hosting `inp` started sending on this edge, never ended it"
+                ) && o.stderr.contains("PIPELINE_INSTANCE=inp"),
+                "`{}`:\n{all}",
+                o.name
+            );
+        }
+        // What reached the sink is right, and there once.
+        let got = delivered(&outcomes);
+        let expected = setup.expected();
+        assert!(got.keys().all(|k| expected.contains_key(k)));
+        assert!(got.values().all(|&n| n == 1), "{got:?}");
+    }
+}
+
+#[test]
+fn the_sink_killed_for_good_lets_the_others_finish_and_its_items_wait() {
+    let _serial = serial();
+    let server = server_with(&[]);
+    for round in 0..2 {
+        let (setup, parts, killed) = kill_mid_run(&server, &format!("gone-out{round}"), "out");
+        let mut outcomes = vec![killed];
+        outcomes.extend(wait_all(parts));
+        assert!(
+            hung(&outcomes[1..]).is_empty(),
+            "hung:\n{}",
+            describe(&outcomes)
+        );
+        for o in &outcomes[1..] {
+            assert!(o.status.unwrap().success(), "{}", describe(&outcomes));
+        }
+        // Whenever it comes back, it finds everything.
+        outcomes.extend(wait_all(vec![setup.start(
+            "out",
+            &[("PIPELINE_NODES", "out"), ("PIPELINE_REPLICAS", "rev=2")],
+        )]));
         check(&setup, &outcomes, setup.words);
     }
 }

@@ -84,6 +84,9 @@ pub(crate) struct NodeSpec {
     pub workers: usize,
     pub fan_in: FanIn,
     pub options: NodeOptions,
+    /// A stage without hooks: it emits nothing at the end of its input, so any copy of it
+    /// that finished its input finished the node's work (see `remote`).
+    pub stateless: bool,
 }
 
 /// Collects nodes and edges; the `pipeline!` macro drives it.
@@ -153,6 +156,7 @@ impl Builder {
             workers: 1,
             fan_in: FanIn::Single,
             options: NodeOptions::default(),
+            stateless: false,
         };
         self.nodes.push((
             spec,
@@ -180,6 +184,7 @@ impl Builder {
             workers: 1,
             fan_in,
             options,
+            stateless: !S::HAS_HOOKS,
         };
         outlet.set_on_thread(S::BLOCKING);
         if let Some(ledger) = self.ledger() {
@@ -224,6 +229,7 @@ impl Builder {
             workers: 1,
             fan_in,
             options,
+            stateless: false,
         };
         let launch: Launch = match take_offer(&mut inlet).filter(|_| S::SYNC) {
             Some(offer) => {
@@ -286,6 +292,7 @@ impl Builder {
             workers: copies.len(),
             fan_in,
             options,
+            stateless: !S::HAS_HOOKS,
         };
         let copies: Vec<S> = copies.into_iter().map(|node| node.0).collect();
         self.nodes.push((
@@ -344,7 +351,20 @@ impl Builder {
                 .filter(|(spec, _)| spec.fan_in == FanIn::Zip)
                 .map(|(spec, _)| spec.name)
                 .collect();
-            split.check(&names, &zips, &pipeline.after, &pipeline.dead_letter_edges);
+            let stateless: Vec<&str> = pipeline
+                .nodes
+                .iter()
+                .filter(|(spec, _)| spec.stateless)
+                .map(|(spec, _)| spec.name)
+                .collect();
+            split.check(
+                &names,
+                &zips,
+                &stateless,
+                &pipeline.edges,
+                &pipeline.after,
+                &pipeline.dead_letter_edges,
+            );
             // Nodes hosted elsewhere do not run here; dropping them closes their edges.
             pipeline.nodes.retain(|(spec, _)| split.hosts(spec.name));
             let touches_here =

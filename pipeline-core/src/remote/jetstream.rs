@@ -37,6 +37,9 @@ const ACK_AT_MOST: Duration = Duration::from_secs(2);
 /// Items a receiving process may hold unacknowledged per edge.
 const MAX_UNACKNOWLEDGED: i64 = 10_000;
 
+/// Ends an end marker's count when the marker ends the producing node's whole work.
+const WHOLE_NODE: &str = "all";
+
 /// What an end marker's `Pipeline-Schema` header says: the edge's schema, marked as an end.
 fn marker_schema(schema: &str) -> String {
     format!("{schema}#end")
@@ -73,6 +76,17 @@ async fn publish<T: Serialize>(
     control: &Control,
 ) -> Result<(), String> {
     let stored = link.stored(control).await?;
+    // Receivers learn from it that this process takes part, and ask after it if it never
+    // ends the edge.
+    let open = stored.subject(from, to, &format!("open.{}", link.instance));
+    link.ride_through(control, "saying the edge is open", || async {
+        stored
+            .context
+            .send_publish(open.clone(), PublishMessage::build())
+            .await?
+            .await
+    })
+    .await?;
     let subject = stored.subject(from, to, "data");
     let schema = envelope::schema::<T>(link.pipeline, from, to);
     // Items this process stored first: its end marker's count. A copy the stream dropped as
@@ -151,8 +165,16 @@ async fn publish<T: Serialize>(
         );
         return Ok(());
     }
+    // `all`: this copy of a stateless node fed only from other processes ended its input,
+    // so every copy of it did: receivers need not wait for the others' markers (a copy
+    // that died for good sends none).
+    let count = if link.is_replaceable(from) {
+        format!("{fresh} {WHOLE_NODE}")
+    } else {
+        fresh.to_string()
+    };
     let marker = PublishMessage::build()
-        .payload(fresh.to_string().into())
+        .payload(count.into())
         .header(SCHEMA_HEADER, marker_schema(&schema).as_str())
         .message_id(stored.marker_id(from, to, &link.instance));
     let end = stored.subject(from, to, &format!("end.{}", link.instance));
@@ -233,6 +255,8 @@ pub(crate) async fn consume_edge<T: DeserializeOwned + Send + 'static>(
             short_since: None,
             stuck_since: None,
             acks_stalled: None,
+            last_roll_call: None,
+            gone: HashMap::new(),
         };
         let mut result = inbound.receive(into, producers).await;
         if result.is_ok() {
@@ -272,6 +296,10 @@ struct Inbound<'a> {
     stuck_since: Option<Instant>,
     /// When an acknowledgement last waited in vain to be sent.
     acks_stalled: Option<Instant>,
+    /// When the producers that have not ended were last asked after.
+    last_roll_call: Option<Instant>,
+    /// Producing processes that did not answer, and since when.
+    gone: HashMap<String, Instant>,
 }
 
 impl Inbound<'_> {
@@ -562,6 +590,8 @@ impl Inbound<'_> {
         let expected = marker_schema(&self.schema);
         let mut claimed = 0u64;
         let mut valid = 0usize;
+        let mut whole = false;
+        let mut ended = HashSet::new();
         for subject in markers {
             let marker = link
                 .ride_through(control, "reading an end marker", || {
@@ -572,13 +602,18 @@ impl Inbound<'_> {
                 .headers
                 .get(SCHEMA_HEADER)
                 .is_some_and(|h| h.as_str() == expected);
-            let count = std::str::from_utf8(&marker.payload)
-                .ok()
-                .and_then(|c| c.trim().parse::<u64>().ok());
+            let text = std::str::from_utf8(&marker.payload).unwrap_or("");
+            let (count, all) = match text.trim().split_once(' ') {
+                Some((count, WHOLE_NODE)) => (count.parse::<u64>().ok(), true),
+                Some(_) => (None, false),
+                None => (text.trim().parse::<u64>().ok(), false),
+            };
             match count {
                 Some(count) if ours => {
                     valid += 1;
                     claimed += count;
+                    whole |= all;
+                    ended.insert(subject.rsplit('.').next().unwrap_or("").to_string());
                 }
                 _ => {
                     if self.bad_markers.insert(marker.sequence) {
@@ -588,7 +623,8 @@ impl Inbound<'_> {
                 }
             }
         }
-        if valid < producers {
+        if valid < producers && !whole {
+            self.roll_call(&ended).await?;
             return Ok(false);
         }
         let data = self.stored.subject(self.from, self.to, "data");
@@ -615,6 +651,60 @@ impl Inbound<'_> {
             ));
         }
         Ok(false)
+    }
+
+    /// Asks after every producing process that opened the edge and has not ended it: one
+    /// that has not answered for `retry_for` (it died, and nobody started it again) fails
+    /// this run, saying whom to restart, instead of waiting for ever.
+    async fn roll_call(&mut self, ended: &HashSet<String>) -> Result<(), String> {
+        if self
+            .last_roll_call
+            .is_some_and(|at| at.elapsed() < Duration::from_secs(1))
+        {
+            return Ok(());
+        }
+        self.last_roll_call = Some(Instant::now());
+        let (link, control, stream) = (self.link, self.control, &self.stored.stream);
+        let opened = self.stored.subject(self.from, self.to, "open.*");
+        let opened: Vec<String> = link
+            .ride_through(control, "reading who sends on the edge", || async {
+                stream
+                    .info_with_subjects(&opened)
+                    .await?
+                    .map_ok(|(subject, _)| subject)
+                    .try_collect::<Vec<_>>()
+                    .await
+            })
+            .await?;
+        let client = link.client().await?;
+        for subject in opened {
+            let instance = subject.rsplit('.').next().unwrap_or("").to_string();
+            if ended.contains(&instance) {
+                self.gone.remove(&instance);
+                continue;
+            }
+            let asked = client.request(link.instance_subject(&instance), "".into());
+            let alive = matches!(
+                tokio::time::timeout(Duration::from_secs(1), asked).await,
+                Ok(Ok(answer)) if answer.status.is_none()
+            );
+            if alive {
+                self.gone.remove(&instance);
+                continue;
+            }
+            let since = *self
+                .gone
+                .entry(instance.clone())
+                .or_insert_with(Instant::now);
+            if since.elapsed() >= link.retry_for {
+                return Err(format!(
+                    "the process `{instance}` hosting `{}` started sending on this edge, never ended it, and has not answered for {:.0?}: start it again with PIPELINE_INSTANCE={instance} to finish the run (raise PIPELINE_RETRY_FOR_S to wait longer)",
+                    self.from,
+                    since.elapsed()
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Whether the edge's consumer has nothing left to deliver, and nothing out but what

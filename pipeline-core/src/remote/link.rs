@@ -42,6 +42,8 @@ pub(crate) struct Link {
     client: OnceCell<async_nats::Client>,
     stored: OnceCell<Stored>,
     pub ledger: Arc<Ledger>,
+    /// Nodes hosted here that finish the node's whole work when they finish theirs.
+    replaceable: std::sync::OnceLock<Vec<String>>,
     /// Set when another live process has this process's instance name.
     twin: Arc<std::sync::OnceLock<String>>,
     /// Set when an edge into this process stopped before its input ended (a graceful stop):
@@ -112,6 +114,7 @@ impl Link {
             ledger: Arc::default(),
             interrupted: AtomicBool::new(false),
             twin: Arc::default(),
+            replaceable: std::sync::OnceLock::new(),
         }
     }
 
@@ -196,7 +199,7 @@ impl Link {
     /// name from now on. A dead process answers nothing, so a replacement under the same
     /// name is welcome.
     async fn claim_instance(&self, client: &async_nats::Client) -> Result<(), String> {
-        let subject = format!("{}.instance.{}", self.live_prefix, self.instance);
+        let subject = self.instance_subject(&self.instance);
         let me = format!(
             "{}-{}",
             std::process::id(),
@@ -311,6 +314,18 @@ impl Link {
             .await
     }
 
+    pub(crate) fn set_replaceable(&self, nodes: Vec<String>) {
+        let _ = self.replaceable.set(nodes);
+    }
+
+    /// Whether `node` is a stateless stage fed only from other processes here: when it
+    /// ends, every copy of it elsewhere has finished too, dead or alive.
+    pub(crate) fn is_replaceable(&self, node: &str) -> bool {
+        self.replaceable
+            .get()
+            .is_some_and(|nodes| nodes.iter().any(|n| n == node))
+    }
+
     /// An edge into this process stopped before its input ended.
     pub(crate) fn interrupted(&self) {
         self.interrupted.store(true, Ordering::Release);
@@ -330,6 +345,11 @@ impl Link {
     /// The subject holding this run's epoch record.
     pub(crate) fn epoch_subject(&self) -> String {
         format!("{}.epoch", self.run_prefix)
+    }
+
+    /// Where the live process named `instance` answers (see `claim_instance`).
+    pub(crate) fn instance_subject(&self, instance: &str) -> String {
+        format!("{}.instance.{instance}", self.live_prefix)
     }
 
     /// An at-most-once subject of edge `from => to`.

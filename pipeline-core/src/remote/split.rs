@@ -76,6 +76,8 @@ impl Split {
         &mut self,
         nodes: &[&str],
         zips: &[&str],
+        stateless: &[&str],
+        edges: &[(&'static str, &'static str)],
         after: &[(&'static str, &'static str)],
         dead_letter_edges: &[(&'static str, &'static str)],
     ) {
@@ -83,6 +85,22 @@ impl Split {
             .iter()
             .map(|n| (n.to_string(), self.plan.replicas_of(n)))
             .collect();
+        // A stateless stage hosted here whose every input comes from another process: once
+        // this copy has finished its inputs, every copy has (see `jetstream`).
+        let replaceable = stateless
+            .iter()
+            .filter(|node| self.hosts(node))
+            .filter(|node| {
+                let mut inputs = edges
+                    .iter()
+                    .chain(dead_letter_edges)
+                    .filter(|(_, to)| to == *node)
+                    .peekable();
+                inputs.peek().is_some() && inputs.all(|(from, _)| !self.hosts(from))
+            })
+            .map(|node| node.to_string())
+            .collect();
+        self.link.set_replaceable(replaceable);
         for zip in zips {
             if self.plan.replicas_of(zip) > 1 {
                 // The parts of one tuple would go to different processes, and neither
