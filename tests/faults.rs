@@ -515,6 +515,23 @@ fn a_run_name_used_again_runs_again_in_full() {
 }
 
 #[test]
+fn a_run_name_used_again_after_the_duplicate_window_runs_again_in_full() {
+    let _serial = serial();
+    let server = server_with(&[]);
+    for _ in 0..2 {
+        let mut setup = setup(&server, "later", 300, 100);
+        // A one-second window, so that the second run comes after it.
+        setup
+            .env
+            .push(("PIPELINE_DUPLICATE_WINDOW_S".into(), "1".into()));
+        let outcomes = wait_all(setup.seeds());
+        assert!(hung(&outcomes).is_empty(), "hung:\n{}", describe(&outcomes));
+        check(&setup, &outcomes, 0);
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+}
+
+#[test]
 fn a_spoofed_end_marker_ends_nothing() {
     let _serial = serial();
     let server = server_with(&[]);

@@ -22,8 +22,6 @@ use crate::lineage::Lineage;
 const KEEP: Duration = Duration::from_secs(24 * 3600);
 /// How long one try of an operation on the server may take.
 const ATTEMPT_AT_MOST: Duration = Duration::from_secs(10);
-/// A message published again within this window is stored once.
-pub(crate) const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
 pub(crate) struct Link {
     url: String,
@@ -39,6 +37,8 @@ pub(crate) struct Link {
     pub instance: String,
     pub ack_wait: Duration,
     pub retry_for: Duration,
+    /// Set on the stream when this process creates it.
+    duplicate_window: Duration,
     client: OnceCell<async_nats::Client>,
     stored: OnceCell<Stored>,
     pub ledger: Arc<Ledger>,
@@ -109,6 +109,7 @@ impl Link {
             instance: plan.instance.clone(),
             ack_wait: plan.ack_wait,
             retry_for: plan.retry_for,
+            duplicate_window: plan.duplicate_window,
             client: OnceCell::new(),
             stored: OnceCell::new(),
             ledger: Arc::default(),
@@ -285,7 +286,7 @@ impl Link {
                     subjects: vec![self.subjects.clone()],
                     // Runs leave their items behind for a day, to look into.
                     max_age: KEEP,
-                    duplicate_window: DUPLICATE_WINDOW,
+                    duplicate_window: self.duplicate_window,
                     ..Default::default()
                 };
                 // Processes starting together race to create the stream: one creates it,

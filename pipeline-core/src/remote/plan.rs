@@ -20,6 +20,7 @@ use std::time::Duration;
 /// | `PIPELINE_ACK_WAIT_MS` | how long an unacknowledged item waits before redelivery | 30 000 |
 /// | `PIPELINE_DELIVERY` | `at-least-once` (JetStream) or `at-most-once` (core NATS) | `at-least-once` |
 /// | `PIPELINE_RETRY_FOR_S` | how long a NATS operation is retried through an outage before the process gives up | 120 |
+/// | `PIPELINE_DUPLICATE_WINDOW_S` | how long the stream remembers a message id, to store an item published again once (set when the stream is created) | 120 |
 /// | `PIPELINE_NATS_CA` | a PEM file of the CA that signed the server's certificate: TLS is then required | (system roots, TLS if the server asks) |
 /// | `PIPELINE_NATS_CERT`, `PIPELINE_NATS_KEY` | PEM files of this process's client certificate and key, for servers that verify clients | none |
 /// | `PIPELINE_NATS_CREDS` | a `.creds` file (user JWT and NKey seed) | none |
@@ -38,6 +39,7 @@ pub struct Plan {
     pub(crate) ack_wait: Duration,
     pub(crate) delivery: Delivery,
     pub(crate) retry_for: Duration,
+    pub(crate) duplicate_window: Duration,
     pub(crate) security: Security,
 }
 
@@ -106,6 +108,7 @@ impl Plan {
             ack_wait: Duration::from_secs(30),
             delivery: Delivery::AtLeastOnce,
             retry_for: Duration::from_secs(120),
+            duplicate_window: Duration::from_secs(120),
             security: Security::default(),
         }
     }
@@ -154,6 +157,14 @@ impl Plan {
     /// server is retried (with backoff) before this process gives up and fails its run.
     pub fn retry_for(mut self, patience: Duration) -> Self {
         self.retry_for = patience;
+        self
+    }
+
+    /// How long the stream remembers a message id: an item published again within it (by
+    /// a process restarted after a crash, say) is stored once; after it, twice. Applies
+    /// when this process creates the pipeline's stream.
+    pub fn duplicate_window(mut self, window: Duration) -> Self {
+        self.duplicate_window = window;
         self
     }
 
@@ -251,6 +262,14 @@ impl Plan {
                 ))
             })?;
             plan.ack_wait = Duration::from_millis(ms.max(1));
+        }
+        if let Some(s) = var("PIPELINE_DUPLICATE_WINDOW_S") {
+            let s = s.trim().parse::<u64>().map_err(|_| {
+                PlanError(format!(
+                    "PIPELINE_DUPLICATE_WINDOW_S: `{s}` is not a number of seconds"
+                ))
+            })?;
+            plan.duplicate_window = Duration::from_secs(s.max(1));
         }
         plan.security.ca = var("PIPELINE_NATS_CA").map(PathBuf::from);
         match (var("PIPELINE_NATS_CERT"), var("PIPELINE_NATS_KEY")) {
