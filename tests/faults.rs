@@ -54,12 +54,15 @@ fn child_process() {
             _ => format!("word{i}"),
         }
     };
+    // `rev` keeps one word in this many, if asked (a branch of the zip that filters).
+    let keep_one_in: usize = std::env::var("KEEP_ONE_IN").map_or(1, |k| k.parse().unwrap());
+    let kept = move |word: &str| number(word) % keep_one_in == 0;
     let p = pipeline! {
         #![distributed("seeds")]
         inp = source::iter((0..words).map(word));
-        rev = stage::map(move |word: String| {
+        rev = stage::filter_map(move |word: String| {
             std::thread::sleep(work);
-            word.chars().rev().collect::<String>()
+            kept(&word).then(|| word.chars().rev().collect::<String>())
         });
         out = sink::for_each(|(word, reversed): (String, String)| println!("pair {word} {reversed}"));
         inp => rev, out;
@@ -79,6 +82,14 @@ fn child_process() {
         eprintln!("failed: {error}");
         std::process::exit(3);
     }
+}
+
+/// The number in `word123`.
+fn number(word: &str) -> usize {
+    word.trim_start_matches("word")
+        .trim_end_matches('x')
+        .parse()
+        .unwrap()
 }
 
 /// Scenarios time their faults, so they run one at a time.
@@ -1094,5 +1105,40 @@ fn the_sink_killed_for_good_lets_the_others_finish_and_its_items_wait() {
             &[("PIPELINE_NODES", "out"), ("PIPELINE_REPLICAS", "rev=2")],
         )]));
         check(&setup, &outcomes, setup.words);
+    }
+}
+
+#[test]
+fn a_zip_branch_that_filters_nine_in_ten_of_thirty_thousand_items_completes() {
+    let _serial = serial();
+    let server = server_with(&[]);
+    for round in 0..2 {
+        let mut setup = setup(&server, &format!("filtering{round}"), 30_000, 0);
+        setup.env.push(("KEEP_ONE_IN".into(), "10".into()));
+        let parts = vec![
+            setup.start("rev-1", &[("PIPELINE_NODES", "rev")]),
+            setup.start("rev-2", &[("PIPELINE_NODES", "rev")]),
+            setup.start(
+                "out",
+                &[("PIPELINE_NODES", "out"), ("PIPELINE_REPLICAS", "rev=2")],
+            ),
+            setup.start("inp", &[("PIPELINE_NODES", "inp")]),
+        ];
+        let outcomes = wait_all(parts);
+        let all = describe(&outcomes);
+        assert!(hung(&outcomes).is_empty(), "hung:\n{all}");
+        for o in &outcomes {
+            assert!(o.status.unwrap().success(), "`{}` failed:\n{all}", o.name);
+            let report = o.report.as_ref().unwrap();
+            assert!(report.accounting().is_balanced(), "`{}`:\n{report}", o.name);
+        }
+        let expected: BTreeMap<(String, String), usize> = setup
+            .expected()
+            .into_iter()
+            .filter(|((word, _), _)| number(word) % 10 == 0)
+            .collect();
+        assert_eq!(delivered(&outcomes), expected);
+        let out = outcomes[2].report.as_ref().unwrap();
+        assert_eq!(out.accounting().dropped_partial_tuples, 27_000, "{out}");
     }
 }

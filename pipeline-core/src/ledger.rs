@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 
 use crate::lineage::Lineage;
 
@@ -29,6 +29,8 @@ pub struct Ledger {
     /// item left open has been dealt with.
     running: AtomicUsize,
     all_done: Notify,
+    /// Told each root that finished here (see `remote::notes`).
+    watchers: Mutex<Vec<mpsc::UnboundedSender<u64>>>,
 }
 
 struct Entry {
@@ -67,9 +69,33 @@ impl Ledger {
             }
             open.remove(&root).map(|e| e.acks)
         };
+        let Some(acks) = finished else {
+            return;
+        };
         // Acknowledge outside the lock: an ack may take a moment.
-        for ack in finished.into_iter().flatten() {
+        for ack in acks {
             ack();
+        }
+        self.root_finished(lineage.root_index());
+    }
+
+    /// A receiver of every root that finishes in this process from now on.
+    // Only an edge to another process (feature `nats`) watches.
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
+    pub(crate) fn watch_roots(&self) -> mpsc::UnboundedReceiver<u64> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.watchers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(tx);
+        rx
+    }
+
+    fn root_finished(&self, root: u64) {
+        let watchers = self.watchers.lock().unwrap_or_else(|e| e.into_inner());
+        for watcher in watchers.iter() {
+            // Err: that edge has ended, and tells nobody any more.
+            let _ = watcher.send(root);
         }
     }
 
@@ -174,6 +200,23 @@ mod tests {
         assert_eq!(acked.load(Ordering::SeqCst), 0);
         ledger.ended(item); // the sink consumed the tuple
         assert_eq!(acked.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn watchers_hear_of_each_root_that_finishes() {
+        let ledger = Ledger::default();
+        let mut roots = ledger.watch_roots();
+        let (_, ack) = counter();
+        ledger.arrived(Lineage::root(4), ack());
+        ledger.arrived(Lineage::root(9), ack());
+        ledger.adjust(Lineage::root(4), 1);
+        ledger.ended(Lineage::root(4));
+        ledger.ended(Lineage::root(9));
+        assert_eq!(roots.try_recv(), Ok(9), "root 4 has a copy left");
+        ledger.ended(Lineage::root(4));
+        assert_eq!(roots.try_recv(), Ok(4));
+        ledger.ended(Lineage::root(5)); // never arrived: not tracked, not told
+        assert!(roots.try_recv().is_err());
     }
 
     #[test]

@@ -86,6 +86,7 @@ pub(crate) struct NodeSpec {
     pub options: NodeOptions,
     /// A stage without hooks: it emits nothing at the end of its input, so any copy of it
     /// that finished its input finished the node's work (see `remote`).
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
     pub stateless: bool,
 }
 

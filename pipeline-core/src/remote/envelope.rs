@@ -10,6 +10,8 @@ use crate::lineage::Lineage;
 pub(crate) const SCHEMA_HEADER: &str = "Pipeline-Schema";
 /// On a dead-lettered message: why it was rejected.
 pub(crate) const REASON_HEADER: &str = "Pipeline-Rejected";
+/// On a note (see `notes`): the edge's roots that are done, instead of an item.
+pub(crate) const NOTE_HEADER: &str = "Pipeline-Note";
 /// On an end marker: the sending process's instance name.
 pub(crate) const INSTANCE_HEADER: &str = "Pipeline-Instance";
 
@@ -97,6 +99,23 @@ pub(crate) fn decode<T: DeserializeOwned>(
     let (root, path, item): (u64, u64, T) =
         rmp_serde::from_slice(payload).map_err(|e| Rejected::Corrupt(e.to_string()))?;
     Ok((Lineage::from_parts(root, path), item))
+}
+
+pub(crate) fn encode_done(done: &super::notes::Done) -> Result<Vec<u8>, String> {
+    rmp_serde::to_vec(done).map_err(|e| format!("could not encode a note: {e}"))
+}
+
+pub(crate) fn decode_done(
+    schema: Option<&str>,
+    expected: &str,
+    payload: &[u8],
+) -> Result<super::notes::Done, Rejected> {
+    match schema {
+        None => return Err(Rejected::Foreign),
+        Some(got) if got != expected => return Err(Rejected::OtherSchema(got.to_string())),
+        Some(_) => {}
+    }
+    rmp_serde::from_slice(payload).map_err(|e| Rejected::Corrupt(e.to_string()))
 }
 
 /// A whole batch in one message (at-most-once edges).

@@ -17,8 +17,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
-use super::envelope::{self, SCHEMA_HEADER};
+use super::envelope::{self, NOTE_HEADER, SCHEMA_HEADER};
 use super::link::{Link, Stored};
+use super::notes::{Done, Watermark};
 use super::split::{fail_on_error, rejection, retry_startup};
 use crate::control::Control;
 use crate::lineage::Lineage;
@@ -48,13 +49,14 @@ fn marker_schema(schema: &str) -> String {
 /// Publishes what the hosted node `from` sends to `to`, then its end marker.
 pub(crate) async fn publish_edge<T: Serialize + Send + 'static>(
     mut items: EdgeReceiver<T>,
+    mut done: mpsc::UnboundedReceiver<u64>,
     link: Arc<Link>,
     from: &'static str,
     to: &'static str,
     stats: Arc<RemoteEdgeStats>,
     control: Arc<Control>,
 ) {
-    let result = publish(&mut items, &link, from, to, &stats, &control).await;
+    let result = publish(&mut items, &mut done, &link, from, to, &stats, &control).await;
     let failed = result.is_err();
     fail_on_error(result, from, to, &control);
     if failed {
@@ -69,6 +71,7 @@ pub(crate) async fn publish_edge<T: Serialize + Send + 'static>(
 
 async fn publish<T: Serialize>(
     items: &mut EdgeReceiver<T>,
+    done: &mut mpsc::UnboundedReceiver<u64>,
     link: &Link,
     from: &'static str,
     to: &'static str,
@@ -92,67 +95,46 @@ async fn publish<T: Serialize>(
     // Items this process stored first: its end marker's count. A copy the stream dropped as
     // a duplicate was counted by whoever stored it.
     let mut fresh = 0u64;
-    let mut first_tries = Vec::new();
     let max_payload = link.client().await?.server_info().max_payload;
-    while let Some(batch) = std::future::poll_fn(|cx| items.poll_recv(cx)).await {
-        link.no_twin()?;
-        for (lineage, item) in batch.items {
-            let payload = envelope::encode(lineage, &item)?;
-            let id = stored.item_id(from, to, lineage);
-            // The server closes the connection of whoever publishes more than it takes:
-            // such an item fails here, as an item, and the run goes on.
-            let size = payload.len() + HEADERS_UP_TO + schema.len() + id.len();
-            if size > max_payload {
-                too_large(link, stored, control, from, to, lineage, size, max_payload).await?;
-                stats.failed.fetch_add(1, Relaxed);
-                link.ledger.ended(lineage);
-                continue;
+    let edge = Outbound {
+        link,
+        stored,
+        control,
+        stats,
+        from,
+        to,
+        subject: &subject,
+        schema: &schema,
+        max_payload,
+    };
+    // What the next note says, and how far the last one went (see `notes`).
+    let mut note = Done::default();
+    let mut noted_below = 0;
+    loop {
+        tokio::select! {
+            batch = std::future::poll_fn(|cx| items.poll_recv(cx)) => {
+                let Some(batch) = batch else { break };
+                link.no_twin()?;
+                fresh += edge.store(batch.items).await?;
+                note.below = note.below.max(batch.watermark);
             }
-            let message = PublishMessage::build()
-                .payload(payload.into())
-                .header(SCHEMA_HEADER, schema.as_str())
-                .message_id(id);
-            // The batch's publishes are in flight together.
-            let ack = stored
-                .context
-                .send_publish(subject.clone(), message.clone())
-                .await;
-            first_tries.push((lineage, message, ack));
+            Some(root) = done.recv() => note.roots.push(root),
         }
-        let mut unconfirmed = first_tries.len() as u64;
-        for (lineage, message, ack) in first_tries.drain(..) {
-            let first = match ack {
-                Ok(ack) => ack.await,
-                Err(e) => Err(e),
-            };
-            let ack = match first {
-                Ok(ack) => ack,
-                // Again, with the same message id: stored once however often it is sent.
-                Err(_) => {
-                    let again = link
-                        .ride_through(control, "storing an item", || async {
-                            stored
-                                .context
-                                .send_publish(subject.clone(), message.clone())
-                                .await?
-                                .await
-                        })
-                        .await;
-                    match again {
-                        Ok(ack) => ack,
-                        Err(error) => {
-                            stats.pending.fetch_add(unconfirmed, Relaxed);
-                            return Err(error);
-                        }
-                    }
-                }
-            };
-            unconfirmed -= 1;
-            fresh += u64::from(!ack.duplicate);
-            stats.items.fetch_add(1, Relaxed);
-            // Stored: finished in this process, so what it came from may be acknowledged.
-            link.ledger.ended(lineage);
+        // Roots that finished as this batch was stored, or meanwhile.
+        while let Ok(root) = done.try_recv() {
+            note.roots.push(root);
         }
+        if note.below > noted_below || !note.roots.is_empty() {
+            edge.send_note(&note).await?;
+            noted_below = note.below;
+            note.roots.clear();
+        }
+    }
+    while let Ok(root) = done.try_recv() {
+        note.roots.push(root);
+    }
+    if !note.roots.is_empty() {
+        edge.send_note(&note).await?;
     }
     link.no_twin()?;
     if !link.may_end() || control.is_failing() {
@@ -187,6 +169,118 @@ async fn publish<T: Serialize>(
     })
     .await?;
     Ok(())
+}
+
+/// A sending edge, while it runs.
+struct Outbound<'a> {
+    link: &'a Link,
+    stored: &'a Stored,
+    control: &'a Control,
+    stats: &'a RemoteEdgeStats,
+    from: &'static str,
+    to: &'static str,
+    subject: &'a str,
+    schema: &'a str,
+    max_payload: usize,
+}
+
+impl Outbound<'_> {
+    /// Stores a batch's items, their publishes in flight together; how many the stream
+    /// had not stored before.
+    async fn store<T: Serialize>(&self, items: Vec<(Lineage, T)>) -> Result<u64, String> {
+        let (link, stored, control, stats) = (self.link, self.stored, self.control, self.stats);
+        let (from, to) = (self.from, self.to);
+        let mut first_tries = Vec::with_capacity(items.len());
+        for (lineage, item) in items {
+            let payload = envelope::encode(lineage, &item)?;
+            let id = stored.item_id(from, to, lineage);
+            // The server closes the connection of whoever publishes more than it takes:
+            // such an item fails here, as an item, and the run goes on.
+            let size = payload.len() + HEADERS_UP_TO + self.schema.len() + id.len();
+            if size > self.max_payload {
+                too_large(
+                    link,
+                    stored,
+                    control,
+                    from,
+                    to,
+                    lineage,
+                    size,
+                    self.max_payload,
+                )
+                .await?;
+                stats.failed.fetch_add(1, Relaxed);
+                link.ledger.ended(lineage);
+                continue;
+            }
+            let message = PublishMessage::build()
+                .payload(payload.into())
+                .header(SCHEMA_HEADER, self.schema)
+                .message_id(id);
+            let ack = stored
+                .context
+                .send_publish(self.subject.to_string(), message.clone())
+                .await;
+            first_tries.push((lineage, message, ack));
+        }
+        let mut fresh = 0;
+        let mut unconfirmed = first_tries.len() as u64;
+        for (lineage, message, ack) in first_tries {
+            let first = match ack {
+                Ok(ack) => ack.await,
+                Err(e) => Err(e),
+            };
+            let ack = match first {
+                Ok(ack) => ack,
+                // Again, with the same message id: stored once however often it is sent.
+                Err(_) => {
+                    let again = link
+                        .ride_through(control, "storing an item", || async {
+                            stored
+                                .context
+                                .send_publish(self.subject.to_string(), message.clone())
+                                .await?
+                                .await
+                        })
+                        .await;
+                    match again {
+                        Ok(ack) => ack,
+                        Err(error) => {
+                            stats.pending.fetch_add(unconfirmed, Relaxed);
+                            return Err(error);
+                        }
+                    }
+                }
+            };
+            unconfirmed -= 1;
+            // Items this process stored first count in its end marker; a copy the stream
+            // dropped as a duplicate was counted by whoever stored it.
+            fresh += u64::from(!ack.duplicate);
+            stats.items.fetch_add(1, Relaxed);
+            // Stored: finished in this process, so what it came from may be acknowledged.
+            link.ledger.ended(lineage);
+        }
+        Ok(fresh)
+    }
+
+    /// Stores a note saying which roots are done on the edge (see `notes`).
+    async fn send_note(&self, done: &Done) -> Result<(), String> {
+        let note = PublishMessage::build()
+            .payload(envelope::encode_done(done)?.into())
+            .header(SCHEMA_HEADER, self.schema)
+            .header(NOTE_HEADER, "done");
+        let stored = self.stored;
+        self.link
+            .ride_through(self.control, "storing a note", || async {
+                stored
+                    .context
+                    .send_publish(self.subject.to_string(), note.clone())
+                    .await?
+                    .await
+            })
+            .await?;
+        Ok(())
+    }
 }
 
 /// Bytes of a message's headers beyond the schema and the message id.
@@ -226,12 +320,14 @@ async fn too_large(
 
 /// Feeds the hosted node `to` with what `from`'s processes publish, until all of them have
 /// ended and nothing is left to deliver; then acknowledges the rest as it finishes here.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn consume_edge<T: DeserializeOwned + Send + 'static>(
     into: EdgeSender<T>,
     link: Arc<Link>,
     from: &'static str,
     to: &'static str,
     producers: usize,
+    watermarks: bool,
     stats: Arc<RemoteEdgeStats>,
     control: Arc<Control>,
 ) {
@@ -257,6 +353,8 @@ pub(crate) async fn consume_edge<T: DeserializeOwned + Send + 'static>(
             acks_stalled: None,
             last_roll_call: None,
             gone: HashMap::new(),
+            watermark: watermarks.then(Watermark::default),
+            handed_below: 0,
         };
         let mut result = inbound.receive(into, producers).await;
         if result.is_ok() {
@@ -300,6 +398,11 @@ struct Inbound<'a> {
     last_roll_call: Option<Instant>,
     /// Producing processes that did not answer, and since when.
     gone: HashMap<String, Instant>,
+    /// The roots done on the edge, from the producers' notes; None when other processes
+    /// share the edge, and may still get an item of any root.
+    watermark: Option<Watermark>,
+    /// The watermark handed to the node.
+    handed_below: u64,
 }
 
 impl Inbound<'_> {
@@ -373,19 +476,22 @@ impl Inbound<'_> {
                     }
                 }
             }
-            if !items.is_empty() {
+            let below = self.watermark_to_hand(&consumer).await?;
+            if !items.is_empty() || below > self.handed_below {
                 let n = items.len() as u64;
-                // Zips behind this edge learn nothing from watermarks across processes:
-                // items arrive in any order, so they hold partial tuples until the end.
+                let got_items = n > 0;
                 let batch = Batch {
                     items,
-                    watermark: 0,
+                    watermark: below,
                 };
                 if !self.hand_on(&into, batch).await {
                     return Ok(());
                 }
+                self.handed_below = below;
                 self.stats.items.fetch_add(n, Relaxed);
-                continue;
+                if got_items {
+                    continue;
+                }
             }
             if !ended {
                 ended = self.producers_ended(producers).await?;
@@ -394,6 +500,29 @@ impl Inbound<'_> {
                 return Ok(());
             }
         }
+    }
+
+    /// The watermark the node may be told: what the producers' notes say is done, once
+    /// every item out on the edge's consumer is held here. Until then an item delivered to
+    /// a process that died could come back with a root below it.
+    async fn watermark_to_hand(&self, consumer: &consumer::PullConsumer) -> Result<u64, String> {
+        let Some(watermark) = &self.watermark else {
+            return Ok(0);
+        };
+        if watermark.get() <= self.handed_below {
+            return Ok(self.handed_below);
+        }
+        let info = self
+            .link
+            .ride_through(self.control, "reading the consumer's state", || {
+                consumer.get_info()
+            })
+            .await?;
+        Ok(if info.num_ack_pending <= self.held.len() {
+            watermark.get()
+        } else {
+            self.handed_below
+        })
     }
 
     /// Sends a batch to the hosted node, keeping what this process holds alive while the
@@ -439,6 +568,25 @@ impl Inbound<'_> {
             .as_ref()
             .and_then(|h| h.get(SCHEMA_HEADER))
             .map(|v| v.as_str());
+        let is_note = message
+            .headers
+            .as_ref()
+            .is_some_and(|h| h.get(NOTE_HEADER).is_some());
+        if is_note {
+            match envelope::decode_done(header, &self.schema, &message.payload) {
+                Ok(done) => {
+                    if let Some(watermark) = &mut self.watermark {
+                        watermark.note(&done);
+                    }
+                    self.acknowledge(&message).await;
+                    if let Some(sequence) = sequence {
+                        self.done.insert(sequence);
+                    }
+                    return None;
+                }
+                Err(rejected) => return self.reject(message, sequence, &rejected).await,
+            }
+        }
         match envelope::decode::<T>(header, &self.schema, &message.payload) {
             Ok((lineage, item)) => {
                 // Without a sequence (never from a real server) it is acknowledged at once
@@ -456,22 +604,30 @@ impl Inbound<'_> {
                 );
                 Some((lineage, item))
             }
-            Err(rejected) => {
-                let headers = rejection(
-                    &rejected,
-                    message.headers.as_ref(),
-                    self.from,
-                    self.to,
-                    self.stats,
-                );
-                self.dead_letter(&message, headers).await;
-                self.acknowledge(&message).await;
-                if let Some(sequence) = sequence {
-                    self.done.insert(sequence);
-                }
-                None
-            }
+            Err(rejected) => self.reject(message, sequence, &rejected).await,
         }
+    }
+
+    /// Dead-letters a message that is not this edge's, and acknowledges it.
+    async fn reject<T>(
+        &mut self,
+        message: jetstream::Message,
+        sequence: Option<u64>,
+        rejected: &envelope::Rejected,
+    ) -> Option<T> {
+        let headers = rejection(
+            rejected,
+            message.headers.as_ref(),
+            self.from,
+            self.to,
+            self.stats,
+        );
+        self.dead_letter(&message, headers).await;
+        self.acknowledge(&message).await;
+        if let Some(sequence) = sequence {
+            self.done.insert(sequence);
+        }
+        None
     }
 
     /// Stores a rejected message on the edge's dead-letter subject; if even that fails (the

@@ -15,6 +15,7 @@
 //! - `link`: the connection, the stream, and riding through an outage.
 //! - `epoch`: which epoch of a named run this process joins, and closing it.
 //! - `envelope`: one item on the wire, and why a message is rejected.
+//! - `notes`: watermarks across processes, so that a zip drops what can never pair.
 //! - `jetstream`: at-least-once edges (stored before acknowledged, kept alive, ended by
 //!   counted markers); `core`: at-most-once edges over core NATS.
 
@@ -23,6 +24,7 @@ mod envelope;
 mod epoch;
 mod jetstream;
 mod link;
+mod notes;
 mod plan;
 mod split;
 

@@ -181,11 +181,15 @@ impl Split {
                 let stats = Arc::new(RemoteEdgeStats::new(from, to, true));
                 let (link, counts) = (self.link.clone(), stats.clone());
                 let bridge: Bridge = match self.plan.delivery {
-                    Delivery::AtLeastOnce => Box::new(move |control| {
-                        Box::pin(stored::publish_edge(
-                            published, link, from, to, counts, control,
-                        ))
-                    }),
+                    Delivery::AtLeastOnce => {
+                        // Watching from now: a root may finish before the edge's task starts.
+                        let done = self.link.ledger.watch_roots();
+                        Box::new(move |control| {
+                            Box::pin(stored::publish_edge(
+                                published, done, link, from, to, counts, control,
+                            ))
+                        })
+                    }
                     Delivery::AtMostOnce => {
                         let consumers = self.plan.replicas_of(to);
                         Box::new(move |control| {
@@ -207,10 +211,13 @@ impl Split {
                 let producers = self.plan.replicas_of(from);
                 let stats = Arc::new(RemoteEdgeStats::new(from, to, false));
                 let (link, counts) = (self.link.clone(), stats.clone());
+                // Only a process that receives everything of the edge can tell when a
+                // root is done on it: with copies sharing it, another may get an item yet.
+                let watermarks = self.plan.replicas_of(to) == 1;
                 let bridge: Bridge = match self.plan.delivery {
                     Delivery::AtLeastOnce => Box::new(move |control| {
                         Box::pin(stored::consume_edge(
-                            tx, link, from, to, producers, counts, control,
+                            tx, link, from, to, producers, watermarks, counts, control,
                         ))
                     }),
                     Delivery::AtMostOnce => {
