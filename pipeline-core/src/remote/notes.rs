@@ -70,6 +70,11 @@ mod tests {
             below: 4,
             roots: vec![],
         });
+        assert_eq!(w.get(), 4, "root 4 is not done yet");
+        w.note(&Done {
+            below: 5,
+            roots: vec![],
+        });
         assert_eq!(w.get(), 6, "a range note joins the roots done above it");
         w.note(&Done {
             below: 2,
