@@ -39,6 +39,15 @@ fn child_process() {
     if std::env::var(ROLE).is_err() {
         return;
     }
+    tracing_subscriber::fmt()
+        .with_max_level(if std::env::var("FAULT_DEBUG").is_ok() {
+            tracing_subscriber::filter::LevelFilter::DEBUG
+        } else {
+            tracing_subscriber::filter::LevelFilter::INFO
+        })
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
     let words: usize = std::env::var("WORDS").unwrap().parse().unwrap();
     let work = Duration::from_micros(std::env::var("REV_WORK_US").unwrap().parse().unwrap());
     // One word larger than the server takes, if asked.
@@ -292,7 +301,11 @@ fn describe(outcomes: &[Outcome]) -> String {
                 .stderr
                 .lines()
                 .rev()
-                .take(30)
+                .take(if std::env::var("FAULT_DEBUG").is_ok() {
+                    usize::MAX
+                } else {
+                    30
+                })
                 .collect::<Vec<_>>()
                 .into_iter()
                 .rev()
@@ -350,7 +363,7 @@ fn server_fault(name: &str, fault: impl Fn(&mut NatsServer)) {
     let mut server = server_with(&[]);
     for round in 0..2 {
         let run = format!("{name}{round}");
-        let setup = setup(&server, &run, 1500, 1000);
+        let setup = setup(&server, &run, 3000, 1000);
         let mut parts = setup.seeds();
         std::thread::sleep(Duration::from_millis(400));
         // The fault strikes mid-run: `rev` and the sink are still at work (the source may
@@ -369,6 +382,11 @@ fn server_fault(name: &str, fault: impl Fn(&mut NatsServer)) {
             hung(&outcomes).is_empty(),
             "hung: {:?}\n{}",
             hung(&outcomes),
+            describe(&outcomes)
+        );
+        assert!(
+            outcomes.iter().all(|o| o.status.unwrap().success()),
+            "every process rides through:\n{}",
             describe(&outcomes)
         );
         check(&setup, &outcomes, 0);
@@ -413,7 +431,7 @@ fn process_killed(victim: &str, duplicates: usize) {
         let run = format!("kill-{victim}-{round}");
         let mut setup = setup(&server, &run, 1500, 1000);
         // The source takes as long as `rev`, so that it too is killed mid-run.
-        setup.env.push(("INP_WORK_US".into(), "500".into()));
+        setup.env.push(("INP_WORK_US".into(), "1000".into()));
         let mut parts = setup.seeds();
         std::thread::sleep(Duration::from_millis(700));
         let at = parts.iter().position(|p| p.name == victim).unwrap();
@@ -1019,7 +1037,7 @@ fn a_server_away_longer_than_the_patience_fails_every_process_and_a_restart_fini
 /// returns the setup, the other parts (still running) and the victim's outcome.
 fn kill_mid_run(server: &NatsServer, run: &str, victim: &str) -> (Setup, Vec<Part>, Outcome) {
     let mut setup = setup(server, run, 1500, 1000);
-    setup.env.push(("INP_WORK_US".into(), "500".into()));
+    setup.env.push(("INP_WORK_US".into(), "1000".into()));
     setup.env.push(("PIPELINE_RETRY_FOR_S".into(), "3".into()));
     let mut parts = setup.seeds();
     std::thread::sleep(Duration::from_millis(700));

@@ -223,13 +223,25 @@ impl Outbound<'_> {
                 .await;
             first_tries.push((lineage, message, ack));
         }
+        // Waited for together: each wait has its own time limit, which starts when it is
+        // awaited, so one after the other, a batch lost in an outage would take that long
+        // per item before the first retry.
+        let (sent, waits): (Vec<_>, Vec<_>) = first_tries
+            .into_iter()
+            .map(|(lineage, message, ack)| {
+                let wait = async move {
+                    match ack {
+                        Ok(ack) => ack.await,
+                        Err(e) => Err(e),
+                    }
+                };
+                ((lineage, message), wait)
+            })
+            .unzip();
+        let firsts = futures::future::join_all(waits).await;
         let mut fresh = 0;
-        let mut unconfirmed = first_tries.len() as u64;
-        for (lineage, message, ack) in first_tries {
-            let first = match ack {
-                Ok(ack) => ack.await,
-                Err(e) => Err(e),
-            };
+        let mut unconfirmed = sent.len() as u64;
+        for ((lineage, message), first) in sent.into_iter().zip(firsts) {
             let ack = match first {
                 Ok(ack) => ack,
                 // Again, with the same message id: stored once however often it is sent.
