@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 
 use super::envelope::{self, NOTE_HEADER, SCHEMA_HEADER};
 use super::link::{Link, Stored};
-use super::notes::{Done, Watermark};
+use super::notes::{Done, Sent, Watermark};
 use super::split::{fail_on_error, rejection, retry_startup};
 use crate::control::Control;
 use crate::lineage::Lineage;
@@ -47,16 +47,19 @@ fn marker_schema(schema: &str) -> String {
 }
 
 /// Publishes what the hosted node `from` sends to `to`, then its end marker.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn publish_edge<T: Serialize + Send + 'static>(
     mut items: EdgeReceiver<T>,
-    mut done: mpsc::UnboundedReceiver<u64>,
+    done: mpsc::UnboundedReceiver<u64>,
+    alone: bool,
     link: Arc<Link>,
     from: &'static str,
     to: &'static str,
     stats: Arc<RemoteEdgeStats>,
     control: Arc<Control>,
 ) {
-    let result = publish(&mut items, &mut done, &link, from, to, &stats, &control).await;
+    let notes = Notes { done, alone };
+    let result = publish(&mut items, notes, &link, from, to, &stats, &control).await;
     let failed = result.is_err();
     fail_on_error(result, from, to, &control);
     if failed {
@@ -69,9 +72,18 @@ pub(crate) async fn publish_edge<T: Serialize + Send + 'static>(
     link.ledger.node_done();
 }
 
+/// Where a sending edge learns what its notes say (see `notes`).
+struct Notes {
+    /// The roots from other processes that finished in this one.
+    done: mpsc::UnboundedReceiver<u64>,
+    /// Whether this is the only process hosting the sending node: only then does its own
+    /// watermark speak for the edge.
+    alone: bool,
+}
+
 async fn publish<T: Serialize>(
     items: &mut EdgeReceiver<T>,
-    done: &mut mpsc::UnboundedReceiver<u64>,
+    notes: Notes,
     link: &Link,
     from: &'static str,
     to: &'static str,
@@ -110,19 +122,23 @@ async fn publish<T: Serialize>(
     // What the next note says, and how far the last one went (see `notes`).
     let mut note = Done::default();
     let mut noted_below = 0;
+    let mut sent = Sent::default();
+    let Notes { mut done, alone } = notes;
     loop {
         tokio::select! {
             batch = std::future::poll_fn(|cx| items.poll_recv(cx)) => {
                 let Some(batch) = batch else { break };
                 link.no_twin()?;
-                fresh += edge.store(batch.items).await?;
-                note.below = note.below.max(batch.watermark);
+                fresh += edge.store(batch.items, &mut sent).await?;
+                if alone {
+                    sent.below(batch.watermark, &mut note);
+                }
             }
-            Some(root) = done.recv() => note.roots.push(root),
+            Some(root) = done.recv() => sent.finished(root, &mut note),
         }
         // Roots that finished as this batch was stored, or meanwhile.
         while let Ok(root) = done.try_recv() {
-            note.roots.push(root);
+            sent.finished(root, &mut note);
         }
         if note.below > noted_below || !note.roots.is_empty() {
             edge.send_note(&note).await?;
@@ -131,7 +147,7 @@ async fn publish<T: Serialize>(
         }
     }
     while let Ok(root) = done.try_recv() {
-        note.roots.push(root);
+        sent.finished(root, &mut note);
     }
     if !note.roots.is_empty() {
         edge.send_note(&note).await?;
@@ -150,7 +166,7 @@ async fn publish<T: Serialize>(
     // `all`: this copy of a stateless node fed only from other processes ended its input,
     // so every copy of it did: receivers need not wait for the others' markers (a copy
     // that died for good sends none).
-    let count = if link.is_replaceable(from) {
+    let count = if link.ends_whole_node(from, control).await {
         format!("{fresh} {WHOLE_NODE}")
     } else {
         fresh.to_string()
@@ -187,7 +203,11 @@ struct Outbound<'a> {
 impl Outbound<'_> {
     /// Stores a batch's items, their publishes in flight together; how many the stream
     /// had not stored before.
-    async fn store<T: Serialize>(&self, items: Vec<(Lineage, T)>) -> Result<u64, String> {
+    async fn store<T: Serialize>(
+        &self,
+        items: Vec<(Lineage, T)>,
+        sent: &mut Sent,
+    ) -> Result<u64, String> {
         let (link, stored, control, stats) = (self.link, self.stored, self.control, self.stats);
         let (from, to) = (self.from, self.to);
         let mut first_tries = Vec::with_capacity(items.len());
@@ -226,7 +246,7 @@ impl Outbound<'_> {
         // Waited for together: each wait has its own time limit, which starts when it is
         // awaited, so one after the other, a batch lost in an outage would take that long
         // per item before the first retry.
-        let (sent, waits): (Vec<_>, Vec<_>) = first_tries
+        let (tried, waits): (Vec<_>, Vec<_>) = first_tries
             .into_iter()
             .map(|(lineage, message, ack)| {
                 let wait = async move {
@@ -240,8 +260,8 @@ impl Outbound<'_> {
             .unzip();
         let firsts = futures::future::join_all(waits).await;
         let mut fresh = 0;
-        let mut unconfirmed = sent.len() as u64;
-        for ((lineage, message), first) in sent.into_iter().zip(firsts) {
+        let mut unconfirmed = tried.len() as u64;
+        for ((lineage, message), first) in tried.into_iter().zip(firsts) {
             let ack = match first {
                 Ok(ack) => ack,
                 // Again, with the same message id: stored once however often it is sent.
@@ -269,6 +289,8 @@ impl Outbound<'_> {
             // dropped as a duplicate was counted by whoever stored it.
             fresh += u64::from(!ack.duplicate);
             stats.items.fetch_add(1, Relaxed);
+            // Counted before the ledger may say the root is done here.
+            sent.one(lineage.root_index());
             // Stored: finished in this process, so what it came from may be acknowledged.
             link.ledger.ended(lineage);
         }
@@ -366,12 +388,26 @@ pub(crate) async fn consume_edge<T: DeserializeOwned + Send + 'static>(
             last_roll_call: None,
             gone: HashMap::new(),
             watermark: watermarks.then(Watermark::default),
+            ranges: producers == 1,
+            consumer: None,
             handed_below: 0,
         };
         let mut result = inbound.receive(into, producers).await;
         if result.is_ok() {
             result = inbound.drain().await;
         }
+        // Whether every item of the edge is acknowledged now, by whichever process: then
+        // this process's copy of `to` may end the node's whole work (see `Link`).
+        let settled = match (&result, &inbound.consumer) {
+            (Ok(()), Some(consumer)) if link.may_end() => link
+                .ride_through(&control, "reading the consumer's state", || {
+                    consumer.get_info()
+                })
+                .await
+                .is_ok_and(|info| info.num_pending == 0 && info.num_ack_pending == 0),
+            _ => false,
+        };
+        link.input_ended(to, settled);
         // Left unacknowledged: delivered again to whoever takes this process's place.
         stats.pending.store(inbound.held.len() as u64, Relaxed);
         result
@@ -415,6 +451,12 @@ struct Inbound<'a> {
     watermark: Option<Watermark>,
     /// The watermark handed to the node.
     handed_below: u64,
+    /// Whether one process sends on the edge: only then does its own watermark in its
+    /// notes speak for the edge (a copy's says "everything" when it ends, while the others
+    /// may still send).
+    ranges: bool,
+    /// The edge's consumer, once opened.
+    consumer: Option<consumer::PullConsumer>,
 }
 
 impl Inbound<'_> {
@@ -445,6 +487,7 @@ impl Inbound<'_> {
                 })
             })
             .await?;
+        self.consumer = Some(consumer.clone());
         let fetch = FETCH.min(into.capacity());
         let mut ended = false;
         let mut trouble: Option<Instant> = None;
@@ -488,7 +531,7 @@ impl Inbound<'_> {
                     }
                 }
             }
-            let below = self.watermark_to_hand(&consumer).await?;
+            let below = self.watermark.as_ref().map_or(0, Watermark::get);
             if !items.is_empty() || below > self.handed_below {
                 let n = items.len() as u64;
                 let got_items = n > 0;
@@ -512,29 +555,6 @@ impl Inbound<'_> {
                 return Ok(());
             }
         }
-    }
-
-    /// The watermark the node may be told: what the producers' notes say is done, once
-    /// every item out on the edge's consumer is held here. Until then an item delivered to
-    /// a process that died could come back with a root below it.
-    async fn watermark_to_hand(&self, consumer: &consumer::PullConsumer) -> Result<u64, String> {
-        let Some(watermark) = &self.watermark else {
-            return Ok(0);
-        };
-        if watermark.get() <= self.handed_below {
-            return Ok(self.handed_below);
-        }
-        let info = self
-            .link
-            .ride_through(self.control, "reading the consumer's state", || {
-                consumer.get_info()
-            })
-            .await?;
-        Ok(if info.num_ack_pending <= self.held.len() {
-            watermark.get()
-        } else {
-            self.handed_below
-        })
     }
 
     /// Sends a batch to the hosted node, keeping what this process holds alive while the
@@ -586,7 +606,10 @@ impl Inbound<'_> {
             .is_some_and(|h| h.get(NOTE_HEADER).is_some());
         if is_note {
             match envelope::decode_done(header, &self.schema, &message.payload) {
-                Ok(done) => {
+                Ok(mut done) => {
+                    if !self.ranges {
+                        done.below = 0;
+                    }
                     if let Some(watermark) = &mut self.watermark {
                         watermark.note(&done);
                     }
@@ -605,6 +628,9 @@ impl Inbound<'_> {
                 // when finished, and not recognised if delivered again.
                 let key = sequence.unwrap_or(u64::MAX - self.held.len() as u64);
                 self.held.insert(key, message);
+                if let Some(watermark) = &mut self.watermark {
+                    watermark.item(lineage.root_index());
+                }
                 let finished = self.finished_tx.clone();
                 self.link.ledger.arrived(
                     lineage,

@@ -42,8 +42,11 @@ pub(crate) struct Link {
     client: OnceCell<async_nats::Client>,
     stored: OnceCell<Stored>,
     pub ledger: Arc<Ledger>,
-    /// Nodes hosted here that finish the node's whole work when they finish theirs.
-    replaceable: std::sync::OnceLock<Vec<String>>,
+    /// Stateless stages hosted here fed only from other processes, with their inputs.
+    replaceable: std::sync::OnceLock<Vec<(String, usize)>>,
+    /// How each edge into a node here ended (see `input_ended`).
+    inputs_ended: std::sync::Mutex<std::collections::HashMap<String, Vec<bool>>>,
+    input_ended: tokio::sync::Notify,
     /// Set when another live process has this process's instance name.
     twin: Arc<std::sync::OnceLock<String>>,
     /// Set when an edge into this process stopped before its input ended (a graceful stop):
@@ -116,6 +119,8 @@ impl Link {
             interrupted: AtomicBool::new(false),
             twin: Arc::default(),
             replaceable: std::sync::OnceLock::new(),
+            inputs_ended: std::sync::Mutex::default(),
+            input_ended: tokio::sync::Notify::new(),
         }
     }
 
@@ -315,16 +320,54 @@ impl Link {
             .await
     }
 
-    pub(crate) fn set_replaceable(&self, nodes: Vec<String>) {
+    /// The stateless stages hosted here fed only from other processes, with how many
+    /// inputs each has.
+    pub(crate) fn set_replaceable(&self, nodes: Vec<(String, usize)>) {
         let _ = self.replaceable.set(nodes);
     }
 
-    /// Whether `node` is a stateless stage fed only from other processes here: when it
-    /// ends, every copy of it elsewhere has finished too, dead or alive.
-    pub(crate) fn is_replaceable(&self, node: &str) -> bool {
-        self.replaceable
+    /// An edge into `to` ended here; `settled`: its consumer then had nothing left to
+    /// deliver and nothing unacknowledged anywhere.
+    pub(crate) fn input_ended(&self, to: &str, settled: bool) {
+        self.inputs_ended
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(to.to_string())
+            .or_default()
+            .push(settled);
+        self.input_ended.notify_waiters();
+    }
+
+    /// Whether this copy of `node` ending ends the node's whole work: it is a stateless
+    /// stage fed only from other processes, and when each of its inputs ended here, every
+    /// item on it was acknowledged, by whichever copy, so every copy's outputs are stored.
+    /// (A copy that died for good then holds nothing the others wait for.) Waits for the
+    /// inputs to say how they ended; false if the run fails meanwhile, or if they take
+    /// long (an input may wait for everything here to end, this edge too): then the
+    /// receivers wait for every copy's marker, as for any node.
+    pub(crate) async fn ends_whole_node(&self, node: &str, control: &Control) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let Some(&(_, inputs)) = self
+            .replaceable
             .get()
-            .is_some_and(|nodes| nodes.iter().any(|n| n == node))
+            .and_then(|nodes| nodes.iter().find(|(n, _)| n == node))
+        else {
+            return false;
+        };
+        loop {
+            let notified = self.input_ended.notified();
+            {
+                let ended = self.inputs_ended.lock().unwrap_or_else(|e| e.into_inner());
+                let of_node = ended.get(node).map_or(&[][..], Vec::as_slice);
+                if of_node.len() >= inputs {
+                    return of_node.iter().all(|&settled| settled);
+                }
+            }
+            if control.is_failing() || Instant::now() > deadline {
+                return false;
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(100), notified).await;
+        }
     }
 
     /// An edge into this process stopped before its input ended.

@@ -90,15 +90,15 @@ impl Split {
         let replaceable = stateless
             .iter()
             .filter(|node| self.hosts(node))
-            .filter(|node| {
-                let mut inputs = edges
+            .filter_map(|node| {
+                let inputs: Vec<_> = edges
                     .iter()
                     .chain(dead_letter_edges)
-                    .filter(|(_, to)| to == *node)
-                    .peekable();
-                inputs.peek().is_some() && inputs.all(|(from, _)| !self.hosts(from))
+                    .filter(|(_, to)| to == node)
+                    .collect();
+                let remote = !inputs.is_empty() && inputs.iter().all(|(from, _)| !self.hosts(from));
+                remote.then(|| (node.to_string(), inputs.len()))
             })
-            .map(|node| node.to_string())
             .collect();
         self.link.set_replaceable(replaceable);
         for zip in zips {
@@ -184,9 +184,12 @@ impl Split {
                     Delivery::AtLeastOnce => {
                         // Watching from now: a root may finish before the edge's task starts.
                         let done = self.link.ledger.watch_roots();
+                        // A copy's own watermark says nothing of what the other copies
+                        // still send (at its end it says "everything").
+                        let alone = self.plan.replicas_of(from) == 1;
                         Box::new(move |control| {
                             Box::pin(stored::publish_edge(
-                                published, done, link, from, to, counts, control,
+                                published, done, alone, link, from, to, counts, control,
                             ))
                         })
                     }
