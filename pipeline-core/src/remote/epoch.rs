@@ -17,7 +17,6 @@ use std::collections::HashMap;
 use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::stream::{LastRawMessageErrorKind, Stream};
-use futures::TryStreamExt;
 
 use super::link::{Link, Stored};
 use crate::control::Control;
@@ -136,19 +135,11 @@ pub(crate) async fn finish(
     .await?;
     // Written before looking: of two processes finishing together, the later sees both.
     let every = stored.run_subject("done.*");
-    let subjects: Vec<String> = link
-        .ride_through(control, "reading which processes are done", || async {
-            stored
-                .stream
-                .info_with_subjects(&every)
-                .await?
-                .map_ok(|(subject, _)| subject)
-                .try_collect::<Vec<_>>()
-                .await
-        })
+    let subjects = link
+        .subjects(stored, control, "reading which processes are done", &every)
         .await?;
     let mut finished: HashMap<String, usize> = HashMap::new();
-    for subject in subjects {
+    for (subject, _) in subjects {
         let record = link
             .ride_through(control, "reading which processes are done", || {
                 stored.stream.get_last_raw_message_by_subject(&subject)

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::{self, AckKind, consumer};
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
@@ -771,22 +771,15 @@ impl Inbound<'_> {
     async fn producers_ended(&mut self, producers: usize) -> Result<bool, String> {
         let (link, control, stream) = (self.link, self.control, &self.stored.stream);
         let ends = self.stored.subject(self.from, self.to, "end.*");
-        let markers: Vec<String> = link
-            .ride_through(control, "reading end markers", || async {
-                stream
-                    .info_with_subjects(&ends)
-                    .await?
-                    .map_ok(|(subject, _)| subject)
-                    .try_collect::<Vec<_>>()
-                    .await
-            })
+        let markers = link
+            .subjects(self.stored, control, "reading end markers", &ends)
             .await?;
         let expected = marker_schema(&self.schema);
         let mut claimed = 0u64;
         let mut valid = 0usize;
         let mut whole = false;
         let mut ended = HashSet::new();
-        for subject in markers {
+        for (subject, _) in markers {
             let marker = link
                 .ride_through(control, "reading an end marker", || {
                     stream.get_last_raw_message_by_subject(&subject)
@@ -823,15 +816,11 @@ impl Inbound<'_> {
         }
         let data = self.stored.subject(self.from, self.to, "data");
         let held: u64 = link
-            .ride_through(control, "counting the edge's items", || async {
-                stream
-                    .info_with_subjects(&data)
-                    .await?
-                    .map_ok(|(_, count)| count as u64)
-                    .try_fold(0, |sum, count| async move { Ok(sum + count) })
-                    .await
-            })
-            .await?;
+            .subjects(self.stored, control, "counting the edge's items", &data)
+            .await?
+            .iter()
+            .map(|(_, count)| *count as u64)
+            .sum();
         if held >= claimed {
             return Ok(true);
         }
@@ -858,20 +847,18 @@ impl Inbound<'_> {
             return Ok(());
         }
         self.last_roll_call = Some(Instant::now());
-        let (link, control, stream) = (self.link, self.control, &self.stored.stream);
+        let (link, control) = (self.link, self.control);
         let opened = self.stored.subject(self.from, self.to, "open.*");
-        let opened: Vec<String> = link
-            .ride_through(control, "reading who sends on the edge", || async {
-                stream
-                    .info_with_subjects(&opened)
-                    .await?
-                    .map_ok(|(subject, _)| subject)
-                    .try_collect::<Vec<_>>()
-                    .await
-            })
+        let opened = link
+            .subjects(
+                self.stored,
+                control,
+                "reading who sends on the edge",
+                &opened,
+            )
             .await?;
         let client = link.client().await?;
-        for subject in opened {
+        for (subject, _) in opened {
             let instance = subject.rsplit('.').next().unwrap_or("").to_string();
             if ended.contains(&instance) {
                 self.gone.remove(&instance);

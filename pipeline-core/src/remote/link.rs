@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, Context, stream};
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use tokio::sync::OnceCell;
 
 use super::epoch;
@@ -399,6 +399,26 @@ impl Link {
     /// An at-most-once subject of edge `from => to`.
     pub(crate) fn live_subject(&self, from: &str, to: &str, what: &str) -> String {
         format!("{}.{from}.{to}.{what}", self.live_prefix)
+    }
+
+    /// The stream's subjects matching `filter` (a wildcard), with how many messages each
+    /// holds, riding through an outage.
+    pub(crate) async fn subjects(
+        &self,
+        stored: &Stored,
+        control: &Control,
+        what: &str,
+        filter: &str,
+    ) -> Result<Vec<(String, usize)>, String> {
+        self.ride_through(control, what, || async {
+            stored
+                .stream
+                .info_with_subjects(filter)
+                .await?
+                .try_collect::<Vec<_>>()
+                .await
+        })
+        .await
     }
 
     /// Runs `attempt` until it succeeds; through an outage (a paused, restarting or
