@@ -660,7 +660,12 @@ fn user_and_password_or_token_in_the_url_let_a_process_in_and_never_show() {
             let mut setup = setup(&server, &format!("auth{round}"), 200, 0);
             setup.url = format!("nats://{good}@{address}");
             let outcomes = wait_all(setup.seeds());
-            assert!(hung(&outcomes).is_empty(), "hung:\n{}", describe(&outcomes));
+            assert!(
+                hung(&outcomes).is_empty(),
+                "hung (round {round}, server {args:?}):\n{}\n== server log\n{}",
+                describe(&outcomes),
+                server.log_tail(40)
+            );
             check(&setup, &outcomes, 0);
         }
         // Wrong credentials: the process gives up, and says so without the secret.

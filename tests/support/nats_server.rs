@@ -76,12 +76,19 @@ fn spawn(
     dir: &std::path::Path,
     extra: &[String],
 ) -> Result<Child, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("no directory for nats-server: {e}"))?;
+    // Appended to across restarts: what the server said, for a test that fails.
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("server.log"))
+        .map_err(|e| format!("no log file for nats-server: {e}"))?;
     Command::new(binary)
         .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
         .arg(dir.join("store"))
         .args(extra)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .map_err(|e| format!("nats-server did not start: {e}"))
 }
@@ -89,6 +96,13 @@ fn spawn(
 // Only the fault suite uses these.
 #[allow(dead_code)]
 impl NatsServer {
+    /// The last lines the server logged.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
+        let all: Vec<&str> = log.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
     /// Sends `signal` (`STOP`, `CONT`, `KILL`, `TERM`) to the server, by its PID.
     pub fn signal(&self, signal: &str) {
         let status = Command::new("kill")

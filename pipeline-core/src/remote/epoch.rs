@@ -16,7 +16,7 @@ use std::collections::HashMap;
 
 use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::message::PublishMessage;
-use async_nats::jetstream::stream::{LastRawMessageErrorKind, Stream};
+use async_nats::jetstream::stream::Stream;
 
 use super::link::{Link, Stored};
 use crate::control::Control;
@@ -46,13 +46,7 @@ async fn last_record(
 ) -> Result<Option<(Record, u64)>, String> {
     let subject = link.epoch_subject();
     let last = link
-        .ride_through(control, "reading the run's epoch", || async {
-            match stream.get_last_raw_message_by_subject(&subject).await {
-                Ok(message) => Ok(Some(message)),
-                Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
-                Err(e) => Err(e),
-            }
-        })
+        .last_message(stream, control, "reading the run's epoch", &subject)
         .await?;
     let Some(message) = last else {
         return Ok(None);
@@ -140,11 +134,17 @@ pub(crate) async fn finish(
         .await?;
     let mut finished: HashMap<String, usize> = HashMap::new();
     for (subject, _) in subjects {
-        let record = link
-            .ride_through(control, "reading which processes are done", || {
-                stored.stream.get_last_raw_message_by_subject(&subject)
-            })
-            .await?;
+        let Some(record) = link
+            .last_message(
+                &stored.stream,
+                control,
+                "reading which processes are done",
+                &subject,
+            )
+            .await?
+        else {
+            continue;
+        };
         for node in String::from_utf8_lossy(&record.payload).split(',') {
             *finished.entry(node.to_string()).or_default() += 1;
         }

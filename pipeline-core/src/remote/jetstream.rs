@@ -780,11 +780,12 @@ impl Inbound<'_> {
         let mut whole = false;
         let mut ended = HashSet::new();
         for (subject, _) in markers {
-            let marker = link
-                .ride_through(control, "reading an end marker", || {
-                    stream.get_last_raw_message_by_subject(&subject)
-                })
-                .await?;
+            let Some(marker) = link
+                .last_message(stream, control, "reading an end marker", &subject)
+                .await?
+            else {
+                continue;
+            };
             let ours = marker
                 .headers
                 .get(SCHEMA_HEADER)

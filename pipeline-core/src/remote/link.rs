@@ -292,6 +292,9 @@ impl Link {
                     // Runs leave their items behind for a day, to look into.
                     max_age: KEEP,
                     duplicate_window: self.duplicate_window,
+                    // Last messages by subject (epoch, markers, done records) are read with
+                    // direct gets: nats-server 2.9's message-get request can crash it.
+                    allow_direct: true,
                     ..Default::default()
                 };
                 // Processes starting together race to create the stream: one creates it,
@@ -417,6 +420,34 @@ impl Link {
                 .await?
                 .try_collect::<Vec<_>>()
                 .await
+        })
+        .await
+    }
+
+    /// The last message stored on `subject`, if any, riding through an outage. Read with a
+    /// direct get; a stream made before direct gets were allowed answers the usual way.
+    pub(crate) async fn last_message(
+        &self,
+        stream: &stream::Stream,
+        control: &Control,
+        what: &str,
+        subject: &str,
+    ) -> Result<Option<jetstream::message::StreamMessage>, String> {
+        use async_nats::jetstream::stream::{DirectGetErrorKind, LastRawMessageErrorKind};
+        let direct = stream.cached_info().config.allow_direct;
+        self.ride_through(control, what, || async {
+            if direct {
+                match stream.direct_get_last_for_subject(subject).await {
+                    Ok(message) => return Ok(Some(message)),
+                    Err(e) if e.kind() == DirectGetErrorKind::NotFound => return Ok(None),
+                    Err(e) => return Err(e.to_string()),
+                }
+            }
+            match stream.get_last_raw_message_by_subject(subject).await {
+                Ok(message) => Ok(Some(message)),
+                Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
+                Err(e) => Err(e.to_string()),
+            }
         })
         .await
     }
