@@ -258,6 +258,31 @@ fn wait(mut part: Part, deadline: Instant) -> Outcome {
     }
 }
 
+/// Waits until the sink of `run` has acknowledged `n` items from `rev` (the run's first
+/// epoch): every process is then at work, however slowly the machine started them.
+fn wait_for_flow(url: &str, run: &str, n: u64) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let client = async_nats::connect(url).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        let name = format!("{run}-e1-rev-out");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(stream) = js.get_stream("PIPELINE_seeds").await
+                && let Ok(mut consumer) = stream
+                    .get_consumer::<async_nats::jetstream::consumer::pull::Config>(&name)
+                    .await
+                && let Ok(info) = consumer.info().await
+                && info.ack_floor.consumer_sequence >= n
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "nothing reached the sink");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+}
+
 /// Kills a part with SIGKILL, as a crash would: no marker, no acknowledgement.
 fn kill(mut part: Part) -> Outcome {
     assert!(
@@ -433,7 +458,7 @@ fn process_killed(victim: &str, duplicates: usize) {
         // The source takes as long as `rev`, so that it too is killed mid-run.
         setup.env.push(("INP_WORK_US".into(), "1000".into()));
         let mut parts = setup.seeds();
-        std::thread::sleep(Duration::from_millis(700));
+        wait_for_flow(&setup.url, &run, 50);
         let at = parts.iter().position(|p| p.name == victim).unwrap();
         let doomed = parts.remove(at);
         let own: Vec<(&str, &str)> = match victim {
@@ -1045,7 +1070,7 @@ fn kill_mid_run(server: &NatsServer, run: &str, victim: &str) -> (Setup, Vec<Par
     setup.env.push(("INP_WORK_US".into(), "1000".into()));
     setup.env.push(("PIPELINE_RETRY_FOR_S".into(), "3".into()));
     let mut parts = setup.seeds();
-    std::thread::sleep(Duration::from_millis(700));
+    wait_for_flow(&setup.url, run, 50);
     let at = parts.iter().position(|p| p.name == victim).unwrap();
     let killed = kill(parts.remove(at));
     (setup, parts, killed)

@@ -399,12 +399,9 @@ pub(crate) async fn consume_edge<T: DeserializeOwned + Send + 'static>(
         // Whether every item of the edge is acknowledged now, by whichever process: then
         // this process's copy of `to` may end the node's whole work (see `Link`).
         let settled = match (&result, &inbound.consumer) {
-            (Ok(()), Some(consumer)) if link.may_end() => link
-                .ride_through(&control, "reading the consumer's state", || {
-                    consumer.get_info()
-                })
-                .await
-                .is_ok_and(|info| info.num_pending == 0 && info.num_ack_pending == 0),
+            (Ok(()), Some(consumer)) if link.may_end() => {
+                all_acknowledged(&link, &control, consumer).await
+            }
             _ => false,
         };
         link.input_ended(to, settled);
@@ -414,6 +411,29 @@ pub(crate) async fn consume_edge<T: DeserializeOwned + Send + 'static>(
     }
     .await;
     fail_on_error(result, from, to, &control);
+}
+
+/// Whether every item on the consumer is acknowledged. The server applies
+/// acknowledgements a moment after it has them, so the last ones are given a second.
+async fn all_acknowledged(
+    link: &Link,
+    control: &Control,
+    consumer: &consumer::PullConsumer,
+) -> bool {
+    for _ in 0..20 {
+        let info = link
+            .ride_through(control, "reading the consumer's state", || {
+                consumer.get_info()
+            })
+            .await;
+        match info {
+            Ok(info) if info.num_pending == 0 && info.num_ack_pending == 0 => return true,
+            Ok(info) if info.num_pending > 0 => return false,
+            Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(_) => return false,
+        }
+    }
+    false
 }
 
 /// A receiving edge's state.
@@ -530,6 +550,11 @@ impl Inbound<'_> {
                         break;
                     }
                 }
+            }
+            if !items.is_empty() {
+                // Gone producers are only a problem once nothing comes any more: the
+                // others may still be doing their share.
+                self.gone.clear();
             }
             let below = self.watermark.as_ref().map_or(0, Watermark::get);
             if !items.is_empty() || below > self.handed_below {
@@ -838,8 +863,9 @@ impl Inbound<'_> {
     }
 
     /// Asks after every producing process that opened the edge and has not ended it: one
-    /// that has not answered for `retry_for` (it died, and nobody started it again) fails
-    /// this run, saying whom to restart, instead of waiting for ever.
+    /// that has not answered for `retry_for` while nothing came on the edge (it died, and
+    /// nobody started it again) fails this run, saying whom to restart, instead of waiting
+    /// for ever.
     async fn roll_call(&mut self, ended: &HashSet<String>) -> Result<(), String> {
         if self
             .last_roll_call
