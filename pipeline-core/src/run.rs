@@ -551,6 +551,7 @@ impl Pipeline {
             edges: self.edges,
             dead_letter_edges: self.dead_letter_edges,
             started,
+            over: std::sync::atomic::AtomicBool::new(false),
         });
         let done = tokio::spawn(supervise(
             tasks,
@@ -574,6 +575,9 @@ struct Snapshot {
     edges: Vec<(&'static str, &'static str)>,
     dead_letter_edges: Vec<(&'static str, &'static str)>,
     started: Instant,
+    /// Set once every node task has ended or was cancelled (an aborted node never says it
+    /// finished).
+    over: std::sync::atomic::AtomicBool,
 }
 
 impl Snapshot {
@@ -644,6 +648,9 @@ async fn supervise(
             }
         }
     }
+    snapshot
+        .over
+        .store(true, std::sync::atomic::Ordering::Release);
     if let Some(finish) = finisher
         && !control.is_failing()
         && let Err(error) = finish(control.clone()).await
@@ -675,12 +682,16 @@ impl Progress {
         self.snapshot.report(None)
     }
 
-    /// True once every node has finished.
+    /// True once every node has finished, or the run was aborted.
     pub fn is_finished(&self) -> bool {
         self.snapshot
-            .nodes
-            .iter()
-            .all(|(_, stats)| stats.is_finished())
+            .over
+            .load(std::sync::atomic::Ordering::Acquire)
+            || self
+                .snapshot
+                .nodes
+                .iter()
+                .all(|(_, stats)| stats.is_finished())
     }
 
     /// One line saying how far the run is: items in, delivered, failed, and the busiest node.
@@ -710,6 +721,11 @@ impl Progress {
 }
 
 /// A running pipeline.
+///
+/// Dropping the handle aborts the run, as [`abort`](Self::abort) does; so does dropping
+/// the future of [`Pipeline::run`] (under `tokio::time::timeout`, say) before it is ready.
+/// To let a run go on in the background, keep the handle, or move it into a task that
+/// waits for it.
 pub struct RunHandle {
     control: Arc<Control>,
     abort_tx: watch::Sender<bool>,
@@ -773,11 +789,25 @@ impl RunHandle {
         }
     }
 
-    /// Waits for the end of the run.
-    pub async fn wait(self) -> Result<RunReport, RunError> {
-        match self.done.await {
+    /// Waits for the end of the run. Dropping this future before it is ready drops the
+    /// handle, which aborts the run.
+    pub async fn wait(mut self) -> Result<RunReport, RunError> {
+        match (&mut self.done).await {
             Ok(result) => result,
             Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+}
+
+impl Drop for RunHandle {
+    /// A run nobody can wait for or stop any more is aborted, as by [`RunHandle::abort`].
+    fn drop(&mut self) {
+        if !self.done.is_finished() {
+            // At once, not only through the supervisor: at the end of `main` the runtime
+            // may cancel it before it gets to run, and then wait forever for a source
+            // that runs on a thread of its own.
+            self.control.fail(Failure::Aborted);
+            self.abort_tx.send_replace(true);
         }
     }
 }

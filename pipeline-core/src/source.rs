@@ -6,10 +6,14 @@
 
 use std::future::Future;
 use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use futures::{Stream, StreamExt};
-use tokio::sync::oneshot;
+use tokio::sync::{Mutex, oneshot};
 
+use crate::control::Control;
 use crate::exec::NodeCtx;
 use crate::lineage::Lineage;
 use crate::node::{BoxError, Source, SourceNode};
@@ -30,12 +34,16 @@ impl std::error::Error for Stopped {}
 
 /// The output handle of a source: push items into the pipeline with it.
 ///
-/// Dropping it ends the source's stream. Items pushed but not yet sent are never lost: if
-/// the producer is cancelled at shutdown, the handle gives its buffer back to the runtime,
-/// which sends it before closing the edge.
+/// Dropping it ends the source's stream. Items pushed but not yet sent are never lost, and
+/// never wait on the producer: whenever the producer waits on something else (a timer, a
+/// socket, replies from its own pipeline), the runtime sends what it pushed; if the
+/// producer is cancelled at shutdown, the runtime sends them before closing the edge.
 pub struct Output<T: Send + 'static> {
-    state: Option<OutputState<T>>,
-    give_back: Option<oneshot::Sender<OutputState<T>>>,
+    /// Shared with the runtime, which sends what is held while the producer is elsewhere.
+    state: Arc<Mutex<OutputState<T>>>,
+    control: Arc<Control>,
+    /// Dropped with the handle: the runtime then ends the stream.
+    _alive: oneshot::Sender<()>,
 }
 
 pub(crate) struct OutputState<T> {
@@ -46,6 +54,12 @@ pub(crate) struct OutputState<T> {
     pace: Pace,
 }
 
+/// The runtime's side of an [`Output`]: its state, and a signal that the handle is gone.
+pub(crate) struct OutputSide<T> {
+    pub state: Arc<Mutex<OutputState<T>>>,
+    pub gone: oneshot::Receiver<()>,
+}
+
 impl<T: Send + 'static> OutputState<T> {
     /// After a batch went out: nothing is held, and the counts are worth publishing.
     fn sent(&mut self) {
@@ -54,6 +68,56 @@ impl<T: Send + 'static> OutputState<T> {
         self.ctx.stats.publish(&mut self.counts);
     }
 
+    async fn push(&mut self, item: T) -> Result<(), Stopped> {
+        let lineage = Lineage::root(self.next_root);
+        self.next_root += 1;
+        self.counts.emitted += 1;
+        self.outlet.advance(self.next_root);
+        self.outlet.push(lineage, item).await.map_err(|_| Stopped)?;
+        if !self.outlet.has_pending() {
+            // The batch was full and has gone.
+            self.sent();
+            return Ok(());
+        }
+        let idle = self.outlet.downstream_idle();
+        if self.pace.flush_due(idle) {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    async fn push_all(&mut self, mut items: impl Iterator<Item = T>) -> Result<(), Stopped> {
+        loop {
+            if self.ctx.control.is_stopping() {
+                return Err(Stopped);
+            }
+            let idle = self.outlet.downstream_idle();
+            let run = self.pace.pushes_before_check(idle).min(self.outlet.room());
+            let pushed;
+            (pushed, items) = self.outlet.fill(items, run, self.next_root);
+            self.next_root += pushed as u64;
+            self.counts.emitted += pushed as u64;
+            self.outlet.advance(self.next_root);
+            if pushed < run {
+                // The iterator ended; `run` is never 0.
+                return Ok(());
+            }
+            if self.outlet.is_full() {
+                self.outlet.flush().await.map_err(|_| Stopped)?;
+                self.sent();
+            } else if self.pace.flush_due_after(pushed, idle) {
+                self.flush().await?;
+            }
+        }
+    }
+
+    pub(crate) async fn flush(&mut self) -> Result<(), Stopped> {
+        self.outlet.flush().await.map_err(|_| Stopped)?;
+        self.sent();
+        Ok(())
+    }
+
+    /// Ends the stream: sends what is held, then closes the edges.
     pub(crate) async fn close(mut self) {
         // Err means the run was aborted; nothing is left to account for.
         let _ = self.outlet.flush().await;
@@ -64,117 +128,101 @@ impl<T: Send + 'static> OutputState<T> {
 }
 
 impl<T: Send + 'static> Output<T> {
-    pub(crate) fn new(
-        outlet: Outlet<T>,
-        ctx: NodeCtx,
-    ) -> (Self, oneshot::Receiver<OutputState<T>>) {
-        let (tx, rx) = oneshot::channel();
-        let state = OutputState {
+    pub(crate) fn new(outlet: Outlet<T>, ctx: NodeCtx) -> (Self, OutputSide<T>) {
+        let (alive, gone) = oneshot::channel();
+        let control = ctx.control.clone();
+        let state = Arc::new(Mutex::new(OutputState {
             outlet,
             next_root: 0,
             counts: BatchCounts::default(),
             ctx,
             pace: Pace::new(),
+        }));
+        let side = OutputSide {
+            state: state.clone(),
+            gone,
         };
         (
             Output {
-                state: Some(state),
-                give_back: Some(tx),
+                state,
+                control,
+                _alive: alive,
             },
-            rx,
+            side,
         )
-    }
-
-    fn state(&mut self) -> &mut OutputState<T> {
-        self.state
-            .as_mut()
-            .expect("the state is only taken on drop")
     }
 
     /// Pushes one item, waiting while the pipeline is full (backpressure).
     ///
     /// Fails with [`Stopped`] once the pipeline is stopping; return from the producer then.
     pub async fn push(&mut self, item: T) -> Result<(), Stopped> {
-        let state = self.state();
-        if state.ctx.control.is_stopping() {
+        if self.control.is_stopping() {
             return Err(Stopped);
         }
-        let lineage = Lineage::root(state.next_root);
-        state.next_root += 1;
-        state.counts.emitted += 1;
-        state.outlet.advance(state.next_root);
-        state
-            .outlet
-            .push(lineage, item)
-            .await
-            .map_err(|_| Stopped)?;
-        if !state.outlet.has_pending() {
-            // The batch was full and has gone.
-            state.sent();
-            return Ok(());
-        }
-        let idle = state.outlet.downstream_idle();
-        if state.pace.flush_due(idle) {
-            self.flush().await?;
-        }
-        Ok(())
+        self.state.lock().await.push(item).await
     }
 
     /// Pushes everything `items` yields, as `push` would one by one, but filling batches in
     /// runs between the pace checks that `push` makes. `Err` once the pipeline is stopping.
-    pub(crate) async fn push_all(
-        &mut self,
-        mut items: impl Iterator<Item = T>,
-    ) -> Result<(), Stopped> {
-        loop {
-            let state = self.state();
-            if state.ctx.control.is_stopping() {
-                return Err(Stopped);
-            }
-            let idle = state.outlet.downstream_idle();
-            let run = state
-                .pace
-                .pushes_before_check(idle)
-                .min(state.outlet.room());
-            let pushed;
-            (pushed, items) = state.outlet.fill(items, run, state.next_root);
-            state.next_root += pushed as u64;
-            state.counts.emitted += pushed as u64;
-            state.outlet.advance(state.next_root);
-            if pushed < run {
-                // The iterator ended; `run` is never 0.
-                return Ok(());
-            }
-            if state.outlet.is_full() {
-                state.outlet.flush().await.map_err(|_| Stopped)?;
-                state.sent();
-            } else if state.pace.flush_due_after(pushed, idle) {
-                self.flush().await?;
-            }
-        }
+    pub(crate) async fn push_all(&mut self, items: impl Iterator<Item = T>) -> Result<(), Stopped> {
+        self.state.lock().await.push_all(items).await
     }
 
-    /// Sends what is buffered now. `push` does this by itself whenever the next node is idle;
-    /// call it before a long pause if the next node was busy at the last push.
+    /// Sends what is buffered now. The runtime does this by itself whenever the producer
+    /// waits on anything but `push`, so calling it is rarely needed.
     pub async fn flush(&mut self) -> Result<(), Stopped> {
-        let state = self.state();
-        state.outlet.flush().await.map_err(|_| Stopped)?;
-        state.sent();
-        Ok(())
+        self.state.lock().await.flush().await
     }
 
     /// True once the pipeline is stopping.
     pub fn is_stopping(&mut self) -> bool {
-        self.state().ctx.control.is_stopping()
+        self.control.is_stopping()
     }
 }
 
-impl<T: Send + 'static> Drop for Output<T> {
-    fn drop(&mut self) {
-        if let (Some(state), Some(give_back)) = (self.state.take(), self.give_back.take()) {
-            // The runtime is waiting for it; if not (aborted run) there is nobody to give it to.
-            let _ = give_back.send(state);
+/// Runs a producer, and whenever it waits on anything but its [`Output`] (which it then
+/// does not hold), sends what it pushed: items never sit in a half-filled batch while
+/// the producer awaits something that may depend on them.
+pub(crate) struct SendsWhileWaiting<F, T> {
+    producer: Pin<Box<F>>,
+    state: Arc<Mutex<OutputState<T>>>,
+    sending: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+}
+
+impl<F: Future, T: Send + 'static> SendsWhileWaiting<F, T> {
+    pub(crate) fn new(producer: F, state: Arc<Mutex<OutputState<T>>>) -> Self {
+        SendsWhileWaiting {
+            producer: Box::pin(producer),
+            state,
+            sending: None,
         }
+    }
+}
+
+impl<F: Future, T: Send + 'static> Future for SendsWhileWaiting<F, T> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        if let Poll::Ready(ended) = self.producer.as_mut().poll(cx) {
+            return Poll::Ready(ended);
+        }
+        if self.sending.is_none() {
+            // Locked: the producer is inside `push` or `flush`, which send by themselves.
+            if let Ok(mut state) = self.state.clone().try_lock_owned()
+                && state.outlet.has_pending()
+            {
+                self.sending = Some(Box::pin(async move {
+                    // Err: the run is stopping, and the close sends what is left.
+                    let _ = state.flush().await;
+                }));
+            }
+        }
+        if let Some(sending) = self.sending.as_mut()
+            && sending.as_mut().poll(cx).is_ready()
+        {
+            self.sending = None;
+        }
+        Poll::Pending
     }
 }
 

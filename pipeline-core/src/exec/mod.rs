@@ -33,7 +33,7 @@ use crate::lineage::Lineage;
 use crate::node::{BoxError, Source, Stage};
 use crate::outlet::Outlet;
 use crate::report::Failure;
-use crate::source::{Output, Stopped};
+use crate::source::{Output, SendsWhileWaiting, Stopped};
 use crate::stats::{BatchCounts, LONG_POLL, LatencySampler, NodeStats};
 use crate::wire::{Batch, Closed};
 use in_place::{InPlace, same_layout};
@@ -206,8 +206,11 @@ pub(crate) fn panic_message(payload: Box<dyn Any + Send>) -> String {
 }
 
 pub(crate) async fn run_source<S: Source>(source: S, outlet: Outlet<S::Out>, ctx: NodeCtx) {
-    let (output, given_back) = Output::new(outlet, ctx.clone());
-    let produce = AssertUnwindSafe(source.run(output)).catch_unwind();
+    let (output, side) = Output::new(outlet, ctx.clone());
+    let produce = SendsWhileWaiting::new(
+        AssertUnwindSafe(source.run(output)).catch_unwind(),
+        side.state.clone(),
+    );
     let ended = tokio::select! {
         ended = produce => Some(ended),
         // A producer waiting on something else must not hold up the shutdown.
@@ -228,10 +231,14 @@ pub(crate) async fn run_source<S: Source>(source: S, outlet: Outlet<S::Out>, ctx
         Some(Err(panic)) => ctx.panicked(panic),
         Some(Ok(Ok(()))) | None => {}
     }
-    // The output handle was dropped with the producer (or will be, where it was moved):
-    // its unsent items come back here and go out before the edge closes.
-    if let Ok(state) = given_back.await {
-        state.close().await;
+    // The output handle was dropped with the producer, or will be where it was moved (Err:
+    // dropped already). Its unsent items go out before the edge closes.
+    let _ = side.gone.await;
+    match Arc::try_unwrap(side.state) {
+        Ok(state) => state.into_inner().close().await,
+        // Only the producer and its handle shared the state, and both are gone; were it
+        // not so, the edge would close when the last of them goes.
+        Err(state) => drop(state.lock().await.flush().await),
     }
 }
 
