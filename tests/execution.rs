@@ -241,6 +241,11 @@ async fn past_the_restart_budget_the_run_stops_naming_the_node() {
         }
         other => panic!("unexpected failure {other:?}"),
     }
+    assert_eq!(
+        err.report.node("doomed").unwrap().restarts,
+        2,
+        "the report counts the restarts the error names, not the one refused"
+    );
     assert!(err.report.accounting().is_balanced());
 }
 

@@ -75,7 +75,7 @@ async fn zip_drops_and_counts_tuples_a_branch_filtered_and_keeps_the_rest_paired
     let pairs = Collected::new();
     let p = pipeline! {
         nums = source::iter(0..10_000u64);
-        odd = stage::filter(|n: &u64| n % 2 == 1);
+        odd[workers(2)] = stage::filter(|n: &u64| n % 2 == 1);
         square = stage::map(|n: u64| n * n);
         out = pairs.sink();
         nums => odd, square;
@@ -432,4 +432,57 @@ fn run_blocking_needs_no_async_main() {
     assert_eq!(sorted(out.take()), vec![20, 30]);
     assert_eq!(report.node("keep").unwrap().filtered, 1);
     println!("{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_inside_a_source_iterator_counts_every_item_it_delivered() {
+    let delivered = Collected::new();
+    let p = pipeline! {
+        nums = source::iter((0..1000u32).map(|n| if n == 500 { panic!("bad line") } else { n }));
+        out = delivered.sink();
+        nums => out;
+    };
+    let err = p.run().await.unwrap_err();
+    assert!(matches!(err.failure, Failure::Panicked { .. }), "{err}");
+    let a = err.report.accounting();
+    assert_eq!(delivered.len(), 500);
+    assert_eq!((a.source_items, a.delivered), (500, 500), "{}", err.report);
+    assert_balanced(&err.report);
+}
+
+/// Snapshots taken while items flow never show a node with more outcomes than inputs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_snapshots_never_show_more_out_than_in() {
+    let p = pipeline! {
+        nums = source::iter(0..2_000_000u64);
+        odd[workers(2)] = stage::filter(|n: &u64| n % 2 == 1);
+        work[workers(2)] = stage::map(|n: u64| n.wrapping_mul(31));
+        out = sink::for_each(|n: u64| {
+            std::hint::black_box(n);
+        });
+        nums => odd => work => out;
+    };
+    let handle = p.spawn();
+    let progress = handle.progress();
+    let mut looks = 0;
+    while !progress.is_finished() {
+        for node in progress.snapshot().nodes {
+            if node.name == "nums" {
+                continue;
+            }
+            let outcomes = node.emitted - node.expanded + node.filtered + node.failed;
+            assert!(
+                outcomes <= node.received,
+                "`{}`: {} in, {} emitted, {} filtered",
+                node.name,
+                node.received,
+                node.emitted,
+                node.filtered
+            );
+        }
+        looks += 1;
+        tokio::task::yield_now().await;
+    }
+    handle.wait().await.unwrap();
+    assert!(looks > 10, "the run ended before it could be watched");
 }

@@ -242,6 +242,11 @@ impl<T: Send + 'static> Outlet<T> {
         self.batch_max.saturating_sub(self.buf.len()).max(1)
     }
 
+    /// Items in the batch being filled.
+    pub(crate) fn held(&self) -> usize {
+        self.buf.len()
+    }
+
     /// Whether the batch being filled is full.
     pub(crate) fn is_full(&self) -> bool {
         self.buf.len() >= self.batch_max

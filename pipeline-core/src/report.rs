@@ -192,6 +192,15 @@ pub struct NodeReport {
 impl NodeReport {
     pub(crate) fn read(spec: &NodeSpec, inputs: usize, outputs: usize, stats: &NodeStats) -> Self {
         let get = NodeStats::get;
+        // Outcomes before inputs: a node publishes its inputs first, so a snapshot taken
+        // while it publishes never shows more outcomes than inputs.
+        let (emitted, filtered, failed, expanded) = (
+            get(&stats.emitted),
+            get(&stats.filtered),
+            get(&stats.failed),
+            get(&stats.expanded),
+        );
+        let received = get(&stats.received);
         let active = stats.active();
         let starved = Duration::from_nanos(get(&stats.starved_ns));
         let blocked = Duration::from_nanos(get(&stats.blocked_ns));
@@ -208,11 +217,11 @@ impl NodeReport {
             workers: spec.workers,
             inputs,
             outputs,
-            received: get(&stats.received),
-            emitted: get(&stats.emitted),
-            filtered: get(&stats.filtered),
-            failed: get(&stats.failed),
-            expanded: get(&stats.expanded),
+            received,
+            emitted,
+            filtered,
+            failed,
+            expanded,
             dropped_partial_tuples: get(&stats.dropped_partial_tuples),
             dropped_partial_items: get(&stats.dropped_partial_items),
             panics: get(&stats.panics),

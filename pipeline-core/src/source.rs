@@ -6,6 +6,7 @@
 
 use std::future::Future;
 use std::marker::PhantomData;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -68,6 +69,13 @@ impl<T: Send + 'static> OutputState<T> {
         self.ctx.stats.publish(&mut self.counts);
     }
 
+    /// Counts `n` items just added to the batch, numbered from `next_root`.
+    fn pushed(&mut self, n: usize) {
+        self.next_root += n as u64;
+        self.counts.emitted += n as u64;
+        self.outlet.advance(self.next_root);
+    }
+
     async fn push(&mut self, item: T) -> Result<(), Stopped> {
         let lineage = Lineage::root(self.next_root);
         self.next_root += 1;
@@ -93,11 +101,20 @@ impl<T: Send + 'static> OutputState<T> {
             }
             let idle = self.outlet.downstream_idle();
             let run = self.pace.pushes_before_check(idle).min(self.outlet.room());
+            let (held, first) = (self.outlet.held(), self.next_root);
+            let filled =
+                std::panic::catch_unwind(AssertUnwindSafe(|| self.outlet.fill(items, run, first)));
             let pushed;
-            (pushed, items) = self.outlet.fill(items, run, self.next_root);
-            self.next_root += pushed as u64;
-            self.counts.emitted += pushed as u64;
-            self.outlet.advance(self.next_root);
+            (pushed, items) = match filled {
+                Ok(filled) => filled,
+                Err(panic) => {
+                    // What the iterator yielded before it panicked is in the batch, and
+                    // will be delivered: it is counted like the rest.
+                    self.pushed(self.outlet.held() - held);
+                    std::panic::resume_unwind(panic);
+                }
+            };
+            self.pushed(pushed);
             if pushed < run {
                 // The iterator ended; `run` is never 0.
                 return Ok(());

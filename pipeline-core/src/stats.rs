@@ -125,9 +125,10 @@ impl NodeStats {
         if let Some(exported) = &self.exported {
             exported.publish(c, now.unwrap_or_else(Instant::now));
         }
+        // Inputs first, in this order, and released: see `NodeReport::read`.
         let add = |a: &AtomicU64, v: u64| {
             if v != 0 {
-                a.fetch_add(v, Relaxed);
+                a.fetch_add(v, std::sync::atomic::Ordering::Release);
             }
         };
         add(&self.received, c.received);
@@ -223,13 +224,18 @@ impl NodeStats {
         }
     }
 
-    /// Counts a worker replaced after a panic; returns the restarts so far.
-    pub(crate) fn restarted(&self) -> u64 {
+    /// Counts a worker replaced after a panic, if the node's `budget` allows one more:
+    /// `Ok` with the restarts so far, or `Err` with those done when the budget is spent
+    /// (which are all there will be: the report and the error must say the same number).
+    pub(crate) fn restarted(&self, budget: u64) -> Result<u64, u64> {
+        let before = self
+            .restarts
+            .fetch_update(Relaxed, Relaxed, |done| (done < budget).then_some(done + 1))?;
         #[cfg(feature = "metrics")]
         if let Some(exported) = &self.exported {
             exported.restarted();
         }
-        self.restarts.fetch_add(1, Relaxed) + 1
+        Ok(before + 1)
     }
 
     pub(crate) fn start(&self) {
@@ -268,7 +274,9 @@ impl NodeStats {
     }
 
     pub(crate) fn get(a: &AtomicU64) -> u64 {
-        a.load(Relaxed)
+        // Pairs with `publish`'s release: what a count shows, the counts published before
+        // it show too.
+        a.load(std::sync::atomic::Ordering::Acquire)
     }
 }
 

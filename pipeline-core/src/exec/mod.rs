@@ -171,18 +171,20 @@ impl NodeCtx {
     /// whether it may restart; past the node's budget the run stops.
     pub(crate) fn worker_panicked(&self, payload: Box<dyn Any + Send>) -> Panicked {
         let message = self.record_panic(payload);
-        let restarts = self.stats.restarted();
-        if restarts > u64::from(self.restart_budget) {
-            self.control.fail(Failure::RestartsExhausted {
-                node: self.name.to_string(),
-                restarts: restarts - 1,
-                last_panic: message.clone(),
-            });
-            return Panicked {
-                message,
-                restart: false,
-            };
-        }
+        let restarts = match self.stats.restarted(u64::from(self.restart_budget)) {
+            Ok(restarts) => restarts,
+            Err(restarts) => {
+                self.control.fail(Failure::RestartsExhausted {
+                    node: self.name.to_string(),
+                    restarts,
+                    last_panic: message.clone(),
+                });
+                return Panicked {
+                    message,
+                    restart: false,
+                };
+            }
+        };
         tracing::warn!(
             node = self.name,
             restarts,
