@@ -5,9 +5,9 @@ pub use pipeline_macros::pipeline;
 
 pub use pipeline_core::{
     Accounting, BoxError, Collected, Context, Failed, Failure, FanIn, NoInput, NoOutput, Node,
-    NodeReport, Output, Pipeline, Progress, RemoteEdgeReport, Role, RunError, RunHandle, RunReport,
-    Sink, SinkNode, Source, SourceNode, Stage, StageNode, Stopped, Verdict, lineage, sink, source,
-    stage,
+    NodeError, NodeReport, Output, Pipeline, Progress, RemoteEdgeReport, Role, RunError, RunHandle,
+    RunReport, Sink, SinkNode, Source, SourceNode, Stage, StageNode, Stopped, Verdict, error,
+    lineage, sink, source, stage,
 };
 
 /// Names of the metrics every node publishes through the `metrics` facade.

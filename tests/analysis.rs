@@ -200,6 +200,7 @@ fn finished_run() -> RunReport {
                 blocked: Duration::ZERO,
                 cpu: None,
                 errors: Vec::new(),
+                error_kinds: Vec::new(),
             }
         };
     let mut inp = node("inp", Role::Source, FanIn::Single, (0, 2), (0, 20, 0), 150);

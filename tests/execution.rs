@@ -374,13 +374,17 @@ async fn failed_items_go_to_the_dead_letter_node_with_their_error() {
         failed.iter().map(|f| f.item.as_str()).collect::<Vec<_>>(),
         ["two", "four"]
     );
-    assert!(
-        failed
-            .iter()
-            .all(|f| f.node == "parse" && f.error == "invalid digit found in string")
-    );
+    // The error is the stage's own value, not only its message.
+    assert!(failed.iter().all(|f| {
+        f.node == "parse"
+            && f.error
+                .downcast_ref::<std::num::ParseIntError>()
+                .map(|e| *e.kind())
+                == Some(std::num::IntErrorKind::InvalidDigit)
+    }));
     let parse = report.node("parse").unwrap();
     assert_eq!((parse.failed, parse.dead_lettered), (2, 2));
+    assert_eq!(parse.error_kinds, vec![("ParseIntError".to_string(), 2)]);
     assert_eq!(
         report.dead_letter_edges,
         vec![("parse".to_string(), "bad".to_string())]
@@ -405,7 +409,7 @@ async fn with_workers_and_retries_only_the_final_failures_are_dead_lettered() {
     let mut failed: Vec<(u32, String)> = rejects
         .take()
         .into_iter()
-        .map(|f| (f.item, f.error))
+        .map(|f| (f.item, f.error.to_string()))
         .collect();
     failed.sort();
     assert_eq!(failed.len(), 11);

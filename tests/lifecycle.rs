@@ -136,7 +136,7 @@ async fn a_missing_context_stops_the_run_naming_the_node_and_the_type() {
     match &err.failure {
         Failure::SetupFailed { node, error } => {
             assert_eq!(node, "scale");
-            assert!(error.contains("lifecycle::Config"), "{error}");
+            assert!(error.to_string().contains("lifecycle::Config"), "{error}");
         }
         other => panic!("unexpected failure {other:?}"),
     }

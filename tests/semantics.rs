@@ -486,3 +486,24 @@ async fn progress_snapshots_never_show_more_out_than_in() {
     handle.wait().await.unwrap();
     assert!(looks > 10, "the run ended before it could be watched");
 }
+
+/// `?` in `main` prints the error's `Debug`: a short paragraph, and the error value behind
+/// it is the stage's own, as `source()`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_error_is_short_and_its_source_is_the_stages_error() {
+    let p = pipeline! {
+        lines = source::iter(["1", "two", "3"].map(String::from));
+        parse[fail_fast] = stage::try_map(|s: String| s.parse::<u32>());
+        out = sink::for_each(|_n: u32| {});
+        lines => parse => out;
+    };
+    let err = p.run().await.unwrap_err();
+    let debug = format!("{err:?}");
+    assert!(debug.lines().count() <= 3, "{debug}");
+    assert!(debug.contains("node `parse` failed"), "{debug}");
+    let source = std::error::Error::source(&err).expect("the stage's error");
+    let parse = source
+        .downcast_ref::<pipeline::NodeError>()
+        .and_then(|e| e.downcast_ref::<std::num::ParseIntError>());
+    assert!(parse.is_some(), "{source:?}");
+}

@@ -119,9 +119,10 @@ fn errors(report: &RunReport) -> String {
     for node in report.nodes.iter().filter(|n| !n.errors.is_empty()) {
         let _ = write!(
             html,
-            "<details><summary>{} errors in <code>{}</code></summary><ul>",
+            "<details><summary>{} errors in <code>{}</code>: {}</summary><ul>",
             node.failed.max(node.errors.len() as u64),
-            escape(&node.name)
+            escape(&node.name),
+            escape(&crate::table::kinds(&node.error_kinds))
         );
         for error in node.errors.iter().take(SHOWN) {
             let _ = write!(html, "<li><code>{}</code></li>", escape(error));

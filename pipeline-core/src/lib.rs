@@ -8,6 +8,7 @@
 pub mod analysis;
 pub mod context;
 pub(crate) mod control;
+pub mod error;
 pub mod exec;
 pub(crate) mod fuse;
 #[cfg(feature = "html")]
@@ -35,6 +36,7 @@ pub mod wiring;
 
 pub use analysis::Verdict;
 pub use context::Context;
+pub use error::NodeError;
 pub use exec::workers::Workers;
 pub use exec::{ErrorPolicy, Failed};
 pub use node::{

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::error::NodeError;
 use crate::picture::{Drawing, Drawn};
 use crate::run::{FanIn, NodeSpec, Role};
 use crate::stats::NodeStats;
@@ -12,11 +13,11 @@ use crate::stats::NodeStats;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Failure {
     /// A fail-fast node's item failed.
-    ItemFailed { node: String, error: String },
+    ItemFailed { node: String, error: NodeError },
     /// User code in a node panicked.
     Panicked { node: String, message: String },
     /// A node's `setup` failed (or the context it needs is missing).
-    SetupFailed { node: String, error: String },
+    SetupFailed { node: String, error: NodeError },
     /// A node's workers panicked more often than its restart budget allows.
     RestartsExhausted {
         node: String,
@@ -24,7 +25,7 @@ pub enum Failure {
         last_panic: String,
     },
     /// A source's producer returned an error.
-    SourceFailed { node: String, error: String },
+    SourceFailed { node: String, error: NodeError },
     /// [`RunHandle::abort`](crate::RunHandle::abort) was called.
     Aborted,
     /// The runtime itself panicked (a bug in this crate).
@@ -44,6 +45,18 @@ impl Failure {
             | Failure::RestartsExhausted { node, .. }
             | Failure::SourceFailed { node, .. } => Some(node),
             Failure::Aborted | Failure::Internal { .. } | Failure::Remote { .. } => None,
+        }
+    }
+}
+
+impl Failure {
+    /// The error value behind the failure, if the node's code returned one.
+    pub fn error(&self) -> Option<&NodeError> {
+        match self {
+            Failure::ItemFailed { error, .. }
+            | Failure::SetupFailed { error, .. }
+            | Failure::SourceFailed { error, .. } => Some(error),
+            _ => None,
         }
     }
 }
@@ -77,7 +90,10 @@ impl fmt::Display for Failure {
 }
 
 /// A run that ended in failure; the report says how far it got.
-#[derive(Debug)]
+///
+/// Its `source()` is the error the node's code returned, when there is one. Its `Debug`
+/// (what `?` in `main` prints) is a short paragraph: the failure and the accounting; print
+/// `report` for the whole table.
 pub struct RunError {
     pub failure: Failure,
     pub report: Box<RunReport>,
@@ -89,7 +105,34 @@ impl fmt::Display for RunError {
     }
 }
 
-impl std::error::Error for RunError {}
+impl fmt::Debug for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let a = self.report.accounting();
+        write!(
+            f,
+            "pipeline stopped: {}\n{} source items: {} delivered, {} filtered, {} failed{} \
+             (print the error's `report` for every node)",
+            self.failure,
+            a.source_items,
+            a.delivered,
+            a.filtered,
+            a.failed,
+            if a.is_balanced() {
+                ""
+            } else {
+                "; NOT every item is accounted for"
+            }
+        )
+    }
+}
+
+impl std::error::Error for RunError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.failure
+            .error()
+            .map(|error| error as &(dyn std::error::Error + 'static))
+    }
+}
 
 /// Percentiles of the time a node took per item.
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
@@ -187,6 +230,9 @@ pub struct NodeReport {
     pub cpu: Option<Duration>,
     /// The first error messages (at most 100).
     pub errors: Vec<String>,
+    /// Every error counted by kind (see [`NodeError::kind`]), the most frequent first.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub error_kinds: Vec<(String, u64)>,
 }
 
 impl NodeReport {
@@ -239,6 +285,7 @@ impl NodeReport {
             blocked,
             cpu: stats.cpu(),
             errors: stats.errors(),
+            error_kinds: stats.error_kinds(),
         }
     }
 

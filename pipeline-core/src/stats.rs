@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
+use crate::error::NodeError;
+
 /// How many error messages a node keeps for the report; the count is always exact.
 pub const KEPT_ERRORS: usize = 100;
 
@@ -49,6 +51,7 @@ pub(crate) struct NodeStats {
     started: OnceLock<Instant>,
     finished: OnceLock<Instant>,
     errors: Mutex<Vec<String>>,
+    error_kinds: Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
 /// Counts of one batch, added to the shared counters in one go.
@@ -259,11 +262,26 @@ impl NodeStats {
         }
     }
 
-    pub(crate) fn record_error(&self, message: String) {
+    /// Keeps the error's message (the first [`KEPT_ERRORS`]) and counts it by kind;
+    /// returns how many errors the node has had of that kind, this one included.
+    pub(crate) fn record_error(&self, error: &NodeError) -> u64 {
         let mut errors = self.errors.lock().unwrap_or_else(|e| e.into_inner());
         if errors.len() < KEPT_ERRORS {
-            errors.push(message);
+            errors.push(error.to_string());
         }
+        drop(errors);
+        let mut kinds = self.error_kinds.lock().unwrap_or_else(|e| e.into_inner());
+        let count = kinds.entry(error.kind()).or_insert(0);
+        *count += 1;
+        *count
+    }
+
+    /// Errors by kind, the most frequent first.
+    pub(crate) fn error_kinds(&self) -> Vec<(String, u64)> {
+        let kinds = self.error_kinds.lock().unwrap_or_else(|e| e.into_inner());
+        let mut kinds: Vec<(String, u64)> = kinds.iter().map(|(k, n)| (k.clone(), *n)).collect();
+        kinds.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        kinds
     }
 
     pub(crate) fn errors(&self) -> Vec<String> {

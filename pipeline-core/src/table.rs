@@ -160,6 +160,13 @@ pub(crate) fn summary(report: &RunReport) -> Vec<String> {
         }
         lines.push(line);
     }
+    for node in report.nodes.iter().filter(|n| !n.error_kinds.is_empty()) {
+        lines.push(format!(
+            "errors in {}: {}",
+            node.name,
+            kinds(&node.error_kinds)
+        ));
+    }
     lines.extend(report.verdict().map(|v| v.to_string()));
     lines.extend(
         report
@@ -169,6 +176,23 @@ pub(crate) fn summary(report: &RunReport) -> Vec<String> {
     );
     lines.extend(report.failure.as_ref().map(|f| format!("stopped: {f}")));
     lines
+}
+
+/// `412 × ParseIntError, 3 × timed out, ...`: the five most frequent kinds, and how many
+/// more.
+pub(crate) fn kinds(kinds: &[(String, u64)]) -> String {
+    const SHOWN: usize = 5;
+    let mut text = kinds
+        .iter()
+        .take(SHOWN)
+        .map(|(kind, n)| format!("{n} × {kind}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if kinds.len() > SHOWN {
+        let rest: u64 = kinds[SHOWN..].iter().map(|(_, n)| n).sum();
+        text += &format!(", {rest} of {} other kinds", kinds.len() - SHOWN);
+    }
+    text
 }
 
 impl fmt::Display for RunReport {

@@ -26,6 +26,7 @@ use futures::FutureExt;
 
 use crate::context::Context;
 use crate::control::Control;
+use crate::error::{NodeError, NotStarted, Panicked as PanicError, TimedOut};
 use crate::fuse::{Fused, Lendable, Offer, Resumed};
 use crate::inlet::{self, Inlet};
 use crate::ledger::Ledger;
@@ -129,25 +130,28 @@ impl NodeCtx {
     }
 
     /// A worker could not start: the run stops, and its items will be counted as failed.
-    pub(crate) fn setup_failed(&self, error: String) {
+    pub(crate) fn setup_failed(&self, error: NodeError) {
         tracing::error!(node = self.name, error = %error, "setup failed");
-        self.stats.record_error(format!("setup failed: {error}"));
+        self.stats.record_error(&error);
         self.control.fail(Failure::SetupFailed {
             node: self.name.to_string(),
             error,
         });
     }
 
-    pub(crate) fn item_failed(&self, error: BoxError) {
-        tracing::warn!(node = self.name, error = %error, "item failed");
-        let message = error.to_string();
-        self.stats.record_error(message.clone());
+    /// Counts a failed item's error and logs it (see [`log_failure`]); returns it as a
+    /// value for the dead-letter node.
+    pub(crate) fn item_failed(&self, error: impl Into<NodeError>) -> NodeError {
+        let error = error.into();
+        let of_its_kind = self.stats.record_error(&error);
+        log_failure(self.name, &error, of_its_kind);
         if self.fail_fast {
             self.control.fail(Failure::ItemFailed {
                 node: self.name.to_string(),
-                error: message,
+                error: error.clone(),
             });
         }
+        error
     }
 
     /// A panic in a source ends the run: what it would have produced is gone with it.
@@ -163,7 +167,9 @@ impl NodeCtx {
         let message = panic_message(payload);
         tracing::error!(node = self.name, panic = %message, "node panicked");
         self.stats.panics.fetch_add(1, Relaxed);
-        self.stats.record_error(format!("panic: {message}"));
+        self.stats.record_error(&NodeError::new(PanicError {
+            message: message.clone(),
+        }));
         message
     }
 
@@ -197,6 +203,35 @@ impl NodeCtx {
     }
 }
 
+/// Logs a failed item at WARN while its kind is new in the node (the first ten), then at
+/// the 100th, 1 000th, ... with the count, and the rest at DEBUG: a job with thousands of
+/// bad lines says so in a few lines, not thousands.
+fn log_failure(node: &str, error: &NodeError, of_its_kind: u64) {
+    let kind = error.kind();
+    if of_its_kind <= 10 {
+        tracing::warn!(node, error = %error, kind, "item failed");
+    } else if is_power_of_ten(of_its_kind) {
+        tracing::warn!(
+            node,
+            error = %error,
+            kind,
+            so_far = of_its_kind,
+            "items keep failing (logged again at ten times this count; each one at DEBUG)"
+        );
+    } else {
+        tracing::debug!(node, error = %error, kind, "item failed");
+    }
+}
+
+/// Whether `n` is 100, 1 000, 10 000...
+fn is_power_of_ten(n: u64) -> bool {
+    let mut rest = n;
+    while rest >= 10 && rest % 10 == 0 {
+        rest /= 10;
+    }
+    rest == 1 && n >= 100
+}
+
 pub(crate) fn panic_message(payload: Box<dyn Any + Send>) -> String {
     match payload.downcast::<String>() {
         Ok(s) => *s,
@@ -223,8 +258,8 @@ pub(crate) async fn run_source<S: Source>(source: S, outlet: Outlet<S::Out>, ctx
         Some(Ok(Err(error))) if error.downcast_ref::<Stopped>().is_some() => {}
         Some(Ok(Err(error))) => {
             tracing::error!(node = ctx.name, error = %error, "source failed");
-            let error = error.to_string();
-            ctx.stats.record_error(error.clone());
+            let error = NodeError::from(error);
+            ctx.stats.record_error(&error);
             ctx.control.fail(Failure::SourceFailed {
                 node: ctx.name.to_string(),
                 error,
@@ -401,7 +436,7 @@ async fn stage_loop<S: Stage, I: Inlet<S::In>>(
                         .route(
                             lineage,
                             Some(item),
-                            "its worker could not start".into(),
+                            NodeError::new(NotStarted),
                             &ctx,
                             &mut counts,
                         )
@@ -432,13 +467,12 @@ async fn stage_loop<S: Stage, I: Inlet<S::In>>(
                     }
                     Outcome::Failed(error) => {
                         counts.failed += 1;
-                        let message = error.to_string();
-                        ctx.item_failed(error);
+                        let error = ctx.item_failed(error);
                         if !failures.routes() {
                             ctx.item_ended(lineage);
                         }
                         failures
-                            .route(lineage, original, message, &ctx, &mut counts)
+                            .route(lineage, original, error, &ctx, &mut counts)
                             .await?;
                     }
                     Outcome::Panicked(panic) => {
@@ -451,7 +485,9 @@ async fn stage_loop<S: Stage, I: Inlet<S::In>>(
                             .route(
                                 lineage,
                                 original,
-                                format!("panic: {}", panicked.message),
+                                NodeError::new(PanicError {
+                                    message: panicked.message,
+                                }),
                                 &ctx,
                                 &mut counts,
                             )
@@ -649,7 +685,7 @@ impl<T: Send + 'static> FailedItems<T> {
         &mut self,
         lineage: Lineage,
         original: Option<T>,
-        error: String,
+        error: NodeError,
         ctx: &NodeCtx,
         counts: &mut BatchCounts,
     ) -> Result<(), Closed> {
@@ -795,7 +831,7 @@ async fn attempt_once<S: Stage>(
 }
 
 fn timed_out(limit: Duration) -> BoxError {
-    format!("timed out after {limit:?}").into()
+    Box::new(TimedOut { limit })
 }
 
 /// Runs a worker's `setup`; `false` means it failed (and the run is stopping).
@@ -813,11 +849,13 @@ pub(super) fn started(setup: std::thread::Result<Result<(), BoxError>>, ctx: &No
     match setup {
         Ok(Ok(())) => true,
         Ok(Err(error)) => {
-            ctx.setup_failed(error.to_string());
+            ctx.setup_failed(error.into());
             false
         }
         Err(panic) => {
-            ctx.setup_failed(format!("panicked: {}", panic_message(panic)));
+            ctx.setup_failed(NodeError::new(PanicError {
+                message: panic_message(panic),
+            }));
             false
         }
     }
@@ -838,7 +876,8 @@ pub(crate) async fn finish<S: Stage>(stage: &mut S, ctx: &NodeCtx) -> Vec<S::Out
     {
         Ok(Ok(())) => out,
         Ok(Err(error)) => {
-            ctx.item_failed(format!("finish: {error}").into());
+            tracing::warn!(node = ctx.name, "`finish` failed");
+            ctx.item_failed(error);
             Vec::new()
         }
         Err(panic) => {

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::error::NodeError;
 use crate::outlet::Outlet;
 
 /// `retry(n)`: how often a failed item is tried again, after what pause, and how to copy it
@@ -27,8 +28,10 @@ impl<T> Copy for Retry<T> {}
 pub struct Failed<T> {
     /// The input the stage failed on (its last attempt's, after retries).
     pub item: T,
-    /// The error, or `panic: <message>`, or `timed out after ..`.
-    pub error: String,
+    /// The error the stage returned (downcast it to the stage's error type with
+    /// [`NodeError::downcast_ref`]), or one the runtime made: [`Panicked`](crate::error::Panicked),
+    /// [`TimedOut`](crate::error::TimedOut), [`NotStarted`](crate::error::NotStarted).
+    pub error: NodeError,
     /// The stage that failed.
     pub node: &'static str,
 }

@@ -20,6 +20,7 @@
 //! the smallest of them, so a zip downstream still knows when a partial tuple can never
 //! complete, however the workers reorder items.
 
+use crate::error::{NodeError, NotStarted, Panicked as PanicError};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -100,7 +101,7 @@ struct Finished<I, O> {
     /// The outputs, in input order, with their lineage.
     results: Vec<(Lineage, O)>,
     /// Items that failed, with a copy of the input when they go to a dead-letter node.
-    failed: Vec<(Lineage, Option<I>, String)>,
+    failed: Vec<(Lineage, Option<I>, NodeError)>,
     counts: BatchCounts,
     /// Whether its one item was timed alone (a slow item), or the chunk as a whole.
     alone: bool,
@@ -396,13 +397,11 @@ async fn work<S: Stage, I: Inlet<S::In>>(
                         collect::<S>(&mut produced, lineage, &mut chunk.results, counts, &ctx);
                         continue;
                     }
-                    Outcome::Failed(error) => {
-                        let message = error.to_string();
-                        ctx.item_failed(error);
-                        (message, original)
-                    }
+                    Outcome::Failed(error) => (ctx.item_failed(error), original),
                     Outcome::Panicked(panic) => {
-                        let message = format!("panic: {}", ctx.worker_panicked(panic).message);
+                        let message = NodeError::new(PanicError {
+                            message: ctx.worker_panicked(panic).message,
+                        });
                         // The copy that panicked is suspect: it starts afresh before the
                         // next item.
                         ready = restart(&mut stage, &ctx).await;
@@ -411,7 +410,7 @@ async fn work<S: Stage, I: Inlet<S::In>>(
                 }
             } else {
                 // The setup error is in the report; the item never ran.
-                ("its worker could not start".to_string(), keep.map(|_| item))
+                (NodeError::new(NotStarted), keep.map(|_| item))
             };
             produced.clear();
             counts.failed += 1;

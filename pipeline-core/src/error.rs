@@ -1,0 +1,218 @@
+//! Errors as values: what a node's code returned, kept whole for whoever handles it (a
+//! dead-letter node, the run's error), and the errors the runtime makes for an item
+//! (a panic, a timeout, a worker that could not start).
+
+use std::error::Error;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::node::BoxError;
+
+/// An error from a node: the value its code returned (downcast it to the stage's own error
+/// type with [`downcast_ref`](Self::downcast_ref)), or one the runtime made for the item:
+/// [`Panicked`], [`TimedOut`], [`NotStarted`].
+///
+/// Cheap to clone (shared). Two errors are equal when they say the same thing: a report
+/// read back from JSON keeps only the message.
+#[derive(Clone)]
+pub struct NodeError(Arc<dyn Error + Send + Sync + 'static>);
+
+impl NodeError {
+    pub fn new(error: impl Into<BoxError>) -> Self {
+        NodeError(Arc::from(error.into()))
+    }
+
+    /// The error as the type the node's code returned, if it is that type.
+    pub fn downcast_ref<E: Error + 'static>(&self) -> Option<&E> {
+        self.0.downcast_ref::<E>()
+    }
+
+    /// Whether the error is of type `E`.
+    pub fn is<E: Error + 'static>(&self) -> bool {
+        self.0.is::<E>()
+    }
+
+    /// The error as a trait object, for `?` into `Box<dyn Error>` or for its chain.
+    pub fn as_error(&self) -> &(dyn Error + Send + Sync + 'static) {
+        &*self.0
+    }
+
+    /// What the report groups errors by: errors of one kind differ only in their details.
+    ///
+    /// Errors the runtime makes are `panic`, `timed out` and `not started`; an I/O error
+    /// is its `io::ErrorKind`; an error whose `Debug` starts with a name (a struct, an
+    /// enum's variant) is that name; any other error is its message up to the first `:`,
+    /// where messages usually turn from what went wrong to which item it was.
+    pub fn kind(&self) -> String {
+        if self.is::<Panicked>() {
+            return "panic".into();
+        }
+        if self.is::<TimedOut>() {
+            return "timed out".into();
+        }
+        if self.is::<NotStarted>() {
+            return "not started".into();
+        }
+        if let Some(io) = self.downcast_ref::<std::io::Error>() {
+            return format!("io: {}", io.kind());
+        }
+        let debug = format!("{:?}", self.0);
+        let name: String = debug
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
+            .collect();
+        if name.chars().next().is_some_and(char::is_alphabetic) {
+            return name.trim_end_matches(':').to_string();
+        }
+        let message = self.0.to_string();
+        let head = message.split(':').next().unwrap_or_default().trim();
+        head.chars().take(60).collect()
+    }
+}
+
+impl fmt::Display for NodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Debug for NodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl Error for NodeError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        self.0.source()
+    }
+}
+
+impl PartialEq for NodeError {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.to_string() == other.to_string()
+    }
+}
+
+impl Eq for NodeError {}
+
+impl From<BoxError> for NodeError {
+    fn from(error: BoxError) -> Self {
+        NodeError(Arc::from(error))
+    }
+}
+
+/// A message-only error (as a report read back from JSON holds).
+impl From<&str> for NodeError {
+    fn from(message: &str) -> Self {
+        NodeError::new(message)
+    }
+}
+
+impl From<String> for NodeError {
+    fn from(message: String) -> Self {
+        NodeError::new(message)
+    }
+}
+
+#[cfg(feature = "serde")]
+impl serde::Serialize for NodeError {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for NodeError {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let message = String::deserialize(deserializer)?;
+        Ok(NodeError::new(message))
+    }
+}
+
+/// The node's code panicked on the item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Panicked {
+    pub message: String,
+}
+
+impl fmt::Display for Panicked {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "panic: {}", self.message)
+    }
+}
+
+impl Error for Panicked {}
+
+/// The item took longer than the node's `timeout(..)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimedOut {
+    pub limit: Duration,
+}
+
+impl fmt::Display for TimedOut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "timed out after {:?}", self.limit)
+    }
+}
+
+impl Error for TimedOut {}
+
+/// The item never ran: the worker that was to run it could not start (its `setup` failed;
+/// the run is stopping and says why).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotStarted;
+
+impl fmt::Display for NotStarted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("its worker could not start")
+    }
+}
+
+impl Error for NotStarted {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    enum Fetch {
+        NotFound(#[allow(dead_code)] String),
+    }
+
+    impl fmt::Display for Fetch {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("not found")
+        }
+    }
+
+    impl Error for Fetch {}
+
+    #[test]
+    fn kinds_leave_out_the_details() {
+        let kind = |e: BoxError| NodeError::from(e).kind();
+        assert_eq!(kind(Box::new(Fetch::NotFound("/a".into()))), "NotFound");
+        assert_eq!(kind("bad line: 12 fields".into()), "bad line");
+        assert_eq!(
+            kind("x".parse::<u32>().unwrap_err().into()),
+            "ParseIntError"
+        );
+        assert_eq!(
+            kind(Box::new(std::io::Error::from(std::io::ErrorKind::NotFound))),
+            "io: entity not found"
+        );
+        assert_eq!(
+            kind(Box::new(Panicked {
+                message: "at 3".into()
+            })),
+            "panic"
+        );
+    }
+
+    #[test]
+    fn the_value_comes_back_as_its_own_type() {
+        let error = NodeError::new(Fetch::NotFound("/a".into()));
+        assert!(matches!(error.downcast_ref::<Fetch>(), Some(Fetch::NotFound(p)) if p == "/a"));
+    }
+}
