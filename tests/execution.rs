@@ -1000,3 +1000,38 @@ async fn state_kept_in_fields_survives_a_chains_passes_and_a_panic() {
     assert_eq!(report.node("a").unwrap().panics, 1);
     assert!(report.accounting().is_balanced());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_if_tries_again_only_the_errors_worth_it() {
+    #[derive(Debug)]
+    enum Fetch {
+        NotFound,
+        Unavailable,
+    }
+    impl std::fmt::Display for Fetch {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "{self:?}")
+        }
+    }
+    impl std::error::Error for Fetch {}
+    let tries = Arc::new(AtomicUsize::new(0));
+    let counter = tries.clone();
+    let p = pipeline! {
+        pages = source::iter([404u32, 503]);
+        fetch[retry(3, Duration::from_millis(1)), retry_if(|e| !matches!(e.downcast_ref::<Fetch>(), Some(Fetch::NotFound)))] =
+            stage::try_map(move |status: u32| {
+                counter.fetch_add(1, Ordering::SeqCst);
+                Err::<u32, _>(if status == 404 { Fetch::NotFound } else { Fetch::Unavailable })
+            });
+        out = sink::for_each(|_n: u32| {});
+        pages => fetch => out;
+    };
+    let report = p.run().await.unwrap();
+    let fetch = report.node("fetch").unwrap();
+    assert_eq!(
+        (fetch.failed, fetch.retried),
+        (2, 3),
+        "the 404 once, the 503 four times"
+    );
+    assert_eq!(tries.load(Ordering::SeqCst), 5);
+}

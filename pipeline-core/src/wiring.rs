@@ -10,6 +10,7 @@ use std::marker::PhantomData;
 
 use std::time::Duration;
 
+use crate::error::NodeError;
 use crate::exec::workers::Workers;
 use crate::exec::{ErrorPolicy, Failed};
 use crate::fuse::chain::{End, Hint};
@@ -454,17 +455,31 @@ pub fn error_policy<N: Node>(_node: &N) -> ErrorPolicy<N::In> {
     ErrorPolicy::default()
 }
 
-/// Adds `retry(attempts, backoff)`, checking the node's input can be copied for each try.
+/// Adds `retry(attempts, first, longest)`, checking the node's input can be copied for
+/// each try.
 pub fn with_retry<Name, N: Node>(
     policy: ErrorPolicy<N::In>,
     attempts: u32,
-    backoff: Duration,
+    first: Duration,
+    longest: Duration,
     _node: &N,
 ) -> ErrorPolicy<N::In>
 where
     N::In: CloneForRetry<Name>,
 {
-    policy.retry(attempts, backoff)
+    policy.retry(attempts, first, longest)
+}
+
+/// Adds `retry_if(predicate)`: only the errors it is true for are tried again.
+pub fn with_retry_if<Name, N: Node>(
+    policy: ErrorPolicy<N::In>,
+    predicate: impl Fn(&NodeError) -> bool + Send + Sync + 'static,
+    _node: &N,
+) -> ErrorPolicy<N::In>
+where
+    N::In: CloneForRetry<Name>,
+{
+    policy.retry_if(predicate)
 }
 
 /// A dead-letter node gets a copy of every input the stage failed on.
@@ -488,6 +503,8 @@ where
 {
     policy.dead_letter(outlet)
 }
+
+pub use crate::exec::policy::DEFAULT_LONGEST_PAUSE;
 
 /// The pause before the first retry when `retry(n)` does not give one.
 pub const DEFAULT_BACKOFF: Duration = Duration::from_millis(10);

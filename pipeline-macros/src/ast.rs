@@ -52,7 +52,7 @@ pub struct NodeOption {
     pub span: Span,
 }
 
-pub const KNOWN_OPTIONS: &str = "`capacity(n)`, `workers(n)`, `ordered`, `timeout(duration)`, `retry(n)`, `retry(n, backoff)`, `restarts(n)`, `dead_letter(node)`, `after(node, ..)`, `merge`, `fail_fast`";
+pub const KNOWN_OPTIONS: &str = "`capacity(n)`, `workers(n)`, `ordered`, `timeout(duration)`, `retry(n)`, `retry(n, first_pause)`, `retry(n, first_pause, longest_pause)`, `retry_if(predicate)`, `restarts(n)`, `dead_letter(node)`, `after(node, ..)`, `merge`, `fail_fast`";
 
 impl Parse for PipelineInput {
     fn parse(input: ParseStream) -> syn::Result<Self> {

@@ -9,7 +9,7 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::Ident;
 
 use crate::ast::PipelineInput;
-use crate::graph::{FanIn, Graph, Role};
+use crate::graph::{FanIn, Graph, RetryOption, Role};
 
 /// The most stages one chain names; the runtime's `fuse::chain::CHAIN_MAX` is the same.
 const CHAIN_MAX: usize = 24;
@@ -244,13 +244,22 @@ pub fn expand(graph: &Graph) -> TokenStream {
         let policy = Ident::new("__pipeline_policy", Span::mixed_site());
         // Every token of these calls sits on the option, so an error lands there.
         let at = |span: Span| Ident::new("__pipeline_policy", Span::mixed_site().located_at(span));
-        let with_retry = node.options.retry.as_ref().map(|(attempts, backoff, span)| {
-            let backoff = match backoff {
-                Some(backoff) => quote!(#backoff),
+        let with_retry = node.options.retry.as_ref().map(|RetryOption { attempts, first, longest, span }| {
+            let first = match first {
+                Some(first) => quote!(#first),
                 None => quote_spanned!(*span=> ::pipeline::__private::DEFAULT_BACKOFF),
             };
+            let longest = match longest {
+                Some(longest) => quote!(#longest),
+                None => quote_spanned!(*span=> ::pipeline::__private::DEFAULT_LONGEST_PAUSE),
+            };
             let here = at(*span);
-            let call = quote_spanned!(*span=> ::pipeline::__private::with_retry::<#marker, _>(#here, #attempts, #backoff, &#ident));
+            let call = quote_spanned!(*span=> ::pipeline::__private::with_retry::<#marker, _>(#here, #attempts, #first, #longest, &#ident));
+            quote!(let #policy = #call;)
+        });
+        let with_retry_if = node.options.retry_if.as_ref().map(|(predicate, span)| {
+            let here = at(*span);
+            let call = quote_spanned!(*span=> ::pipeline::__private::with_retry_if::<#marker, _>(#here, #predicate, &#ident));
             quote!(let #policy = #call;)
         });
         let with_dead_letter = node.options.dead_letter.as_ref().filter(|_| node.dead_letter.is_some()).map(|(_, span)| {
@@ -262,6 +271,7 @@ pub fn expand(graph: &Graph) -> TokenStream {
         let make_policy = quote! {
             let #policy = #private::error_policy(&#ident);
             #with_retry
+            #with_retry_if
             #with_dead_letter
         };
         let (inlet, outlet) = (inlet(n), outlet(n));

@@ -46,8 +46,9 @@ pub struct Options {
     pub ordered: Option<Span>,
     /// A `Duration` expression, and where `timeout` was written.
     pub timeout: Option<(Expr, Span)>,
-    /// Extra attempts, the first pause if given, and where `retry` was written.
-    pub retry: Option<(Expr, Option<Expr>, Span)>,
+    pub retry: Option<RetryOption>,
+    /// The predicate on errors, and where `retry_if` was written.
+    pub retry_if: Option<(Expr, Span)>,
     pub restarts: Option<(Expr, Span)>,
     /// The node failed items go to, and where `dead_letter` was written.
     pub dead_letter: Option<(Ident, Span)>,
@@ -55,6 +56,15 @@ pub struct Options {
     pub after: Vec<Ident>,
     pub merge: bool,
     pub fail_fast: bool,
+}
+
+/// `retry(attempts)`, `retry(attempts, first_pause)` or `retry(attempts, first, longest)`.
+pub struct RetryOption {
+    pub attempts: Expr,
+    pub first: Option<Expr>,
+    pub longest: Option<Expr>,
+    /// Where `retry` was written.
+    pub span: Span,
 }
 
 pub struct Edge {
@@ -459,10 +469,16 @@ impl Graph {
                     errors.push(*span, format!("`dead_letter` routes a stage's failed items, and `{name}` is not a stage here"));
                 }
             }
-            if let Some((_, _, span)) = &node.options.retry {
+            if let Some(RetryOption { span, .. }) = &node.options.retry {
                 if node.role() != Role::Stage {
                     errors.push(*span, format!("`retry` tries a stage's failed items again, and `{name}` is not a stage here"));
                 }
+            }
+            if let (Some((_, span)), None) = (&node.options.retry_if, &node.options.retry) {
+                errors.push(
+                    *span,
+                    "`retry_if` says which errors `retry` tries again: add `retry(n)` beside it",
+                );
             }
             if let Some((_, span)) = &node.options.restarts {
                 if node.role() == Role::Source {
@@ -757,13 +773,21 @@ fn apply_options(node: &mut Node, options: Vec<NodeOption>, errors: &mut Errors)
             }
             "retry" => {
                 let mut args = args.into_iter();
-                match (args.next(), args.next(), args.next()) {
-                    (Some(attempts), backoff, None) => node.options.retry = Some((attempts, backoff, span)),
+                match (args.next(), args.next(), args.next(), args.next()) {
+                    (Some(attempts), first, longest, None) => {
+                        node.options.retry = Some(RetryOption { attempts, first, longest, span })
+                    }
                     _ => errors.push(
                         span,
-                        "`retry` takes the number of extra attempts and, optionally, the first pause: `retry(3)` or `retry(3, Duration::from_millis(50))`",
+                        "`retry` takes the number of extra attempts and, optionally, the first and the longest pause: `retry(3)`, `retry(3, Duration::from_millis(50))` or `retry(3, Duration::from_millis(50), Duration::from_secs(5))`",
                     ),
                 }
+            }
+            "retry_if" => {
+                let Some(arg) = one(errors, args, "retry_if(|e| !e.is::<NotFound>())") else {
+                    continue;
+                };
+                node.options.retry_if = Some((arg, span));
             }
             "dead_letter" => match <[Expr; 1]>::try_from(args) {
                 Ok([Expr::Path(path)]) if path.path.get_ident().is_some() => {

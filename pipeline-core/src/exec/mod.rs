@@ -445,8 +445,15 @@ async fn stage_loop<S: Stage, I: Inlet<S::In>>(
                 }
                 let original = failures.keep(&item);
                 let timer = latency.start();
-                let outcome =
-                    attempt(&mut stage, item, &mut produced, &ctx, retry, &mut counts).await;
+                let outcome = attempt(
+                    &mut stage,
+                    item,
+                    &mut produced,
+                    &ctx,
+                    retry.as_ref(),
+                    &mut counts,
+                )
+                .await;
                 if let Some(started) = timer {
                     latency.record(started.elapsed());
                 }
@@ -739,27 +746,26 @@ pub(crate) struct Panicked {
 /// How processing one item went.
 pub(crate) enum Outcome {
     Done,
-    Failed(BoxError),
+    Failed(NodeError),
     Panicked(Box<dyn Any + Send>),
 }
 
-/// Processes one item, retrying failures when asked. Panics are never retried: the worker
-/// is suspect until it has been set up again.
+/// Processes one item, retrying failures when asked (and the error is worth it). Panics
+/// are never retried: the worker is suspect until it has been set up again.
 pub(crate) async fn attempt<S: Stage>(
     stage: &mut S,
     item: S::In,
     out: &mut Vec<S::Out>,
     ctx: &NodeCtx,
-    retry: Option<Retry<S::In>>,
+    retry: Option<&Retry<S::In>>,
     counts: &mut BatchCounts,
 ) -> Outcome {
     let Some(retry) = retry else {
         return attempt_once(stage, item, out, ctx.timeout, counts).await;
     };
-    let mut pause = retry.backoff;
-    for _ in 0..retry.attempts {
+    for pause in retry.pauses() {
         match attempt_once(stage, (retry.copy)(&item), out, ctx.timeout, counts).await {
-            Outcome::Failed(error) => {
+            Outcome::Failed(error) if retry.retries(&error) => {
                 tracing::debug!(node = ctx.name, error = %error, "retrying after an error");
                 counts.retried += 1;
                 if S::BLOCKING {
@@ -767,9 +773,8 @@ pub(crate) async fn attempt<S: Stage>(
                 } else {
                     tokio::time::sleep(pause).await;
                 }
-                pause = pause.saturating_mul(2);
             }
-            done_or_panicked => return done_or_panicked,
+            done_failed_or_panicked => return done_failed_or_panicked,
         }
     }
     attempt_once(stage, item, out, ctx.timeout, counts).await
@@ -817,11 +822,11 @@ async fn attempt_once<S: Stage>(
     let outcome = match result {
         Ok(Ok(())) => match (timeout, started) {
             (Some(limit), Some(started)) if started.elapsed() > limit => {
-                Outcome::Failed(timed_out(limit))
+                Outcome::Failed(timed_out(limit).into())
             }
             _ => Outcome::Done,
         },
-        Ok(Err(error)) => Outcome::Failed(error),
+        Ok(Err(error)) => Outcome::Failed(error.into()),
         Err(panic) => Outcome::Panicked(panic),
     };
     if !matches!(outcome, Outcome::Done) {

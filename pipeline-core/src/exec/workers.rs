@@ -392,7 +392,16 @@ async fn work<S: Stage, I: Inlet<S::In>>(
             let counts = &mut chunk.counts;
             let (error, original) = if ready {
                 let original = keep.map(|copy| copy(&item));
-                match attempt(&mut stage, item, &mut produced, &ctx, retry, counts).await {
+                match attempt(
+                    &mut stage,
+                    item,
+                    &mut produced,
+                    &ctx,
+                    retry.as_ref(),
+                    counts,
+                )
+                .await
+                {
                     Outcome::Done => {
                         collect::<S>(&mut produced, lineage, &mut chunk.results, counts, &ctx);
                         continue;
@@ -490,7 +499,7 @@ pub(crate) async fn run_with_workers<S: Stage, I: Inlet<S::In>>(
     let handles: Vec<_> = copies
         .into_iter()
         .map(|stage| {
-            let worker = work(stage, shared.clone(), ctx.clone(), retry, keep);
+            let worker = work(stage, shared.clone(), ctx.clone(), retry.clone(), keep);
             if S::BLOCKING {
                 // The node's span (see `Pipeline::spawn`) follows each worker to its thread.
                 let span = tracing::Span::current();
