@@ -82,7 +82,14 @@ pub trait Stage: Send + 'static {
 
     /// The synchronous form of `process`, used when [`SYNC`](Stage::SYNC) is true.
     fn process_sync(&mut self, _item: Self::In, _out: &mut Vec<Self::Out>) -> Result<(), BoxError> {
-        Err("this stage sets `SYNC` but does not implement `process_sync`".into())
+        // A compile error, where the stage is used, rather than failed items at run time.
+        const {
+            assert!(
+                !Self::SYNC,
+                "a stage that sets `SYNC` must implement `process_sync`"
+            )
+        };
+        unreachable!("`process_sync` is only called on stages that set `SYNC`")
     }
 
     /// True when every input gives exactly one output, synchronously and infallibly (a
@@ -92,6 +99,12 @@ pub trait Stage: Send + 'static {
 
     /// The output of one input, used when [`ONE_TO_ONE`](Stage::ONE_TO_ONE) is true.
     fn map_one(&mut self, _item: Self::In) -> Self::Out {
+        const {
+            assert!(
+                !Self::ONE_TO_ONE,
+                "a stage that sets `ONE_TO_ONE` must implement `map_one`"
+            )
+        };
         unreachable!("`map_one` is only called on stages that set `ONE_TO_ONE`")
     }
 
@@ -159,7 +172,13 @@ pub trait Sink: Send + 'static {
 
     /// The synchronous form of `consume`, used when [`SYNC`](Sink::SYNC) is true.
     fn consume_sync(&mut self, _item: Self::In) -> Result<(), BoxError> {
-        Err("this sink sets `SYNC` but does not implement `consume_sync`".into())
+        const {
+            assert!(
+                !Self::SYNC,
+                "a sink that sets `SYNC` must implement `consume_sync`"
+            )
+        };
+        unreachable!("`consume_sync` is only called on sinks that set `SYNC`")
     }
 
     /// Called after each batch of input and at end of stream, e.g. to publish buffered items.
