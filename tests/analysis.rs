@@ -181,6 +181,7 @@ fn finished_run() -> RunReport {
                 received,
                 emitted,
                 filtered,
+                absorbed: 0,
                 failed: 0,
                 expanded: 0,
                 dropped_partial_tuples: 0,

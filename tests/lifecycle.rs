@@ -194,3 +194,126 @@ async fn a_blocking_stage_over_its_timeout_fails_the_item_after_the_fact() {
     assert_eq!(got, vec![1, 2]);
     assert_eq!(report.node("sleepy").unwrap().failed, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aggregate_absorbs_its_inputs_and_emits_at_the_end() {
+    let counts = Collected::new();
+    let p = pipeline! {
+        codes = source::iter((0..1000u32).map(|n| [200u16, 404, 500][(n % 3) as usize]));
+        per_code = stage::aggregate(
+            std::collections::BTreeMap::new(),
+            |counts: &mut std::collections::BTreeMap<u16, u32>, code: u16| *counts.entry(code).or_default() += 1,
+            |counts| counts,
+        );
+        out = counts.sink();
+        codes => per_code => out;
+    };
+    let report = p.run().await.unwrap();
+    assert_eq!(counts.take(), vec![(200, 334), (404, 333), (500, 333)]);
+    let node = report.node("per_code").unwrap();
+    assert_eq!((node.absorbed, node.filtered, node.emitted), (1000, 0, 3));
+    let a = report.accounting();
+    assert!(a.is_balanced(), "{report}");
+    assert_eq!((a.absorbed, a.filtered, a.delivered), (1000, 0, 3));
+    assert!(report.to_string().contains("1000 absorbed"), "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_io_error_ends_a_fallible_source_with_that_error() {
+    let lines: Vec<std::io::Result<String>> = vec![
+        Ok("a".into()),
+        Ok("b".into()),
+        Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "not UTF-8",
+        )),
+        Ok("never".into()),
+    ];
+    let got = Collected::new();
+    let p = pipeline! {
+        log = source::try_iter(lines);
+        out = got.sink();
+        log => out;
+    };
+    let err = p.run().await.unwrap_err();
+    match &err.failure {
+        Failure::SourceFailed { node, error } => {
+            assert_eq!(node, "log");
+            let io = error
+                .downcast_ref::<std::io::Error>()
+                .expect("the I/O error");
+            assert_eq!(io.kind(), std::io::ErrorKind::InvalidData);
+        }
+        other => panic!("unexpected failure {other:?}"),
+    }
+    assert_eq!(got.take(), vec!["a", "b"]);
+    assert!(err.report.accounting().is_balanced(), "{}", err.report);
+}
+
+/// A writer whose last flush fails, as a full disk makes a `BufWriter`'s last block fail.
+struct FullDisk(Vec<u8>);
+
+impl std::io::Write for FullDisk {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::StorageFull,
+            "disk full",
+        ))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_whose_last_write_fails_fails_the_run() {
+    let p = pipeline! {
+        words = source::iter(["a", "b"]);
+        out = sink::write(FullDisk(Vec::new()), |w: &mut FullDisk, word: &str| {
+            use std::io::Write;
+            writeln!(w, "{word}")
+        });
+        words => out;
+    };
+    let err = p.run().await.unwrap_err();
+    match &err.failure {
+        Failure::FinishFailed { node, error } => {
+            assert_eq!(node, "out");
+            assert!(
+                error.downcast_ref::<std::io::Error>().is_some(),
+                "{error:?}"
+            );
+        }
+        other => panic!("unexpected failure {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stage_whose_finish_fails_fails_the_run() {
+    struct Total(u32);
+    impl pipeline::stage::Stateful for Total {
+        type In = u32;
+        type Out = u32;
+        const ABSORBS: bool = true;
+        fn process(&mut self, n: u32, _out: &mut Vec<u32>) -> Result<(), BoxError> {
+            self.0 += n;
+            Ok(())
+        }
+        fn finish(&mut self, _out: &mut Vec<u32>) -> Result<(), BoxError> {
+            Err("the total overflowed its store".into())
+        }
+    }
+    let p = pipeline! {
+        nums = source::iter(0..10u32);
+        total = stage::stateful(Total(0));
+        out = sink::for_each(|_n: u32| {});
+        nums => total => out;
+    };
+    let err = p.run().await.unwrap_err();
+    assert!(
+        matches!(&err.failure, Failure::FinishFailed { node, .. } if node == "total"),
+        "{err}"
+    );
+}

@@ -71,6 +71,11 @@ pub trait Stage: Send + 'static {
     /// child lineage of its input, so a zip downstream pairs the right pieces.
     const SPLITS: bool = false;
 
+    /// True when an input that produces nothing went into the stage's state (an
+    /// aggregate) rather than being dropped: the report counts it as absorbed, not
+    /// filtered.
+    const ABSORBS: bool = false;
+
     /// True when `process` never awaits (plain synchronous code, which may block or burn
     /// CPU): the stage then runs on threads of its own instead of the async workers.
     const BLOCKING: bool = false;
@@ -183,6 +188,14 @@ pub trait Sink: Send + 'static {
 
     /// Called after each batch of input and at end of stream, e.g. to publish buffered items.
     fn flush(&mut self) {}
+
+    /// Runs once at end of stream, after the last item and `flush`: write what is
+    /// buffered, close the file. An `Err` (a `BufWriter`'s last write failing) ends the run
+    /// with `Failure::FinishFailed`, since what the sink took may not have reached its
+    /// destination. A sink with a `finish` must leave `HAS_HOOKS` true.
+    fn finish(&mut self) -> impl Future<Output = Result<(), BoxError>> + Send {
+        async { Ok(()) }
+    }
 }
 
 macro_rules! role_wrapper {

@@ -26,6 +26,9 @@ pub enum Failure {
     },
     /// A source's producer returned an error.
     SourceFailed { node: String, error: NodeError },
+    /// A node's `finish` failed at end of stream: what it held (an aggregate, a sink's
+    /// buffered writes) may be lost, so the run does not end as if all went well.
+    FinishFailed { node: String, error: NodeError },
     /// [`RunHandle::abort`](crate::RunHandle::abort) was called.
     Aborted,
     /// The runtime itself panicked (a bug in this crate).
@@ -43,7 +46,8 @@ impl Failure {
             | Failure::Panicked { node, .. }
             | Failure::SetupFailed { node, .. }
             | Failure::RestartsExhausted { node, .. }
-            | Failure::SourceFailed { node, .. } => Some(node),
+            | Failure::SourceFailed { node, .. }
+            | Failure::FinishFailed { node, .. } => Some(node),
             Failure::Aborted | Failure::Internal { .. } | Failure::Remote { .. } => None,
         }
     }
@@ -55,7 +59,8 @@ impl Failure {
         match self {
             Failure::ItemFailed { error, .. }
             | Failure::SetupFailed { error, .. }
-            | Failure::SourceFailed { error, .. } => Some(error),
+            | Failure::SourceFailed { error, .. }
+            | Failure::FinishFailed { error, .. } => Some(error),
             _ => None,
         }
     }
@@ -69,6 +74,10 @@ impl fmt::Display for Failure {
             }
             Failure::Panicked { node, message } => write!(f, "node `{node}` panicked: {message}"),
             Failure::SourceFailed { node, error } => write!(f, "source `{node}` failed: {error}"),
+            Failure::FinishFailed { node, error } => write!(
+                f,
+                "node `{node}` failed at end of stream (`finish`), so what it held may be lost: {error}"
+            ),
             Failure::SetupFailed { node, error } => {
                 write!(f, "node `{node}` could not start: {error}")
             }
@@ -191,6 +200,10 @@ pub struct NodeReport {
     pub emitted: u64,
     /// Items a filter (or an empty flat-map result) dropped on purpose.
     pub filtered: u64,
+    /// Items an aggregate (`stage::fold`, `stage::aggregate`) took into its state: they
+    /// end there, and what the aggregate emits at the end counts as new items.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub absorbed: u64,
     /// Items whose processing returned an error or panicked.
     pub failed: u64,
     /// Extra outputs of a flat-map: outputs beyond one per input.
@@ -240,9 +253,10 @@ impl NodeReport {
         let get = NodeStats::get;
         // Outcomes before inputs: a node publishes its inputs first, so a snapshot taken
         // while it publishes never shows more outcomes than inputs.
-        let (emitted, filtered, failed, expanded) = (
+        let (emitted, filtered, absorbed, failed, expanded) = (
             get(&stats.emitted),
             get(&stats.filtered),
+            get(&stats.absorbed),
             get(&stats.failed),
             get(&stats.expanded),
         );
@@ -266,6 +280,7 @@ impl NodeReport {
             received,
             emitted,
             filtered,
+            absorbed,
             failed,
             expanded,
             dropped_partial_tuples: get(&stats.dropped_partial_tuples),
@@ -345,6 +360,8 @@ pub struct Accounting {
     pub dead_lettered: u64,
     pub delivered: u64,
     pub filtered: u64,
+    /// Items aggregates took into their state.
+    pub absorbed: u64,
     pub failed: u64,
     pub dropped_partial_tuples: u64,
     pub dropped_partial_items: u64,
@@ -369,6 +386,7 @@ impl Accounting {
     pub fn ended(&self) -> u64 {
         self.delivered
             + self.filtered
+            + self.absorbed
             + self.failed
             + self.dropped_partial_items
             + self.departed
@@ -419,6 +437,7 @@ impl RunReport {
             }
             a.delivered += n.delivered();
             a.filtered += n.filtered;
+            a.absorbed += n.absorbed;
             a.failed += n.failed;
             a.dropped_partial_tuples += n.dropped_partial_tuples;
             a.dropped_partial_items += n.dropped_partial_items;
@@ -460,6 +479,7 @@ impl RunReport {
                 }
                 let lost = [
                     (n.filtered, "filtered"),
+                    (n.absorbed, "absorbed"),
                     (n.failed, "failed"),
                     (n.dropped_partial_tuples, "partial"),
                 ];

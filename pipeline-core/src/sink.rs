@@ -66,6 +66,69 @@ where
     }
 }
 
+/// See [`write`].
+pub struct Write<W, F, T> {
+    writer: W,
+    format: F,
+    _items: PhantomData<fn(T)>,
+}
+
+/// Writes every item to `writer` with `format` (`|w, line| writeln!(w, "{line}")`), and
+/// flushes the writer at end of stream. A failed write fails its item; a failed final
+/// flush (a `BufWriter`'s last block) fails the run with `Failure::FinishFailed`, since
+/// items counted as delivered did not all reach the file.
+///
+/// ```
+/// use pipeline::prelude::*;
+/// use std::io::Write as _;
+///
+/// let path = std::env::temp_dir().join(format!("pipeline-write-{}.txt", std::process::id()));
+/// let file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+/// let p = pipeline! {
+///     words = source::iter(["a", "b"]);
+///     out = sink::write(file, |w: &mut std::io::BufWriter<std::fs::File>, word: &str| writeln!(w, "{word}"));
+///     words => out;
+/// };
+/// p.run_blocking().unwrap();
+/// assert_eq!(std::fs::read_to_string(&path).unwrap(), "a\nb\n");
+/// # std::fs::remove_file(&path).unwrap();
+/// ```
+pub fn write<W, T, F>(writer: W, format: F) -> SinkNode<Write<W, F, T>>
+where
+    W: std::io::Write + Send + 'static,
+    F: FnMut(&mut W, T) -> std::io::Result<()> + Send + 'static,
+    T: Send + 'static,
+{
+    SinkNode(Write {
+        writer,
+        format,
+        _items: PhantomData,
+    })
+}
+
+impl<W, T, F> Sink for Write<W, F, T>
+where
+    W: std::io::Write + Send + 'static,
+    F: FnMut(&mut W, T) -> std::io::Result<()> + Send + 'static,
+    T: Send + 'static,
+{
+    type In = T;
+    const BLOCKING: bool = true;
+    const SYNC: bool = true;
+
+    async fn consume(&mut self, item: T) -> Result<(), BoxError> {
+        self.consume_sync(item)
+    }
+
+    fn consume_sync(&mut self, item: T) -> Result<(), BoxError> {
+        Ok((self.format)(&mut self.writer, item)?)
+    }
+
+    async fn finish(&mut self) -> Result<(), BoxError> {
+        Ok(self.writer.flush()?)
+    }
+}
+
 /// A fallible sink: `Err` counts the item as failed (not delivered).
 pub fn try_for_each<T, E, F>(f: F) -> SinkNode<TryForEach<F, T>>
 where

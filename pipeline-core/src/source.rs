@@ -271,6 +271,64 @@ where
     }
 }
 
+/// A source over an iterator of `Result`s, such as `reader.lines()`: the `Ok` items go
+/// downstream; the first `Err` ends the source, and the run, with
+/// `Failure::SourceFailed` carrying that error (an I/O error is not one more bad line).
+/// What came before it is delivered. Like [`iter`], it runs on a thread of its own.
+///
+/// ```
+/// use pipeline::prelude::*;
+/// use std::io::BufRead;
+///
+/// let lines = std::io::Cursor::new("a\nb\n").lines();
+/// let got = Collected::new();
+/// let p = pipeline! {
+///     log = source::try_iter(lines);
+///     out = got.sink();
+///     log => out;
+/// };
+/// p.run_blocking().unwrap();
+/// assert_eq!(got.take(), vec!["a", "b"]);
+/// ```
+pub fn try_iter<I, T, E>(items: I) -> SourceNode<TryIterSource<I::IntoIter>>
+where
+    I: IntoIterator<Item = Result<T, E>>,
+    I::IntoIter: Send + 'static,
+    T: Send + 'static,
+    E: Into<BoxError> + Send + 'static,
+{
+    SourceNode(TryIterSource(items.into_iter()))
+}
+
+pub struct TryIterSource<I>(I);
+
+impl<I, T, E> Source for TryIterSource<I>
+where
+    I: Iterator<Item = Result<T, E>> + Send + 'static,
+    T: Send + 'static,
+    E: Into<BoxError> + Send + 'static,
+{
+    type Out = T;
+    const BLOCKING: bool = true;
+
+    async fn run(self, mut out: Output<T>) -> Result<(), BoxError> {
+        let mut failed = None;
+        let items = self.0.map_while(|item| match item {
+            Ok(item) => Some(item),
+            Err(error) => {
+                failed = Some(error);
+                None
+            }
+        });
+        // `Err` is the pipeline stopping: the source just ends.
+        let _ = out.push_all(items).await;
+        match failed {
+            Some(error) => Err(error.into()),
+            None => Ok(()),
+        }
+    }
+}
+
 /// A source over a `Stream`.
 pub fn stream<S>(items: S) -> SourceNode<StreamSource<S>>
 where

@@ -4,6 +4,9 @@
 //! of their own, so blocking or CPU-heavy code in them never stalls async stages; the `_async`
 //! ones run on the async workers.
 //!
+//! Stages with state: [`fold`] and [`aggregate`] (per-key counts, totals), and any
+//! [`Stateful`] type through [`stateful`].
+//!
 //! Closures take their input by value; annotate the parameter type (`|s: String| ..`)
 //! whenever the body calls methods on it, since the closure is type-checked before the
 //! pipeline wiring tells the compiler what flows into it.
@@ -12,6 +15,10 @@ use std::future::Future;
 use std::marker::PhantomData;
 
 use crate::node::{BoxError, Stage, StageNode};
+
+mod stateful;
+
+pub use stateful::{Aggregate, Stateful, StatefulStage, aggregate, fold, stateful};
 
 macro_rules! stage_struct {
     ($(#[$doc:meta])* $name:ident) => {

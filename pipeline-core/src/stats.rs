@@ -20,6 +20,7 @@ pub(crate) struct NodeStats {
     pub received: AtomicU64,
     pub emitted: AtomicU64,
     pub filtered: AtomicU64,
+    pub absorbed: AtomicU64,
     pub failed: AtomicU64,
     pub expanded: AtomicU64,
     pub dropped_partial_tuples: AtomicU64,
@@ -60,6 +61,8 @@ pub(crate) struct BatchCounts {
     pub received: u64,
     pub emitted: u64,
     pub filtered: u64,
+    /// Inputs an aggregate took into its state (see `Stage::ABSORBS`).
+    pub absorbed: u64,
     pub failed: u64,
     pub expanded: u64,
     pub retried: u64,
@@ -82,6 +85,7 @@ impl BatchCounts {
         self.received += other.received;
         self.emitted += other.emitted;
         self.filtered += other.filtered;
+        self.absorbed += other.absorbed;
         self.failed += other.failed;
         self.expanded += other.expanded;
         self.retried += other.retried;
@@ -137,6 +141,7 @@ impl NodeStats {
         add(&self.received, c.received);
         add(&self.emitted, c.emitted);
         add(&self.filtered, c.filtered);
+        add(&self.absorbed, c.absorbed);
         add(&self.failed, c.failed);
         add(&self.expanded, c.expanded);
         add(&self.retried, c.retried);

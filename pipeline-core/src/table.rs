@@ -60,6 +60,7 @@ fn columns(report: &RunReport) -> Vec<Column> {
             _ => n.emitted.to_string(),
         }),
         Column::always("filtered", |n| n.filtered.to_string()),
+        Column::when_any(report, "absorbed", |n| n.absorbed),
         Column::always("failed", |n| n.failed.to_string()),
         Column::when_any(report, "retried", |n| n.retried),
         Column::when_any(report, "dead-lettered", |n| n.dead_lettered),
@@ -107,6 +108,18 @@ pub(crate) fn summary(report: &RunReport) -> Vec<String> {
         "{} source items, {} delivered, {} filtered, {} failed",
         a.source_items, a.delivered, a.filtered, a.failed
     );
+    if a.absorbed > 0 {
+        items += &format!(
+            ", {} absorbed into aggregates (which emitted {} at the end)",
+            a.absorbed,
+            report
+                .nodes
+                .iter()
+                .filter(|n| n.absorbed > 0)
+                .map(|n| n.expanded)
+                .sum::<u64>()
+        );
+    }
     if a.dropped_partial_tuples > 0 {
         items += &format!(", {} dropped partial tuples", a.dropped_partial_tuples);
     }

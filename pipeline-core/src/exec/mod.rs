@@ -154,6 +154,16 @@ impl NodeCtx {
         error
     }
 
+    /// A node's `finish` failed: the run fails with it, since what the node held is lost.
+    pub(crate) fn finish_failed(&self, error: NodeError) {
+        tracing::error!(node = self.name, error = %error, "`finish` failed");
+        self.stats.record_error(&error);
+        self.control.fail(Failure::FinishFailed {
+            node: self.name.to_string(),
+            error,
+        });
+    }
+
     /// A panic in a source ends the run: what it would have produced is gone with it.
     pub(crate) fn panicked(&self, payload: Box<dyn Any + Send>) {
         let message = self.record_panic(payload);
@@ -640,6 +650,16 @@ fn map_batch_in_place<S: Stage>(
     panicked
 }
 
+/// Counts an input that produced nothing: filtered, or absorbed by an aggregate.
+#[inline]
+fn count_no_output<S: Stage>(counts: &mut BatchCounts) {
+    if S::ABSORBS {
+        counts.absorbed += 1;
+    } else {
+        counts.filtered += 1;
+    }
+}
+
 /// Counts what one input produced and queues it with its lineage (children of the input's
 /// for the extra outputs of a flat-map).
 fn collect<S: Stage>(
@@ -653,7 +673,7 @@ fn collect<S: Stage>(
     counts.emitted += n;
     ctx.item_became(lineage, n);
     if n == 0 {
-        counts.filtered += 1;
+        count_no_output::<S>(counts);
     } else if n == 1 && !S::SPLITS {
         results.extend(produced.pop().map(|out| (lineage, out)));
     } else {
@@ -881,8 +901,7 @@ pub(crate) async fn finish<S: Stage>(stage: &mut S, ctx: &NodeCtx) -> Vec<S::Out
     {
         Ok(Ok(())) => out,
         Ok(Err(error)) => {
-            tracing::warn!(node = ctx.name, "`finish` failed");
-            ctx.item_failed(error);
+            ctx.finish_failed(error.into());
             Vec::new()
         }
         Err(panic) => {
@@ -924,7 +943,7 @@ pub(crate) async fn deliver<S: Stage>(
     counts.emitted += n;
     ctx.item_became(lineage, n);
     if n == 0 {
-        counts.filtered += 1;
+        count_no_output::<S>(counts);
     } else if n == 1 && !S::SPLITS {
         if let Some(out) = produced.pop() {
             outlet.push(lineage, out).await?;

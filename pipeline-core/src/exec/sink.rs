@@ -130,6 +130,13 @@ async fn sink_loop<S: Sink, I: Inlet<S::In>>(
         ctx.stats.merge_latency(&mut latency);
     }
     sink.flush();
+    if ready {
+        match AssertUnwindSafe(sink.finish()).catch_unwind().await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => ctx.finish_failed(error.into()),
+            Err(panic) => ctx.panicked(panic),
+        }
+    }
     record_dropped(&mut inlet, &ctx);
     ctx.stats.publish(&mut counts);
     ctx.stats.merge_latency_now(&mut latency);
