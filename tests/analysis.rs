@@ -257,6 +257,21 @@ fn the_table_shows_workers_retries_and_restarts_only_when_a_node_had_them() {
     insta::assert_snapshot!("run_table_with_workers_and_retries", table);
 }
 
+/// Nodes bound before the macro are listed where the data reaches them, not last.
+#[test]
+fn the_report_lists_nodes_as_the_data_flows() {
+    let words = source::iter(["a", "bb"]);
+    let seen = Collected::new();
+    let out = seen.sink();
+    let p = pipeline! {
+        long = stage::filter(|w: &&str| w.len() > 1);
+        words => long => out;
+    };
+    let report = p.run_blocking().unwrap();
+    let names: Vec<&str> = report.nodes.iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(names, ["words", "long", "out"]);
+}
+
 #[test]
 fn a_report_survives_a_json_round_trip() {
     let p = pipeline! {
@@ -268,6 +283,10 @@ fn a_report_survives_a_json_round_trip() {
     let report = p.run_blocking().unwrap();
     let json = serde_json::to_string_pretty(&report).unwrap();
     assert!(json.contains("\"filtered\": 1"), "{json}");
+    // Durations are seconds, as numbers.
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert!(value["elapsed"].is_f64(), "{json}");
+    assert!(value["nodes"][1]["busy"].is_f64(), "{json}");
     let back: RunReport = serde_json::from_str(&json).unwrap();
     assert_eq!(back, report);
     assert_eq!(back.to_string(), report.to_string());
@@ -356,10 +375,50 @@ async fn progress_reads_the_counts_while_running_and_knows_when_it_is_over() {
     gate_tx.send_replace(true);
     run.wait().await.unwrap();
     assert!(progress.is_finished());
+    let line = progress.line();
+    assert!(line.contains("10 in, 10 delivered"), "{line}");
+    assert!(line.contains(" items/s"), "the rate: {line}");
     assert!(
-        progress.line().contains("10 in, 10 delivered"),
-        "{}",
-        progress.line()
+        line.contains("100% of 10, "),
+        "the source's length is known: {line}"
+    );
+}
+
+/// `show_progress` into a file or a pipe: plain lines, no carriage returns or escape codes.
+#[test]
+fn progress_into_a_pipe_is_plain_lines() {
+    if std::env::var_os("PROGRESS_CHILD").is_some() {
+        let p = pipeline! {
+            nums = source::iter(0..20u32);
+            slow = sink::for_each(|_n: u32| std::thread::sleep(Duration::from_millis(5)));
+            nums => slow;
+        };
+        tokio::runtime::Runtime::new().unwrap().block_on(async {
+            let run = p.spawn();
+            run.show_progress(Duration::from_millis(20));
+            let progress = run.progress();
+            run.wait().await.unwrap();
+            assert!(progress.is_finished());
+            // The last line is written once the run is seen to be over.
+            tokio::time::sleep(Duration::from_millis(60)).await;
+        });
+        return;
+    }
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "progress_into_a_pipe_is_plain_lines",
+            "--nocapture",
+        ])
+        .env("PROGRESS_CHILD", "1")
+        .output()
+        .unwrap();
+    assert!(child.status.success());
+    let err = String::from_utf8(child.stderr).unwrap();
+    assert!(err.contains(" in, "), "{err:?}");
+    assert!(
+        !err.contains('\r') && !err.contains('\x1b'),
+        "control characters in {err:?}"
     );
 }
 

@@ -24,6 +24,8 @@ pub(crate) mod picture;
 pub mod remote;
 pub mod report;
 pub mod run;
+#[cfg(feature = "serde")]
+mod seconds;
 pub mod sink;
 pub mod source;
 pub mod stage;

@@ -147,9 +147,13 @@ impl std::error::Error for RunError {
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Latency {
+    #[cfg_attr(feature = "serde", serde(with = "crate::seconds"))]
     pub p50: Duration,
+    #[cfg_attr(feature = "serde", serde(with = "crate::seconds"))]
     pub p90: Duration,
+    #[cfg_attr(feature = "serde", serde(with = "crate::seconds"))]
     pub p99: Duration,
+    #[cfg_attr(feature = "serde", serde(with = "crate::seconds"))]
     pub max: Duration,
     /// How many items were timed.
     pub samples: u64,
@@ -221,6 +225,7 @@ pub struct NodeReport {
     /// Items on which an async stage's code ran 1 ms or more without awaiting (blocking an
     /// async worker), and the longest such stretch.
     pub long_polls: u64,
+    #[cfg_attr(feature = "serde", serde(with = "crate::seconds"))]
     pub longest_poll: Duration,
     /// How long processing one item took (sampled for cheap stages), if any item was timed.
     pub latency: Option<Latency>,
@@ -228,18 +233,22 @@ pub struct NodeReport {
     pub queue_now: u64,
     pub queue_peak: u64,
     /// From the node's start to its end.
+    #[cfg_attr(feature = "serde", serde(with = "crate::seconds"))]
     pub active: Duration,
     /// Running the node's own code (summed over its workers).
+    #[cfg_attr(feature = "serde", serde(with = "crate::seconds"))]
     pub busy: Duration,
     /// Waiting for input.
+    #[cfg_attr(feature = "serde", serde(with = "crate::seconds"))]
     pub starved: Duration,
     /// Waiting for room downstream: backpressure from a slower node.
+    #[cfg_attr(feature = "serde", serde(with = "crate::seconds"))]
     pub blocked: Duration,
     /// CPU time on the node's own threads, for a node that ran on threads of its own (a
     /// blocking source, stage or sink, or the workers of one; the nodes it ran inline count
     /// in it); `None` otherwise. Near `busy` when the node's code computes, far below it
     /// when the code waits (sleeps, I/O).
-    #[cfg_attr(feature = "serde", serde(default))]
+    #[cfg_attr(feature = "serde", serde(default, with = "crate::seconds::option"))]
     pub cpu: Option<Duration>,
     /// The first error messages (at most 100).
     pub errors: Vec<String>,
@@ -412,6 +421,7 @@ pub struct RunReport {
     pub edges: Vec<(String, String)>,
     /// Edges carrying a stage's failed items to its dead-letter node.
     pub dead_letter_edges: Vec<(String, String)>,
+    #[cfg_attr(feature = "serde", serde(with = "crate::seconds"))]
     pub elapsed: Duration,
     /// Set when the run ended early; `run()` then returns it inside a [`RunError`].
     pub failure: Option<Failure>,

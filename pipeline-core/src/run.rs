@@ -545,6 +545,7 @@ impl Pipeline {
             tasks.spawn(bridge(control.clone()));
             remote.push(stats);
         }
+        in_graph_order(&mut nodes, &self.edges, &self.dead_letter_edges);
         let snapshot = Arc::new(Snapshot {
             nodes,
             remote,
@@ -567,6 +568,43 @@ impl Pipeline {
             done,
         }
     }
+}
+
+/// Orders the nodes as the data flows (each after the nodes feeding it), keeping the
+/// order they were declared in among nodes that could go either way. Nodes bound before
+/// the macro are registered last, yet a source reads best first.
+fn in_graph_order<T>(
+    nodes: &mut Vec<(NodeSpec, T)>,
+    edges: &[(&'static str, &'static str)],
+    dead_letter_edges: &[(&'static str, &'static str)],
+) {
+    let all_edges: Vec<&(&str, &str)> = edges.iter().chain(dead_letter_edges).collect();
+    let mut waiting_on: Vec<usize> = nodes
+        .iter()
+        .map(|(spec, _)| all_edges.iter().filter(|(_, to)| *to == spec.name).count())
+        .collect();
+    let mut order = Vec::with_capacity(nodes.len());
+    let mut placed = vec![false; nodes.len()];
+    while order.len() < nodes.len() {
+        // The first node declared whose inputs are all placed; in a loop (which has no
+        // such node), the first one left.
+        let next = (0..nodes.len())
+            .find(|&i| !placed[i] && waiting_on[i] == 0)
+            .or_else(|| (0..nodes.len()).find(|&i| !placed[i]))
+            .expect("a node is left");
+        placed[next] = true;
+        order.push(next);
+        let name = nodes[next].0.name;
+        for (from, to) in &all_edges {
+            if *from == name
+                && let Some(i) = nodes.iter().position(|(spec, _)| spec.name == *to)
+            {
+                waiting_on[i] = waiting_on[i].saturating_sub(1);
+            }
+        }
+    }
+    let mut taken: Vec<Option<(NodeSpec, T)>> = nodes.drain(..).map(Some).collect();
+    nodes.extend(order.into_iter().filter_map(|i| taken[i].take()));
 }
 
 struct Snapshot {
@@ -694,10 +732,36 @@ impl Progress {
                 .all(|(_, stats)| stats.is_finished())
     }
 
-    /// One line saying how far the run is: items in, delivered, failed, and the busiest node.
+    /// One line saying how far the run is: items in, delivered, failed, the rate, how far
+    /// along and how long to go when every source knows its length, and the busiest node.
     pub fn line(&self) -> String {
         let report = self.snapshot();
         let a = report.accounting();
+        let rate = format!(
+            "; {} items/s",
+            crate::table::rate(a.source_items, report.elapsed)
+        );
+        let sources = self
+            .snapshot
+            .nodes
+            .iter()
+            .filter(|(spec, _)| spec.role == Role::Source);
+        let expected: Option<u64> = sources.map(|(_, stats)| stats.expected()).sum();
+        let eta = match expected {
+            Some(total) if total > 0 && a.source_items > 0 && a.entered() > 0 => {
+                // All the work there will be, in items, estimated from what each source
+                // item has become so far (copies, flat-map extras); what has ended of it.
+                let work = a.entered() as f64 * total as f64 / a.source_items as f64;
+                let done = (a.ended() as f64 / work).min(1.0);
+                let left = if done > 0.0 {
+                    crate::table::short(report.elapsed.mul_f64((1.0 - done) / done))
+                } else {
+                    "?".to_string()
+                };
+                format!("; {:.0}% of {total}, {left} to go", done * 100.0)
+            }
+            _ => String::new(),
+        };
         let busiest = report
             .nodes
             .iter()
@@ -714,7 +778,7 @@ impl Progress {
             })
             .unwrap_or_default();
         format!(
-            "{:.1?}: {} in, {} delivered, {} filtered, {} failed{busiest}",
+            "{:.1?}: {} in, {} delivered, {} filtered, {} failed{rate}{eta}{busiest}",
             report.elapsed, a.source_items, a.delivered, a.filtered, a.failed
         )
     }
@@ -757,19 +821,28 @@ impl RunHandle {
         });
     }
 
-    /// Prints [`Progress::line`] to standard error every `every`, on one line that is
-    /// rewritten, until the run ends. For long runs in programs with a terminal.
+    /// Prints [`Progress::line`] to standard error every `every` until the run ends: on a
+    /// terminal, on one line that is rewritten; otherwise (a log file, a pipe), one plain
+    /// line each time, without control characters.
     pub fn show_progress(&self, every: Duration) {
         let progress = self.progress();
         tokio::spawn(async move {
-            use std::io::Write;
+            use std::io::{IsTerminal, Write};
+            let terminal = std::io::stderr().is_terminal();
             loop {
                 tokio::time::sleep(every).await;
                 let mut err = std::io::stderr().lock();
-                let _ = write!(err, "\r{}\x1b[K", progress.line());
+                let line = progress.line();
+                let _ = if terminal {
+                    write!(err, "\r{line}\x1b[K")
+                } else {
+                    writeln!(err, "{line}")
+                };
                 let _ = err.flush();
                 if progress.is_finished() {
-                    let _ = writeln!(err);
+                    if terminal {
+                        let _ = writeln!(err);
+                    }
                     break;
                 }
             }

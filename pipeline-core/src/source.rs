@@ -19,7 +19,7 @@ use crate::exec::NodeCtx;
 use crate::lineage::Lineage;
 use crate::node::{BoxError, Source, SourceNode};
 use crate::outlet::Outlet;
-use crate::stats::{BatchCounts, Pace};
+use crate::stats::{BatchCounts, NodeStats, Pace};
 
 /// The pipeline is stopping (shutdown, fail-fast, or a failure elsewhere): stop producing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +43,7 @@ pub struct Output<T: Send + 'static> {
     /// Shared with the runtime, which sends what is held while the producer is elsewhere.
     state: Arc<Mutex<OutputState<T>>>,
     control: Arc<Control>,
+    stats: Arc<NodeStats>,
     /// Dropped with the handle: the runtime then ends the stream.
     _alive: oneshot::Sender<()>,
 }
@@ -147,7 +148,7 @@ impl<T: Send + 'static> OutputState<T> {
 impl<T: Send + 'static> Output<T> {
     pub(crate) fn new(outlet: Outlet<T>, ctx: NodeCtx) -> (Self, OutputSide<T>) {
         let (alive, gone) = oneshot::channel();
-        let control = ctx.control.clone();
+        let (control, stats) = (ctx.control.clone(), ctx.stats.clone());
         let state = Arc::new(Mutex::new(OutputState {
             outlet,
             next_root: 0,
@@ -163,6 +164,7 @@ impl<T: Send + 'static> Output<T> {
             Output {
                 state,
                 control,
+                stats,
                 _alive: alive,
             },
             side,
@@ -265,6 +267,12 @@ where
     const BLOCKING: bool = true;
 
     async fn run(self, mut out: Output<I::Item>) -> Result<(), BoxError> {
+        if let (low, Some(high)) = self.0.size_hint()
+            && low == high
+        {
+            // The progress line can say how far along the run is.
+            out.stats.expect(low as u64);
+        }
         // `Err` is the pipeline stopping: the source just ends.
         let _ = out.push_all(self.0).await;
         Ok(())

@@ -51,6 +51,8 @@ pub(crate) struct NodeStats {
     latency_samples: AtomicU64,
     started: OnceLock<Instant>,
     finished: OnceLock<Instant>,
+    /// How many items a source will produce, when it knows (an iterator of known length).
+    expected: OnceLock<u64>,
     errors: Mutex<Vec<String>>,
     error_kinds: Mutex<std::collections::BTreeMap<String, u64>>,
 }
@@ -252,6 +254,15 @@ impl NodeStats {
 
     pub(crate) fn finish(&self) {
         let _ = self.finished.set(Instant::now());
+    }
+
+    /// A source says how many items it will produce.
+    pub(crate) fn expect(&self, items: u64) {
+        let _ = self.expected.set(items);
+    }
+
+    pub(crate) fn expected(&self) -> Option<u64> {
+        self.expected.get().copied()
     }
 
     pub(crate) fn is_finished(&self) -> bool {

@@ -253,7 +253,7 @@ pub(crate) fn share(part: Duration, whole: Duration) -> f64 {
 }
 
 /// Items per second, to three significant digits.
-fn rate(items: u64, over: Duration) -> String {
+pub(crate) fn rate(items: u64, over: Duration) -> String {
     if over.is_zero() {
         return "-".to_string();
     }
@@ -267,7 +267,7 @@ fn rate(items: u64, over: Duration) -> String {
 }
 
 /// A duration in a few characters: `850ns`, `12.3µs`, `4.0ms`, `1.2s`.
-fn short(d: Duration) -> String {
+pub(crate) fn short(d: Duration) -> String {
     let nanos = d.as_nanos();
     if nanos < 1_000 {
         format!("{nanos}ns")
