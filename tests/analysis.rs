@@ -502,3 +502,19 @@ async fn partial_tuples_dropped_inline_show_in_live_progress() {
     assert_eq!(report.node("both").unwrap().dropped_partial_tuples, 1_000);
     assert!(report.accounting().is_balanced());
 }
+
+/// A few long polls in a million items (a descheduled thread) are no fault of the stage.
+#[test]
+fn rare_long_polls_are_not_blamed_on_the_stage() {
+    let mut report = finished_run();
+    let stage = &mut report.nodes[1];
+    stage.received = 1_400_000;
+    stage.long_polls = 2;
+    stage.longest_poll = Duration::from_millis(3);
+    assert!(report.warnings().is_empty(), "{:?}", report.warnings());
+    report.nodes[1].long_polls = 20_000;
+    assert_eq!(report.warnings().len(), 1);
+    report.nodes[1].long_polls = 1;
+    report.nodes[1].longest_poll = Duration::from_millis(250);
+    assert_eq!(report.warnings().len(), 1, "one long stall is worth a warning");
+}

@@ -536,10 +536,18 @@ impl RunReport {
 
     /// Problems worth fixing whatever the bottleneck: async stages whose code blocks the
     /// async workers.
+    ///
+    /// A stage is said to block the async workers when it did so on at least 1 % of its
+    /// items, or once for 100 ms or more: a thread descheduled now and then makes a few
+    /// items in a million look like that, and is no fault of the stage.
     pub fn warnings(&self) -> Vec<String> {
         self.nodes
             .iter()
-            .filter(|n| n.long_polls > 0)
+            .filter(|n| {
+                n.long_polls > 0
+                    && (n.long_polls * 100 >= n.received
+                        || n.longest_poll >= Duration::from_millis(100))
+            })
             .map(|n| {
                 format!(
                     "`{}` blocks the async workers: on {} of {} items its code ran {:.1?} or more without awaiting (up to {:.1?}); \
