@@ -516,5 +516,45 @@ fn rare_long_polls_are_not_blamed_on_the_stage() {
     assert_eq!(report.warnings().len(), 1);
     report.nodes[1].long_polls = 1;
     report.nodes[1].longest_poll = Duration::from_millis(250);
-    assert_eq!(report.warnings().len(), 1, "one long stall is worth a warning");
+    assert_eq!(
+        report.warnings().len(),
+        1,
+        "one long stall is worth a warning"
+    );
+}
+
+/// A producer fed from outside (a channel, a socket) waits most of the time: it is starved,
+/// not busy, and not the bottleneck.
+#[test]
+fn a_source_waiting_for_outside_input_is_starved_not_busy() {
+    let report = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<u32>(4);
+        tokio::spawn(async move {
+            for n in 0..10 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let _ = tx.send(n).await;
+            }
+        });
+        let p = pipeline! {
+            requests = source::producer(move |mut out: Output<u32>| async move {
+                while let Some(n) = rx.recv().await {
+                    out.push(n).await?;
+                }
+                Ok(())
+            });
+            handle = sink::for_each(|_n: u32| {});
+            requests => handle;
+        };
+        p.run().await.unwrap()
+    });
+    let source = report.node("requests").unwrap();
+    assert!(
+        source.utilisation(report.elapsed) < 0.5,
+        "busy {:.0}% while waiting for requests\n{report}",
+        source.utilisation(report.elapsed) * 100.0
+    );
+    assert!(
+        report.verdict().is_none_or(|v| v.bottleneck != "requests"),
+        "{report}"
+    );
 }

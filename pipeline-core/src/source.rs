@@ -10,6 +10,7 @@ use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use futures::{Stream, StreamExt};
 use tokio::sync::{Mutex, oneshot};
@@ -202,18 +203,29 @@ impl<T: Send + 'static> Output<T> {
 /// Runs a producer, and whenever it waits on anything but its [`Output`] (which it then
 /// does not hold), sends what it pushed: items never sit in a half-filled batch while
 /// the producer awaits something that may depend on them.
+///
+/// The time it then waits counts as starved, not busy: a producer waiting for requests
+/// from outside is idle, as a stage waiting for input is.
 pub(crate) struct SendsWhileWaiting<F, T> {
     producer: Pin<Box<F>>,
     state: Arc<Mutex<OutputState<T>>>,
     sending: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    stats: Arc<NodeStats>,
+    waiting_since: Option<Instant>,
 }
 
 impl<F: Future, T: Send + 'static> SendsWhileWaiting<F, T> {
-    pub(crate) fn new(producer: F, state: Arc<Mutex<OutputState<T>>>) -> Self {
+    pub(crate) fn new(
+        producer: F,
+        state: Arc<Mutex<OutputState<T>>>,
+        stats: Arc<NodeStats>,
+    ) -> Self {
         SendsWhileWaiting {
             producer: Box::pin(producer),
             state,
             sending: None,
+            stats,
+            waiting_since: None,
         }
     }
 }
@@ -222,18 +234,23 @@ impl<F: Future, T: Send + 'static> Future for SendsWhileWaiting<F, T> {
     type Output = F::Output;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        if let Some(since) = self.waiting_since.take() {
+            self.stats.add_starved(since.elapsed());
+        }
         if let Poll::Ready(ended) = self.producer.as_mut().poll(cx) {
             return Poll::Ready(ended);
         }
         if self.sending.is_none() {
-            // Locked: the producer is inside `push` or `flush`, which send by themselves.
-            if let Ok(mut state) = self.state.clone().try_lock_owned()
-                && state.outlet.has_pending()
-            {
-                self.sending = Some(Box::pin(async move {
-                    // Err: the run is stopping, and the close sends what is left.
-                    let _ = state.flush().await;
-                }));
+            // Locked: the producer is inside `push` or `flush` (backpressure, which counts
+            // as blocked there), and they send by themselves.
+            if let Ok(mut state) = self.state.clone().try_lock_owned() {
+                self.waiting_since = Some(Instant::now());
+                if state.outlet.has_pending() {
+                    self.sending = Some(Box::pin(async move {
+                        // Err: the run is stopping, and the close sends what is left.
+                        let _ = state.flush().await;
+                    }));
+                }
             }
         }
         if let Some(sending) = self.sending.as_mut()

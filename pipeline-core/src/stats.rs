@@ -256,6 +256,12 @@ impl NodeStats {
         let _ = self.finished.set(Instant::now());
     }
 
+    /// Time a source waited for input from outside the pipeline.
+    pub(crate) fn add_starved(&self, waited: Duration) {
+        self.starved_ns
+            .fetch_add(nanos(waited), std::sync::atomic::Ordering::Release);
+    }
+
     /// A source says how many items it will produce.
     pub(crate) fn expect(&self, items: u64) {
         let _ = self.expected.set(items);

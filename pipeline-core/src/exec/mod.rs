@@ -257,6 +257,7 @@ pub(crate) async fn run_source<S: Source>(source: S, outlet: Outlet<S::Out>, ctx
     let produce = SendsWhileWaiting::new(
         AssertUnwindSafe(source.run(output)).catch_unwind(),
         side.state.clone(),
+        ctx.stats.clone(),
     );
     let ended = tokio::select! {
         ended = produce => Some(ended),
