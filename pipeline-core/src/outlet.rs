@@ -152,7 +152,10 @@ impl<T: Send + 'static> Outlet<T> {
             }) else {
                 continue;
             };
-            if target.is_sole_sender() && (self.on_thread || !next.blocks()) {
+            // Past a depth, the next node keeps its own task: a chain of hundreds of stages
+            // each running inside the one before would overflow the thread's stack.
+            let room_on_stack = INLINE_DEPTH.get() < MAX_INLINE_DEPTH;
+            if room_on_stack && target.is_sole_sender() && (self.on_thread || !next.blocks()) {
                 *fusion = Fusion::Adopted(next);
             }
             // Otherwise `next` is dropped here, which sends it back to its own task.
@@ -345,6 +348,12 @@ impl<T: Send + 'static> Outlet<T> {
     /// Sends what is buffered (and the watermark), waiting for room on every edge.
     /// Cancel-safe: the items stay buffered until room on all edges is held.
     pub async fn flush(&mut self) -> Result<(), Closed> {
+        // A flush runs the nodes adopted inline, whose outlets flush in turn: the depth of
+        // that nesting is how deep the thread's stack goes.
+        Nested(std::pin::pin!(self.flush_here())).await
+    }
+
+    async fn flush_here(&mut self) -> Result<(), Closed> {
         let mut handed_at = self.handing_at.take();
         if self.buf.is_empty() && self.watermark == self.sent_watermark {
             return Ok(());
@@ -540,6 +549,39 @@ impl<T: Send + 'static> Outlet<T> {
 
     pub(crate) fn idle_probes(&self) -> &[Probe] {
         &self.idle_probes
+    }
+}
+
+/// How many flushes may nest on one thread, each running the nodes adopted by the one
+/// before (see [`crate::fuse`]). A debug build's frames for one level take some kilobytes;
+/// 32 levels stay well within the 2 MiB a tokio thread has.
+const MAX_INLINE_DEPTH: usize = 32;
+
+thread_local! {
+    /// Flushes being polled on this thread, one inside the other.
+    static INLINE_DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// A flush, counted in [`INLINE_DEPTH`] while it is polled.
+struct Nested<F>(F);
+
+impl<F: std::future::Future + Unpin> std::future::Future for Nested<F> {
+    type Output = F::Output;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        /// Leaves the level also when a node's panic unwinds through it.
+        struct Level;
+        impl Drop for Level {
+            fn drop(&mut self) {
+                INLINE_DEPTH.set(INLINE_DEPTH.get() - 1);
+            }
+        }
+        INLINE_DEPTH.set(INLINE_DEPTH.get() + 1);
+        let _level = Level;
+        std::pin::Pin::new(&mut self.0).poll(cx)
     }
 }
 
