@@ -132,6 +132,20 @@ fn main() {
         );
         println!();
     }
+    if wanted("startup") {
+        // The shape: the first items must not run inline through the slow stages
+        // before each splits off (item 1 arrived ~220 ms late when it took two slow items).
+        let (items, ms) = (200, [10, 40, 40, 40]);
+        let stages = ms.map(Duration::from_millis);
+        let ideal = *stages.iter().max().unwrap() * items + stages[..3].iter().sum::<Duration>();
+        let run = median(3, || runtime.block_on(run_timed(four_stages(items, ms))));
+        println!(
+            "startup: stages of 10, 40, 40, 40 ms, 200 items; ideal = bottleneck × items + fill"
+        );
+        show("startup, one worker each", run);
+        record("startup_efficiency", ratio(ideal, run));
+        println!();
+    }
     if wanted("cpu2") {
         let work = Work::calibrate(Duration::from_micros(50));
         let one = median(3, || {
@@ -401,6 +415,26 @@ fn precise_sleep(d: Duration) {
     }
     while Instant::now() < deadline {
         std::hint::spin_loop();
+    }
+}
+
+/// Four plain stages of the given costs, one worker each.
+fn four_stages(items: u32, ms: [u64; 4]) -> Pipeline {
+    let stage = |ms: u64| {
+        stage::map(move |x: u64| {
+            precise_sleep(Duration::from_millis(ms));
+            x
+        })
+    };
+    let total = Arc::new(AtomicU64::new(0));
+    pipeline! {
+        items = source::iter(0..u64::from(items));
+        s1 = stage(ms[0]);
+        s2 = stage(ms[1]);
+        s3 = stage(ms[2]);
+        s4 = stage(ms[3]);
+        out = sum_into(&total);
+        items => s1 => s2 => s3 => s4 => out;
     }
 }
 

@@ -355,6 +355,10 @@ const UNTIMED: u32 = u32::MAX;
 const MERGE_AFTER_ITEMS: usize = 256;
 const MERGE_AFTER: Duration = Duration::from_millis(50);
 pub(crate) const SLOW_ITEM: Duration = Duration::from_micros(10);
+/// An item this slow counts as a streak of slow items on its own (see `record`).
+const VERY_SLOW_ITEM: Duration = Duration::from_millis(1);
+/// What it counts as: more than any node waits for before it splits off.
+const VERY_SLOW_STREAK: u32 = 8;
 
 /// When a source should send what it holds. Items that come slowly go on at once; fast
 /// ones fill a batch. The clock is read only while the source is slow or the next node is
@@ -513,7 +517,11 @@ impl LatencySampler {
         };
         let mean = nanos(took) / u64::from(items);
         self.samples.push((mean.max(1), u64::from(items)));
-        if mean >= nanos(SLOW_ITEM) {
+        if mean >= nanos(VERY_SLOW_ITEM) {
+            self.slow_streak = self.slow_streak.saturating_add(1).max(VERY_SLOW_STREAK);
+            self.gap = 0;
+            self.countdown = 0;
+        } else if mean >= nanos(SLOW_ITEM) {
             // One slow batch can be a thread that was preempted: it counts as one slow item.
             self.slow_streak = self.slow_streak.saturating_add(1);
             self.gap = 0;
@@ -557,7 +565,13 @@ impl LatencySampler {
 
     pub(crate) fn record(&mut self, took: Duration) {
         let weight = u64::from(self.gap) + 1;
-        if took >= SLOW_ITEM {
+        if took >= VERY_SLOW_ITEM {
+            // No cold cache or hiccup takes this long: the stage is slow by nature, and one
+            // such item is streak enough to go on its own (a 40 ms stage running inline
+            // for a second item delays everything behind it by 40 ms).
+            self.slow_streak = self.slow_streak.saturating_add(1).max(VERY_SLOW_STREAK);
+            self.gap = 0;
+        } else if took >= SLOW_ITEM {
             self.slow_streak = self.slow_streak.saturating_add(1);
             self.gap = 0;
         } else {
