@@ -59,10 +59,11 @@ pub(crate) fn place<F: Future<Output = ()> + Send + 'static>(
 /// work that keeps to one thread (a node on a thread of its own, blocked on its future):
 /// the analysis tells a node that computes from one that waits by it.
 pub(crate) async fn counting_cpu<F: Future>(stats: Arc<NodeStats>, work: F) -> F::Output {
-    let before = crate::stats::thread_cpu_time();
+    let charge = crate::stats::CpuCharge::start();
     let output = work.await;
-    if let (Some(before), Some(after)) = (before, crate::stats::thread_cpu_time()) {
-        stats.add_cpu(after.saturating_sub(before));
+    // The nodes it ran inline were charged their own share.
+    if let Some(own) = charge.own() {
+        stats.add_cpu(own);
     }
     output
 }

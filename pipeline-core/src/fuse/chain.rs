@@ -28,6 +28,7 @@ use crate::exec::in_place::{Consumed, InPlace, consume_in_order, same_layout};
 use crate::fuse::{Fused, Lendable, Resumed, SinkResumed, Taken};
 use crate::lineage::Lineage;
 use crate::node::{BoxError, Sink, Stage};
+use crate::stats::CpuCharge;
 use crate::wire::Closed;
 
 type Items<T> = Vec<(Lineage, T)>;
@@ -726,6 +727,9 @@ impl<L: Lendable> Fused<L> {
         counts.received += part.received;
         counts.blocked += part.blocked;
         latency.record_batch(part.busy, part.received as usize);
+        if let Some(share) = self.cpu_share {
+            CpuCharge::inline(&self.ctx.stats, part.busy.mul_f64(share));
+        }
         self.idle_since = part.end;
         self.publish_if_due(part.end, false);
     }

@@ -44,7 +44,7 @@ use crate::inlet::Dropped;
 use crate::lineage::Lineage;
 use crate::node::{Sink, Stage};
 use crate::outlet::Outlet;
-use crate::stats::{BatchCounts, LatencySampler};
+use crate::stats::{BatchCounts, CpuCharge, LatencySampler, thread_cpu_time};
 use crate::wire::{Batch, Closed, Probe};
 
 type Items<T> = Vec<(Lineage, T)>;
@@ -386,6 +386,9 @@ pub(crate) struct Fused<L: Lendable> {
     item_cost: f64,
     /// The node panicked in a chain's pass: it leaves on its next batch.
     leave_next: bool,
+    /// The share of its time the node's code was on a CPU, as measured on the batches it
+    /// ran alone; a chain's pass charges it that share of its part (see [`CpuCharge`]).
+    cpu_share: Option<f64>,
 }
 
 /// How often a node running inline publishes its counts.
@@ -404,6 +407,7 @@ impl<L: Lendable> Fused<L> {
             published_at: Instant::now(),
             item_cost: 0.0,
             leave_next: false,
+            cpu_share: None,
         };
         (fused, given_back)
     }
@@ -424,8 +428,19 @@ impl<L: Lendable> Fused<L> {
         }
         state.meters().0.starved += started.saturating_duration_since(self.idle_since);
         let (received, whole_batch) = (items.len(), state.meters().1.times_whole_batches());
+        // Only a node that may block runs on a thread of its own's, where the thread's CPU
+        // clock is this node's while it processes.
+        let cpu_before = if L::BLOCKS { thread_cpu_time() } else { None };
         let mut keep = state.process(items, watermark, &self.ctx);
         let done = Instant::now();
+        if let (Some(before), Some(after)) = (cpu_before, thread_cpu_time()) {
+            let cpu = after.saturating_sub(before);
+            CpuCharge::inline(&self.ctx.stats, cpu);
+            let wall = done.saturating_duration_since(started).as_secs_f64();
+            if wall > 0.0 {
+                self.cpu_share = Some((cpu.as_secs_f64() / wall).min(1.0));
+            }
+        }
         if whole_batch {
             // No item was timed alone: the batch's time is its items'.
             let latency = state.meters().1;
