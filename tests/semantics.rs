@@ -507,3 +507,14 @@ async fn a_run_error_is_short_and_its_source_is_the_stages_error() {
         .and_then(|e| e.downcast_ref::<std::num::ParseIntError>());
     assert!(parse.is_some(), "{source:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn awaiting_a_pipeline_runs_it() {
+    let p = pipeline! {
+        nums = source::iter(0..10u32);
+        out = sink::for_each(|_n: u32| {});
+        nums => out;
+    };
+    let report = p.await.unwrap();
+    assert_eq!(report.delivered(), 10);
+}

@@ -708,6 +708,16 @@ async fn supervise(
     }
 }
 
+/// `pipeline.await` runs it, as `pipeline.run().await` does.
+impl std::future::IntoFuture for Pipeline {
+    type Output = Result<RunReport, RunError>;
+    type IntoFuture = std::pin::Pin<Box<dyn Future<Output = Self::Output> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.run())
+    }
+}
+
 /// Reads a running pipeline's counts; see [`RunHandle::progress`].
 #[derive(Clone)]
 pub struct Progress {

@@ -16,7 +16,7 @@ use crate::exec::{ErrorPolicy, Failed};
 use crate::fuse::chain::{End, Hint};
 use crate::fuse::fork::{Branch, Fork2, Fork3, Fork4, ForkHint};
 use crate::inlet::{Inlet, MergeInlet, Zip2, Zip3, Zip4, Zip5, Zip6, Zip7, Zip8};
-use crate::node::{NoOutput, Node, Sink, SinkNode, Source, SourceNode, Stage, StageNode, roles};
+use crate::node::{Node, Sink, SinkNode, Source, SourceNode, Stage, StageNode, roles};
 use crate::outlet::Outlet;
 use crate::run::{Builder, FanIn, NodeOptions};
 use crate::wire::{EdgeReceiver, EdgeSender, edge};
@@ -41,49 +41,117 @@ impl<T, From, To> Fits<T, From, To> for T {
     }
 }
 
+/// An edge into a zip node: the items of `From` take one place of the tuple `Whole` that
+/// `To` receives, a place that holds `Slot`.
+#[diagnostic::on_unimplemented(
+    message = "edge `{From} => {To}`: `{To}` receives `{Whole}`, one item per input in the order its edges are written, and `{From}` sends `{Self}` where that tuple has `{Slot}`",
+    label = "`{From}` sends `{Self}` here; its place in `{To}`'s tuple is `{Slot}`",
+    note = "write the edges into `{To}` in the order of its tuple's items, or reorder the tuple; to interleave inputs of one type instead, mark `{To}` `[merge]`"
+)]
+pub trait FitsZip<Slot, From, To, Whole>: Sized {
+    fn retype(slot: EdgeSender<Slot>) -> EdgeSender<Self>;
+}
+
+impl<T, From, To, Whole> FitsZip<T, From, To, Whole> for T {
+    fn retype(slot: EdgeSender<T>) -> EdgeSender<T> {
+        slot
+    }
+}
+
 /// An edge from `Self` into a node of role `TargetRole` whose input slot takes `Slot`.
 ///
 /// Real edges (from a source or stage into a stage or sink) need `Sent: Fits<Slot>`. Edges
 /// out of a sink or into a source hold vacuously here: the role checks reject those nodes
 /// with a message of their own, and one error per mistake is what the user should see.
+///
+/// One blanket impl, and the roles settled by [`RolesMeet`]: so an error names the
+/// types of the edge ([`Fits`]), not a list of this trait's impls.
 pub trait Feeds<TargetRole, Slot, From, To>: Node {
     fn retype(slot: EdgeSender<Slot>) -> EdgeSender<Self::Out>;
 }
 
-macro_rules! real_edges {
-    ($wrapper:ident, $role:ident) => {
-        impl<S: $role, Slot, From, To> Feeds<roles::Stage, Slot, From, To> for $wrapper<S>
+impl<N: Node, TargetRole, Slot, From, To> Feeds<TargetRole, Slot, From, To> for N
+where
+    (N::Role, TargetRole): RolesMeet<N::Out, Slot, From, To>,
+{
+    fn retype(slot: EdgeSender<Slot>) -> EdgeSender<N::Out> {
+        <(N::Role, TargetRole) as RolesMeet<N::Out, Slot, From, To>>::retype(slot)
+    }
+}
+
+/// [`Feeds`] for an edge into a zip node, whose input is the tuple `Whole`.
+pub trait FeedsZip<TargetRole, Slot, From, To, Whole>: Node {
+    fn retype(slot: EdgeSender<Slot>) -> EdgeSender<Self::Out>;
+}
+
+impl<N: Node, TargetRole, Slot, From, To, Whole> FeedsZip<TargetRole, Slot, From, To, Whole> for N
+where
+    (N::Role, TargetRole): RolesMeetZip<N::Out, Slot, From, To, Whole>,
+{
+    fn retype(slot: EdgeSender<Slot>) -> EdgeSender<N::Out> {
+        <(N::Role, TargetRole) as RolesMeetZip<N::Out, Slot, From, To, Whole>>::retype(slot)
+    }
+}
+
+/// An edge between a node of the first role and one of the second: a real edge checks
+/// the types; an edge out of a sink or into a source is refused by the role checks.
+pub trait RolesMeet<Sent, Slot, From, To> {
+    fn retype(slot: EdgeSender<Slot>) -> EdgeSender<Sent>;
+}
+
+/// [`RolesMeet`] into a zip node.
+pub trait RolesMeetZip<Sent, Slot, From, To, Whole> {
+    fn retype(slot: EdgeSender<Slot>) -> EdgeSender<Sent>;
+}
+
+macro_rules! real_edge {
+    ($from:ident => $to:ident) => {
+        impl<Sent, Slot, From, To> RolesMeet<Sent, Slot, From, To> for (roles::$from, roles::$to)
         where
-            S::Out: Fits<Slot, From, To>,
+            Sent: Fits<Slot, From, To>,
         {
-            fn retype(slot: EdgeSender<Slot>) -> EdgeSender<S::Out> {
-                <S::Out as Fits<Slot, From, To>>::retype(slot)
+            fn retype(slot: EdgeSender<Slot>) -> EdgeSender<Sent> {
+                <Sent as Fits<Slot, From, To>>::retype(slot)
             }
         }
-        impl<S: $role, Slot, From, To> Feeds<roles::Sink, Slot, From, To> for $wrapper<S>
+        impl<Sent, Slot, From, To, Whole> RolesMeetZip<Sent, Slot, From, To, Whole>
+            for (roles::$from, roles::$to)
         where
-            S::Out: Fits<Slot, From, To>,
+            Sent: FitsZip<Slot, From, To, Whole>,
         {
-            fn retype(slot: EdgeSender<Slot>) -> EdgeSender<S::Out> {
-                <S::Out as Fits<Slot, From, To>>::retype(slot)
+            fn retype(slot: EdgeSender<Slot>) -> EdgeSender<Sent> {
+                <Sent as FitsZip<Slot, From, To, Whole>>::retype(slot)
             }
         }
-        impl<S: $role, Slot, From, To> Feeds<roles::Source, Slot, From, To> for $wrapper<S> {
-            fn retype(_: EdgeSender<Slot>) -> EdgeSender<S::Out> {
+    };
+}
+
+macro_rules! refused_edge {
+    ($from:ident => $to:ident) => {
+        impl<Sent, Slot, From, To> RolesMeet<Sent, Slot, From, To> for (roles::$from, roles::$to) {
+            fn retype(_: EdgeSender<Slot>) -> EdgeSender<Sent> {
+                unreachable_edge()
+            }
+        }
+        impl<Sent, Slot, From, To, Whole> RolesMeetZip<Sent, Slot, From, To, Whole>
+            for (roles::$from, roles::$to)
+        {
+            fn retype(_: EdgeSender<Slot>) -> EdgeSender<Sent> {
                 unreachable_edge()
             }
         }
     };
 }
 
-real_edges!(SourceNode, Source);
-real_edges!(StageNode, Stage);
-
-impl<S: Sink, R, Slot, From, To> Feeds<R, Slot, From, To> for SinkNode<S> {
-    fn retype(_: EdgeSender<Slot>) -> EdgeSender<NoOutput> {
-        unreachable_edge()
-    }
-}
+real_edge!(Source => Stage);
+real_edge!(Source => Sink);
+real_edge!(Stage => Stage);
+real_edge!(Stage => Sink);
+refused_edge!(Source => Source);
+refused_edge!(Stage => Source);
+refused_edge!(Sink => Source);
+refused_edge!(Sink => Stage);
+refused_edge!(Sink => Sink);
 
 /// Stands in for an edge whose program a role check has already refused to compile.
 fn unreachable_edge<T>() -> EdgeSender<T> {
@@ -121,7 +189,15 @@ impl<'a, N: Node, T: Node, Slot> Edge<'a, N, T, Slot> {
     where
         N: Feeds<T::Role, Slot, From, To>,
     {
-        N::retype(self.slot)
+        <N as Feeds<T::Role, Slot, From, To>>::retype(self.slot)
+    }
+
+    /// [`connect`](Self::connect) for an edge into a zip node, whose error names the tuple.
+    pub fn connect_zipped<From, To>(self) -> EdgeSender<N::Out>
+    where
+        N: FeedsZip<T::Role, Slot, From, To, T::In>,
+    {
+        <N as FeedsZip<T::Role, Slot, From, To, T::In>>::retype(self.slot)
     }
 }
 
@@ -133,6 +209,7 @@ impl<'a, N: Node, T: Node, Slot> Edge<'a, N, T, Slot> {
 )]
 pub trait FanOutItem<Name>: Clone {}
 
+#[diagnostic::do_not_recommend]
 impl<T: Clone, Name> FanOutItem<Name> for T {}
 
 /// The chain of stages `node`, then `rest` (see `fuse::chain`).
@@ -229,6 +306,7 @@ macro_rules! zip_input {
         )]
         pub trait $trait<Name, $($T),+> {}
 
+        #[diagnostic::do_not_recommend]
         impl<Name, $($T),+> $trait<Name, $($T),+> for ($($T,)+) {}
 
         /// One edge per input of `node`, zipped by lineage.
@@ -274,6 +352,7 @@ pub trait IsSource<Name>: Node {
     fn add(self, builder: &mut Builder, name: &'static str, outlet: Outlet<Self::Out>);
 }
 
+#[diagnostic::do_not_recommend]
 impl<S: Source, Name> IsSource<Name> for SourceNode<S> {
     fn add(self, builder: &mut Builder, name: &'static str, outlet: Outlet<S::Out>) {
         builder.source(name, self, outlet);
@@ -314,6 +393,7 @@ pub trait IsStage<Name>: Node {
     );
 }
 
+#[diagnostic::do_not_recommend]
 impl<S: Stage, Name> IsStage<Name> for StageNode<S> {
     fn add_with_workers<I: Inlet<S::In>>(
         self,
@@ -376,6 +456,7 @@ pub trait IsSink<Name>: Node {
     );
 }
 
+#[diagnostic::do_not_recommend]
 impl<S: Sink, Name> IsSink<Name> for SinkNode<S> {
     fn add<I: Inlet<S::In>>(
         self,
@@ -397,6 +478,7 @@ impl<S: Sink, Name> IsSink<Name> for SinkNode<S> {
 )]
 pub trait CloneForWorkers<Name>: Clone {}
 
+#[diagnostic::do_not_recommend]
 impl<T: Clone, Name> CloneForWorkers<Name> for T {}
 
 #[allow(clippy::too_many_arguments)]
@@ -448,6 +530,7 @@ pub fn add_stage<Name, N: IsStage<Name>, I: Inlet<N::In>>(
 )]
 pub trait CloneForRetry<Name>: Clone {}
 
+#[diagnostic::do_not_recommend]
 impl<T: Clone, Name> CloneForRetry<Name> for T {}
 
 /// The error policy of `node`, to which `retry` and `dead_letter` add.
@@ -490,6 +573,7 @@ where
 )]
 pub trait CloneForDeadLetter<Name>: Clone {}
 
+#[diagnostic::do_not_recommend]
 impl<T: Clone, Name> CloneForDeadLetter<Name> for T {}
 
 /// Adds `dead_letter(..)`: failed items go out on `outlet`.

@@ -168,6 +168,7 @@ fn parse_chain(first: Ident, input: ParseStream) -> syn::Result<EdgeChain> {
 }
 
 fn parse_group_rest(first: Ident, input: ParseStream) -> syn::Result<Vec<Ident>> {
+    refuse_options_on_edge(&first, input)?;
     let mut group = vec![first];
     while input.peek(Token![,]) {
         let comma: Token![,] = input.parse()?;
@@ -176,8 +177,31 @@ fn parse_group_rest(first: Ident, input: ParseStream) -> syn::Result<Vec<Ident>>
                 .parse()
                 .map_err(|_| syn::Error::new(comma.span, "expected a node name after `,`"))?,
         );
+        refuse_options_on_edge(group.last().expect("just pushed"), input)?;
     }
     Ok(group)
+}
+
+/// `a => b[workers(4)] => c`: options written inside an edge, where they do not go.
+fn refuse_options_on_edge(node: &Ident, input: ParseStream) -> syn::Result<()> {
+    if !input.peek(syn::token::Bracket) {
+        return Ok(());
+    }
+    let options = parse_options(input)?;
+    let written = options
+        .iter()
+        .map(|o| match o.args {
+            Some(_) => format!("{}(..)", o.name),
+            None => o.name.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    Err(syn::Error::new(
+        options.first().map_or(node.span(), |o| o.span),
+        format!(
+            "options go where `{node}` is bound (`{node}[{written}] = ...`) or in a statement of their own (`{node}[{written}];`), not on an edge"
+        ),
+    ))
 }
 
 fn parse_options(input: ParseStream) -> syn::Result<Vec<NodeOption>> {

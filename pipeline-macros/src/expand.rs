@@ -129,6 +129,8 @@ pub fn expand(graph: &Graph) -> TokenStream {
         let method = Ident::new(
             if dead_letter {
                 "connect_dead_letter"
+            } else if target.fan_in() == FanIn::Zip {
+                "connect_zipped"
             } else {
                 "connect"
             },

@@ -272,7 +272,11 @@ impl Graph {
             };
             let target_name = node_name(&target);
             let Some(to) = self.nodes.iter().position(|n| n.name == target_name) else {
-                errors.push(target.span(), format!("`dead_letter({target_name})`: there is no node `{target_name}` in this pipeline"));
+                let hint = match self.nearest(&target_name) {
+                    Some(near) => format!(": did you mean `{near}`?"),
+                    None => String::new(),
+                };
+                errors.push(target.span(), format!("`dead_letter({target_name})`: there is no node `{target_name}` in this pipeline{hint}"));
                 continue;
             };
             if to == from {
@@ -310,26 +314,54 @@ impl Graph {
             .iter()
             .filter(|n| n.expr.is_none() && !n.declared)
         {
-            let near = self
-                .nodes
-                .iter()
-                .filter(|other| other.expr.is_some() && looks_like_typo(&node.name, &other.name))
-                .min_by_key(|other| edit_distance(&node.name, &other.name));
-            if let Some(near) = near {
+            if let Some(near) = self.nearest(&node.name) {
                 errors.push(
                     node.ident.span(),
                     format!(
-                        "node `{}` is never bound: did you mean `{}`? (if `{}` is a local variable, declare it with `{};`)",
-                        node.name, near.name, node.name, node.name
+                        "node `{}` is never bound: did you mean `{near}`? (if `{}` is a local variable, declare it with `{};`)",
+                        node.name, node.name, node.name
                     ),
                 );
             }
         }
     }
 
+    /// The bound node whose name `name` most likely misspells, if one is near enough.
+    fn nearest(&self, name: &str) -> Option<&str> {
+        self.nodes
+            .iter()
+            .filter(|other| other.expr.is_some() && looks_like_typo(name, &other.name))
+            .min_by_key(|other| edit_distance(name, &other.name))
+            .map(|other| other.name.as_str())
+    }
+
+    /// Nodes a typo error already names as what was meant: that they look unconnected is
+    /// the same mistake, and fixing the typo fixes both.
+    fn meant_by_typos(&self) -> Vec<&str> {
+        let unbound = self
+            .nodes
+            .iter()
+            .filter(|n| n.expr.is_none() && !n.declared)
+            .map(|n| n.name.clone());
+        let dead_letters = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.options.dead_letter.as_ref())
+            .map(|(target, _)| node_name(target))
+            .filter(|target| !self.nodes.iter().any(|n| &n.name == target));
+        unbound
+            .chain(dead_letters)
+            .filter_map(|name| self.nearest(&name))
+            .collect()
+    }
+
     fn check_connected(&self, errors: &mut Errors) {
+        let meant = self.meant_by_typos();
         for node in &self.nodes {
-            if node.inputs.is_empty() && node.outputs.is_empty() {
+            if node.inputs.is_empty()
+                && node.outputs.is_empty()
+                && !meant.contains(&node.name.as_str())
+            {
                 errors.push(
                     node.ident.span(),
                     format!("node `{}` is not connected: use it in an edge (`{} => ...` or `... => {}`) or remove it", node.name, node.name, node.name),
@@ -703,6 +735,21 @@ fn looks_like_typo(name: &str, bound: &str) -> bool {
     d > 0 && d <= allowed
 }
 
+/// The names of the node options, for "did you mean".
+const OPTION_NAMES: &[&str] = &[
+    "capacity",
+    "workers",
+    "ordered",
+    "timeout",
+    "retry",
+    "retry_if",
+    "restarts",
+    "dead_letter",
+    "after",
+    "merge",
+    "fail_fast",
+];
+
 fn node_name(ident: &Ident) -> String {
     let name = ident.to_string();
     name.strip_prefix("r#").map(str::to_string).unwrap_or(name)
@@ -817,10 +864,17 @@ fn apply_options(node: &mut Node, options: Vec<NodeOption>, errors: &mut Errors)
             "merge" => node.options.merge = true,
             "fail_fast" => node.options.fail_fast = true,
             "ordered" => node.options.ordered = Some(span),
-            _ => errors.push(
-                span,
-                format!("unknown node option `{key}`; expected one of: {KNOWN_OPTIONS}"),
-            ),
+            _ => {
+                let near = OPTION_NAMES
+                    .iter()
+                    .filter(|name| looks_like_typo(&key, name))
+                    .min_by_key(|name| edit_distance(&key, name));
+                let message = match near {
+                    Some(near) => format!("unknown node option `{key}`: did you mean `{near}`? The options are {KNOWN_OPTIONS}"),
+                    None => format!("unknown node option `{key}`; expected one of: {KNOWN_OPTIONS}"),
+                };
+                errors.push(span, message)
+            }
         }
     }
 }

@@ -1,0 +1,10 @@
+use pipeline::prelude::*;
+
+fn main() {
+    let _p = pipeline! {
+        nums = source::iter(0..10u32);
+        plus = stage::map(|n: u32| n + 1);
+        out = sink::for_each(|n: u32| println!("{n}"));
+        nums => plus[workers(4)] => out;
+    };
+}
