@@ -29,7 +29,7 @@ use crate::wire::{EdgeReceiver, EdgeSender, edge};
 #[diagnostic::on_unimplemented(
     message = "edge `{From} => {To}`: `{From}` sends `{Self}` but `{To}` expects `{Slot}`",
     label = "`{From}` sends `{Self}` here, `{To}` expects `{Slot}`",
-    note = "make `{From}`'s output type and `{To}`'s input type the same (a `stage::map` between them can convert)"
+    note = "make `{From}`'s output type and `{To}`'s input type the same (a `stage::map` between them can convert); if `{From}` sends a future (an `async` block), it wants `stage::map_async`, not `stage::map`"
 )]
 pub trait Fits<Slot, From, To>: Sized {
     fn retype(slot: EdgeSender<Slot>) -> EdgeSender<Self>;

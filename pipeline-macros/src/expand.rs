@@ -246,6 +246,13 @@ pub fn expand(graph: &Graph) -> TokenStream {
         let policy = Ident::new("__pipeline_policy", Span::mixed_site());
         // Every token of these calls sits on the option, so an error lands there.
         let at = |span: Span| Ident::new("__pipeline_policy", Span::mixed_site().located_at(span));
+        // The node, named where the option is written: resolved as the user's name, but
+        // located on the option, so that the call's span does not stretch over the macro.
+        let node_at = |span: Span| {
+            let mut named = ident.clone();
+            named.set_span(ident.span().located_at(span));
+            named
+        };
         let with_retry = node.options.retry.as_ref().map(|RetryOption { attempts, first, longest, span }| {
             let first = match first {
                 Some(first) => quote!(#first),
@@ -255,19 +262,19 @@ pub fn expand(graph: &Graph) -> TokenStream {
                 Some(longest) => quote!(#longest),
                 None => quote_spanned!(*span=> ::pipeline::__private::DEFAULT_LONGEST_PAUSE),
             };
-            let here = at(*span);
-            let call = quote_spanned!(*span=> ::pipeline::__private::with_retry::<#marker, _>(#here, #attempts, #first, #longest, &#ident));
+            let (here, node) = (at(*span), node_at(*span));
+            let call = quote_spanned!(*span=> ::pipeline::__private::with_retry::<#marker, _>(#here, #attempts, #first, #longest, &#node));
             quote!(let #policy = #call;)
         });
         let with_retry_if = node.options.retry_if.as_ref().map(|(predicate, span)| {
-            let here = at(*span);
-            let call = quote_spanned!(*span=> ::pipeline::__private::with_retry_if::<#marker, _>(#here, #predicate, &#ident));
+            let (here, node) = (at(*span), node_at(*span));
+            let call = quote_spanned!(*span=> ::pipeline::__private::with_retry_if::<#marker, _>(#here, #predicate, &#node));
             quote!(let #policy = #call;)
         });
         let with_dead_letter = node.options.dead_letter.as_ref().filter(|_| node.dead_letter.is_some()).map(|(_, span)| {
             let outlet = Ident::new(&dead_letter_outlet(n).to_string(), Span::mixed_site().located_at(*span));
-            let here = at(*span);
-            let call = quote_spanned!(*span=> ::pipeline::__private::with_dead_letter::<#marker, _>(#here, #outlet, &#ident));
+            let (here, node) = (at(*span), node_at(*span));
+            let call = quote_spanned!(*span=> ::pipeline::__private::with_dead_letter::<#marker, _>(#here, #outlet, &#node));
             quote!(let #policy = #call;)
         });
         let make_policy = quote! {
