@@ -7,7 +7,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::node::BoxError;
+/// The error type user code returns from fallible nodes.
+pub type BoxError = Box<dyn Error + Send + Sync + 'static>;
 
 /// An error from a node: the value its code returned (downcast it to the stage's own error
 /// type with [`downcast_ref`](Self::downcast_ref)), or one the runtime made for the item:

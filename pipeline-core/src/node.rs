@@ -13,8 +13,7 @@ use crate::context::Context;
 use crate::fuse::chain::{Broken, Hint, Link, SinkLink};
 use crate::source::Output;
 
-/// The error type user code returns from fallible nodes.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+pub use crate::error::BoxError;
 
 /// The input type of a source: it has no inputs.
 #[derive(Debug)]
