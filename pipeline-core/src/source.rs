@@ -6,7 +6,6 @@
 
 use std::future::Future;
 use std::marker::PhantomData;
-use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -55,6 +54,8 @@ pub(crate) struct OutputState<T> {
     counts: BatchCounts,
     ctx: NodeCtx,
     pace: Pace,
+    /// While an iterator fills the batch: how many items it held before.
+    filling_from: Option<usize>,
 }
 
 /// The runtime's side of an [`Output`]: its state, and a signal that the handle is gone.
@@ -103,19 +104,13 @@ impl<T: Send + 'static> OutputState<T> {
             }
             let idle = self.outlet.downstream_idle();
             let run = self.pace.pushes_before_check(idle).min(self.outlet.room());
-            let (held, first) = (self.outlet.held(), self.next_root);
-            let filled =
-                std::panic::catch_unwind(AssertUnwindSafe(|| self.outlet.fill(items, run, first)));
+            // No `catch_unwind` around the fill: it would keep the iterator out of the
+            // filling loop's registers. If the iterator panics, `close` counts what it
+            // yielded from the batch's length.
+            self.filling_from = Some(self.outlet.held());
             let pushed;
-            (pushed, items) = match filled {
-                Ok(filled) => filled,
-                Err(panic) => {
-                    // What the iterator yielded before it panicked is in the batch, and
-                    // will be delivered: it is counted like the rest.
-                    self.pushed(self.outlet.held() - held);
-                    std::panic::resume_unwind(panic);
-                }
-            };
+            (pushed, items) = self.outlet.fill(items, run, self.next_root);
+            self.filling_from = None;
             self.pushed(pushed);
             if pushed < run {
                 // The iterator ended; `run` is never 0.
@@ -138,6 +133,11 @@ impl<T: Send + 'static> OutputState<T> {
 
     /// Ends the stream: sends what is held, then closes the edges.
     pub(crate) async fn close(mut self) {
+        if let Some(held) = self.filling_from.take() {
+            // The iterator panicked while filling: what it yielded is in the batch, and is
+            // delivered, so it is counted like the rest.
+            self.pushed(self.outlet.held() - held);
+        }
         // Err means the run was aborted; nothing is left to account for.
         let _ = self.outlet.flush().await;
         self.counts.blocked += self.outlet.take_blocked();
@@ -156,6 +156,7 @@ impl<T: Send + 'static> Output<T> {
             counts: BatchCounts::default(),
             ctx,
             pace: Pace::new(),
+            filling_from: None,
         }));
         let side = OutputSide {
             state: state.clone(),

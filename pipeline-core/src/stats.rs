@@ -72,6 +72,8 @@ pub(crate) struct BatchCounts {
     pub busy: Duration,
     pub starved: Duration,
     pub blocked: Duration,
+    /// CPU time of a node running inline, charged to it (see [`CpuCharge`]).
+    pub cpu: Duration,
     /// Items of an async stage whose code ran at least `LONG_POLL` without awaiting.
     pub long_polls: u64,
     pub longest_poll: Duration,
@@ -96,6 +98,7 @@ impl BatchCounts {
         self.starved += other.starved;
         self.blocked += other.blocked;
         self.long_polls += other.long_polls;
+        self.cpu += other.cpu;
         self.longest_poll = self.longest_poll.max(other.longest_poll);
     }
 }
@@ -152,6 +155,9 @@ impl NodeStats {
         add(&self.starved_ns, nanos(c.starved));
         add(&self.blocked_ns, nanos(c.blocked));
         add(&self.long_polls, c.long_polls);
+        if !c.cpu.is_zero() {
+            self.add_cpu(c.cpu);
+        }
         self.longest_poll_ns
             .fetch_max(nanos(c.longest_poll), Relaxed);
         *c = BatchCounts::default();
@@ -685,9 +691,10 @@ impl CpuCharge {
         Some(now.saturating_sub(started).saturating_sub(inline))
     }
 
-    /// Charges `cpu` of this thread's time to a node running inline.
-    pub(crate) fn inline(stats: &NodeStats, cpu: Duration) {
-        stats.add_cpu(cpu);
+    /// Charges `cpu` of this thread's time to a node running inline, in its counts (a
+    /// chain's pass does so for every node and batch: no shared counter per pass).
+    pub(crate) fn inline(counts: &mut BatchCounts, cpu: Duration) {
+        counts.cpu += cpu;
         INLINE_CPU.set(INLINE_CPU.get() + cpu);
     }
 }

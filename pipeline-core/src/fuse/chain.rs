@@ -728,7 +728,7 @@ impl<L: Lendable> Fused<L> {
         counts.blocked += part.blocked;
         latency.record_batch(part.busy, part.received as usize);
         if let Some(share) = self.cpu_share {
-            CpuCharge::inline(&self.ctx.stats, part.busy.mul_f64(share));
+            CpuCharge::inline(counts, part.busy.mul_f64(share));
         }
         self.idle_since = part.end;
         self.publish_if_due(part.end, false);

@@ -389,7 +389,14 @@ pub(crate) struct Fused<L: Lendable> {
     /// The share of its time the node's code was on a CPU, as measured on the batches it
     /// ran alone; a chain's pass charges it that share of its part (see [`CpuCharge`]).
     cpu_share: Option<f64>,
+    /// When the node last measured its CPU share, and the CPU and wall time of the
+    /// batches it measured.
+    cpu_sampled_at: Instant,
+    cpu_sampled: (Duration, Duration),
 }
+
+/// How often a node running inline measures its CPU share on a batch of its own.
+const CPU_SAMPLE_EVERY: Duration = Duration::from_millis(1);
 
 /// How often a node running inline publishes its counts.
 const PUBLISH_EVERY: Duration = Duration::from_millis(1);
@@ -408,6 +415,10 @@ impl<L: Lendable> Fused<L> {
             item_cost: 0.0,
             leave_next: false,
             cpu_share: None,
+            cpu_sampled_at: Instant::now()
+                .checked_sub(CPU_SAMPLE_EVERY)
+                .unwrap_or_else(Instant::now),
+            cpu_sampled: (Duration::ZERO, Duration::ZERO),
         };
         (fused, given_back)
     }
@@ -428,18 +439,30 @@ impl<L: Lendable> Fused<L> {
         }
         state.meters().0.starved += started.saturating_duration_since(self.idle_since);
         let (received, whole_batch) = (items.len(), state.meters().1.times_whole_batches());
-        // Only a node that may block runs on a thread of its own's, where the thread's CPU
-        // clock is this node's while it processes.
-        let cpu_before = if L::BLOCKS { thread_cpu_time() } else { None };
+        // Only a node that may block runs inline on a thread of its owner's, where the
+        // thread's CPU clock is this node's while it processes. Reading that clock is a
+        // system call: once per `CPU_SAMPLE_EVERY` is enough to know the node's share.
+        let sample_cpu =
+            L::BLOCKS && started.saturating_duration_since(self.cpu_sampled_at) >= CPU_SAMPLE_EVERY;
+        let cpu_before = if sample_cpu { thread_cpu_time() } else { None };
         let mut keep = state.process(items, watermark, &self.ctx);
         let done = Instant::now();
-        if let (Some(before), Some(after)) = (cpu_before, thread_cpu_time()) {
+        let took = done.saturating_duration_since(started);
+        if let Some(before) = cpu_before
+            && let Some(after) = thread_cpu_time()
+        {
+            self.cpu_sampled_at = done;
             let cpu = after.saturating_sub(before);
-            CpuCharge::inline(&self.ctx.stats, cpu);
-            let wall = done.saturating_duration_since(started).as_secs_f64();
-            if wall > 0.0 {
-                self.cpu_share = Some((cpu.as_secs_f64() / wall).min(1.0));
+            CpuCharge::inline(state.meters().0, cpu);
+            // Over every sample so far: one small batch (the first, cold) says little.
+            self.cpu_sampled.0 += cpu;
+            self.cpu_sampled.1 += took;
+            let (cpu, wall) = self.cpu_sampled;
+            if !wall.is_zero() {
+                self.cpu_share = Some((cpu.as_secs_f64() / wall.as_secs_f64()).min(1.0));
             }
+        } else if let Some(share) = self.cpu_share {
+            CpuCharge::inline(state.meters().0, took.mul_f64(share));
         }
         if whole_batch {
             // No item was timed alone: the batch's time is its items'.
