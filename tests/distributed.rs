@@ -397,8 +397,15 @@ fn a_rev_process_killed_mid_run_loses_nothing_and_its_replacement_finishes_its_s
     );
     wait_for_pullers(&server, run, 2);
     let inp = start(&server, run, "inp", &[("PIPELINE_NODES", "inp")], words);
-    // Two `rev` processes need about half a second for the thousand words.
-    std::thread::sleep(Duration::from_millis(250));
+    // Two `rev` processes need about half a second for the thousand words: strike once 50
+    // have reached the sink (a fixed pause was, under load, before `rev-2` began or after
+    // it had finished its share).
+    nats_server::wait_for_acks(
+        &server.url,
+        "PIPELINE_seeds",
+        &format!("{run}-e1-rev-out"),
+        50,
+    );
     doomed.process.kill().unwrap(); // SIGKILL: no end marker, no acknowledgements
     doomed.process.wait().unwrap();
     // A supervisor restarts it under the same instance name; it finishes the run.

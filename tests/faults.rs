@@ -261,26 +261,7 @@ fn wait(mut part: Part, deadline: Instant) -> Outcome {
 /// Waits until the sink of `run` has acknowledged `n` items from `rev` (the run's first
 /// epoch): every process is then at work, however slowly the machine started them.
 fn wait_for_flow(url: &str, run: &str, n: u64) {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(async {
-        let client = async_nats::connect(url).await.unwrap();
-        let js = async_nats::jetstream::new(client);
-        let name = format!("{run}-e1-rev-out");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(stream) = js.get_stream("PIPELINE_seeds").await
-                && let Ok(mut consumer) = stream
-                    .get_consumer::<async_nats::jetstream::consumer::pull::Config>(&name)
-                    .await
-                && let Ok(info) = consumer.info().await
-                && info.ack_floor.consumer_sequence >= n
-            {
-                return;
-            }
-            assert!(Instant::now() < deadline, "nothing reached the sink");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    });
+    nats_server::wait_for_acks(url, "PIPELINE_seeds", &format!("{run}-e1-rev-out"), n);
 }
 
 /// Kills a part with SIGKILL, as a crash would: no marker, no acknowledgement.

@@ -131,3 +131,33 @@ impl Drop for NatsServer {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// Waits until the consumer `consumer` of `stream` has acknowledged `n` messages (the run is
+/// flowing, with items in flight): a fault struck then hits a process holding items, not
+/// one that has not begun or has already finished, whatever the machine's load.
+#[allow(dead_code)]
+pub fn wait_for_acks(url: &str, stream: &str, consumer: &str, n: u64) {
+    use pipeline::remote::async_nats;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let client = async_nats::connect(url).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(stream) = js.get_stream(stream).await
+                && let Ok(mut consumer) = stream
+                    .get_consumer::<async_nats::jetstream::consumer::pull::Config>(consumer)
+                    .await
+                && let Ok(info) = consumer.info().await
+                && info.ack_floor.consumer_sequence >= n
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "nothing flowed on `{consumer}` in 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+}
