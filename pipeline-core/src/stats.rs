@@ -291,17 +291,26 @@ impl NodeStats {
     }
 
     /// Keeps the error's message (the first [`KEPT_ERRORS`]) and counts it by kind;
-    /// returns how many errors the node has had of that kind, this one included.
-    pub(crate) fn record_error(&self, error: &NodeError) -> u64 {
+    /// returns the kind, and how many errors the node has had of it, this one included.
+    pub(crate) fn record_error(&self, error: &NodeError) -> (String, u64) {
         let mut errors = self.errors.lock().unwrap_or_else(|e| e.into_inner());
         if errors.len() < KEPT_ERRORS {
             errors.push(error.to_string());
         }
         drop(errors);
         let mut kinds = self.error_kinds.lock().unwrap_or_else(|e| e.into_inner());
-        let count = kinds.entry(error.kind()).or_insert(0);
-        *count += 1;
-        *count
+        let kind = error.kind();
+        let count = match kinds.get_mut(&kind) {
+            Some(count) => {
+                *count += 1;
+                *count
+            }
+            None => {
+                kinds.insert(kind.clone(), 1);
+                1
+            }
+        };
+        (kind, count)
     }
 
     /// Errors by kind, the most frequent first.

@@ -144,8 +144,8 @@ impl NodeCtx {
     /// value for the dead-letter node.
     pub(crate) fn item_failed(&self, error: impl Into<NodeError>) -> NodeError {
         let error = error.into();
-        let of_its_kind = self.stats.record_error(&error);
-        log_failure(self.name, &error, of_its_kind);
+        let (kind, of_its_kind) = self.stats.record_error(&error);
+        log_failure(self.name, &error, kind, of_its_kind);
         if self.fail_fast {
             self.control.fail(Failure::ItemFailed {
                 node: self.name.to_string(),
@@ -217,8 +217,7 @@ impl NodeCtx {
 /// Logs a failed item at WARN while its kind is new in the node (the first ten), then at
 /// the 100th, 1 000th, ... with the count, and the rest at DEBUG: a job with thousands of
 /// bad lines says so in a few lines, not thousands.
-fn log_failure(node: &str, error: &NodeError, of_its_kind: u64) {
-    let kind = error.kind();
+fn log_failure(node: &str, error: &NodeError, kind: String, of_its_kind: u64) {
     if of_its_kind <= 10 {
         tracing::warn!(node, error = %error, kind, "item failed");
     } else if is_power_of_ten(of_its_kind) {
