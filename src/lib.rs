@@ -39,6 +39,9 @@ pub mod __private {
     pub use pipeline_core::wire::DEFAULT_CAPACITY;
     pub use pipeline_core::wiring::*;
     pub use std::vec;
+
+    /// Not for generated code: a test hook that says whether the fused kernels ran.
+    pub use pipeline_core::kernel_passes;
 }
 
 /// The book's chapters, compiled and run as doctests so that no sample goes stale.

@@ -36,6 +36,10 @@ pub mod telemetry;
 pub mod wire;
 pub mod wiring;
 
+/// A test hook: how many passes the fused kernels ran (see `fuse::chain`).
+#[doc(hidden)]
+pub use fuse::chain::passes_run as kernel_passes;
+
 pub use analysis::Verdict;
 pub use context::Context;
 pub use error::NodeError;

@@ -625,8 +625,61 @@ fn clone_items<T: Clone>(items: &Items<T>) -> Items<T> {
 
 #[cfg(test)]
 mod tests {
+    use std::panic::AssertUnwindSafe;
+
     use super::*;
     use crate::wire::edge;
+
+    fn outlet() -> (Outlet<String>, crate::wire::EdgeReceiver<String>) {
+        let (tx, rx) = edge::<String>(64);
+        (Outlet::single(tx), rx)
+    }
+
+    #[test]
+    fn fill_numbers_the_items_it_takes_and_hands_back_the_rest() {
+        let (mut out, _rx) = outlet();
+        out.buf.push((Lineage::root(0), "held".to_string()));
+        let (took, mut rest) = out.fill((1..10).map(|n| n.to_string()), 4, 7);
+        assert_eq!(took, 4);
+        let held: Vec<(Lineage, String)> = std::mem::take(&mut out.buf);
+        let expected: Vec<(Lineage, String)> = std::iter::once((Lineage::root(0), "held".into()))
+            .chain(
+                (7..11)
+                    .zip(1..5)
+                    .map(|(root, n)| (Lineage::root(root), n.to_string())),
+            )
+            .collect();
+        assert_eq!(held, expected);
+        assert_eq!(
+            rest.next().as_deref(),
+            Some("5"),
+            "the iterator goes on where it was"
+        );
+    }
+
+    #[test]
+    fn fill_stops_where_the_iterator_ends() {
+        let (mut out, _rx) = outlet();
+        let (took, _) = out.fill(["a", "b"].map(String::from).into_iter(), 5, 0);
+        assert_eq!((took, out.buf.len()), (2, 2));
+    }
+
+    #[test]
+    fn fill_keeps_what_it_wrote_when_the_iterator_panics() {
+        let (mut out, _rx) = outlet();
+        let items = (0..10).map(|n| {
+            assert!(n < 3, "the iterator fails at {n}");
+            n.to_string()
+        });
+        let filled = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            let _rest = out.fill(items, 10, 0);
+        }));
+        assert!(filled.is_err());
+        // Each string written before the panic is in the buffer once (Miri would see a
+        // leak or a double drop otherwise).
+        let held: Vec<String> = out.buf.drain(..).map(|(_, s)| s).collect();
+        assert_eq!(held, ["0", "1", "2"]);
+    }
 
     #[tokio::test]
     async fn a_declined_batch_goes_over_the_channel_in_pieces_that_fit() {

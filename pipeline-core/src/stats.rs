@@ -363,15 +363,19 @@ pub(crate) struct LatencySampler {
 }
 
 const LONGEST_SAMPLE_GAP: u32 = 255;
+/// Under Miri code runs thousands of times slower than compiled, so every item would look
+/// slow and no node would run inline. What counts as slow stretches by this much there, so
+/// fusion and its kernels (the unsafe code Miri checks) run as they do natively.
+const CLOCK_STRETCH: u64 = if cfg!(miri) { 10_000 } else { 1 };
 /// The countdown of a sampler whose caller times whole batches.
 const UNTIMED: u32 = u32::MAX;
 /// A sampler's items go into the node's histogram once it holds this many, or after this
 /// long: snapshots stay fresh without taking the node's lock per batch.
 const MERGE_AFTER_ITEMS: usize = 256;
 const MERGE_AFTER: Duration = Duration::from_millis(50);
-pub(crate) const SLOW_ITEM: Duration = Duration::from_micros(10);
+pub(crate) const SLOW_ITEM: Duration = Duration::from_micros(10 * CLOCK_STRETCH);
 /// An item this slow counts as a streak of slow items on its own (see `record`).
-const VERY_SLOW_ITEM: Duration = Duration::from_millis(1);
+const VERY_SLOW_ITEM: Duration = Duration::from_millis(CLOCK_STRETCH);
 /// What it counts as: more than any node waits for before it splits off.
 const VERY_SLOW_STREAK: u32 = 8;
 

@@ -384,16 +384,15 @@ impl Drop for Mark<'_> {
 }
 
 /// `value` as the type it is: the caller knows `A` and `B` are one type (a node adopted by
-/// an outlet of `A`s takes `A`s), the compiler does not.
+/// an outlet of `A`s takes `A`s), the compiler does not. Once monomorphised, the type check
+/// is a constant and the moves are no-ops.
 #[inline(always)]
 fn same<A: 'static, B: 'static>(value: A) -> B {
-    assert!(
-        TypeId::of::<A>() == TypeId::of::<B>(),
-        "a chain's item types line up"
-    );
-    let value = std::mem::ManuallyDrop::new(value);
-    // SAFETY: `A` and `B` are the same type (checked above), and `value` is not dropped.
-    unsafe { std::mem::transmute_copy::<A, B>(&value) }
+    let mut value = Some(value);
+    (&mut value as &mut dyn Any)
+        .downcast_mut::<Option<B>>()
+        .and_then(Option::take)
+        .expect("a chain's item types line up")
 }
 
 /// A node of a chain, whatever its stage's type, as the kernel keeps its books.
@@ -451,6 +450,17 @@ pub(crate) trait Kernel<T>: Send {
 #[doc(hidden)]
 pub struct BoxedKernel<T>(pub(crate) Box<dyn Kernel<T>>);
 
+/// Passes every kernel of the process ran. Kernels engage only while items are cheap, so
+/// tests of their unsafe code (under Miri above all) check that they did run; one add per
+/// batch costs nothing next to the batch.
+static PASSES_RUN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many passes the chain and fork kernels have run in this process (a test hook).
+#[doc(hidden)]
+pub fn passes_run() -> u64 {
+    PASSES_RUN.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Passes a kernel ran since the last batch that took the usual path, and when that was.
 #[derive(Default)]
 pub(super) struct Passes {
@@ -477,6 +487,7 @@ impl Passes {
     /// A pass is about to run.
     pub(super) fn count(&mut self) {
         self.count += 1;
+        PASSES_RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -807,5 +818,62 @@ impl<S: Sink> Member for Fused<SinkResumed<S>> {
             state.sink.flush();
         }
         Box::pin(std::future::ready(Ok(done)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::panic::AssertUnwindSafe;
+
+    use super::*;
+
+    /// Small enough to move into the frame.
+    struct Small(Vec<String>);
+    /// Too large to move: used where it is.
+    struct Large(Vec<String>, [u64; 64]);
+
+    #[test]
+    fn a_small_value_moves_into_the_frame_and_back() {
+        const { assert!(InFrame::<Small>::MOVES) };
+        let mut home = Small(vec!["a".into()]);
+        {
+            let mut frame = InFrame::new(&mut home);
+            frame.get().0.push("b".into());
+            frame.get().0.push("c".into());
+        }
+        assert_eq!(home.0, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn a_large_value_is_used_where_it_is() {
+        const { assert!(!InFrame::<Large>::MOVES) };
+        let mut home = Large(Vec::new(), [0; 64]);
+        {
+            let mut frame = InFrame::new(&mut home);
+            frame.get().0.push("x".into());
+            frame.get().1[63] = 9;
+        }
+        assert_eq!((home.0.as_slice(), home.1[63]), (&["x".to_string()][..], 9));
+    }
+
+    #[test]
+    fn a_panic_leaves_the_value_home_with_what_was_done() {
+        let mut home = Small(Vec::new());
+        let unwound = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            let mut frame = InFrame::new(&mut home);
+            frame.get().0.push("before".into());
+            panic!("in the middle of a pass");
+        }));
+        assert!(unwound.is_err());
+        // Dropped once, with the push made in the frame (Miri checks the once).
+        assert_eq!(home.0, ["before"]);
+    }
+
+    #[test]
+    fn same_gives_back_the_value_of_one_type() {
+        let s: String = same::<String, String>("kept".to_string());
+        assert_eq!(s, "kept");
+        let refused = std::panic::catch_unwind(|| same::<u64, u32>(1));
+        assert!(refused.is_err(), "two types are not the same");
     }
 }
