@@ -35,7 +35,8 @@ pub mod prelude {
 #[doc(hidden)]
 pub mod __private {
     pub use pipeline_core::exec::workers::Workers;
-    pub use pipeline_core::run::{Builder, FanIn, NodeOptions};
+    pub use pipeline_core::run::Builder;
+    pub use pipeline_core::spec::{FanIn, NodeOptions};
     pub use pipeline_core::wire::DEFAULT_CAPACITY;
     pub use pipeline_core::wiring::*;
     pub use std::vec;

@@ -13,7 +13,8 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::report::{NodeReport, RunReport};
-use crate::run::Role;
+use crate::stats::LONG_POLL;
+use crate::spec::Role;
 
 /// Below this, a run is too short for its timings to mean much.
 const SHORTEST_RUN: Duration = Duration::from_millis(5);
@@ -125,4 +126,50 @@ impl RunReport {
             suggestion,
         })
     }
+}
+
+impl NodeReport {
+    /// Whether the node's threads computed most of a run of length `wall`, on a machine of
+    /// `cores` cores: its CPU time, over the time of as many threads as could run at once.
+    /// False when that was not measured (see [`NodeReport::cpu`]).
+    pub fn computes(&self, wall: Duration, cores: usize) -> bool {
+        let Some(cpu) = self.cpu else {
+            return false;
+        };
+        let threads = self.workers.min(cores).max(1) as f64;
+        !wall.is_zero()
+            && cpu.as_secs_f64() >= COMPUTES * threads * wall.as_secs_f64()
+    }
+
+}
+
+impl RunReport {
+    /// Problems worth fixing whatever the bottleneck: async stages whose code blocks the
+    /// async workers.
+    ///
+    /// A stage is said to block the async workers when it did so on at least 1 % of its
+    /// items, or once for 100 ms or more: a thread descheduled now and then makes a few
+    /// items in a million look like that, and is no fault of the stage.
+    pub fn warnings(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter(|n| {
+                n.long_polls > 0
+                    && (n.long_polls * 100 >= n.received
+                        || n.longest_poll >= Duration::from_millis(100))
+            })
+            .map(|n| {
+                format!(
+                    "`{}` blocks the async workers: on {} of {} items its code ran {:.1?} or more without awaiting (up to {:.1?}); \
+                     make it a synchronous stage (`stage::map` runs on a thread of its own) or await async calls",
+                    n.name,
+                    n.long_polls,
+                    n.received,
+                    LONG_POLL,
+                    n.longest_poll
+                )
+            })
+            .collect()
+    }
+
 }

@@ -6,7 +6,7 @@
 use std::any::{Any, type_name};
 use std::sync::Arc;
 
-use crate::node::BoxError;
+use crate::error::BoxError;
 
 /// The run's shared value, if any.
 #[derive(Clone, Default)]

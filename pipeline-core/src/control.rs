@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::watch;
 
-use crate::report::Failure;
+use crate::error::Failure;
 
 pub(crate) struct Control {
     // Checked once per source item, so a plain atomic; the watch wakes those that wait.

@@ -173,6 +173,96 @@ impl fmt::Display for NotStarted {
 
 impl Error for NotStarted {}
 
+/// Why a run ended early.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// A fail-fast node's item failed.
+    ItemFailed { node: String, error: NodeError },
+    /// User code in a node panicked.
+    Panicked { node: String, message: String },
+    /// A node's `setup` failed (or the context it needs is missing).
+    SetupFailed { node: String, error: NodeError },
+    /// A node's workers panicked more often than its restart budget allows.
+    RestartsExhausted {
+        node: String,
+        restarts: u64,
+        last_panic: String,
+    },
+    /// A source's producer returned an error.
+    SourceFailed { node: String, error: NodeError },
+    /// A node's `finish` failed at end of stream: what it held (an aggregate, a sink's
+    /// buffered writes) may be lost, so the run does not end as if all went well.
+    FinishFailed { node: String, error: NodeError },
+    /// [`RunHandle::abort`](crate::RunHandle::abort) was called.
+    Aborted,
+    /// The runtime itself panicked (a bug in this crate).
+    Internal { message: String },
+    /// An edge to or from another process could not be served (NATS unreachable, a plan
+    /// that does not fit the graph).
+    Remote { edge: String, error: String },
+}
+
+impl Failure {
+    /// The node the failure happened in, if any.
+    pub fn node(&self) -> Option<&str> {
+        match self {
+            Failure::ItemFailed { node, .. }
+            | Failure::Panicked { node, .. }
+            | Failure::SetupFailed { node, .. }
+            | Failure::RestartsExhausted { node, .. }
+            | Failure::SourceFailed { node, .. }
+            | Failure::FinishFailed { node, .. } => Some(node),
+            Failure::Aborted | Failure::Internal { .. } | Failure::Remote { .. } => None,
+        }
+    }
+}
+
+impl Failure {
+    /// The error value behind the failure, if the node's code returned one.
+    pub fn error(&self) -> Option<&NodeError> {
+        match self {
+            Failure::ItemFailed { error, .. }
+            | Failure::SetupFailed { error, .. }
+            | Failure::SourceFailed { error, .. }
+            | Failure::FinishFailed { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::ItemFailed { node, error } => {
+                write!(f, "node `{node}` failed (fail-fast): {error}")
+            }
+            Failure::Panicked { node, message } => write!(f, "node `{node}` panicked: {message}"),
+            Failure::SourceFailed { node, error } => write!(f, "source `{node}` failed: {error}"),
+            Failure::FinishFailed { node, error } => write!(
+                f,
+                "node `{node}` failed at end of stream (`finish`), so what it held may be lost: {error}"
+            ),
+            Failure::SetupFailed { node, error } => {
+                write!(f, "node `{node}` could not start: {error}")
+            }
+            Failure::RestartsExhausted {
+                node,
+                restarts,
+                last_panic,
+            } => write!(
+                f,
+                "node `{node}` panicked again after {restarts} restarts (its budget, see `restarts(n)`): {last_panic}"
+            ),
+            Failure::Aborted => f.write_str("the run was aborted"),
+            Failure::Internal { message } => {
+                write!(f, "internal error in the pipeline runtime: {message}")
+            }
+            Failure::Remote { edge, error } => write!(f, "{edge}: {error}"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

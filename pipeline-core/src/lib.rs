@@ -8,6 +8,7 @@
 pub mod analysis;
 pub mod context;
 pub(crate) mod control;
+pub(crate) mod counts;
 pub mod error;
 pub mod exec;
 pub(crate) mod fuse;
@@ -28,6 +29,7 @@ pub mod run;
 mod seconds;
 pub mod sink;
 pub mod source;
+pub mod spec;
 pub mod stage;
 pub(crate) mod stats;
 pub(crate) mod table;
@@ -48,7 +50,9 @@ pub use exec::{ErrorPolicy, Failed};
 pub use node::{
     BoxError, NoInput, NoOutput, Node, Sink, SinkNode, Source, SourceNode, Stage, StageNode,
 };
-pub use report::{Accounting, Failure, NodeReport, RemoteEdgeReport, RunError, RunReport};
-pub use run::{FanIn, Pipeline, Progress, Role, RunHandle};
+pub use error::Failure;
+pub use report::{Accounting, NodeReport, RemoteEdgeReport, RunError, RunReport};
+pub use run::{Pipeline, Progress, RunHandle};
+pub use spec::{FanIn, NodeOptions, Role};
 pub use sink::Collected;
 pub use source::{Output, Stopped};

@@ -3,100 +3,8 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::error::NodeError;
-use crate::picture::{Drawing, Drawn};
-use crate::run::{FanIn, NodeSpec, Role};
-use crate::stats::NodeStats;
-
-/// Why a run ended early.
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Failure {
-    /// A fail-fast node's item failed.
-    ItemFailed { node: String, error: NodeError },
-    /// User code in a node panicked.
-    Panicked { node: String, message: String },
-    /// A node's `setup` failed (or the context it needs is missing).
-    SetupFailed { node: String, error: NodeError },
-    /// A node's workers panicked more often than its restart budget allows.
-    RestartsExhausted {
-        node: String,
-        restarts: u64,
-        last_panic: String,
-    },
-    /// A source's producer returned an error.
-    SourceFailed { node: String, error: NodeError },
-    /// A node's `finish` failed at end of stream: what it held (an aggregate, a sink's
-    /// buffered writes) may be lost, so the run does not end as if all went well.
-    FinishFailed { node: String, error: NodeError },
-    /// [`RunHandle::abort`](crate::RunHandle::abort) was called.
-    Aborted,
-    /// The runtime itself panicked (a bug in this crate).
-    Internal { message: String },
-    /// An edge to or from another process could not be served (NATS unreachable, a plan
-    /// that does not fit the graph).
-    Remote { edge: String, error: String },
-}
-
-impl Failure {
-    /// The node the failure happened in, if any.
-    pub fn node(&self) -> Option<&str> {
-        match self {
-            Failure::ItemFailed { node, .. }
-            | Failure::Panicked { node, .. }
-            | Failure::SetupFailed { node, .. }
-            | Failure::RestartsExhausted { node, .. }
-            | Failure::SourceFailed { node, .. }
-            | Failure::FinishFailed { node, .. } => Some(node),
-            Failure::Aborted | Failure::Internal { .. } | Failure::Remote { .. } => None,
-        }
-    }
-}
-
-impl Failure {
-    /// The error value behind the failure, if the node's code returned one.
-    pub fn error(&self) -> Option<&NodeError> {
-        match self {
-            Failure::ItemFailed { error, .. }
-            | Failure::SetupFailed { error, .. }
-            | Failure::SourceFailed { error, .. }
-            | Failure::FinishFailed { error, .. } => Some(error),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Failure::ItemFailed { node, error } => {
-                write!(f, "node `{node}` failed (fail-fast): {error}")
-            }
-            Failure::Panicked { node, message } => write!(f, "node `{node}` panicked: {message}"),
-            Failure::SourceFailed { node, error } => write!(f, "source `{node}` failed: {error}"),
-            Failure::FinishFailed { node, error } => write!(
-                f,
-                "node `{node}` failed at end of stream (`finish`), so what it held may be lost: {error}"
-            ),
-            Failure::SetupFailed { node, error } => {
-                write!(f, "node `{node}` could not start: {error}")
-            }
-            Failure::RestartsExhausted {
-                node,
-                restarts,
-                last_panic,
-            } => write!(
-                f,
-                "node `{node}` panicked again after {restarts} restarts (its budget, see `restarts(n)`): {last_panic}"
-            ),
-            Failure::Aborted => f.write_str("the run was aborted"),
-            Failure::Internal { message } => {
-                write!(f, "internal error in the pipeline runtime: {message}")
-            }
-            Failure::Remote { edge, error } => write!(f, "{edge}: {error}"),
-        }
-    }
-}
+use crate::error::Failure;
+use crate::spec::{FanIn, Role};
 
 /// A run that ended in failure; the report says how far it got.
 ///
@@ -258,73 +166,6 @@ pub struct NodeReport {
 }
 
 impl NodeReport {
-    pub(crate) fn read(spec: &NodeSpec, inputs: usize, outputs: usize, stats: &NodeStats) -> Self {
-        let get = NodeStats::get;
-        // Outcomes before inputs: a node publishes its inputs first, so a snapshot taken
-        // while it publishes never shows more outcomes than inputs.
-        let (emitted, filtered, absorbed, failed, expanded) = (
-            get(&stats.emitted),
-            get(&stats.filtered),
-            get(&stats.absorbed),
-            get(&stats.failed),
-            get(&stats.expanded),
-        );
-        let received = get(&stats.received);
-        let active = stats.active();
-        let starved = Duration::from_nanos(get(&stats.starved_ns));
-        let blocked = Duration::from_nanos(get(&stats.blocked_ns));
-        // Several workers time their own work; one worker is busy whenever it is not waiting.
-        let busy = if spec.workers > 1 {
-            Duration::from_nanos(get(&stats.busy_ns))
-        } else {
-            active.saturating_sub(starved).saturating_sub(blocked)
-        };
-        NodeReport {
-            name: spec.name.to_string(),
-            role: spec.role,
-            fan_in: spec.fan_in,
-            workers: spec.workers,
-            inputs,
-            outputs,
-            received,
-            emitted,
-            filtered,
-            absorbed,
-            failed,
-            expanded,
-            dropped_partial_tuples: get(&stats.dropped_partial_tuples),
-            dropped_partial_items: get(&stats.dropped_partial_items),
-            panics: get(&stats.panics),
-            retried: get(&stats.retried),
-            dead_lettered: get(&stats.dead_lettered),
-            restarts: get(&stats.restarts),
-            latency: stats.latency(),
-            long_polls: get(&stats.long_polls),
-            longest_poll: Duration::from_nanos(get(&stats.longest_poll_ns)),
-            queue_now: get(&stats.queue_now),
-            queue_peak: get(&stats.queue_peak),
-            active,
-            busy,
-            starved,
-            blocked,
-            cpu: stats.cpu(),
-            errors: stats.errors(),
-            error_kinds: stats.error_kinds(),
-        }
-    }
-
-    /// Whether the node's threads computed most of a run of length `wall`, on a machine of
-    /// `cores` cores: its CPU time, over the time of as many threads as could run at once.
-    /// False when that was not measured (see [`NodeReport::cpu`]).
-    pub fn computes(&self, wall: Duration, cores: usize) -> bool {
-        let Some(cpu) = self.cpu else {
-            return false;
-        };
-        let threads = self.workers.min(cores).max(1) as f64;
-        !wall.is_zero()
-            && cpu.as_secs_f64() >= crate::analysis::COMPUTES * threads * wall.as_secs_f64()
-    }
-
     /// The share of a run of length `wall` this node's workers spent busy. Measured against
     /// the whole run, not the node's own lifetime: a source that is done in a millisecond
     /// was not what the run waited for.
@@ -464,108 +305,17 @@ impl RunReport {
         a
     }
 
-    /// The run's graph as a Mermaid flowchart: counts on every node, the bottleneck
-    /// highlighted.
-    pub fn mermaid(&self) -> String {
-        self.drawing().mermaid()
-    }
-
-    /// The run's graph in Graphviz DOT, annotated like [`mermaid`](Self::mermaid).
-    pub fn dot(&self) -> String {
-        self.drawing().dot()
-    }
-
-    pub(crate) fn drawing<'a>(&'a self) -> Drawing<'a> {
-        let bottleneck = self.verdict().map(|v| v.bottleneck);
-        let nodes = self
-            .nodes
-            .iter()
-            .map(|n| {
-                let mut details = Vec::new();
-                match n.role {
-                    Role::Source => details.push(format!("{} out", n.emitted)),
-                    Role::Stage => details.push(format!("{} in, {} out", n.received, n.emitted)),
-                    Role::Sink => details.push(format!("{} in", n.received)),
-                }
-                let lost = [
-                    (n.filtered, "filtered"),
-                    (n.absorbed, "absorbed"),
-                    (n.failed, "failed"),
-                    (n.dropped_partial_tuples, "partial"),
-                ];
-                let lost: Vec<String> = lost
-                    .iter()
-                    .filter(|(c, _)| *c > 0)
-                    .map(|(c, what)| format!("{c} {what}"))
-                    .collect();
-                if !lost.is_empty() {
-                    details.push(lost.join(", "));
-                }
-                if n.workers > 1 {
-                    details.push(format!("{} workers", n.workers));
-                }
-                let highlighted = bottleneck.as_deref() == Some(n.name.as_str());
-                if highlighted {
-                    details.push(format!(
-                        "bottleneck, busy {:.0}%",
-                        n.utilisation(self.elapsed) * 100.0
-                    ));
-                }
-                Drawn {
-                    name: n.name.clone(),
-                    role: n.role,
-                    fan_in: n.fan_in,
-                    details,
-                    highlighted,
-                    utilisation: Some(n.utilisation(self.elapsed)),
-                }
-            })
-            .collect();
-        let borrowed = |edges: &'a [(String, String)]| {
-            edges
-                .iter()
-                .map(|(a, b)| (a.as_str(), b.as_str()))
-                .collect()
-        };
-        Drawing {
-            nodes,
-            edges: borrowed(&self.edges),
-            dead_letter_edges: borrowed(&self.dead_letter_edges),
-        }
-    }
-
-    /// Problems worth fixing whatever the bottleneck: async stages whose code blocks the
-    /// async workers.
-    ///
-    /// A stage is said to block the async workers when it did so on at least 1 % of its
-    /// items, or once for 100 ms or more: a thread descheduled now and then makes a few
-    /// items in a million look like that, and is no fault of the stage.
-    pub fn warnings(&self) -> Vec<String> {
-        self.nodes
-            .iter()
-            .filter(|n| {
-                n.long_polls > 0
-                    && (n.long_polls * 100 >= n.received
-                        || n.longest_poll >= Duration::from_millis(100))
-            })
-            .map(|n| {
-                format!(
-                    "`{}` blocks the async workers: on {} of {} items its code ran {:.1?} or more without awaiting (up to {:.1?}); \
-                     make it a synchronous stage (`stage::map` runs on a thread of its own) or await async calls",
-                    n.name,
-                    n.long_polls,
-                    n.received,
-                    crate::stats::LONG_POLL,
-                    n.longest_poll
-                )
-            })
-            .collect()
-    }
-
     /// Items consumed by all sinks.
     pub fn delivered(&self) -> u64 {
         self.accounting().delivered
     }
 }
 
-use crate::table::share;
+/// `part` as a share of `whole`, at most 1.
+pub(crate) fn share(part: Duration, whole: Duration) -> f64 {
+    if whole.is_zero() {
+        0.0
+    } else {
+        (part.as_secs_f64() / whole.as_secs_f64()).min(1.0)
+    }
+}

@@ -21,53 +21,10 @@ use crate::inlet::Inlet;
 use crate::node::{Sink, SinkNode, Source, SourceNode, Stage, StageNode};
 use crate::outlet::Outlet;
 use crate::picture::{Drawing, Drawn};
-use crate::report::{Failure, NodeReport, RemoteEdgeReport, RunError, RunReport};
+use crate::error::Failure;
+use crate::report::{RemoteEdgeReport, RunError, RunReport};
+use crate::spec::{DEFAULT_RESTARTS, FanIn, NodeOptions, NodeSpec, Role};
 use crate::stats::{NodeStats, RemoteEdgeStats};
-
-/// What a node is, as the report shows it.
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Source,
-    Stage,
-    Sink,
-}
-
-impl std::fmt::Display for Role {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Role::Source => "source",
-            Role::Stage => "stage",
-            Role::Sink => "sink",
-        })
-    }
-}
-
-/// How a node with several inputs combines them.
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FanIn {
-    /// One input.
-    Single,
-    /// A tuple of items with the same lineage, one per input in declaration order.
-    Zip,
-    /// Items of all inputs, interleaved.
-    Merge,
-}
-
-/// Options the DSL sets on a node.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NodeOptions {
-    /// Stop the whole run at this node's first failed item.
-    pub fail_fast: bool,
-    /// An item that takes longer fails (an async stage is cancelled at the limit).
-    pub timeout: Option<Duration>,
-    /// Workers replaced after a panic before the run stops; `None` is the default.
-    pub restarts: Option<u32>,
-}
-
-/// Worker restarts after panics a node is allowed when the DSL does not say (`restarts(n)`).
-pub const DEFAULT_RESTARTS: u32 = 3;
 
 /// What a node's task needs besides its node, inlet and outlet.
 type Launch = Box<dyn FnOnce(NodeCtx) -> NodeTask + Send>;
@@ -77,18 +34,6 @@ pub(crate) type Bridge = Box<dyn FnOnce(Arc<Control>) -> NodeTask + Send>;
 pub(crate) type Finisher = Box<
     dyn FnOnce(Arc<Control>) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send,
 >;
-
-pub(crate) struct NodeSpec {
-    pub name: &'static str,
-    pub role: Role,
-    pub workers: usize,
-    pub fan_in: FanIn,
-    pub options: NodeOptions,
-    /// A stage without hooks: it emits nothing at the end of its input, so any copy of it
-    /// that finished its input finished the node's work (see `remote`).
-    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
-    pub stateless: bool,
-}
 
 /// Collects nodes and edges; the `pipeline!` macro drives it.
 #[derive(Default)]
@@ -634,7 +579,7 @@ impl Snapshot {
             .nodes
             .iter()
             .map(|(spec, stats)| {
-                NodeReport::read(spec, inputs(spec.name), outputs(spec.name), stats)
+                stats.report(spec, inputs(spec.name), outputs(spec.name))
             })
             .collect();
         let remote = self

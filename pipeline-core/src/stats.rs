@@ -7,7 +7,10 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
+pub(crate) use crate::counts::BatchCounts;
 use crate::error::NodeError;
+use crate::report::NodeReport;
+use crate::spec::NodeSpec;
 
 /// How many error messages a node keeps for the report; the count is always exact.
 pub const KEPT_ERRORS: usize = 100;
@@ -57,51 +60,9 @@ pub(crate) struct NodeStats {
     error_kinds: Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
-/// Counts of one batch, added to the shared counters in one go.
-#[derive(Default, Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct BatchCounts {
-    pub received: u64,
-    pub emitted: u64,
-    pub filtered: u64,
-    /// Inputs an aggregate took into its state (see `Stage::ABSORBS`).
-    pub absorbed: u64,
-    pub failed: u64,
-    pub expanded: u64,
-    pub retried: u64,
-    pub dead_lettered: u64,
-    pub busy: Duration,
-    pub starved: Duration,
-    pub blocked: Duration,
-    /// CPU time of a node running inline, charged to it (see [`CpuCharge`]).
-    pub cpu: Duration,
-    /// Items of an async stage whose code ran at least `LONG_POLL` without awaiting.
-    pub long_polls: u64,
-    pub longest_poll: Duration,
-}
-
 /// An async stage that runs this long without awaiting holds up an async worker thread,
 /// and every other async node waiting for it.
 pub const LONG_POLL: Duration = Duration::from_millis(1);
-
-impl BatchCounts {
-    /// Adds what a worker counted for one item.
-    pub(crate) fn merge(&mut self, other: &BatchCounts) {
-        self.received += other.received;
-        self.emitted += other.emitted;
-        self.filtered += other.filtered;
-        self.absorbed += other.absorbed;
-        self.failed += other.failed;
-        self.expanded += other.expanded;
-        self.retried += other.retried;
-        self.dead_lettered += other.dead_lettered;
-        self.busy += other.busy;
-        self.starved += other.starved;
-        self.blocked += other.blocked;
-        self.long_polls += other.long_polls;
-        self.cpu += other.cpu;
-        self.longest_poll = self.longest_poll.max(other.longest_poll);
-    }
-}
 
 impl NodeStats {
     #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
@@ -137,7 +98,7 @@ impl NodeStats {
         if let Some(exported) = &self.exported {
             exported.publish(c, now.unwrap_or_else(Instant::now));
         }
-        // Inputs first, in this order, and released: see `NodeReport::read`.
+        // Inputs first, in this order, and released: see `NodeStats::report`.
         let add = |a: &AtomicU64, v: u64| {
             if v != 0 {
                 a.fetch_add(v, std::sync::atomic::Ordering::Release);
@@ -716,6 +677,66 @@ impl CpuCharge {
 #[cfg(not(unix))]
 pub(crate) fn thread_cpu_time() -> Option<Duration> {
     None
+}
+
+impl NodeStats {
+    /// The node's counts as its report shows them, read now.
+    pub(crate) fn report(&self, spec: &NodeSpec, inputs: usize, outputs: usize) -> NodeReport {
+        let stats = self;
+        let get = NodeStats::get;
+        // Outcomes before inputs: a node publishes its inputs first, so a snapshot taken
+        // while it publishes never shows more outcomes than inputs.
+        let (emitted, filtered, absorbed, failed, expanded) = (
+            get(&stats.emitted),
+            get(&stats.filtered),
+            get(&stats.absorbed),
+            get(&stats.failed),
+            get(&stats.expanded),
+        );
+        let received = get(&stats.received);
+        let active = stats.active();
+        let starved = Duration::from_nanos(get(&stats.starved_ns));
+        let blocked = Duration::from_nanos(get(&stats.blocked_ns));
+        // Several workers time their own work; one worker is busy whenever it is not waiting.
+        let busy = if spec.workers > 1 {
+            Duration::from_nanos(get(&stats.busy_ns))
+        } else {
+            active.saturating_sub(starved).saturating_sub(blocked)
+        };
+        NodeReport {
+            name: spec.name.to_string(),
+            role: spec.role,
+            fan_in: spec.fan_in,
+            workers: spec.workers,
+            inputs,
+            outputs,
+            received,
+            emitted,
+            filtered,
+            absorbed,
+            failed,
+            expanded,
+            dropped_partial_tuples: get(&stats.dropped_partial_tuples),
+            dropped_partial_items: get(&stats.dropped_partial_items),
+            panics: get(&stats.panics),
+            retried: get(&stats.retried),
+            dead_lettered: get(&stats.dead_lettered),
+            restarts: get(&stats.restarts),
+            latency: stats.latency(),
+            long_polls: get(&stats.long_polls),
+            longest_poll: Duration::from_nanos(get(&stats.longest_poll_ns)),
+            queue_now: get(&stats.queue_now),
+            queue_peak: get(&stats.queue_peak),
+            active,
+            busy,
+            starved,
+            blocked,
+            cpu: stats.cpu(),
+            errors: stats.errors(),
+            error_kinds: stats.error_kinds(),
+        }
+    }
+
 }
 
 #[cfg(test)]

@@ -8,8 +8,8 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::report::{NodeReport, RunReport};
-use crate::run::Role;
+use crate::report::{NodeReport, RunReport, share};
+use crate::spec::Role;
 
 /// One column: its header, whether it is shown, and how a node's cell reads.
 struct Column {
@@ -241,14 +241,6 @@ impl fmt::Display for RunReport {
             writeln!(f, "{text}")?;
         }
         Ok(())
-    }
-}
-
-pub(crate) fn share(part: Duration, whole: Duration) -> f64 {
-    if whole.is_zero() {
-        0.0
-    } else {
-        (part.as_secs_f64() / whole.as_secs_f64()).min(1.0)
     }
 }
 

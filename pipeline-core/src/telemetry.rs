@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use metrics::{Counter, Gauge, Histogram, Unit};
 
-use crate::stats::BatchCounts;
+use crate::counts::BatchCounts;
 
 pub const ITEMS_RECEIVED: &str = "pipeline_items_received_total";
 pub const ITEMS_EMITTED: &str = "pipeline_items_emitted_total";

@@ -18,7 +18,8 @@ use crate::fuse::fork::{Branch, Fork2, Fork3, Fork4, ForkHint};
 use crate::inlet::{Inlet, MergeInlet, Zip2, Zip3, Zip4, Zip5, Zip6, Zip7, Zip8};
 use crate::node::{Node, Sink, SinkNode, Source, SourceNode, Stage, StageNode, roles};
 use crate::outlet::Outlet;
-use crate::run::{Builder, FanIn, NodeOptions};
+use crate::run::Builder;
+use crate::spec::{FanIn, NodeOptions};
 use crate::wire::{EdgeReceiver, EdgeSender, edge};
 
 /// The items one node sends are the items the next one takes.

@@ -33,7 +33,7 @@ use crate::ledger::Ledger;
 use crate::lineage::Lineage;
 use crate::node::{BoxError, Source, Stage};
 use crate::outlet::Outlet;
-use crate::report::Failure;
+use crate::error::Failure;
 use crate::source::{Output, SendsWhileWaiting, Stopped};
 use crate::stats::{BatchCounts, LONG_POLL, LatencySampler, NodeStats};
 use crate::wire::{Batch, Closed};

@@ -7,7 +7,8 @@
 
 use std::fmt::Write;
 
-use crate::run::{FanIn, Role};
+use crate::report::RunReport;
+use crate::spec::{FanIn, Role};
 
 #[cfg(feature = "html")]
 pub(crate) mod svg;
@@ -128,4 +129,77 @@ impl Drawing<'_> {
         out.push_str("}\n");
         out
     }
+}
+
+impl RunReport {
+    /// The run's graph as a Mermaid flowchart: counts on every node, the bottleneck
+    /// highlighted.
+    pub fn mermaid(&self) -> String {
+        self.drawing().mermaid()
+    }
+
+    /// The run's graph in Graphviz DOT, annotated like [`mermaid`](Self::mermaid).
+    pub fn dot(&self) -> String {
+        self.drawing().dot()
+    }
+
+    pub(crate) fn drawing<'a>(&'a self) -> Drawing<'a> {
+        let bottleneck = self.verdict().map(|v| v.bottleneck);
+        let nodes = self
+            .nodes
+            .iter()
+            .map(|n| {
+                let mut details = Vec::new();
+                match n.role {
+                    Role::Source => details.push(format!("{} out", n.emitted)),
+                    Role::Stage => details.push(format!("{} in, {} out", n.received, n.emitted)),
+                    Role::Sink => details.push(format!("{} in", n.received)),
+                }
+                let lost = [
+                    (n.filtered, "filtered"),
+                    (n.absorbed, "absorbed"),
+                    (n.failed, "failed"),
+                    (n.dropped_partial_tuples, "partial"),
+                ];
+                let lost: Vec<String> = lost
+                    .iter()
+                    .filter(|(c, _)| *c > 0)
+                    .map(|(c, what)| format!("{c} {what}"))
+                    .collect();
+                if !lost.is_empty() {
+                    details.push(lost.join(", "));
+                }
+                if n.workers > 1 {
+                    details.push(format!("{} workers", n.workers));
+                }
+                let highlighted = bottleneck.as_deref() == Some(n.name.as_str());
+                if highlighted {
+                    details.push(format!(
+                        "bottleneck, busy {:.0}%",
+                        n.utilisation(self.elapsed) * 100.0
+                    ));
+                }
+                Drawn {
+                    name: n.name.clone(),
+                    role: n.role,
+                    fan_in: n.fan_in,
+                    details,
+                    highlighted,
+                    utilisation: Some(n.utilisation(self.elapsed)),
+                }
+            })
+            .collect();
+        let borrowed = |edges: &'a [(String, String)]| {
+            edges
+                .iter()
+                .map(|(a, b)| (a.as_str(), b.as_str()))
+                .collect()
+        };
+        Drawing {
+            nodes,
+            edges: borrowed(&self.edges),
+            dead_letter_edges: borrowed(&self.dead_letter_edges),
+        }
+    }
+
 }

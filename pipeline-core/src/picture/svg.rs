@@ -14,7 +14,7 @@ use layout::std_shapes::shapes::{Arrow, Element, LineEndKind, ShapeKind};
 use layout::topo::layout::VisualGraph;
 
 use super::Drawing;
-use crate::run::Role;
+use crate::spec::Role;
 
 const FONT_SIZE: usize = 14;
 

@@ -14,7 +14,7 @@ use super::{core, epoch, jetstream as stored};
 use crate::control::Control;
 use crate::fuse;
 use crate::ledger::Ledger;
-use crate::report::Failure;
+use crate::error::Failure;
 use crate::run::{Bridge, Finisher};
 use crate::stats::RemoteEdgeStats;
 use crate::wire::{EdgeSender, edge};
