@@ -55,4 +55,4 @@ pub use report::{Accounting, NodeReport, RemoteEdgeReport, RunError, RunReport};
 pub use run::{Pipeline, Progress, RunHandle};
 pub use spec::{FanIn, NodeOptions, Role};
 pub use sink::Collected;
-pub use source::{Output, Stopped};
+pub use node::output::{Output, Stopped};

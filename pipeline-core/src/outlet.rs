@@ -8,9 +8,7 @@ use std::time::{Duration, Instant};
 
 use std::sync::Arc;
 
-use crate::fuse::chain::{self, Hint, Kernel};
-use crate::fuse::fork::ForkHint;
-use crate::fuse::{self, Adopted, Handed, OfferSlot};
+use crate::wire::handoff::{self, Adopted, Handed, Kernel, OfferSlot};
 use crate::ledger::Ledger;
 use crate::lineage::Lineage;
 use crate::wire::{Batch, Closed, EdgeSender, MAX_BATCH, Probe};
@@ -101,19 +99,10 @@ impl<T: Send + 'static> Outlet<T> {
         }
     }
 
-    /// Gives the outlet a kernel for the chain `H` after it, if `H` names one it can run.
-    pub fn with_chain<H: Hint>(mut self) -> Self {
-        self.kernel = chain::kernel::<T, H>();
-        self
-    }
-
-    /// Gives the outlet a kernel for the fork `F` after it, if `F` names one it can run.
-    pub fn with_fork<F: ForkHint>(mut self) -> Self
-    where
-        T: Clone,
-    {
-        self.kernel = F::kernel::<T>().map(|kernel| kernel.0);
-        self
+    /// Gives the outlet a shortcut through the nodes after it (see `fuse`), if `pipeline!`
+    /// named nodes it can run.
+    pub(crate) fn set_kernel(&mut self, kernel: Option<Box<dyn Kernel<T>>>) {
+        self.kernel = kernel;
     }
 
     /// The node this outlet runs inline, if it feeds exactly one edge and runs its node.
@@ -144,7 +133,7 @@ impl<T: Send + 'static> Outlet<T> {
             let Fusion::Offered(slot) = fusion else {
                 continue;
             };
-            let offer = fuse::take_offer(slot);
+            let offer = handoff::take_offer(slot);
             *fusion = Fusion::Channel;
             let Some(Ok(next)) = (match offer {
                 Some(offer) => Some(offer.await),

@@ -16,7 +16,7 @@ use crate::exec::{
     ErrorPolicy, NodeCtx, NodeTask, SharedOffer, panic_message, place, run_fusable_sink,
     run_fusable_stage, run_sink, run_source, run_stage,
 };
-use crate::fuse::Offer;
+use crate::wire::handoff::Offer;
 use crate::inlet::Inlet;
 use crate::node::{Sink, SinkNode, Source, SourceNode, Stage, StageNode};
 use crate::outlet::Outlet;

@@ -6,6 +6,7 @@
 //! that run every other node. The channels are executor-agnostic, so the same loop serves both.
 
 pub(crate) mod in_place;
+pub(crate) mod lend;
 pub mod policy;
 mod sink;
 pub mod workers;
@@ -27,14 +28,15 @@ use futures::FutureExt;
 use crate::context::Context;
 use crate::control::Control;
 use crate::error::{NodeError, NotStarted, Panicked as PanicError, TimedOut};
-use crate::fuse::{Fused, Lendable, Offer, Resumed};
+use crate::wire::handoff::Offer;
+use lend::{Fused, Lendable, Resumed};
 use crate::inlet::{self, Inlet};
 use crate::ledger::Ledger;
 use crate::lineage::Lineage;
 use crate::node::{BoxError, Source, Stage};
 use crate::outlet::Outlet;
 use crate::error::Failure;
-use crate::source::{Output, SendsWhileWaiting, Stopped};
+use crate::node::output::{Output, SendsWhileWaiting, Stopped};
 use crate::stats::{BatchCounts, LONG_POLL, LatencySampler, NodeStats};
 use crate::wire::{Batch, Closed};
 use in_place::{InPlace, same_layout};
@@ -253,7 +255,7 @@ pub(crate) fn panic_message(payload: Box<dyn Any + Send>) -> String {
 }
 
 pub(crate) async fn run_source<S: Source>(source: S, outlet: Outlet<S::Out>, ctx: NodeCtx) {
-    let (output, side) = Output::new(outlet, ctx.clone());
+    let (output, side) = Output::new(outlet, ctx.control.clone(), ctx.stats.clone());
     let produce = SendsWhileWaiting::new(
         AssertUnwindSafe(source.run(output)).catch_unwind(),
         side.state.clone(),

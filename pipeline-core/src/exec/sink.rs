@@ -8,7 +8,7 @@ use std::time::Instant;
 use futures::FutureExt;
 
 use super::{NodeCtx, SharedOffer, lend, only_ends, place, record_dropped, started, where_it_runs};
-use crate::fuse::SinkResumed;
+use crate::exec::lend::SinkResumed;
 use crate::inlet::{self, Inlet};
 use crate::lineage::Lineage;
 use crate::node::Sink;

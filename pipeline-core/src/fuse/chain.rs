@@ -25,8 +25,10 @@ use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 
 use crate::exec::in_place::{Consumed, InPlace, consume_in_order, same_layout};
-use crate::fuse::{Fused, Lendable, Resumed, SinkResumed, Taken};
+use crate::exec::lend::{Fused, Lendable, Resumed, SinkResumed};
+use crate::wire::handoff::{Kernel, Taken, Targets};
 use crate::lineage::Lineage;
+use crate::outlet::Outlet;
 use crate::node::{BoxError, Sink, Stage};
 use crate::stats::CpuCharge;
 use crate::wire::Closed;
@@ -428,24 +430,6 @@ pub struct Part {
     pub passed: Option<u64>,
 }
 
-/// The nodes an outlet runs inline, one per edge, as a kernel finds its stages in them.
-pub(crate) type Targets<'a> = Vec<&'a mut (dyn Any + Send + 'static)>;
-
-/// An outlet's shortcut through the nodes after it: a chain (here) or a fork
-/// ([`super::fork`]).
-pub(crate) trait Kernel<T>: Send {
-    /// Maps `items` through the nodes `targets` run inline and sends the outputs on, if
-    /// they are ready: `None` (and `items` untouched) if not. Items a panic left unmapped
-    /// stay in `items` for the usual path. The pass returns when the outputs were sent.
-    fn run<'a>(
-        &'a mut self,
-        targets: Targets<'a>,
-        items: &'a mut Items<T>,
-        watermark: u64,
-        now: Instant,
-    ) -> Option<Taken<'a, Instant>>;
-}
-
 /// A kernel, as a public trait's method hands it out.
 #[doc(hidden)]
 pub struct BoxedKernel<T>(pub(crate) Box<dyn Kernel<T>>);
@@ -495,6 +479,14 @@ impl Passes {
 struct ChainKernel<T, H> {
     passes: Passes,
     _types: PhantomData<fn(T) -> H>,
+}
+
+impl<T: Send + 'static> Outlet<T> {
+    /// Gives the outlet a kernel for the chain `H` after it, if `H` names one it can run.
+    pub fn with_chain<H: Hint>(mut self) -> Self {
+        self.set_kernel(kernel::<T, H>());
+        self
+    }
 }
 
 /// The kernel for an outlet of `T`s, if `H` names a chain it can run: at least two maps

@@ -28,12 +28,13 @@ use std::marker::PhantomData;
 use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 
-use super::Taken;
-use super::chain::{BoxedKernel, CHAIN_MAX, Hint, Kernel, Lost, Pass, Passes, Targets};
+use crate::wire::handoff::{Kernel, Taken, Targets};
+use super::chain::{BoxedKernel, CHAIN_MAX, Hint, Lost, Pass, Passes};
 use crate::exec::in_place::{Consumed, consume_in_order};
 use crate::inlet::{AcceptInput, Dropped, Lent, Pairing, ZipFeed};
 use crate::inlet::{ZipCore2, ZipCore3, ZipCore4};
 use crate::lineage::Lineage;
+use crate::outlet::Outlet;
 use crate::wire::Closed;
 
 type Items<T> = Vec<(Lineage, T)>;
@@ -69,6 +70,14 @@ pub trait ForkHint: Send + 'static {
     /// types line up.
     #[doc(hidden)]
     fn kernel<T: Clone + Send + 'static>() -> Option<BoxedKernel<T>>;
+}
+
+impl<T: Clone + Send + 'static> Outlet<T> {
+    /// Gives the outlet a kernel for the fork `F` after it, if `F` names one it can run.
+    pub fn with_fork<F: ForkHint>(mut self) -> Self {
+        self.set_kernel(F::kernel::<T>().map(|kernel| kernel.0));
+        self
+    }
 }
 
 /// The kernel of an outlet of `T`s feeding the fork `F`, whose zip pairs in a `C`.

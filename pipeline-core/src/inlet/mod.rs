@@ -7,19 +7,13 @@ use std::task::{Context, Poll, Waker};
 
 use std::sync::Arc;
 
-use crate::fuse::InlineOffer;
+pub use crate::wire::handoff::Dropped;
+use crate::wire::handoff::InlineOffer;
 use crate::ledger::Ledger;
 use crate::lineage::Lineage;
 use crate::wire::{Batch, EdgeReceiver};
 
 pub use zip::*;
-
-/// Incomplete tuples a zip gave up on, reported by the inlet to its node.
-#[derive(Default, Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Dropped {
-    pub tuples: u64,
-    pub items: u64,
-}
 
 /// Where a node's input batches come from.
 pub trait Inlet<T>: Send + 'static {

@@ -12,7 +12,7 @@ use super::link::Link;
 use super::plan::{Delivery, Plan};
 use super::{core, epoch, jetstream as stored};
 use crate::control::Control;
-use crate::fuse;
+use crate::wire::handoff;
 use crate::ledger::Ledger;
 use crate::error::Failure;
 use crate::run::{Bridge, Finisher};
@@ -208,7 +208,7 @@ impl Split {
             (false, true) => {
                 // The node behind this edge cannot run inside a bridge: decline its offer.
                 if let Some(slot) = tx.offer_slot() {
-                    drop(fuse::take_offer(slot));
+                    drop(handoff::take_offer(slot));
                 }
                 self.inbound = true;
                 let producers = self.plan.replicas_of(from);

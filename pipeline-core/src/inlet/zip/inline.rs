@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::{AcceptInput, Pairing, lock};
-use crate::fuse::{Adoptable, Adopted, Handed, Taken};
+use crate::wire::handoff::{Adoptable, Adopted, Handed, Taken};
 use crate::inlet::Dropped;
 use crate::lineage::Lineage;
 use crate::wire::{Closed, Probe};

@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
 use super::{Dropped, Inlet};
-use crate::fuse::{Adopted, InlineOffer};
+use crate::wire::handoff::{Adopted, InlineOffer};
 use crate::ledger::Ledger;
 use crate::lineage::Lineage;
 use crate::wire::{Batch, EdgeReceiver, MAX_BATCH};

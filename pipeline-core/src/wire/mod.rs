@@ -8,12 +8,14 @@
 //! End of stream is the poison pill: when every sender of an edge is dropped, the receiver
 //! gets `None` after the last batch. No item sent before that is lost.
 
+pub(crate) mod handoff;
+
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tokio::sync::{Semaphore, mpsc};
 
-use crate::fuse::{Offer, OfferSlot, hand_off};
+use handoff::{Offer, OfferSlot, hand_off};
 use crate::lineage::Lineage;
 
 /// Items in flight on one edge when the DSL does not say otherwise.

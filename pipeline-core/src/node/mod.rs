@@ -7,11 +7,13 @@
 //! To write a node by hand, implement [`Source`], [`Stage`] or [`Sink`] and wrap it with
 //! `SourceNode::new`, `StageNode::new` or `SinkNode::new`.
 
+pub(crate) mod output;
+
 use std::future::Future;
 
 use crate::context::Context;
 use crate::fuse::chain::{Broken, Hint, Link, SinkLink};
-use crate::source::Output;
+use output::Output;
 
 pub use crate::error::BoxError;
 
