@@ -13,8 +13,8 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::report::{NodeReport, RunReport};
-use crate::stats::LONG_POLL;
 use crate::spec::Role;
+use crate::stats::LONG_POLL;
 
 /// Below this, a run is too short for its timings to mean much.
 const SHORTEST_RUN: Duration = Duration::from_millis(5);
@@ -137,10 +137,8 @@ impl NodeReport {
             return false;
         };
         let threads = self.workers.min(cores).max(1) as f64;
-        !wall.is_zero()
-            && cpu.as_secs_f64() >= COMPUTES * threads * wall.as_secs_f64()
+        !wall.is_zero() && cpu.as_secs_f64() >= COMPUTES * threads * wall.as_secs_f64()
     }
-
 }
 
 impl RunReport {
@@ -171,5 +169,4 @@ impl RunReport {
             })
             .collect()
     }
-
 }

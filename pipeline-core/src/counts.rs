@@ -44,4 +44,3 @@ impl BatchCounts {
         self.longest_poll = self.longest_poll.max(other.longest_poll);
     }
 }
-

@@ -44,15 +44,15 @@ pub use fuse::chain::passes_run as kernel_passes;
 
 pub use analysis::Verdict;
 pub use context::Context;
+pub use error::Failure;
 pub use error::NodeError;
 pub use exec::workers::Workers;
 pub use exec::{ErrorPolicy, Failed};
+pub use node::output::{Output, Stopped};
 pub use node::{
     BoxError, NoInput, NoOutput, Node, Sink, SinkNode, Source, SourceNode, Stage, StageNode,
 };
-pub use error::Failure;
 pub use report::{Accounting, NodeReport, RemoteEdgeReport, RunError, RunReport};
 pub use run::{Pipeline, Progress, RunHandle};
-pub use spec::{FanIn, NodeOptions, Role};
 pub use sink::Collected;
-pub use node::output::{Output, Stopped};
+pub use spec::{FanIn, NodeOptions, Role};

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use std::sync::Arc;
 
-use crate::wire::handoff::{self, Adopted, Handed, Kernel, OfferSlot};
 use crate::ledger::Ledger;
 use crate::lineage::Lineage;
+use crate::wire::handoff::{self, Adopted, Handed, Kernel, OfferSlot};
 use crate::wire::{Batch, Closed, EdgeSender, MAX_BATCH, Probe};
 
 type Items<T> = Vec<(Lineage, T)>;

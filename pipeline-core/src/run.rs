@@ -11,20 +11,20 @@ use tokio::task::JoinSet;
 
 use crate::context::Context;
 use crate::control::Control;
+use crate::error::Failure;
 use crate::exec::workers::run_with_workers;
 use crate::exec::{
     ErrorPolicy, NodeCtx, NodeTask, SharedOffer, panic_message, place, run_fusable_sink,
     run_fusable_stage, run_sink, run_source, run_stage,
 };
-use crate::wire::handoff::Offer;
 use crate::inlet::Inlet;
 use crate::node::{Sink, SinkNode, Source, SourceNode, Stage, StageNode};
 use crate::outlet::Outlet;
 use crate::picture::{Drawing, Drawn};
-use crate::error::Failure;
 use crate::report::{RemoteEdgeReport, RunError, RunReport};
 use crate::spec::{DEFAULT_RESTARTS, FanIn, NodeOptions, NodeSpec, Role};
 use crate::stats::{NodeStats, RemoteEdgeStats};
+use crate::wire::handoff::Offer;
 
 /// What a node's task needs besides its node, inlet and outlet.
 type Launch = Box<dyn FnOnce(NodeCtx) -> NodeTask + Send>;
@@ -578,9 +578,7 @@ impl Snapshot {
         let nodes = self
             .nodes
             .iter()
-            .map(|(spec, stats)| {
-                stats.report(spec, inputs(spec.name), outputs(spec.name))
-            })
+            .map(|(spec, stats)| stats.report(spec, inputs(spec.name), outputs(spec.name)))
             .collect();
         let remote = self
             .remote

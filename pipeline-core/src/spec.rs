@@ -61,4 +61,3 @@ pub(crate) struct NodeSpec {
     #[cfg_attr(not(feature = "nats"), allow(dead_code))]
     pub stateless: bool,
 }
-

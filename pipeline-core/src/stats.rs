@@ -736,7 +736,6 @@ impl NodeStats {
             error_kinds: stats.error_kinds(),
         }
     }
-
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use crate::lineage::Lineage;
 use crate::node::{Sink, Stage};
 use crate::outlet::Outlet;
 use crate::stats::{CpuCharge, LatencySampler, thread_cpu_time};
-use crate::wire::handoff::{Adoptable, Dropped, Taken, Handed};
+use crate::wire::handoff::{Adoptable, Dropped, Handed, Taken};
 use crate::wire::{Batch, Closed, Probe};
 
 type Items<T> = Vec<(Lineage, T)>;

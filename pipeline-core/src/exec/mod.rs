@@ -27,19 +27,19 @@ use futures::FutureExt;
 
 use crate::context::Context;
 use crate::control::Control;
+use crate::error::Failure;
 use crate::error::{NodeError, NotStarted, Panicked as PanicError, TimedOut};
-use crate::wire::handoff::Offer;
-use lend::{Fused, Lendable, Resumed};
 use crate::inlet::{self, Inlet};
 use crate::ledger::Ledger;
 use crate::lineage::Lineage;
+use crate::node::output::{Output, SendsWhileWaiting, Stopped};
 use crate::node::{BoxError, Source, Stage};
 use crate::outlet::Outlet;
-use crate::error::Failure;
-use crate::node::output::{Output, SendsWhileWaiting, Stopped};
 use crate::stats::{BatchCounts, LONG_POLL, LatencySampler, NodeStats};
+use crate::wire::handoff::Offer;
 use crate::wire::{Batch, Closed};
 use in_place::{InPlace, same_layout};
+use lend::{Fused, Lendable, Resumed};
 
 pub(crate) type NodeTask = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// A node's offer to run inline, which the builder may withdraw before the run starts.

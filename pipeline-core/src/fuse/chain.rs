@@ -26,12 +26,13 @@ use std::time::{Duration, Instant};
 
 use crate::exec::in_place::{Consumed, InPlace, consume_in_order, same_layout};
 use crate::exec::lend::{Fused, Lendable, Resumed, SinkResumed};
-use crate::wire::handoff::{Kernel, Taken, Targets};
 use crate::lineage::Lineage;
-use crate::outlet::Outlet;
+use crate::node::shape::{Broken, End, Hint, Link, Member, Part, SinkLink};
 use crate::node::{BoxError, Sink, Stage};
+use crate::outlet::Outlet;
 use crate::stats::CpuCharge;
 use crate::wire::Closed;
+use crate::wire::handoff::{Kernel, Taken, Targets};
 
 type Items<T> = Vec<(Lineage, T)>;
 
@@ -49,75 +50,6 @@ const RECALIBRATE_EVERY: u32 = 32;
 /// over it per node; for stages as cheap as `x + 1` one in 32 such batches was a tenth of
 /// the run, one per 10 ms is nothing, and node costs do not change faster than that.
 const RECALIBRATE_AFTER: Duration = Duration::from_millis(10);
-
-/// A stage, then the rest of a chain.
-pub struct Link<S, R>(PhantomData<fn() -> (S, R)>);
-/// The end of a chain.
-pub struct End;
-/// A sink, which ends a chain.
-pub struct SinkLink<S>(PhantomData<fn() -> S>);
-/// A source: no chain runs through it.
-pub struct Broken;
-
-/// The stages that follow a node, in order, as `pipeline!` names them. Implemented for
-/// every shape, so that a chain whose types do not line up (the user's edge is wrong, and
-/// the compiler says so there) still compiles here: it just gets no kernel.
-pub trait Hint: Send + 'static {
-    /// How many stages the chain names.
-    #[doc(hidden)]
-    const LEN: usize;
-    /// Whether every one of them maps one to one (a sink at the end: consumes each item).
-    #[doc(hidden)]
-    const MAPS: bool;
-    /// Whether the chain ends in a sink.
-    #[doc(hidden)]
-    const SINKS: bool;
-    /// The type items have after the chain's stages, when they come in as `A`.
-    #[doc(hidden)]
-    type OutAfter<A: Send + 'static>: Send + 'static;
-    /// The chain's stages, borrowed from the nodes running them.
-    #[doc(hidden)]
-    type Stages<'a>;
-
-    /// The type items have after the chain, if its stages' types line up from `input`.
-    #[doc(hidden)]
-    fn lines_up(input: TypeId) -> Option<TypeId>;
-
-    /// Calls `visit` on each node of the chain, starting from `next` (the first one, as
-    /// adopted by the node before it), while it returns true and the nodes run inline.
-    /// Returns whether it got to the end.
-    #[doc(hidden)]
-    fn visit(
-        next: Option<&mut (dyn Any + 'static)>,
-        visit: &mut dyn FnMut(&mut dyn Member) -> bool,
-    ) -> bool;
-
-    /// The node the chain's last stage runs inline (`next` itself if the chain names no
-    /// stage): where a fork's branch meets its zip (see [`super::fork`]).
-    #[doc(hidden)]
-    fn tail<'a>(next: Option<&'a mut (dyn Any + 'static)>) -> Option<&'a mut (dyn Any + 'static)>;
-
-    /// The stages, if every node of the chain runs inline.
-    #[doc(hidden)]
-    fn stages<'a>(next: Option<&'a mut (dyn Any + 'static)>) -> Option<Self::Stages<'a>>;
-
-    /// Maps one item through every stage. `failed_at` learns the stage's place in the
-    /// chain (from `depth`) if one panics.
-    #[doc(hidden)]
-    fn map_item<A: Send + 'static>(
-        stages: &mut Self::Stages<'_>,
-        item: A,
-        failed_at: &Cell<usize>,
-        depth: usize,
-    ) -> Self::OutAfter<A>;
-
-    /// Gives the last node the chain's outputs, and returns it to send them.
-    #[doc(hidden)]
-    fn last<'a, A: Send + 'static>(
-        next: Option<&'a mut (dyn Any + 'static)>,
-        outputs: Items<Self::OutAfter<A>>,
-    ) -> Option<&'a mut dyn Member>;
-}
 
 impl Hint for End {
     const LEN: usize = 0;
@@ -395,39 +327,6 @@ fn same<A: 'static, B: 'static>(value: A) -> B {
         .downcast_mut::<Option<B>>()
         .and_then(Option::take)
         .expect("a chain's item types line up")
-}
-
-/// A node of a chain, whatever its stage's type, as the kernel keeps its books.
-#[doc(hidden)]
-pub trait Member: Send {
-    /// Whether the node can take its part of a pass: it runs inline, is cheap, has a cost
-    /// measured, and is not about to leave.
-    fn ready(&self) -> bool;
-    /// What an item cost it on the last batch it was timed on, in nanoseconds.
-    fn item_cost(&self) -> f64;
-    /// Books its part of a pass.
-    fn account(&mut self, part: Part);
-    /// It panicked on the item of `lineage` during a pass: it leaves on its next batch.
-    fn panicked(&mut self, panic: Box<dyn Any + Send>, lineage: Lineage);
-    /// Sends on the outputs the pass left with it (the last node of the chain). Returns
-    /// when the nodes after it were done.
-    fn send_outputs(&mut self, reached: Option<u64>, done: Instant) -> Taken<'_, Instant>;
-}
-
-/// One node's part of a pass.
-#[doc(hidden)]
-pub struct Part {
-    pub started: Instant,
-    pub busy: Duration,
-    pub received: u64,
-    pub emitted: u64,
-    /// Waiting on the nodes after it in the pass, and on what they sent on (the last node
-    /// counts its own wait as it sends).
-    pub blocked: Duration,
-    /// When the pass's outputs had been sent on: the node is idle from then on.
-    pub end: Instant,
-    /// The watermark the node passed on, unless it is the last (which sent its own).
-    pub passed: Option<u64>,
 }
 
 /// A kernel, as a public trait's method hands it out.

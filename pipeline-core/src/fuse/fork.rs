@@ -28,14 +28,15 @@ use std::marker::PhantomData;
 use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 
-use crate::wire::handoff::{Kernel, Taken, Targets};
-use super::chain::{BoxedKernel, CHAIN_MAX, Hint, Lost, Pass, Passes};
+use super::chain::{BoxedKernel, CHAIN_MAX, Lost, Pass, Passes};
 use crate::exec::in_place::{Consumed, consume_in_order};
 use crate::inlet::{AcceptInput, Dropped, Lent, Pairing, ZipFeed};
 use crate::inlet::{ZipCore2, ZipCore3, ZipCore4};
 use crate::lineage::Lineage;
+use crate::node::shape::{Hint, Member};
 use crate::outlet::Outlet;
 use crate::wire::Closed;
+use crate::wire::handoff::{Kernel, Taken, Targets};
 
 type Items<T> = Vec<(Lineage, T)>;
 
@@ -193,7 +194,7 @@ macro_rules! fork {
                 let mut lent = lent?;
                 let mut costs = [0.0f64; MEMBERS_MAX];
                 let mut seen = 0;
-                let mut note = |member: &mut dyn super::chain::Member| {
+                let mut note = |member: &mut dyn Member| {
                     let ready = member.ready();
                     costs[seen] = member.item_cost();
                     seen += 1;

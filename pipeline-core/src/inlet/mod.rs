@@ -7,10 +7,10 @@ use std::task::{Context, Poll, Waker};
 
 use std::sync::Arc;
 
-pub use crate::wire::handoff::Dropped;
-use crate::wire::handoff::InlineOffer;
 use crate::ledger::Ledger;
 use crate::lineage::Lineage;
+pub use crate::wire::handoff::Dropped;
+use crate::wire::handoff::InlineOffer;
 use crate::wire::{Batch, EdgeReceiver};
 
 pub use zip::*;

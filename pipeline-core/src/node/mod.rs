@@ -8,12 +8,13 @@
 //! `SourceNode::new`, `StageNode::new` or `SinkNode::new`.
 
 pub(crate) mod output;
+pub mod shape;
 
 use std::future::Future;
 
 use crate::context::Context;
-use crate::fuse::chain::{Broken, Hint, Link, SinkLink};
 use output::Output;
+use shape::{Broken, Hint, Link, SinkLink};
 
 pub use crate::error::BoxError;
 

@@ -201,5 +201,4 @@ impl RunReport {
             dead_letter_edges: borrowed(&self.dead_letter_edges),
         }
     }
-
 }

@@ -12,11 +12,11 @@ use super::link::Link;
 use super::plan::{Delivery, Plan};
 use super::{core, epoch, jetstream as stored};
 use crate::control::Control;
-use crate::wire::handoff;
-use crate::ledger::Ledger;
 use crate::error::Failure;
+use crate::ledger::Ledger;
 use crate::run::{Bridge, Finisher};
 use crate::stats::RemoteEdgeStats;
+use crate::wire::handoff;
 use crate::wire::{EdgeSender, edge};
 
 /// The distributed part of a pipeline's builder: which nodes run here, and a bridge for

@@ -97,7 +97,6 @@ pub struct Dropped {
     pub items: u64,
 }
 
-
 /// The nodes an outlet runs inline, one per edge, as a kernel finds its stages in them.
 pub(crate) type Targets<'a> = Vec<&'a mut (dyn Any + Send + 'static)>;
 
@@ -115,4 +114,3 @@ pub(crate) trait Kernel<T>: Send {
         now: Instant,
     ) -> Option<Taken<'a, Instant>>;
 }
-

@@ -15,8 +15,8 @@ use std::task::{Context, Poll};
 
 use tokio::sync::{Semaphore, mpsc};
 
-use handoff::{Offer, OfferSlot, hand_off};
 use crate::lineage::Lineage;
+use handoff::{Offer, OfferSlot, hand_off};
 
 /// Items in flight on one edge when the DSL does not say otherwise.
 pub const DEFAULT_CAPACITY: usize = 1024;

@@ -4,9 +4,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::{AcceptInput, Pairing, lock};
-use crate::wire::handoff::{Adoptable, Adopted, Handed, Taken};
 use crate::inlet::Dropped;
 use crate::lineage::Lineage;
+use crate::wire::handoff::{Adoptable, Adopted, Handed, Taken};
 use crate::wire::{Closed, Probe};
 
 /// The zip node while it runs inline, shared by the feeds of its inputs.

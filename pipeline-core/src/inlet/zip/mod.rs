@@ -28,9 +28,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
 use super::{Dropped, Inlet};
-use crate::wire::handoff::{Adopted, InlineOffer};
 use crate::ledger::Ledger;
 use crate::lineage::Lineage;
+use crate::wire::handoff::{Adopted, InlineOffer};
 use crate::wire::{Batch, EdgeReceiver, MAX_BATCH};
 use inline::Shared;
 pub(crate) use inline::{Lent, ZipFeed};
