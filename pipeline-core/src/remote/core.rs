@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 
 use super::envelope::{self, INSTANCE_HEADER, SCHEMA_HEADER};
 use super::link::Link;
-use super::split::{fail_on_error, rejection};
+use super::mishaps::{fail_on_error, rejection};
 use crate::control::Control;
 use crate::stats::RemoteEdgeStats;
 use crate::wire::{Batch, EdgeReceiver, EdgeSender};

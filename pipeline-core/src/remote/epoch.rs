@@ -16,15 +16,60 @@ use std::collections::HashMap;
 
 use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::message::PublishMessage;
-use async_nats::jetstream::stream::Stream;
+use async_nats::jetstream::{self, stream, stream::Stream};
 
-use super::link::{Link, Stored};
+use super::link::{KEEP, Link, Stored};
 use crate::control::Control;
 
 #[derive(Debug, PartialEq, Eq)]
 enum Record {
     Open(u64),
     Closed(u64),
+}
+
+impl Link {
+    /// The stream (created if it was not there yet) and this run's epoch (see `epoch`).
+    pub(crate) async fn stored(&self, control: &Control) -> Result<&Stored, String> {
+        let client = self.client().await?;
+        self.stored
+            .get_or_try_init(|| async {
+                let context = jetstream::new(client.clone());
+                let config = stream::Config {
+                    name: self.stream.clone(),
+                    subjects: vec![self.subjects.clone()],
+                    // Runs leave their items behind for a day, to look into.
+                    max_age: KEEP,
+                    duplicate_window: self.duplicate_window,
+                    // Last messages by subject (epoch, markers, done records) are read with
+                    // direct gets: nats-server 2.9's message-get request can crash it.
+                    allow_direct: true,
+                    ..Default::default()
+                };
+                // Processes starting together race to create the stream: one creates it,
+                // the others find it on a second try.
+                let stream = self
+                    .ride_through(control, "creating or opening the JetStream stream", || {
+                        context.get_or_create_stream(config.clone())
+                    })
+                    .await
+                    .map_err(|e| {
+                        format!(
+                            "{e}; stream `{}` at {} (is the server started with `-js`?)",
+                            self.stream,
+                            self.shown_url()
+                        )
+                    })?;
+                let epoch = join(self, &context, &stream, control).await?;
+                Ok(Stored {
+                    context,
+                    stream,
+                    epoch,
+                    prefix: format!("{}.e{epoch}", self.run_prefix),
+                    tag: format!("{}.e{epoch}", self.run),
+                })
+            })
+            .await
+    }
 }
 
 fn parse(payload: &[u8]) -> Option<Record> {

@@ -19,8 +19,8 @@ use tokio::sync::mpsc;
 
 use super::envelope::{self, NOTE_HEADER, SCHEMA_HEADER};
 use super::link::{Link, Stored};
+use super::mishaps::{fail_on_error, rejection, retry_startup};
 use super::notes::{Done, Sent, Watermark};
-use super::split::{fail_on_error, rejection, retry_startup};
 use crate::control::Control;
 use crate::lineage::Lineage;
 use crate::stats::RemoteEdgeStats;

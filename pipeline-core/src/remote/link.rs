@@ -12,14 +12,13 @@ use async_nats::jetstream::{self, Context, stream};
 use futures::{StreamExt, TryStreamExt};
 use tokio::sync::OnceCell;
 
-use super::epoch;
 use super::plan::{Plan, Security};
 use crate::control::Control;
 use crate::ledger::Ledger;
 use crate::lineage::Lineage;
 
 /// How long a run's items, markers and records stay in the stream.
-const KEEP: Duration = Duration::from_secs(24 * 3600);
+pub(super) const KEEP: Duration = Duration::from_secs(24 * 3600);
 /// How long one try of an operation on the server may take.
 const ATTEMPT_AT_MOST: Duration = Duration::from_secs(10);
 
@@ -27,9 +26,9 @@ pub(crate) struct Link {
     url: String,
     security: Security,
     pub stream: String,
-    subjects: String,
+    pub(super) subjects: String,
     /// `pipeline.<name>.<run>`: every stored subject of this run starts with it.
-    run_prefix: String,
+    pub(super) run_prefix: String,
     /// The same for at-most-once edges, outside the stream's subjects so nothing stores them.
     live_prefix: String,
     pub pipeline: &'static str,
@@ -38,9 +37,9 @@ pub(crate) struct Link {
     pub ack_wait: Duration,
     pub retry_for: Duration,
     /// Set on the stream when this process creates it.
-    duplicate_window: Duration,
+    pub(super) duplicate_window: Duration,
     client: OnceCell<async_nats::Client>,
-    stored: OnceCell<Stored>,
+    pub(super) stored: OnceCell<Stored>,
     pub ledger: Arc<Ledger>,
     /// Stateless stages hosted here fed only from other processes, with their inputs.
     replaceable: std::sync::OnceLock<Vec<(String, usize)>>,
@@ -60,9 +59,9 @@ pub(crate) struct Stored {
     pub stream: stream::Stream,
     pub epoch: u64,
     /// `pipeline.<name>.<run>.e<epoch>`.
-    prefix: String,
+    pub(super) prefix: String,
     /// `<run>.e<epoch>`: message ids and consumer names start with it.
-    tag: String,
+    pub(super) tag: String,
 }
 
 impl Stored {
@@ -278,49 +277,6 @@ impl Link {
             Some(error) => Err(error.clone()),
             None => Ok(()),
         }
-    }
-
-    /// The stream (created if it was not there yet) and this run's epoch (see `epoch`).
-    pub(crate) async fn stored(&self, control: &Control) -> Result<&Stored, String> {
-        let client = self.client().await?;
-        self.stored
-            .get_or_try_init(|| async {
-                let context = jetstream::new(client.clone());
-                let config = stream::Config {
-                    name: self.stream.clone(),
-                    subjects: vec![self.subjects.clone()],
-                    // Runs leave their items behind for a day, to look into.
-                    max_age: KEEP,
-                    duplicate_window: self.duplicate_window,
-                    // Last messages by subject (epoch, markers, done records) are read with
-                    // direct gets: nats-server 2.9's message-get request can crash it.
-                    allow_direct: true,
-                    ..Default::default()
-                };
-                // Processes starting together race to create the stream: one creates it,
-                // the others find it on a second try.
-                let stream = self
-                    .ride_through(control, "creating or opening the JetStream stream", || {
-                        context.get_or_create_stream(config.clone())
-                    })
-                    .await
-                    .map_err(|e| {
-                        format!(
-                            "{e}; stream `{}` at {} (is the server started with `-js`?)",
-                            self.stream,
-                            self.shown_url()
-                        )
-                    })?;
-                let epoch = epoch::join(self, &context, &stream, control).await?;
-                Ok(Stored {
-                    context,
-                    stream,
-                    epoch,
-                    prefix: format!("{}.e{epoch}", self.run_prefix),
-                    tag: format!("{}.e{epoch}", self.run),
-                })
-            })
-            .await
     }
 
     /// The stateless stages hosted here fed only from other processes, with how many

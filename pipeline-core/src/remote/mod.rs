@@ -24,6 +24,7 @@ mod envelope;
 mod epoch;
 mod jetstream;
 mod link;
+mod mishaps;
 mod notes;
 mod plan;
 mod split;
