@@ -26,7 +26,9 @@ fn child_process() {
         return;
     }
     let words: usize = std::env::var("WORDS").unwrap().parse().unwrap();
-    let work = Duration::from_millis(1);
+    // A `rev` process may be told to take longer per word (see the kill test).
+    let work =
+        Duration::from_millis(std::env::var("REV_WORK_MS").map_or(1, |ms| ms.parse().unwrap()));
     let p = pipeline! {
         #![distributed("seeds")]
         inp = source::iter((0..words).map(|i| format!("word{i}")));
@@ -387,7 +389,14 @@ fn a_rev_process_killed_mid_run_loses_nothing_and_its_replacement_finishes_its_s
     // Unacknowledged items come back after a second instead of half a minute.
     let rev_env = [("PIPELINE_NODES", "rev"), ("PIPELINE_ACK_WAIT_MS", "1000")];
     let rev1 = start(&server, run, "rev-1", &rev_env, words);
-    let mut doomed = start(&server, run, "rev-2", &rev_env, words);
+    // The doomed process takes 20 ms a word: whatever it pulled, it still holds when it is
+    // killed (at 1 ms a word, under load it had sometimes finished all it pulled).
+    let doomed_env = [
+        ("PIPELINE_NODES", "rev"),
+        ("PIPELINE_ACK_WAIT_MS", "1000"),
+        ("REV_WORK_MS", "20"),
+    ];
+    let mut doomed = start(&server, run, "rev-2", &doomed_env, words);
     let out = start(
         &server,
         run,
