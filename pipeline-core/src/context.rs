@@ -15,6 +15,14 @@ pub struct Context {
     type_name: &'static str,
 }
 
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("type", &self.value.as_ref().map(|_| self.type_name))
+            .finish()
+    }
+}
+
 impl Context {
     pub(crate) fn new<C: Send + Sync + 'static>(value: C) -> Self {
         Context {

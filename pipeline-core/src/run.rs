@@ -661,6 +661,18 @@ impl std::future::IntoFuture for Pipeline {
     }
 }
 
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let nodes: Vec<&str> = self.nodes.iter().map(|(spec, _)| spec.name).collect();
+        f.debug_struct("Pipeline")
+            .field("nodes", &nodes)
+            .field("edges", &self.edges)
+            .field("dead_letter_edges", &self.dead_letter_edges)
+            .field("remote_edges", &self.bridges.len())
+            .finish_non_exhaustive()
+    }
+}
+
 /// Reads a running pipeline's counts; see [`RunHandle::progress`].
 #[derive(Clone)]
 pub struct Progress {
@@ -748,6 +760,23 @@ pub struct RunHandle {
     abort_tx: watch::Sender<bool>,
     snapshot: Arc<Snapshot>,
     done: tokio::task::JoinHandle<Result<RunReport, RunError>>,
+}
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Progress")
+            .field("finished", &self.is_finished())
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for RunHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunHandle")
+            .field("stopping", &self.control.is_stopping())
+            .field("finished", &self.done.is_finished())
+            .finish_non_exhaustive()
+    }
 }
 
 impl RunHandle {

@@ -174,6 +174,13 @@ where
 /// ```
 pub struct Collected<T>(Arc<Mutex<Vec<T>>>);
 
+impl<T> std::fmt::Debug for Collected<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let held = self.0.lock().map_or(0, |items| items.len());
+        f.debug_struct("Collected").field("held", &held).finish()
+    }
+}
+
 impl<T> Clone for Collected<T> {
     fn clone(&self) -> Self {
         Collected(self.0.clone())

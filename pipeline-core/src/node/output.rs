@@ -141,6 +141,15 @@ impl<T: Send + 'static> OutputState<T> {
     }
 }
 
+impl<T: Send + 'static> std::fmt::Debug for Output<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Output")
+            .field("item", &std::any::type_name::<T>())
+            .field("stopping", &self.control.is_stopping())
+            .finish_non_exhaustive()
+    }
+}
+
 impl<T: Send + 'static> Output<T> {
     /// Tells the progress line how many items the source will produce.
     pub(crate) fn expect(&self, items: u64) {
