@@ -317,3 +317,26 @@ async fn a_stage_whose_finish_fails_fails_the_run() {
         "{err}"
     );
 }
+
+/// The handles a user holds print something useful with `{:?}`: which nodes and edges a
+/// pipeline has, and whether a run is still going.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handles_print_what_they_hold() {
+    let out = Collected::new();
+    let p = pipeline! {
+        nums = source::iter(0..3u32);
+        keep = out.sink();
+        nums => keep;
+    };
+    let shown = format!("{p:?}");
+    assert!(
+        shown.contains("\"nums\"") && shown.contains("(\"nums\", \"keep\")"),
+        "{shown}"
+    );
+    let handle = p.spawn();
+    let progress = handle.progress();
+    assert!(format!("{handle:?}").starts_with("RunHandle"));
+    handle.wait().await.unwrap();
+    assert!(format!("{progress:?}").contains("finished: true"));
+    assert_eq!(format!("{out:?}"), "Collected { held: 3 }");
+}
