@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use crate::counts::BatchCounts;
-use crate::exec::{NodeCtx, consume_batch, report_dropped, run_batch};
+use crate::exec::{NodeCtx, SharedOffer, consume_batch, report_dropped, run_batch};
 use crate::lineage::Lineage;
 use crate::node::{Sink, Stage};
 use crate::outlet::Outlet;
@@ -445,6 +445,32 @@ impl<L: Lendable> Drop for Fused<L> {
             state.meters().1.time_whole_batches(false);
             // Err: the node's task is gone (the run was aborted); nothing waits for it.
             let _ = back.send(state);
+        }
+    }
+}
+
+/// A node's side of fusion (see [`crate::fuse`]): offer its loop state to the node feeding
+/// it and wait until that gives it back (an item was slow, it panicked, or the input
+/// ended). Not offered (declined at build time, or setup failed): the state stays here and
+/// the feeding node uses the edge. None: the state was lost with an aborted run.
+pub(crate) async fn lend<L: Lendable>(
+    state: L,
+    ready: bool,
+    offer: &SharedOffer<L::In>,
+    ctx: &NodeCtx,
+) -> Option<L> {
+    let offer = offer.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let (true, Some(offer)) = (ready, offer) else {
+        return Some(state);
+    };
+    let (fused, given_back) = Fused::new(state, ctx.clone());
+    // If the feeding node is gone, the offer drops the state, which gives it back at once.
+    offer(Box::new(fused));
+    match given_back.await {
+        Ok(back) => Some(back),
+        Err(_) => {
+            tracing::error!(node = ctx.name, "lost while running inline");
+            None
         }
     }
 }

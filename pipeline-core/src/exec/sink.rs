@@ -7,7 +7,13 @@ use std::time::Instant;
 
 use futures::FutureExt;
 
-use super::{NodeCtx, SharedOffer, lend, only_ends, place, record_dropped, started, where_it_runs};
+use super::SharedOffer;
+use super::ctx::NodeCtx;
+use super::hooks::started;
+use super::lend::lend;
+use super::place::{place, where_it_runs};
+use super::send::record_dropped;
+use super::stage::only_ends;
 use crate::exec::lend::SinkResumed;
 use crate::inlet::{self, Inlet};
 use crate::lineage::Lineage;

@@ -27,10 +27,14 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Mutex, Notify};
 
-use super::{
-    ErrorPolicy, FailedItems, NodeCtx, Outcome, Retry, attempt, collect, deliver_final, finish,
-    record_dropped, restart, run_batch, set_up,
-};
+use super::attempt::{Outcome, attempt};
+use super::ctx::NodeCtx;
+use super::dead_letter::FailedItems;
+use super::hooks::{finish, restart, set_up};
+use super::place::counting_cpu;
+use super::policy::{ErrorPolicy, Retry};
+use super::send::{deliver_final, record_dropped};
+use super::stage::{collect, run_batch};
 use crate::inlet::{self, Inlet};
 use crate::lineage::Lineage;
 use crate::node::Stage;
@@ -503,7 +507,7 @@ pub(crate) async fn run_with_workers<S: Stage, I: Inlet<S::In>>(
             if S::BLOCKING {
                 // The node's span (see `Pipeline::spawn`) follows each worker to its thread.
                 let span = tracing::Span::current();
-                let worker = super::counting_cpu(ctx.stats.clone(), worker);
+                let worker = counting_cpu(ctx.stats.clone(), worker);
                 tokio::task::spawn_blocking(move || {
                     span.in_scope(|| futures::executor::block_on(worker))
                 })
