@@ -8,6 +8,7 @@
 //! `SourceNode::new`, `StageNode::new` or `SinkNode::new`.
 
 pub(crate) mod output;
+pub(crate) mod pace;
 pub mod shape;
 
 use std::future::Future;

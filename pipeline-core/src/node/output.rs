@@ -9,11 +9,12 @@ use std::time::Instant;
 
 use tokio::sync::{Mutex, oneshot};
 
+use super::pace::Pace;
 use crate::control::Control;
 use crate::counts::BatchCounts;
 use crate::lineage::Lineage;
 use crate::outlet::Outlet;
-use crate::stats::{NodeStats, Pace};
+use crate::stats::NodeStats;
 
 /// The pipeline is stopping (shutdown, fail-fast, or a failure elsewhere): stop producing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,6 +1,9 @@
 //! Per-node counters. Runners count in locals and publish once per batch, so the hot path
 //! takes no lock and touches no shared cache line per item.
 
+mod cpu;
+mod sampler;
+
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -11,6 +14,9 @@ pub(crate) use crate::counts::BatchCounts;
 use crate::error::NodeError;
 use crate::report::NodeReport;
 use crate::spec::NodeSpec;
+pub(crate) use cpu::{CpuCharge, thread_cpu_time};
+pub(crate) use sampler::{LatencySampler, SLOW_ITEM};
+use sampler::{MERGE_AFTER, MERGE_AFTER_ITEMS};
 
 /// How many error messages a node keeps for the report; the count is always exact.
 pub const KEPT_ERRORS: usize = 100;
@@ -300,273 +306,6 @@ fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// Times items for the latency histogram. A slow stage has every item timed. While items
-/// are cheap (under 10 µs), the gap between timed items doubles up to one in 256, so that
-/// clock reads cost far less than the work they measure, yet an item turning slow is seen
-/// within a few hundred items. Each timed item stands for the untimed ones before it (it is
-/// recorded with their count), so slow items timed one by one do not skew the percentiles.
-pub(crate) struct LatencySampler {
-    /// Times since the last merge, in nanoseconds, each with the items it stands for.
-    /// Merging records these few into the node's histogram, where merging a histogram of
-    /// its own would walk all of its thousands of buckets.
-    samples: Vec<(u64, u64)>,
-    since_merge: Instant,
-    /// Untimed items before the next timed one.
-    countdown: u32,
-    /// The current gap between timed items, for the weight of the next one; 0 while items
-    /// are slow, and before the first.
-    gap: u32,
-    /// Timed items in a row that were slow.
-    slow_streak: u32,
-    /// Whether the caller times whole batches (a node running inline reads the clock
-    /// between batches anyway): once its items have proven cheap, none is timed alone.
-    whole_batches: bool,
-}
-
-const LONGEST_SAMPLE_GAP: u32 = 255;
-/// Under Miri code runs thousands of times slower than compiled, so every item would look
-/// slow and no node would run inline. What counts as slow stretches by this much there, so
-/// fusion and its kernels (the unsafe code Miri checks) run as they do natively.
-const CLOCK_STRETCH: u64 = if cfg!(miri) { 10_000 } else { 1 };
-/// The countdown of a sampler whose caller times whole batches.
-const UNTIMED: u32 = u32::MAX;
-/// A sampler's items go into the node's histogram once it holds this many, or after this
-/// long: snapshots stay fresh without taking the node's lock per batch.
-const MERGE_AFTER_ITEMS: usize = 256;
-const MERGE_AFTER: Duration = Duration::from_millis(50);
-pub(crate) const SLOW_ITEM: Duration = Duration::from_micros(10 * CLOCK_STRETCH);
-/// An item this slow counts as a streak of slow items on its own (see `record`).
-const VERY_SLOW_ITEM: Duration = Duration::from_millis(CLOCK_STRETCH);
-/// What it counts as: more than any node waits for before it splits off.
-const VERY_SLOW_STREAK: u32 = 8;
-
-/// When a source should send what it holds. Items that come slowly go on at once; fast
-/// ones fill a batch. The clock is read only while the source is slow or the next node is
-/// idle (when sending now would help latency), and then for a fast source only every few
-/// pushes: a flush is due when pushes came at least 10 µs apart (the source is slow right
-/// now) or the items held have waited 50 µs (a fast source feeding an idle node sends a
-/// batch every 50 µs, not item by item).
-///
-/// There is no timer: a fast source that turns slow holds what it pushed since the last
-/// check until the next one. So a source counts as fast only after 64 quick pushes in a
-/// row (a few ticks of a timer that fired late arrive at once, and are no fast source),
-/// and checks less often only the longer it stays fast.
-pub(crate) struct Pace {
-    last_check: Option<Instant>,
-    holding_since: Option<Instant>,
-    slow: bool,
-    /// Pushes in a row that came less than 10 µs apart.
-    quick_pushes: u32,
-    /// Pushes since the clock was last read.
-    unchecked: u32,
-    /// Pushes between two clock reads while the source is fast.
-    pushes_per_check: u32,
-}
-
-const QUICK_PUSHES_TO_BATCH: u32 = 64;
-/// A fast source reads the clock once per this many pushes at first.
-const MIN_PUSHES_PER_CHECK: u32 = 8;
-/// ... and at most this many (a batch), which costs well under a nanosecond per item for
-/// the clock: for sources as cheap as a range, a clock read per 64 items was still a tenth
-/// of a diamond's time.
-const MAX_PUSHES_PER_CHECK: u32 = 1024;
-
-const LONGEST_HOLD: Duration = Duration::from_micros(50);
-
-impl Pace {
-    pub(crate) fn new() -> Self {
-        Pace {
-            last_check: None,
-            holding_since: None,
-            slow: true,
-            quick_pushes: 0,
-            unchecked: 0,
-            pushes_per_check: MIN_PUSHES_PER_CHECK,
-        }
-    }
-
-    /// Called after a push while items are held.
-    pub(crate) fn flush_due(&mut self, downstream_idle: bool) -> bool {
-        self.flush_due_after(1, downstream_idle)
-    }
-
-    /// How many pushes may go by before `flush_due_after` needs to see them (at least 1).
-    pub(crate) fn pushes_before_check(&self, downstream_idle: bool) -> usize {
-        if self.slow {
-            1
-        } else if !downstream_idle {
-            usize::MAX
-        } else {
-            self.pushes_per_check.saturating_sub(self.unchecked).max(1) as usize
-        }
-    }
-
-    /// [`flush_due`](Self::flush_due) after `pushes` pushes at once.
-    pub(crate) fn flush_due_after(&mut self, pushes: usize, downstream_idle: bool) -> bool {
-        // A busy next node takes the items when it gets to them; a fast source need not
-        // look at the clock for it. A slow source sends each item anyway: the next node may
-        // be a moment from idle, and the next push could be far off.
-        self.unchecked = self
-            .unchecked
-            .saturating_add(u32::try_from(pushes).unwrap_or(u32::MAX));
-        if !self.slow && (!downstream_idle || self.unchecked < self.pushes_per_check) {
-            return false;
-        }
-        let pushes = std::mem::take(&mut self.unchecked);
-        let now = Instant::now();
-        let since_last = self.last_check.map_or(Duration::MAX, |last| now - last);
-        let gap = since_last / pushes.max(1);
-        self.last_check = Some(now);
-        // One quick push after slow ones is often a late tick catching up: the source is
-        // fast only after many in a row, or the item after them would wait for the next.
-        if gap >= SLOW_ITEM {
-            self.quick_pushes = 0;
-            self.pushes_per_check = MIN_PUSHES_PER_CHECK;
-        } else {
-            self.quick_pushes = self.quick_pushes.saturating_add(pushes);
-            if !self.slow && since_last < LONGEST_HOLD / 8 {
-                // Still fast, with room to spare: the clock can wait twice as long.
-                self.pushes_per_check = (self.pushes_per_check * 2).min(MAX_PUSHES_PER_CHECK);
-            } else if since_last > LONGEST_HOLD / 4 {
-                // Slower than it was, if not slow: held items would wait too long between
-                // two looks at the clock.
-                self.pushes_per_check = (self.pushes_per_check / 2).max(MIN_PUSHES_PER_CHECK);
-            }
-        }
-        self.slow = self.quick_pushes < QUICK_PUSHES_TO_BATCH;
-        let holding = now - *self.holding_since.get_or_insert(now);
-        self.slow || holding >= LONGEST_HOLD
-    }
-
-    /// Called after a flush: nothing is held any more. The flush's own time (which
-    /// includes stages running inline) is not a gap between items.
-    pub(crate) fn flushed(&mut self) {
-        self.holding_since = None;
-        self.unchecked = 0;
-        if self.last_check.is_some() {
-            self.last_check = Some(Instant::now());
-        }
-    }
-}
-
-impl LatencySampler {
-    pub(crate) fn new() -> Self {
-        LatencySampler {
-            samples: Vec::new(),
-            since_merge: Instant::now(),
-            // Until an item says otherwise, assume the stage is slow: the first items then
-            // go on at once.
-            countdown: 0,
-            gap: 0,
-            slow_streak: 0,
-            whole_batches: false,
-        }
-    }
-
-    /// A sampler that times no item alone: for a caller that times its batches itself and
-    /// records them elsewhere.
-    pub(crate) fn untimed() -> Self {
-        LatencySampler {
-            whole_batches: true,
-            gap: LONGEST_SAMPLE_GAP,
-            countdown: UNTIMED,
-            ..LatencySampler::new()
-        }
-    }
-
-    /// Says whether the caller times whole batches (see [`Self::record_batch`]).
-    pub(crate) fn time_whole_batches(&mut self, on: bool) {
-        self.whole_batches = on;
-        self.countdown = if on && self.gap == LONGEST_SAMPLE_GAP {
-            UNTIMED
-        } else {
-            self.countdown.min(self.gap)
-        };
-    }
-
-    /// True when no item of the next batch will be timed alone: time the batch instead.
-    pub(crate) fn times_whole_batches(&self) -> bool {
-        self.whole_batches && self.countdown > LONGEST_SAMPLE_GAP
-    }
-
-    /// Records a batch of `items` that took `took` as that many items of its mean time.
-    /// A slow mean means items are timed one by one again.
-    pub(crate) fn record_batch(&mut self, took: Duration, items: usize) {
-        let Some(items) = u32::try_from(items).ok().filter(|&n| n > 0) else {
-            return;
-        };
-        let mean = nanos(took) / u64::from(items);
-        self.samples.push((mean.max(1), u64::from(items)));
-        if mean >= nanos(VERY_SLOW_ITEM) {
-            self.slow_streak = self.slow_streak.saturating_add(1).max(VERY_SLOW_STREAK);
-            self.gap = 0;
-            self.countdown = 0;
-        } else if mean >= nanos(SLOW_ITEM) {
-            // One slow batch can be a thread that was preempted: it counts as one slow item.
-            self.slow_streak = self.slow_streak.saturating_add(1);
-            self.gap = 0;
-            self.countdown = 0;
-        } else {
-            self.slow_streak = 0;
-        }
-    }
-
-    /// How many of the next `n` items may go untimed, all of which the caller processes
-    /// without asking; if fewer than `n`, the item after them is timed.
-    pub(crate) fn untimed_up_to(&mut self, n: usize) -> usize {
-        let untimed = (self.countdown as usize).min(n);
-        // `untimed` is at most `countdown`, a u32.
-        self.countdown -= untimed as u32;
-        untimed
-    }
-
-    /// Whether to time the next item; if so, call `record` with its duration.
-    #[inline]
-    pub(crate) fn start(&mut self) -> Option<Instant> {
-        if self.countdown == 0 {
-            return Some(Instant::now());
-        }
-        self.countdown -= 1;
-        None
-    }
-
-    /// True when the last timed item took long enough that every item is timed: such a
-    /// stage hands items on one by one whenever the next node is idle, while a cheap stage
-    /// fills its batches and sends them when its input runs dry.
-    pub(crate) fn items_are_slow(&self) -> bool {
-        self.gap == 0
-    }
-
-    /// Timed items in a row that were slow: one can be a cold start or a hiccup, a few
-    /// in a row are the stage's nature.
-    pub(crate) fn slow_streak(&self) -> u32 {
-        self.slow_streak
-    }
-
-    pub(crate) fn record(&mut self, took: Duration) {
-        let weight = u64::from(self.gap) + 1;
-        if took >= VERY_SLOW_ITEM {
-            // No cold cache or hiccup takes this long: the stage is slow by nature, and one
-            // such item is streak enough to go on its own (a 40 ms stage running inline
-            // for a second item delays everything behind it by 40 ms).
-            self.slow_streak = self.slow_streak.saturating_add(1).max(VERY_SLOW_STREAK);
-            self.gap = 0;
-        } else if took >= SLOW_ITEM {
-            self.slow_streak = self.slow_streak.saturating_add(1);
-            self.gap = 0;
-        } else {
-            self.slow_streak = 0;
-            self.gap = (self.gap * 2 + 1).min(LONGEST_SAMPLE_GAP);
-        }
-        self.countdown = if self.whole_batches && self.gap == LONGEST_SAMPLE_GAP {
-            UNTIMED
-        } else {
-            self.gap
-        };
-        self.samples.push((nanos(took).max(1), weight));
-    }
-}
-
 /// Counts of one edge to or from another process (see `remote`).
 pub(crate) struct RemoteEdgeStats {
     pub from: &'static str,
@@ -620,63 +359,6 @@ fn record(histogram: &mut Histogram<u64>, nanos: u64, weight: u64) {
     if histogram.record_n(nanos, weight).is_err() {
         histogram.saturating_record_n(nanos, weight);
     }
-}
-
-/// The CPU time the calling thread has used so far, where the platform says.
-#[cfg(unix)]
-pub(crate) fn thread_cpu_time() -> Option<Duration> {
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `clock_gettime` only writes the `timespec` it is given.
-    let read = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
-    (read == 0).then(|| Duration::new(now.tv_sec as u64, now.tv_nsec as u32))
-}
-
-thread_local! {
-    /// CPU time this thread spent in nodes it ran inline, since the node that owns the
-    /// thread began measuring (see [`CpuCharge`]).
-    static INLINE_CPU: std::cell::Cell<Duration> = const { std::cell::Cell::new(Duration::ZERO) };
-}
-
-/// CPU time on a thread, split between the node that owns it and the nodes it runs inline,
-/// so that each is charged its own: a CPU-bound stage running on its source's thread must
-/// not look like a source that computes.
-pub(crate) struct CpuCharge {
-    started: Option<Duration>,
-    inline_before: Duration,
-}
-
-impl CpuCharge {
-    /// The owning node starts measuring its thread.
-    pub(crate) fn start() -> Self {
-        CpuCharge {
-            started: thread_cpu_time(),
-            inline_before: INLINE_CPU.get(),
-        }
-    }
-
-    /// The owning node's share: the thread's CPU time since `start`, less what inline
-    /// nodes were charged meanwhile.
-    pub(crate) fn own(self) -> Option<Duration> {
-        let (started, now) = (self.started?, thread_cpu_time()?);
-        let inline = INLINE_CPU.get().saturating_sub(self.inline_before);
-        Some(now.saturating_sub(started).saturating_sub(inline))
-    }
-
-    /// Charges `cpu` of this thread's time to a node running inline, in its counts (a
-    /// chain's pass does so for every node and batch: no shared counter per pass).
-    pub(crate) fn inline(counts: &mut BatchCounts, cpu: Duration) {
-        counts.cpu += cpu;
-        INLINE_CPU.set(INLINE_CPU.get() + cpu);
-    }
-}
-
-/// The CPU time the calling thread has used so far, where the platform says.
-#[cfg(not(unix))]
-pub(crate) fn thread_cpu_time() -> Option<Duration> {
-    None
 }
 
 impl NodeStats {
@@ -741,47 +423,6 @@ impl NodeStats {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_fast_source_reads_the_clock_less_often_but_a_slow_one_at_every_push() {
-        let mut pace = Pace::new();
-        assert_eq!(pace.pushes_before_check(true), 1, "slow until proven fast");
-        // Runs of 1000 pushes nanoseconds apart: fast after a few checks.
-        // A few quick pushes (late timer ticks arriving at once) are no fast source.
-        for _ in 0..4 {
-            pace.flush_due_after(1, true);
-        }
-        assert_eq!(pace.pushes_before_check(true), 1);
-        // Runs of 1000 pushes nanoseconds apart are: it reads the clock less and less often.
-        pace.flush_due_after(1000, true);
-        assert_eq!(
-            pace.pushes_before_check(true),
-            MIN_PUSHES_PER_CHECK as usize
-        );
-        for _ in 0..10 {
-            pace.flush_due_after(MAX_PUSHES_PER_CHECK as usize, true);
-        }
-        assert_eq!(
-            pace.pushes_before_check(true),
-            MAX_PUSHES_PER_CHECK as usize
-        );
-        assert_eq!(
-            pace.pushes_before_check(false),
-            usize::MAX,
-            "a busy next node takes the items when it gets to them"
-        );
-        // It slows down, if not to slow items: it looks at the clock more often again.
-        std::thread::sleep(LONGEST_HOLD);
-        pace.flush_due_after(MAX_PUSHES_PER_CHECK as usize, true);
-        assert_eq!(
-            pace.pushes_before_check(true),
-            MAX_PUSHES_PER_CHECK as usize / 2
-        );
-        // The source turns slow: the next check sees it and sends at once.
-        std::thread::sleep(SLOW_ITEM * MAX_PUSHES_PER_CHECK);
-        assert!(pace.flush_due_after(MAX_PUSHES_PER_CHECK as usize, true));
-        assert_eq!(pace.pushes_before_check(true), 1);
-    }
 
     #[test]
     fn the_latency_histogram_grows_for_slow_items() {
