@@ -28,6 +28,15 @@ mod expand;
 #[path = "../pipeline-macros/src/graph.rs"]
 #[allow(dead_code, unused)]
 mod graph;
+#[path = "../pipeline-macros/src/errors.rs"]
+#[allow(dead_code, unused)]
+mod errors;
+#[path = "../pipeline-macros/src/options.rs"]
+#[allow(dead_code, unused)]
+mod options;
+#[path = "../pipeline-macros/src/role.rs"]
+#[allow(dead_code, unused)]
+mod role;
 
 #[path = "support/sum.rs"]
 mod sum;

@@ -10,10 +10,11 @@
 //! An inner attribute may come first: `#![distributed("name")]` lets the graph run split
 //! over processes (see `pipeline::remote`).
 
-use proc_macro2::Span;
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::{Expr, Ident, Token, bracketed};
+
+use crate::options::NodeOption;
 
 pub struct PipelineInput {
     /// `#![distributed("name")]`: the pipeline's name on the wire.
@@ -44,15 +45,6 @@ pub struct Declaration {
 pub struct EdgeChain {
     pub groups: Vec<Vec<Ident>>,
 }
-
-pub struct NodeOption {
-    pub name: Ident,
-    /// The parenthesised arguments, if any: `capacity(64)`, `retry(3, backoff)`.
-    pub args: Option<Vec<Expr>>,
-    pub span: Span,
-}
-
-pub const KNOWN_OPTIONS: &str = "`capacity(n)`, `workers(n)`, `ordered`, `timeout(duration)`, `retry(n)`, `retry(n, first_pause)`, `retry(n, first_pause, longest_pause)`, `retry_if(predicate)`, `restarts(n)`, `dead_letter(node)`, `after(node, ..)`, `merge`, `fail_fast`";
 
 impl Parse for PipelineInput {
     fn parse(input: ParseStream) -> syn::Result<Self> {
@@ -209,25 +201,4 @@ fn parse_options(input: ParseStream) -> syn::Result<Vec<NodeOption>> {
     bracketed!(content in input);
     let options = Punctuated::<NodeOption, Token![,]>::parse_terminated(&content)?;
     Ok(options.into_iter().collect())
-}
-
-impl Parse for NodeOption {
-    fn parse(input: ParseStream) -> syn::Result<Self> {
-        let name: Ident = input.parse().map_err(|e| {
-            syn::Error::new(
-                e.span(),
-                format!("expected a node option, one of: {KNOWN_OPTIONS}"),
-            )
-        })?;
-        let args = if input.peek(syn::token::Paren) {
-            let content;
-            syn::parenthesized!(content in input);
-            let args = Punctuated::<Expr, Token![,]>::parse_terminated(&content)?;
-            Some(args.into_iter().collect())
-        } else {
-            None
-        };
-        let span = name.span();
-        Ok(NodeOption { name, args, span })
-    }
 }

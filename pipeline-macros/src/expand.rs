@@ -9,7 +9,8 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::Ident;
 
 use crate::ast::PipelineInput;
-use crate::graph::{FanIn, Graph, RetryOption, Role};
+use crate::graph::{FanIn, Graph, Role};
+use crate::options::RetryOption;
 
 /// The most stages one chain names; the runtime's `fuse::chain::CHAIN_MAX` is the same.
 const CHAIN_MAX: usize = 24;

@@ -7,10 +7,12 @@
 use std::collections::{BTreeMap, HashMap};
 
 use proc_macro2::Span;
-use syn::spanned::Spanned;
 use syn::{Expr, Ident};
 
-use crate::ast::{KNOWN_OPTIONS, NodeOption, PipelineInput, Statement};
+use crate::ast::{PipelineInput, Statement};
+use crate::errors::{Errors, edit_distance, looks_like_typo};
+use crate::options::{self, Options};
+pub use crate::role::{FanIn, Role};
 
 /// The largest zip the runtime has an inlet for.
 pub const MAX_ZIP_INPUTS: usize = 8;
@@ -36,35 +38,6 @@ pub struct Node {
     pub outputs: Vec<usize>,
     /// The edge carrying this stage's failed items (`dead_letter(..)`), apart from `outputs`.
     pub dead_letter: Option<usize>,
-}
-
-#[derive(Default)]
-pub struct Options {
-    pub capacity: Option<Expr>,
-    /// The worker count, and where `workers` was written (errors about it point there).
-    pub workers: Option<(Expr, Span)>,
-    pub ordered: Option<Span>,
-    /// A `Duration` expression, and where `timeout` was written.
-    pub timeout: Option<(Expr, Span)>,
-    pub retry: Option<RetryOption>,
-    /// The predicate on errors, and where `retry_if` was written.
-    pub retry_if: Option<(Expr, Span)>,
-    pub restarts: Option<(Expr, Span)>,
-    /// The node failed items go to, and where `dead_letter` was written.
-    pub dead_letter: Option<(Ident, Span)>,
-    /// Nodes that must finish before this one starts.
-    pub after: Vec<Ident>,
-    pub merge: bool,
-    pub fail_fast: bool,
-}
-
-/// `retry(attempts)`, `retry(attempts, first_pause)` or `retry(attempts, first, longest)`.
-pub struct RetryOption {
-    pub attempts: Expr,
-    pub first: Option<Expr>,
-    pub longest: Option<Expr>,
-    /// Where `retry` was written.
-    pub span: Span,
 }
 
 pub struct Edge {
@@ -125,41 +98,6 @@ impl Node {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Source,
-    Stage,
-    Sink,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FanIn {
-    Single,
-    Zip,
-    Merge,
-}
-
-/// Collects every error of one invocation so they are reported together.
-#[derive(Default)]
-pub struct Errors(Vec<syn::Error>);
-
-impl Errors {
-    pub fn push(&mut self, span: Span, message: impl std::fmt::Display) {
-        self.0.push(syn::Error::new(span, message));
-    }
-
-    pub fn into_result(self) -> Result<(), syn::Error> {
-        let mut all = self.0.into_iter();
-        match all.next() {
-            None => Ok(()),
-            Some(mut first) => {
-                first.extend(all);
-                Err(first)
-            }
-        }
-    }
-}
-
 impl Graph {
     /// Builds the graph and checks it. `Err` holds every problem found.
     pub fn build(input: PipelineInput, call_site: Span) -> Result<Graph, syn::Error> {
@@ -205,12 +143,18 @@ impl Graph {
                     // Errors should point at the binding, wherever the node was first named.
                     node.ident = binding.name;
                     node.expr = Some(binding.expr);
-                    apply_options(node, binding.options, &mut errors);
+                    options::apply(&node.name, &mut node.options, binding.options, &mut errors);
                 }
                 Statement::Declare(declaration) => {
                     let n = node_of(&mut graph, &declaration.name);
                     graph.nodes[n].declared = true;
-                    apply_options(&mut graph.nodes[n], declaration.options, &mut errors);
+                    let node = &mut graph.nodes[n];
+                    options::apply(
+                        &node.name,
+                        &mut node.options,
+                        declaration.options,
+                        &mut errors,
+                    );
                 }
                 Statement::Edges(chain) => {
                     for pair in chain.groups.windows(2) {
@@ -463,71 +407,7 @@ impl Graph {
     fn check_options(&self, errors: &mut Errors) {
         for node in &self.nodes {
             let name = &node.name;
-            if node.options.merge && node.inputs.len() < 2 {
-                errors.push(
-                    node.ident.span(),
-                    format!("`merge` means nothing on `{name}`: it has {} input(s); merge interleaves several inputs", node.inputs.len()),
-                );
-            }
-            if node.options.capacity.is_some() && node.inputs.is_empty() && !node.outputs.is_empty()
-            {
-                errors.push(
-                    node.ident.span(),
-                    format!("`capacity` bounds a node's input edges, and `{name}` has none; set it on the node it feeds"),
-                );
-            }
-            if let Some((_, span)) = &node.options.workers {
-                if node.role() != Role::Stage {
-                    let role = if node.role() == Role::Source {
-                        "a source"
-                    } else {
-                        "a sink"
-                    };
-                    errors.push(
-                        *span,
-                        format!(
-                            "`workers` runs a stage on several workers, and `{name}` is {role} here"
-                        ),
-                    );
-                }
-            }
-            if let Some((_, span)) = &node.options.timeout {
-                if node.role() != Role::Stage {
-                    errors.push(*span, format!("`timeout` limits how long a stage takes per item, and `{name}` is not a stage here"));
-                }
-            }
-            if let Some((_, span)) = &node.options.dead_letter {
-                if node.role() != Role::Stage {
-                    errors.push(*span, format!("`dead_letter` routes a stage's failed items, and `{name}` is not a stage here"));
-                }
-            }
-            if let Some(RetryOption { span, .. }) = &node.options.retry {
-                if node.role() != Role::Stage {
-                    errors.push(*span, format!("`retry` tries a stage's failed items again, and `{name}` is not a stage here"));
-                }
-            }
-            if let (Some((_, span)), None) = (&node.options.retry_if, &node.options.retry) {
-                errors.push(
-                    *span,
-                    "`retry_if` says which errors `retry` tries again: add `retry(n)` beside it",
-                );
-            }
-            if let Some((_, span)) = &node.options.restarts {
-                if node.role() == Role::Source {
-                    errors.push(
-                        *span,
-                        format!("`restarts` sets how often a panicking worker is replaced; `{name}` is a source, which cannot be restarted"),
-                    );
-                }
-            }
-            if let Some(span) = node.options.ordered {
-                if node.options.workers.is_none() {
-                    errors.push(
-                        span,
-                        format!("`ordered` means nothing without `workers(n)`: `{name}` has one worker, which keeps the input order"),
-                    );
-                }
-            }
+            options::check_fit(name, node.role(), node.inputs.len(), &node.options, errors);
             if node.fan_in() == FanIn::Zip && node.inputs.len() > MAX_ZIP_INPUTS {
                 errors.push(
                     node.ident.span(),
@@ -695,188 +575,9 @@ impl Graph {
     }
 }
 
-/// Edits (insert, delete, substitute, swap two neighbours) from `a` to `b`: swapped letters
-/// are the commonest typo, so they count as one.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for (j, cell) in d[0].iter_mut().enumerate() {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            d[i][j] = (d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1)
-                .min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
-            }
-        }
-    }
-    d[a.len()][b.len()]
-}
-
-/// Whether `name` is close enough to `bound` to be a typo of it. Very short names are
-/// never flagged: every one-letter name is one edit from every other.
-fn looks_like_typo(name: &str, bound: &str) -> bool {
-    let len = name.chars().count();
-    let allowed = if len < 3 {
-        0
-    } else if len <= 4 {
-        1
-    } else {
-        2
-    };
-    let d = edit_distance(name, bound);
-    d > 0 && d <= allowed
-}
-
-/// The names of the node options, for "did you mean".
-const OPTION_NAMES: &[&str] = &[
-    "capacity",
-    "workers",
-    "ordered",
-    "timeout",
-    "retry",
-    "retry_if",
-    "restarts",
-    "dead_letter",
-    "after",
-    "merge",
-    "fail_fast",
-];
-
 fn node_name(ident: &Ident) -> String {
     let name = ident.to_string();
     name.strip_prefix("r#").map(str::to_string).unwrap_or(name)
-}
-
-fn is_literal_zero(expr: &Expr) -> bool {
-    matches!(expr, Expr::Lit(syn::ExprLit { lit: syn::Lit::Int(n), .. }) if n.base10_parse::<u64>().ok() == Some(0))
-}
-
-fn apply_options(node: &mut Node, options: Vec<NodeOption>, errors: &mut Errors) {
-    let mut seen: Vec<String> = Vec::new();
-    for option in options {
-        let key = option.name.to_string();
-        if seen.contains(&key) {
-            errors.push(
-                option.span,
-                format!("option `{key}` is given twice for `{}`", node.name),
-            );
-            continue;
-        }
-        seen.push(key.clone());
-        let args = option.args.unwrap_or_default();
-        let span = option.span;
-        let one = |errors: &mut Errors, args: Vec<Expr>, example: &str| -> Option<Expr> {
-            match <[Expr; 1]>::try_from(args) {
-                Ok([arg]) => Some(arg),
-                Err(_) => {
-                    errors.push(span, format!("`{key}` takes one argument: `{example}`"));
-                    None
-                }
-            }
-        };
-        match key.as_str() {
-            "capacity" => {
-                let Some(arg) = one(errors, args, "capacity(64)") else {
-                    continue;
-                };
-                if is_literal_zero(&arg) {
-                    errors.push(
-                        arg.span(),
-                        "`capacity(0)` would block forever: an edge must hold at least one item",
-                    );
-                    continue;
-                }
-                node.options.capacity = Some(arg);
-            }
-            "workers" => {
-                let Some(arg) = one(errors, args, "workers(4)") else {
-                    continue;
-                };
-                if is_literal_zero(&arg) {
-                    errors.push(arg.span(), "`workers(0)` would never process anything: a stage needs at least one worker");
-                    continue;
-                }
-                node.options.workers = Some((arg, span));
-            }
-            "timeout" => {
-                let Some(arg) = one(errors, args, "timeout(Duration::from_millis(500))") else {
-                    continue;
-                };
-                node.options.timeout = Some((arg, span));
-            }
-            "restarts" => {
-                let Some(arg) = one(errors, args, "restarts(5)") else {
-                    continue;
-                };
-                node.options.restarts = Some((arg, span));
-            }
-            "retry" => {
-                let mut args = args.into_iter();
-                match (args.next(), args.next(), args.next(), args.next()) {
-                    (Some(attempts), first, longest, None) => {
-                        node.options.retry = Some(RetryOption { attempts, first, longest, span })
-                    }
-                    _ => errors.push(
-                        span,
-                        "`retry` takes the number of extra attempts and, optionally, the first and the longest pause: `retry(3)`, `retry(3, Duration::from_millis(50))` or `retry(3, Duration::from_millis(50), Duration::from_secs(5))`",
-                    ),
-                }
-            }
-            "retry_if" => {
-                let Some(arg) = one(errors, args, "retry_if(|e| !e.is::<NotFound>())") else {
-                    continue;
-                };
-                node.options.retry_if = Some((arg, span));
-            }
-            "dead_letter" => match <[Expr; 1]>::try_from(args) {
-                Ok([Expr::Path(path)]) if path.path.get_ident().is_some() => {
-                    node.options.dead_letter = path.path.get_ident().map(|target| (target.clone(), span));
-                }
-                _ => errors.push(span, "`dead_letter` names the node that receives failed items: `dead_letter(rejects)`"),
-            },
-            "after" => {
-                if args.is_empty() {
-                    errors.push(span, "`after` names the nodes to wait for: `after(index)`");
-                }
-                for arg in args {
-                    match arg {
-                        Expr::Path(path) if path.path.get_ident().is_some() => {
-                            node.options.after.extend(path.path.get_ident().cloned());
-                        }
-                        other => errors.push(
-                            other.span(),
-                            "`after` takes node names: `after(index, cache)`",
-                        ),
-                    }
-                }
-            }
-            "merge" | "fail_fast" | "ordered" if !args.is_empty() => {
-                errors.push(span, format!("`{key}` takes no argument"))
-            }
-            "merge" => node.options.merge = true,
-            "fail_fast" => node.options.fail_fast = true,
-            "ordered" => node.options.ordered = Some(span),
-            _ => {
-                let near = OPTION_NAMES
-                    .iter()
-                    .filter(|name| looks_like_typo(&key, name))
-                    .min_by_key(|name| edit_distance(&key, name));
-                let message = match near {
-                    Some(near) => format!("unknown node option `{key}`: did you mean `{near}`? The options are {KNOWN_OPTIONS}"),
-                    None => format!("unknown node option `{key}`; expected one of: {KNOWN_OPTIONS}"),
-                };
-                errors.push(span, message)
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -1028,7 +729,10 @@ mod tests {
         assert!(has("edge `a => b` is written twice"), "{errors:#?}");
         assert!(has("cycle: b => c => b"), "{errors:#?}");
         assert!(has("unknown node option `bogus`"), "{errors:#?}");
-        assert!(has("`merge` means nothing on `m`"), "{errors:#?}");
+        assert!(
+            has("`merge` interleaves several inputs, and `m` has 1 input(s)"),
+            "{errors:#?}"
+        );
     }
 
     #[test]
@@ -1077,7 +781,9 @@ mod tests {
             "{errors:#?}"
         );
         assert!(
-            has("`ordered` means nothing without `workers(n)`"),
+            has(
+                "`ordered` keeps the outputs of several workers in input order: add `workers(n)` beside it"
+            ),
             "{errors:#?}"
         );
         assert!(

@@ -1,0 +1,544 @@
+//! Node options (`name[workers(4), retry(3)] = ..`), each described once in [`OPTIONS`]:
+//! its arguments, the nodes it fits, what it does and an example. Parsing, the checks, the
+//! error messages, "did you mean", and the option table in `pipeline!`'s documentation and
+//! the book all come from that table (a test keeps the two tables in step with it).
+//!
+//! Adding an option: a descriptor here, a field in [`Options`], and the runtime's side in
+//! `expand.rs` and the node configuration it fills.
+
+use std::collections::BTreeMap;
+
+use proc_macro2::Span;
+use syn::parse::{Parse, ParseStream};
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::{Expr, Ident, Token};
+
+use crate::errors::{Errors, nearest};
+use crate::role::Role;
+
+/// What the options of one node say, after parsing. Each value comes with where its option
+/// was written, so that errors about it (a missing `Clone`, a misplaced option) point there.
+#[derive(Default)]
+pub struct Options {
+    pub capacity: Option<Expr>,
+    pub workers: Option<(Expr, Span)>,
+    pub ordered: Option<Span>,
+    /// A `Duration` expression.
+    pub timeout: Option<(Expr, Span)>,
+    pub retry: Option<RetryOption>,
+    /// The predicate on errors.
+    pub retry_if: Option<(Expr, Span)>,
+    pub restarts: Option<(Expr, Span)>,
+    /// The node failed items go to.
+    pub dead_letter: Option<(Ident, Span)>,
+    /// Nodes that must finish before this one starts.
+    pub after: Vec<Ident>,
+    pub merge: bool,
+    pub fail_fast: bool,
+    /// Where each option was written.
+    pub written: BTreeMap<&'static str, Span>,
+}
+
+/// `retry(attempts)`, `retry(attempts, first_pause)` or `retry(attempts, first, longest)`.
+pub struct RetryOption {
+    pub attempts: Expr,
+    pub first: Option<Expr>,
+    pub longest: Option<Expr>,
+    /// Where `retry` was written.
+    pub span: Span,
+}
+
+/// The nodes an option fits.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Fits {
+    Stages,
+    StagesAndSinks,
+    /// Any node with more than one input.
+    SeveralInputs,
+    AnyNode,
+}
+
+#[cfg_attr(not(test), allow(dead_code))]
+impl Fits {
+    /// As the documentation's table says it.
+    pub fn doc(self) -> &'static str {
+        match self {
+            Fits::Stages => "stages",
+            Fits::StagesAndSinks => "stages, sinks",
+            Fits::SeveralInputs => "nodes with several inputs",
+            Fits::AnyNode => "any node",
+        }
+    }
+}
+
+/// The arguments an option takes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Args {
+    None,
+    One,
+    /// One, two or three.
+    UpToThree,
+    /// One node name.
+    Node,
+    /// One or more node names.
+    Nodes,
+}
+
+/// The arguments as written, checked against [`Args`].
+enum Given {
+    None,
+    Exprs(Vec<Expr>),
+    Nodes(Vec<Ident>),
+}
+
+/// One node option, described once.
+pub struct Descriptor {
+    pub name: &'static str,
+    /// How it is written, for the documentation and for errors about its arguments.
+    pub forms: &'static [&'static str],
+    pub args: Args,
+    pub fits: Fits,
+    /// Another option it needs beside it, if any.
+    pub needs: Option<&'static str>,
+    /// What it does, in a few words: errors say it when it is misplaced.
+    pub purpose: &'static str,
+    /// What it does, for the documentation's table (which a test checks against this).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub doc: &'static str,
+    /// How it is used, for errors about its arguments.
+    pub example: &'static str,
+    set: fn(&mut Options, Given, Span),
+}
+
+fn one(given: Given) -> Expr {
+    match given {
+        Given::Exprs(mut args) => args.remove(0),
+        _ => unreachable!("checked against `Args::One`"),
+    }
+}
+
+fn nodes(given: Given) -> Vec<Ident> {
+    match given {
+        Given::Nodes(nodes) => nodes,
+        _ => unreachable!("checked against `Args::Node(s)`"),
+    }
+}
+
+/// Every node option. The order is the documentation's.
+pub static OPTIONS: &[Descriptor] = &[
+    Descriptor {
+        name: "capacity",
+        forms: &["capacity(n)"],
+        args: Args::One,
+        fits: Fits::StagesAndSinks,
+        needs: None,
+        purpose: "bounds a node's input edges",
+        doc: "its input edges hold at most `n` items (default 1024)",
+        example: "capacity(64)",
+        set: |options, given, _| options.capacity = Some(one(given)),
+    },
+    Descriptor {
+        name: "workers",
+        forms: &["workers(n)"],
+        args: Args::One,
+        fits: Fits::Stages,
+        needs: None,
+        purpose: "runs a stage on several workers",
+        doc: "`n` workers, each with its own copy of the stage",
+        example: "workers(4)",
+        set: |options, given, at| options.workers = Some((one(given), at)),
+    },
+    Descriptor {
+        name: "ordered",
+        forms: &["ordered"],
+        args: Args::None,
+        fits: Fits::Stages,
+        needs: Some("workers"),
+        purpose: "keeps the outputs of several workers in input order",
+        doc: "output in input order",
+        example: "ordered",
+        set: |options, _, at| options.ordered = Some(at),
+    },
+    Descriptor {
+        name: "timeout",
+        forms: &["timeout(d)"],
+        args: Args::One,
+        fits: Fits::Stages,
+        needs: None,
+        purpose: "limits how long a stage takes per item",
+        doc: "an item taking longer than `d` fails with `error::TimedOut`",
+        example: "timeout(Duration::from_millis(500))",
+        set: |options, given, at| options.timeout = Some((one(given), at)),
+    },
+    Descriptor {
+        name: "retry",
+        forms: &["retry(n)", "retry(n, first)", "retry(n, first, longest)"],
+        args: Args::UpToThree,
+        fits: Fits::Stages,
+        needs: None,
+        purpose: "tries a stage's failed items again",
+        doc: "a failed item is tried up to `n` more times; pauses start at `first` (10 ms), about double per try up to `longest` (30 s), with jitter",
+        example: "retry(3, Duration::from_millis(50), Duration::from_secs(5))",
+        set: |options, given, span| {
+            let Given::Exprs(args) = given else {
+                unreachable!("checked against `Args::UpToThree`")
+            };
+            let mut args = args.into_iter();
+            options.retry = args.next().map(|attempts| RetryOption {
+                attempts,
+                first: args.next(),
+                longest: args.next(),
+                span,
+            });
+        },
+    },
+    Descriptor {
+        name: "retry_if",
+        forms: &["retry_if(predicate)"],
+        args: Args::One,
+        fits: Fits::Stages,
+        needs: Some("retry"),
+        purpose: "says which errors `retry` tries again",
+        doc: "only errors for which `predicate(&NodeError)` is true are tried again",
+        example: "retry_if(|e| !e.is::<NotFound>())",
+        set: |options, given, at| options.retry_if = Some((one(given), at)),
+    },
+    Descriptor {
+        name: "restarts",
+        forms: &["restarts(n)"],
+        args: Args::One,
+        fits: Fits::StagesAndSinks,
+        needs: None,
+        purpose: "sets how often a panicking worker is replaced",
+        doc: "panicking workers replaced before the run stops (default 3)",
+        example: "restarts(5)",
+        set: |options, given, at| options.restarts = Some((one(given), at)),
+    },
+    Descriptor {
+        name: "dead_letter",
+        forms: &["dead_letter(node)"],
+        args: Args::Node,
+        fits: Fits::Stages,
+        needs: None,
+        purpose: "routes a stage's failed items",
+        doc: "items that finally fail go to `node` as `Failed { item, error, node }`",
+        example: "dead_letter(rejects)",
+        set: |options, given, at| {
+            options.dead_letter = nodes(given).into_iter().next().map(|node| (node, at))
+        },
+    },
+    Descriptor {
+        name: "after",
+        forms: &["after(node, ..)"],
+        args: Args::Nodes,
+        fits: Fits::AnyNode,
+        needs: None,
+        purpose: "makes a node wait for others to finish",
+        doc: "start only once the named nodes have finished",
+        example: "after(index, cache)",
+        set: |options, given, _| options.after = nodes(given),
+    },
+    Descriptor {
+        name: "fail_fast",
+        forms: &["fail_fast"],
+        args: Args::None,
+        fits: Fits::StagesAndSinks,
+        needs: None,
+        purpose: "stops the run at a node's first failed item",
+        doc: "the first failed item stops the run",
+        example: "fail_fast",
+        set: |options, _, _| options.fail_fast = true,
+    },
+    Descriptor {
+        name: "merge",
+        forms: &["merge"],
+        args: Args::None,
+        fits: Fits::SeveralInputs,
+        needs: None,
+        purpose: "interleaves several inputs",
+        doc: "interleave the inputs instead of zipping them",
+        example: "merge",
+        set: |options, _, _| options.merge = true,
+    },
+];
+
+/// One option as written: `capacity(64)`, `retry(3, backoff)`, `merge`.
+pub struct NodeOption {
+    pub name: Ident,
+    /// The parenthesised arguments, if any: `capacity(64)`, `retry(3, backoff)`.
+    pub args: Option<Vec<Expr>>,
+    pub span: Span,
+}
+
+impl Parse for NodeOption {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let name: Ident = input.parse().map_err(|e| {
+            syn::Error::new(
+                e.span(),
+                format!(
+                    "expected a node option, one of: {}",
+                    crate::options::known()
+                ),
+            )
+        })?;
+        let args = if input.peek(syn::token::Paren) {
+            let content;
+            syn::parenthesized!(content in input);
+            let args = Punctuated::<Expr, Token![,]>::parse_terminated(&content)?;
+            Some(args.into_iter().collect())
+        } else {
+            None
+        };
+        let span = name.span();
+        Ok(NodeOption { name, args, span })
+    }
+}
+
+/// The descriptor of the option `name`.
+pub fn descriptor(name: &str) -> Option<&'static Descriptor> {
+    OPTIONS.iter().find(|d| d.name == name)
+}
+
+/// Every form of every option, for errors that list them.
+pub fn known() -> String {
+    OPTIONS
+        .iter()
+        .flat_map(|d| d.forms)
+        .map(|form| format!("`{form}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The documentation's option table, one row per option: `pipeline!`'s rustdoc and the
+/// book show it, and a test keeps them in step.
+#[cfg(test)]
+pub fn doc_table() -> String {
+    let mut table = String::from("| option | on | what it does |\n| --- | --- | --- |\n");
+    for d in OPTIONS {
+        let forms: Vec<String> = d.forms.iter().map(|f| format!("`{f}`")).collect();
+        let fits = match d.needs {
+            Some(needed) => format!("{} with `{needed}`", d.fits.doc()),
+            None => d.fits.doc().to_string(),
+        };
+        table.push_str(&format!("| {} | {fits} | {} |\n", forms.join(", "), d.doc));
+    }
+    table
+}
+
+/// Reads a node's options into `node.options`, reporting every mistake in them.
+pub fn apply(node: &str, target: &mut Options, options: Vec<NodeOption>, errors: &mut Errors) {
+    for option in options {
+        let key = option.name.to_string();
+        let span = option.span;
+        let Some(descriptor) = descriptor(&key) else {
+            let names = OPTIONS.iter().map(|d| d.name);
+            let message = match nearest(&key, names) {
+                Some(near) => format!(
+                    "unknown node option `{key}`: did you mean `{near}`? The options are {}",
+                    known()
+                ),
+                None => format!("unknown node option `{key}`; expected one of: {}", known()),
+            };
+            errors.push(span, message);
+            continue;
+        };
+        if target.written.contains_key(descriptor.name) {
+            errors.push(span, format!("option `{key}` is given twice for `{node}`"));
+            continue;
+        }
+        let Some(given) = arguments(descriptor, option.args.unwrap_or_default(), span, errors)
+        else {
+            continue;
+        };
+        target.written.insert(descriptor.name, span);
+        (descriptor.set)(target, given, span);
+    }
+}
+
+/// The arguments of an option, if they are what it takes.
+fn arguments(
+    descriptor: &Descriptor,
+    args: Vec<Expr>,
+    span: Span,
+    errors: &mut Errors,
+) -> Option<Given> {
+    let name = descriptor.name;
+    let forms = || {
+        descriptor
+            .forms
+            .iter()
+            .map(|f| format!("`{f}`"))
+            .collect::<Vec<_>>()
+            .join(" or ")
+    };
+    match descriptor.args {
+        Args::None if args.is_empty() => Some(Given::None),
+        Args::None => {
+            errors.push(span, format!("`{name}` takes no argument"));
+            None
+        }
+        Args::One if args.len() == 1 => {
+            let zero_refused = match name {
+                "capacity" => {
+                    Some("`capacity(0)` would block forever: an edge must hold at least one item")
+                }
+                "workers" => Some(
+                    "`workers(0)` would never process anything: a stage needs at least one worker",
+                ),
+                _ => None,
+            };
+            if let Some(message) = zero_refused.filter(|_| is_literal_zero(&args[0])) {
+                errors.push(args[0].span(), message);
+                return None;
+            }
+            Some(Given::Exprs(args))
+        }
+        Args::One => {
+            errors.push(
+                span,
+                format!("`{name}` takes one argument: `{}`", descriptor.example),
+            );
+            None
+        }
+        Args::UpToThree if (1..=3).contains(&args.len()) => Some(Given::Exprs(args)),
+        Args::UpToThree => {
+            errors.push(
+                span,
+                format!(
+                    "`{name}` takes the number of extra attempts and, optionally, the first and the longest pause: {}, such as `{}`",
+                    forms(),
+                    descriptor.example
+                ),
+            );
+            None
+        }
+        Args::Node | Args::Nodes => {
+            let single = descriptor.args == Args::Node;
+            if args.is_empty() || (single && args.len() > 1) {
+                let what = if single {
+                    "the node that receives failed items"
+                } else {
+                    "the nodes to wait for"
+                };
+                errors.push(
+                    span,
+                    format!("`{name}` names {what}: `{}`", descriptor.example),
+                );
+                return None;
+            }
+            let mut idents = Vec::new();
+            for arg in args {
+                match &arg {
+                    Expr::Path(path) if path.path.get_ident().is_some() => {
+                        idents.extend(path.path.get_ident().cloned());
+                    }
+                    other => errors.push(
+                        other.span(),
+                        format!("`{name}` takes node names: `{}`", descriptor.example),
+                    ),
+                }
+            }
+            (!idents.is_empty()).then_some(Given::Nodes(idents))
+        }
+    }
+}
+
+/// Each option written on a node that does not fit it, or without the option it needs.
+pub fn check_fit(name: &str, role: Role, inputs: usize, options: &Options, errors: &mut Errors) {
+    for (&option, &span) in &options.written {
+        let Some(d) = descriptor(option) else {
+            continue;
+        };
+        let misfit = match d.fits {
+            Fits::Stages if role != Role::Stage => Some(format!("`{name}` is {} here", a(role))),
+            Fits::StagesAndSinks if role == Role::Source => Some(format!(
+                "`{name}` is a source here{}",
+                if option == "capacity" {
+                    ", with no input edges; set it on the node it feeds"
+                } else {
+                    ""
+                }
+            )),
+            Fits::SeveralInputs if inputs < 2 => Some(format!("`{name}` has {inputs} input(s)")),
+            _ => None,
+        };
+        if let Some(misfit) = misfit {
+            errors.push(span, format!("`{option}` {}, and {misfit}", d.purpose));
+            continue;
+        }
+        if let Some(needed) = d.needs.filter(|n| !options.written.contains_key(n)) {
+            let form = descriptor(needed).map_or(needed, |n| n.forms[0]);
+            errors.push(
+                span,
+                format!("`{option}` {}: add `{form}` beside it", d.purpose),
+            );
+        }
+    }
+}
+
+fn a(role: Role) -> &'static str {
+    match role {
+        Role::Source => "a source",
+        Role::Stage => "a stage",
+        Role::Sink => "a sink",
+    }
+}
+
+fn is_literal_zero(expr: &Expr) -> bool {
+    matches!(expr, Expr::Lit(syn::ExprLit { lit: syn::Lit::Int(n), .. }) if n.base10_parse::<u64>().ok() == Some(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The rows of the first Markdown table in `text` that follows `heading`.
+    fn table_after(text: &str, heading: &str, prefix: &str) -> String {
+        let start = text.find(heading).expect("the heading is there");
+        text[start..]
+            .lines()
+            .map(|line| {
+                let line = line.trim_start();
+                line.strip_prefix(prefix).unwrap_or(line).trim()
+            })
+            .skip_while(|line| !line.starts_with('|'))
+            .take_while(|line| line.starts_with('|'))
+            .map(|line| format!("{line}\n"))
+            .collect()
+    }
+
+    #[test]
+    fn the_macros_documentation_shows_the_table() {
+        let doc = table_after(include_str!("lib.rs"), "/// # Options", "///");
+        assert_eq!(doc, doc_table(), "pipeline!'s rustdoc option table");
+    }
+
+    #[test]
+    fn the_book_shows_the_table() {
+        let book = table_after(
+            include_str!("../../book/src/execution.md"),
+            "| option |",
+            "",
+        );
+        assert_eq!(
+            book,
+            doc_table(),
+            "the option table in book/src/execution.md"
+        );
+    }
+
+    #[test]
+    fn every_option_has_one_descriptor_and_an_example_of_its_own_name() {
+        for (i, d) in OPTIONS.iter().enumerate() {
+            assert!(
+                OPTIONS[i + 1..].iter().all(|other| other.name != d.name),
+                "`{}` is described twice",
+                d.name
+            );
+            assert!(d.example.starts_with(d.name), "{}", d.example);
+            assert!(d.forms.iter().all(|f| f.starts_with(d.name)));
+            assert!(d.needs.is_none_or(|n| descriptor(n).is_some()));
+        }
+    }
+}
