@@ -22,15 +22,15 @@ use pipeline::prelude::*;
 #[path = "../pipeline-macros/src/ast.rs"]
 #[allow(dead_code, unused)]
 mod ast;
+#[path = "../pipeline-macros/src/errors.rs"]
+#[allow(dead_code, unused)]
+mod errors;
 #[path = "../pipeline-macros/src/expand.rs"]
 #[allow(dead_code, unused)]
 mod expand;
 #[path = "../pipeline-macros/src/graph.rs"]
 #[allow(dead_code, unused)]
 mod graph;
-#[path = "../pipeline-macros/src/errors.rs"]
-#[allow(dead_code, unused)]
-mod errors;
 #[path = "../pipeline-macros/src/options.rs"]
 #[allow(dead_code, unused)]
 mod options;

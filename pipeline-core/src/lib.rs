@@ -1,3 +1,4 @@
+#![cfg_attr(docsrs, feature(doc_cfg))]
 //! The runtime of the `pipeline` crate. Users depend on `pipeline`, which re-exports this.
 //!
 //! Data path: a [`source`] pushes items through its [`outlet::Outlet`] in batches over

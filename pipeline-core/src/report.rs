@@ -160,7 +160,7 @@ pub struct NodeReport {
     pub cpu: Option<Duration>,
     /// The first error messages (at most 100).
     pub errors: Vec<String>,
-    /// Every error counted by kind (see [`NodeError::kind`]), the most frequent first.
+    /// Every error counted by kind (see [`NodeError::kind`](crate::NodeError::kind)), the most frequent first.
     #[cfg_attr(feature = "serde", serde(default))]
     pub error_kinds: Vec<(String, u64)>,
 }

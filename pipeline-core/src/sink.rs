@@ -66,7 +66,7 @@ where
     }
 }
 
-/// See [`write`].
+/// See [`write()`].
 pub struct Write<W, F, T> {
     writer: W,
     format: F,

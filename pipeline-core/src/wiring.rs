@@ -616,7 +616,7 @@ pub trait NatsFeature {}
 #[cfg(feature = "nats")]
 impl NatsFeature for () {}
 
-/// The builder of a `#![distributed(name)]` pipeline (see [`crate::remote`]).
+/// The builder of a `#![distributed(name)]` pipeline (see the `remote` module, feature `nats`).
 pub fn distributed_builder<Enabled: NatsFeature>(name: &'static str) -> Builder {
     #[cfg(feature = "nats")]
     return Builder::distributed(name);

@@ -9,7 +9,7 @@
 //! `ordered`, results wait in a reorder buffer for the ones before them.
 //!
 //! A worker whose items prove cheap takes several at once (a chunk, worth about
-//! [`CHUNK_TIME`] of work), so that the locks, the clock reads and the hand-on to the next
+//! `CHUNK_TIME` of work), so that the locks, the clock reads and the hand-on to the next
 //! node are paid per chunk rather than per item: taken one by one, items of a few
 //! microseconds ran slower on two workers than on one, the workers taking turns at the
 //! locks. A slow item shrinks the chunk again at once, so slow stages still balance item

@@ -73,7 +73,7 @@ pub fn edge<T>(capacity: usize) -> (EdgeSender<T>, EdgeReceiver<T>) {
 }
 
 /// An edge into a node's only input, over which the node may offer to run inside the
-/// node that feeds it (see [`crate::fuse`]).
+/// node that feeds it (see `fuse`).
 pub fn fusable_edge<T: 'static>(capacity: usize) -> (EdgeSender<T>, EdgeReceiver<T>) {
     let (mut tx, mut rx) = edge(capacity);
     let (offer, slot) = hand_off();
