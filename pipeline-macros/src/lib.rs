@@ -1,9 +1,9 @@
 //! The `pipeline!` macro. Re-exported by the `pipeline` crate; depend on that one.
 //!
-//! The input is parsed into a syntax tree that keeps the user's spans ([`ast`]; node
-//! options are described once, in [`options`]), turned into a graph and checked
-//! ([`graph`]), then expanded into typed wiring ([`expand`]). Every mistake found is
-//! collected ([`errors`]) and reported at once; code is still emitted so that the user sees
+//! The input is parsed into a syntax tree that keeps the user's spans (`ast`; node
+//! options are described once, in `options`), turned into a graph and checked
+//! (`graph`), then expanded into typed wiring (`expand`). Every mistake found is
+//! collected (`errors`) and reported at once; code is still emitted so that the user sees
 //! those errors and not a flood of follow-on ones.
 
 mod ast;
