@@ -1,4 +1,5 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
+#![warn(missing_docs)]
 #![doc = include_str!("../README.md")]
 
 /// Builds a pipeline from a graph of nodes. See the crate documentation and the book.

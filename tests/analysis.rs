@@ -171,56 +171,29 @@ fn pictures_of_the_declared_graph() {
 fn finished_run() -> RunReport {
     let node =
         |name: &str, role, fan_in, (inputs, outputs), (received, emitted, filtered), busy_ms| {
-            NodeReport {
-                name: name.to_string(),
-                role,
-                fan_in,
-                workers: 1,
-                inputs,
-                outputs,
-                received,
-                emitted,
-                filtered,
-                absorbed: 0,
-                failed: 0,
-                expanded: 0,
-                dropped_partial_tuples: 0,
-                dropped_partial_items: 0,
-                panics: 0,
-                retried: 0,
-                dead_lettered: 0,
-                restarts: 0,
-                latency: None,
-                long_polls: 0,
-                longest_poll: Duration::ZERO,
-                queue_now: 0,
-                queue_peak: 0,
-                active: Duration::from_millis(1000),
-                busy: Duration::from_millis(busy_ms),
-                starved: Duration::from_millis(1000 - busy_ms),
-                blocked: Duration::ZERO,
-                cpu: None,
-                errors: Vec::new(),
-                error_kinds: Vec::new(),
-            }
+            let mut node = NodeReport::new(name, role);
+            node.fan_in = fan_in;
+            (node.inputs, node.outputs) = (inputs, outputs);
+            (node.received, node.emitted, node.filtered) = (received, emitted, filtered);
+            node.active = Duration::from_millis(1000);
+            node.busy = Duration::from_millis(busy_ms);
+            node.starved = Duration::from_millis(1000 - busy_ms);
+            node
         };
     let mut inp = node("inp", Role::Source, FanIn::Single, (0, 2), (0, 20, 0), 150);
     inp.blocked = Duration::from_millis(850);
     inp.starved = Duration::ZERO;
-    RunReport {
-        nodes: vec![
-            inp,
-            node("rev", Role::Stage, FanIn::Single, (1, 1), (20, 18, 2), 970),
-            node("out", Role::Sink, FanIn::Zip, (2, 0), (18, 0, 0), 40),
-        ],
-        edges: [("inp", "rev"), ("inp", "out"), ("rev", "out")]
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .to_vec(),
-        dead_letter_edges: Vec::new(),
-        remote: Vec::new(),
-        elapsed: Duration::from_millis(1000),
-        failure: None,
-    }
+    let mut report = RunReport::default();
+    report.nodes = vec![
+        inp,
+        node("rev", Role::Stage, FanIn::Single, (1, 1), (20, 18, 2), 970),
+        node("out", Role::Sink, FanIn::Zip, (2, 0), (18, 0, 0), 40),
+    ];
+    report.edges = [("inp", "rev"), ("inp", "out"), ("rev", "out")]
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .to_vec();
+    report.elapsed = Duration::from_millis(1000);
+    report
 }
 
 #[test]

@@ -26,7 +26,9 @@ pub(crate) const COMPUTES: f64 = 0.7;
 /// The bottleneck of a run and what to do about it.
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Verdict {
+    /// The node the run waited for.
     pub bottleneck: String,
     /// Its utilisation, 0 to 1.
     pub utilisation: f64,

@@ -20,6 +20,7 @@ pub type BoxError = Box<dyn Error + Send + Sync + 'static>;
 pub struct NodeError(Arc<dyn Error + Send + Sync + 'static>);
 
 impl NodeError {
+    /// Wraps an error a node's code returned.
     pub fn new(error: impl Into<BoxError>) -> Self {
         NodeError(Arc::from(error.into()))
     }
@@ -135,6 +136,7 @@ impl<'de> serde::Deserialize<'de> for NodeError {
 /// The node's code panicked on the item.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Panicked {
+    /// The panic's message.
     pub message: String,
 }
 
@@ -149,6 +151,7 @@ impl Error for Panicked {}
 /// The item took longer than the node's `timeout(..)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TimedOut {
+    /// The node's `timeout(..)`.
     pub limit: Duration,
 }
 
@@ -176,31 +179,68 @@ impl Error for NotStarted {}
 /// Why a run ended early.
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Failure {
     /// A fail-fast node's item failed.
-    ItemFailed { node: String, error: NodeError },
+    ItemFailed {
+        /// The node, by its name in the graph.
+        node: String,
+        /// The error its code returned.
+        error: NodeError,
+    },
     /// User code in a node panicked.
-    Panicked { node: String, message: String },
+    Panicked {
+        /// The node, by its name in the graph.
+        node: String,
+        /// The panic's message.
+        message: String,
+    },
     /// A node's `setup` failed (or the context it needs is missing).
-    SetupFailed { node: String, error: NodeError },
+    SetupFailed {
+        /// The node, by its name in the graph.
+        node: String,
+        /// What `setup` returned, or the missing context.
+        error: NodeError,
+    },
     /// A node's workers panicked more often than its restart budget allows.
     RestartsExhausted {
+        /// The node, by its name in the graph.
         node: String,
+        /// Workers it had replaced before the last panic.
         restarts: u64,
+        /// The last panic's message.
         last_panic: String,
     },
     /// A source's producer returned an error.
-    SourceFailed { node: String, error: NodeError },
+    SourceFailed {
+        /// The node, by its name in the graph.
+        node: String,
+        /// What the producer returned.
+        error: NodeError,
+    },
     /// A node's `finish` failed at end of stream: what it held (an aggregate, a sink's
     /// buffered writes) may be lost, so the run does not end as if all went well.
-    FinishFailed { node: String, error: NodeError },
+    FinishFailed {
+        /// The node, by its name in the graph.
+        node: String,
+        /// What `finish` returned.
+        error: NodeError,
+    },
     /// [`RunHandle::abort`](crate::RunHandle::abort) was called.
     Aborted,
     /// The runtime itself panicked (a bug in this crate).
-    Internal { message: String },
+    Internal {
+        /// What went wrong.
+        message: String,
+    },
     /// An edge to or from another process could not be served (NATS unreachable, a plan
     /// that does not fit the graph).
-    Remote { edge: String, error: String },
+    Remote {
+        /// The edge, as `edge `a => b` across processes`.
+        edge: String,
+        /// Why it could not be served.
+        error: String,
+    },
 }
 
 impl Failure {

@@ -1,4 +1,5 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
+#![warn(missing_docs)]
 //! The runtime of the `pipeline` crate. Users depend on `pipeline`, which re-exports this.
 //!
 //! Data path: a [`source`] pushes items through its [`outlet::Outlet`] in batches over
@@ -11,32 +12,39 @@ pub mod context;
 pub(crate) mod control;
 pub(crate) mod counts;
 pub mod error;
+#[doc(hidden)]
 pub mod exec;
 pub(crate) mod fuse;
 #[cfg(feature = "html")]
 mod html;
+#[doc(hidden)]
 pub mod inlet;
 #[doc(hidden)]
 pub mod ledger;
 pub mod lineage;
 pub mod node;
+#[doc(hidden)]
 pub mod outlet;
 pub(crate) mod picture;
 #[cfg(feature = "nats")]
 pub mod remote;
 pub mod report;
+#[doc(hidden)]
 pub mod run;
 #[cfg(feature = "serde")]
 mod seconds;
 pub mod sink;
 pub mod source;
+#[doc(hidden)]
 pub mod spec;
 pub mod stage;
 pub(crate) mod stats;
 pub(crate) mod table;
 #[cfg(feature = "metrics")]
 pub mod telemetry;
+#[doc(hidden)]
 pub mod wire;
+#[doc(hidden)]
 pub mod wiring;
 
 /// A test hook: how many passes the fused kernels ran (see `fuse::chain`).

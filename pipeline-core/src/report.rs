@@ -11,8 +11,11 @@ use crate::spec::{FanIn, Role};
 /// Its `source()` is the error the node's code returned, when there is one. Its `Debug`
 /// (what `?` in `main` prints) is a short paragraph: the failure and the accounting; print
 /// `report` for the whole table.
+#[non_exhaustive]
 pub struct RunError {
+    /// Why the run ended early.
     pub failure: Failure,
+    /// Where every item was when it did.
     pub report: Box<RunReport>,
 }
 
@@ -54,13 +57,18 @@ impl std::error::Error for RunError {
 /// Percentiles of the time a node took per item.
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Latency {
+    /// Half of the items took at most this long.
     #[cfg_attr(feature = "serde", serde(with = "crate::seconds"))]
     pub p50: Duration,
+    /// Nine items in ten took at most this long.
     #[cfg_attr(feature = "serde", serde(with = "crate::seconds"))]
     pub p90: Duration,
+    /// 99 items in 100 took at most this long.
     #[cfg_attr(feature = "serde", serde(with = "crate::seconds"))]
     pub p99: Duration,
+    /// The longest an item took.
     #[cfg_attr(feature = "serde", serde(with = "crate::seconds"))]
     pub max: Duration,
     /// How many items were timed.
@@ -70,8 +78,11 @@ pub struct Latency {
 /// An edge between a node of this process and one in another (see `remote`).
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RemoteEdgeReport {
+    /// The node the edge starts at.
     pub from: String,
+    /// The node the edge ends at.
     pub to: String,
     /// True when this process sent on the edge, false when it received.
     pub outbound: bool,
@@ -97,14 +108,19 @@ pub struct RemoteEdgeReport {
 /// Counts of one node.
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct NodeReport {
+    /// The node's name in the graph.
     pub name: String,
+    /// Source, stage or sink.
     pub role: Role,
+    /// How it combines several inputs.
     pub fan_in: FanIn,
     /// Workers running the node's code (see `workers(n)`).
     pub workers: usize,
-    /// Incoming and outgoing edges.
+    /// Incoming edges.
     pub inputs: usize,
+    /// Outgoing edges.
     pub outputs: usize,
     /// Items (for a zip: complete tuples) taken in.
     pub received: u64,
@@ -120,9 +136,11 @@ pub struct NodeReport {
     pub failed: u64,
     /// Extra outputs of a flat-map: outputs beyond one per input.
     pub expanded: u64,
-    /// Incomplete tuples a zip dropped, and the items they held.
+    /// Incomplete tuples a zip dropped.
     pub dropped_partial_tuples: u64,
+    /// The items those tuples held.
     pub dropped_partial_items: u64,
+    /// Panics in the node's code (each item it panicked on also counts as failed).
     pub panics: u64,
     /// Extra attempts made by `retry(n)`.
     pub retried: u64,
@@ -133,12 +151,14 @@ pub struct NodeReport {
     /// Items on which an async stage's code ran 1 ms or more without awaiting (blocking an
     /// async worker), and the longest such stretch.
     pub long_polls: u64,
+    /// The longest stretch an async stage's code ran without awaiting.
     #[cfg_attr(feature = "serde", serde(with = "crate::seconds"))]
     pub longest_poll: Duration,
     /// How long processing one item took (sampled for cheap stages), if any item was timed.
     pub latency: Option<Latency>,
-    /// Items waiting on its input edges when it last took a batch, and the most it saw.
+    /// Items waiting on its input edges when it last took a batch.
     pub queue_now: u64,
+    /// The most items it saw waiting on its input edges.
     pub queue_peak: u64,
     /// From the node's start to its end.
     #[cfg_attr(feature = "serde", serde(with = "crate::seconds"))]
@@ -166,6 +186,43 @@ pub struct NodeReport {
 }
 
 impl NodeReport {
+    /// A report of a node that did nothing yet: for tools and tests that build reports
+    /// (the fields are public; more may come, so there is no literal to write).
+    pub fn new(name: impl Into<String>, role: Role) -> Self {
+        NodeReport {
+            name: name.into(),
+            role,
+            fan_in: FanIn::Single,
+            workers: 1,
+            inputs: 0,
+            outputs: 0,
+            received: 0,
+            emitted: 0,
+            filtered: 0,
+            absorbed: 0,
+            failed: 0,
+            expanded: 0,
+            dropped_partial_tuples: 0,
+            dropped_partial_items: 0,
+            panics: 0,
+            retried: 0,
+            dead_lettered: 0,
+            restarts: 0,
+            long_polls: 0,
+            longest_poll: Duration::ZERO,
+            latency: None,
+            queue_now: 0,
+            queue_peak: 0,
+            active: Duration::ZERO,
+            busy: Duration::ZERO,
+            starved: Duration::ZERO,
+            blocked: Duration::ZERO,
+            cpu: None,
+            errors: Vec::new(),
+            error_kinds: Vec::new(),
+        }
+    }
+
     /// The share of a run of length `wall` this node's workers spent busy. Measured against
     /// the whole run, not the node's own lifetime: a source that is done in a millisecond
     /// was not what the run waited for.
@@ -201,19 +258,29 @@ impl NodeReport {
 /// `source_items = delivered + filtered + failed + dropped partial tuples`.
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct Accounting {
+    /// Items the sources produced.
     pub source_items: u64,
+    /// Extra copies fan-outs made (`k - 1` per item for `k` edges).
     pub fan_out_copies: u64,
+    /// Extra outputs of flat-maps.
     pub expanded: u64,
+    /// Items zips joined into tuples (`k - 1` per tuple of `k`).
     pub zip_joined: u64,
     /// Failed items sent on to dead-letter nodes (each is also counted as failed).
     pub dead_lettered: u64,
+    /// Items sinks consumed without error.
     pub delivered: u64,
+    /// Items filters dropped on purpose.
     pub filtered: u64,
     /// Items aggregates took into their state.
     pub absorbed: u64,
+    /// Items whose processing failed.
     pub failed: u64,
+    /// Incomplete tuples zips dropped.
     pub dropped_partial_tuples: u64,
+    /// The items those tuples held.
     pub dropped_partial_items: u64,
     /// Items taken from other processes (distributed pipelines).
     pub arrived: u64,
@@ -251,7 +318,8 @@ impl Accounting {
 
 /// The result of a run.
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct RunReport {
     /// One entry per node, in declaration order (for a distributed pipeline: the nodes this
     /// process ran).
@@ -259,9 +327,11 @@ pub struct RunReport {
     /// Edges to and from nodes in other processes (distributed pipelines only).
     #[cfg_attr(feature = "serde", serde(default))]
     pub remote: Vec<RemoteEdgeReport>,
+    /// The graph's edges, `(from, to)`, in the order written.
     pub edges: Vec<(String, String)>,
     /// Edges carrying a stage's failed items to its dead-letter node.
     pub dead_letter_edges: Vec<(String, String)>,
+    /// Wall time of the run.
     #[cfg_attr(feature = "serde", serde(with = "crate::seconds"))]
     pub elapsed: Duration,
     /// Set when the run ended early; `run()` then returns it inside a [`RunError`].
@@ -274,6 +344,7 @@ impl RunReport {
         self.nodes.iter().find(|n| n.name == name)
     }
 
+    /// Where every item went, summed over the nodes; see [`Accounting::is_balanced`].
     pub fn accounting(&self) -> Accounting {
         let mut a = Accounting::default();
         for n in &self.nodes {

@@ -196,6 +196,7 @@ impl<T> Default for Collected<T> {
 // No `T: Send` bound here: it would make the compiler demand `T` at `new()`, before the
 // pipeline's edges have told it what flows in. The sink's own impl requires it.
 impl<T> Collected<T> {
+    /// An empty collection.
     pub fn new() -> Self {
         Self::default()
     }
@@ -218,6 +219,7 @@ impl<T> Collected<T> {
         self.lock().len()
     }
 
+    /// Whether nothing was collected so far.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

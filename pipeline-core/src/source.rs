@@ -23,6 +23,7 @@ where
     SourceNode(IterSource(items.into_iter()))
 }
 
+/// The source [`iter`] makes.
 pub struct IterSource<I>(I);
 
 impl<I> Source for IterSource<I>
@@ -75,6 +76,7 @@ where
     SourceNode(TryIterSource(items.into_iter()))
 }
 
+/// The source [`try_iter`] makes.
 pub struct TryIterSource<I>(I);
 
 impl<I, T, E> Source for TryIterSource<I>
@@ -113,6 +115,7 @@ where
     SourceNode(StreamSource(items))
 }
 
+/// The source [`stream`] makes.
 pub struct StreamSource<S>(S);
 
 impl<S> Source for StreamSource<S>
@@ -172,6 +175,7 @@ where
     SourceNode(Producer(produce, PhantomData))
 }
 
+/// The source [`producer`] makes.
 pub struct Producer<F, T>(F, PhantomData<fn() -> T>);
 
 impl<T, F, Fut> Source for Producer<F, T>

@@ -31,18 +31,31 @@ use metrics::{Counter, Gauge, Histogram, Unit};
 
 use crate::counts::BatchCounts;
 
+/// Items (for a zip: complete tuples) a node took in. Counter.
 pub const ITEMS_RECEIVED: &str = "pipeline_items_received_total";
+/// Items a node sent downstream. Counter.
 pub const ITEMS_EMITTED: &str = "pipeline_items_emitted_total";
+/// Items a node dropped on purpose. Counter.
 pub const ITEMS_FILTERED: &str = "pipeline_items_filtered_total";
+/// Items whose processing failed or panicked. Counter.
 pub const ITEMS_FAILED: &str = "pipeline_items_failed_total";
+/// Extra attempts made by `retry(n)`. Counter.
 pub const ITEMS_RETRIED: &str = "pipeline_items_retried_total";
+/// Failed items sent to a dead-letter node. Counter.
 pub const ITEMS_DEAD_LETTERED: &str = "pipeline_items_dead_lettered_total";
+/// Incomplete tuples a zip dropped. Counter.
 pub const PARTIAL_TUPLES_DROPPED: &str = "pipeline_partial_tuples_dropped_total";
+/// Workers replaced after a panic. Counter.
 pub const WORKER_RESTARTS: &str = "pipeline_worker_restarts_total";
+/// Seconds a node's workers spent working. Counter.
 pub const BUSY_SECONDS: &str = "pipeline_busy_seconds_total";
+/// Seconds a node waited for input. Counter.
 pub const STARVED_SECONDS: &str = "pipeline_starved_seconds_total";
+/// Seconds a node waited for room downstream. Counter.
 pub const BLOCKED_SECONDS: &str = "pipeline_blocked_seconds_total";
+/// Items waiting on a node's input edges. Gauge.
 pub const QUEUE_DEPTH: &str = "pipeline_queue_depth";
+/// Seconds one item took in a node (sampled for cheap stages). Histogram.
 pub const ITEM_DURATION: &str = "pipeline_item_duration_seconds";
 
 /// One node's handles into the installed recorder.

@@ -48,13 +48,17 @@ pub trait Node: Send + 'static {
 
 /// Type-level roles, so compile-time checks can tell what a node is.
 pub mod roles {
+    /// A node with no input.
     pub enum Source {}
+    /// A node with inputs and outputs.
     pub enum Stage {}
+    /// A node with no output.
     pub enum Sink {}
 }
 
 /// Produces items: an iterator, a stream, a producer function.
 pub trait Source: Send + 'static {
+    /// The items it produces.
     type Out: Send + 'static;
 
     /// True when `run` is synchronous code that may block (an iterator): the source then
@@ -67,7 +71,9 @@ pub trait Source: Send + 'static {
 
 /// Turns each input item into zero, one or several output items.
 pub trait Stage: Send + 'static {
+    /// The items it takes.
     type In: Send + 'static;
+    /// The items it gives.
     type Out: Send + 'static;
 
     /// True when one input may give several outputs (flat-map): each output then gets a
@@ -155,6 +161,7 @@ pub trait Stage: Send + 'static {
 
 /// Consumes items at the end of the graph.
 pub trait Sink: Send + 'static {
+    /// The items it consumes.
     type In: Send + 'static;
 
     /// True when `consume` never awaits: the sink then runs on a thread of its own.
@@ -208,6 +215,7 @@ macro_rules! role_wrapper {
         pub struct $wrapper<N>(pub(crate) N);
 
         impl<N: $role> $wrapper<N> {
+            /// Wraps `node` for `pipeline!`.
             pub fn new(node: N) -> Self {
                 $wrapper(node)
             }

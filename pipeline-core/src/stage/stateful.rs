@@ -42,7 +42,9 @@ use crate::node::{BoxError, Stage, StageNode};
 /// assert_eq!(seen.take(), vec!["a", "b"]);
 /// ```
 pub trait Stateful: Send + 'static {
+    /// The items it takes.
     type In: Send + 'static;
+    /// The items it emits.
     type Out: Send + 'static;
 
     /// True when an input that gives no output went into the state (a batcher's items
