@@ -10,7 +10,8 @@
 //! Each contender runs several times, alternating, and the median time counts, so a noisy
 //! neighbour on a shared machine hurts both sides alike. Ratios are the other's time over
 //! the pipeline's unless the name says otherwise (`_efficiency`: ideal over measured;
-//! `_speedup`; `_us`, `_mb`, `_ms`: a measurement, not a ratio).
+//! `_speedup`; `_us`, `_mb`, `_ms`: a measurement, not a ratio; `check_200_vs_20_chain`: the
+//! 200-stage chain's `cargo check` time over the 20-stage one's, at most 12 wanted).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -38,6 +39,8 @@ mod options;
 #[allow(dead_code, unused)]
 mod role;
 
+#[path = "support/check.rs"]
+mod check;
 #[path = "support/sum.rs"]
 mod sum;
 use sum::sum_into;
@@ -196,6 +199,17 @@ fn main() {
         let peak = peak_rss_of_child("slow_sink");
         println!("10M items into a sink that spins 1 µs per item: peak RSS {peak:.1} MB\n");
         record("slow_sink_peak_rss_mb", peak);
+    }
+    if wanted("check") {
+        let short = check::check_chain(20, 3);
+        let long = check::check_chain(200, 3);
+        show("cargo check, a chain of 20 stages", short);
+        show("cargo check, a chain of 200 stages", long);
+        record(
+            "check_200_vs_20_chain",
+            long.as_secs_f64() / short.as_secs_f64(),
+        );
+        println!();
     }
     if wanted("macro") {
         let took = median(11, expand_50_nodes);

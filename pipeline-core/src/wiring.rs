@@ -213,9 +213,49 @@ pub trait FanOutItem<Name>: Clone {}
 #[diagnostic::do_not_recommend]
 impl<T: Clone, Name> FanOutItem<Name> for T {}
 
-/// The chain of stages `node`, then `rest` (see `fuse::chain`).
-pub fn link<N: Node, R: Hint>(_node: &N, _rest: PhantomData<R>) -> PhantomData<N::ChainLink<R>> {
-    PhantomData
+/// The type of a chain of nodes: each node's link, then the rest.
+macro_rules! chain_type {
+    () => { End };
+    ($first:ident $($rest:ident)*) => { <$first as Node>::ChainLink<chain_type!($($rest)*)> };
+}
+
+/// `chainK(&a, &b, ..)`: the chain of the stages given, in order (see `fuse::chain`). One
+/// call per node, its type worked out by the signature: nesting a call per stage (`link(&a,
+/// link(&b, ..))`) made type checking grow with the square of a chain's length.
+macro_rules! chain_fns {
+    ($($name:ident: $($node:ident)+;)*) => {$(
+        #[allow(clippy::too_many_arguments)]
+        pub fn $name<$($node: Node),+>($(_: &$node),+) -> PhantomData<chain_type!($($node)+)> {
+            PhantomData
+        }
+    )*};
+}
+
+chain_fns! {
+    chain1: N1;
+    chain2: N1 N2;
+    chain3: N1 N2 N3;
+    chain4: N1 N2 N3 N4;
+    chain5: N1 N2 N3 N4 N5;
+    chain6: N1 N2 N3 N4 N5 N6;
+    chain7: N1 N2 N3 N4 N5 N6 N7;
+    chain8: N1 N2 N3 N4 N5 N6 N7 N8;
+    chain9: N1 N2 N3 N4 N5 N6 N7 N8 N9;
+    chain10: N1 N2 N3 N4 N5 N6 N7 N8 N9 N10;
+    chain11: N1 N2 N3 N4 N5 N6 N7 N8 N9 N10 N11;
+    chain12: N1 N2 N3 N4 N5 N6 N7 N8 N9 N10 N11 N12;
+    chain13: N1 N2 N3 N4 N5 N6 N7 N8 N9 N10 N11 N12 N13;
+    chain14: N1 N2 N3 N4 N5 N6 N7 N8 N9 N10 N11 N12 N13 N14;
+    chain15: N1 N2 N3 N4 N5 N6 N7 N8 N9 N10 N11 N12 N13 N14 N15;
+    chain16: N1 N2 N3 N4 N5 N6 N7 N8 N9 N10 N11 N12 N13 N14 N15 N16;
+    chain17: N1 N2 N3 N4 N5 N6 N7 N8 N9 N10 N11 N12 N13 N14 N15 N16 N17;
+    chain18: N1 N2 N3 N4 N5 N6 N7 N8 N9 N10 N11 N12 N13 N14 N15 N16 N17 N18;
+    chain19: N1 N2 N3 N4 N5 N6 N7 N8 N9 N10 N11 N12 N13 N14 N15 N16 N17 N18 N19;
+    chain20: N1 N2 N3 N4 N5 N6 N7 N8 N9 N10 N11 N12 N13 N14 N15 N16 N17 N18 N19 N20;
+    chain21: N1 N2 N3 N4 N5 N6 N7 N8 N9 N10 N11 N12 N13 N14 N15 N16 N17 N18 N19 N20 N21;
+    chain22: N1 N2 N3 N4 N5 N6 N7 N8 N9 N10 N11 N12 N13 N14 N15 N16 N17 N18 N19 N20 N21 N22;
+    chain23: N1 N2 N3 N4 N5 N6 N7 N8 N9 N10 N11 N12 N13 N14 N15 N16 N17 N18 N19 N20 N21 N22 N23;
+    chain24: N1 N2 N3 N4 N5 N6 N7 N8 N9 N10 N11 N12 N13 N14 N15 N16 N17 N18 N19 N20 N21 N22 N23 N24;
 }
 
 /// The end of a chain of stages.

@@ -151,20 +151,20 @@ pub fn expand(graph: &Graph) -> TokenStream {
     };
     // The nodes of a chain, by their variables, so the runtime knows their types.
     let chain_hint = |nodes: &[usize]| {
-        nodes
-            .iter()
-            .rev()
-            .fold(quote!(#private::end_of_chain()), |rest, &m| {
-                let stage = &graph.nodes[m].ident;
-                quote!(#private::link(&#stage, #rest))
-            })
+        if nodes.is_empty() {
+            return quote!(#private::end_of_chain());
+        }
+        let function = format_ident!("chain{}", nodes.len());
+        let stages = nodes.iter().map(|&m| &graph.nodes[m].ident);
+        quote!(#private::#function(#(&#stages),*))
     };
+    let chain_pieces = graph.chain_pieces(CHAIN_MAX);
     let outlets = graph.nodes.iter().enumerate().filter(|(_, node)| !node.outputs.is_empty()).map(|(n, node)| {
         let connections = node.outputs.iter().map(|&e| connect(e, false));
         let outlet = outlet(n);
         if node.outputs.len() == 1 {
             let single = quote!(#private::single_output(#(#connections)*));
-            let chain = if graph.distributed.is_none() { graph.chain_after(n, CHAIN_MAX) } else { Vec::new() };
+            let chain = if graph.distributed.is_none() { chain_pieces.get(&n).cloned().unwrap_or_default() } else { Vec::new() };
             if chain.is_empty() {
                 return quote!(let #outlet = #single;);
             }

@@ -492,6 +492,38 @@ impl Graph {
         chain
     }
 
+    /// The chains the nodes' outlets get kernels for, by the node that owns the outlet:
+    /// each chain from its head in pieces of at most `most`, the last node of a full piece
+    /// owning the next. Each node is named in one piece only: a piece per node (the `most`
+    /// nodes after every one) made type checking grow with the square of a chain's length,
+    /// since every stage named is one more obligation the compiler carries to the end of
+    /// the function (a closure's captures, and so whether it is `Send`, are known only
+    /// there).
+    pub fn chain_pieces(&self, most: usize) -> BTreeMap<usize, Vec<usize>> {
+        let mut continues_a_chain = vec![false; self.nodes.len()];
+        for p in 0..self.nodes.len() {
+            if let [next] = self.chain_from(p, 1)[..] {
+                continues_a_chain[next] = true;
+            }
+        }
+        let mut pieces = BTreeMap::new();
+        for head in (0..self.nodes.len()).filter(|&n| !continues_a_chain[n]) {
+            let mut at = head;
+            loop {
+                let piece = self.chain_after(at, most);
+                let (Some(&last), true) = (piece.last(), piece.len() == most) else {
+                    if !piece.is_empty() {
+                        pieces.insert(at, piece);
+                    }
+                    break;
+                };
+                pieces.insert(at, piece);
+                at = last;
+            }
+        }
+        pieces
+    }
+
     /// The nodes of a chain after node `n` (as [`chain_after`](Self::chain_after), even a
     /// single one).
     fn chain_from(&self, n: usize, most: usize) -> Vec<usize> {
@@ -661,6 +693,43 @@ mod tests {
         assert_eq!(names(graph.chain_after(index("src2"), 8)), ["e", "f"]);
         assert_eq!(names(graph.chain_after(index("w"), 8)), ["g", "h", "out2"]);
         assert!(graph.chain_after(index("out"), 8).is_empty());
+    }
+
+    #[test]
+    fn a_long_chain_is_cut_into_pieces_each_naming_a_node_once() {
+        // src => s1 => .. => s7 => out: pieces of 3, each owned by the last node of the one
+        // before.
+        let graph = build(quote! {
+            src => s1 => s2 => s3 => s4 => s5 => s6 => s7 => out;
+            w[workers(2)] = x;
+            src2 => w => y => z;
+        })
+        .unwrap();
+        let name = |n: usize| graph.nodes[n].name.clone();
+        let pieces: Vec<(String, Vec<String>)> = graph
+            .chain_pieces(3)
+            .into_iter()
+            .map(|(owner, piece)| (name(owner), piece.into_iter().map(name).collect()))
+            .collect();
+        let expected = [
+            ("src", vec!["s1", "s2", "s3"]),
+            ("s3", vec!["s4", "s5", "s6"]),
+            ("s6", vec!["s7", "out"]),
+            // `w` has workers: it cannot run inline, so `y` does not continue a chain
+            // through it, and `w` heads one of its own.
+            ("w", vec!["y", "z"]),
+        ]
+        .map(|(owner, piece)| {
+            (
+                owner.to_string(),
+                piece.into_iter().map(String::from).collect::<Vec<_>>(),
+            )
+        });
+        let mut pieces = pieces;
+        pieces.sort();
+        let mut expected = expected.to_vec();
+        expected.sort();
+        assert_eq!(pieces, expected);
     }
 
     #[test]
