@@ -12,6 +12,7 @@ use tokio::task::JoinSet;
 use crate::context::Context;
 use crate::control::Control;
 use crate::error::Failure;
+use crate::exec::policy::runs_plain;
 use crate::exec::workers::run_with_workers;
 use crate::exec::{
     ErrorPolicy, NodeCtx, NodeTask, SharedOffer, panic_message, place, run_fusable_sink,
@@ -138,7 +139,12 @@ impl Builder {
             inlet.track(ledger);
         }
         // Only a stage whose items need no per-item policy can run in another node's loop.
-        let fusable = S::SYNC && options.timeout.is_none() && policy.is_plain();
+        let fusable = runs_plain(
+            S::SYNC,
+            options.timeout,
+            policy.retry.is_some(),
+            policy.dead_letter.is_some(),
+        );
         let launch: Launch = match take_offer(&mut inlet).filter(|_| fusable) {
             Some(offer) => {
                 let offer = self.withdrawable(name, offer);

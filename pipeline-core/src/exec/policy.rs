@@ -88,11 +88,18 @@ impl<T> Default for ErrorPolicy<T> {
     }
 }
 
-impl<T> ErrorPolicy<T> {
-    /// True when failed items are only counted: no retry, no dead-letter node.
-    pub(crate) fn is_plain(&self) -> bool {
-        self.retry.is_none() && self.dead_letter.is_none()
-    }
+/// Whether a node's items need no handling one by one: its code is synchronous, and no
+/// item is timed out, retried or sent to a dead-letter node. Only such a node runs whole
+/// batches in one loop, or runs inside the node that feeds it. The one place this rule is
+/// written in the runtime (the macro's `Node::runs_plain` decides the same at compile
+/// time, for the kernels it names).
+pub(crate) fn runs_plain(
+    sync: bool,
+    timeout: Option<Duration>,
+    retries: bool,
+    dead_letters: bool,
+) -> bool {
+    sync && timeout.is_none() && !retries && !dead_letters
 }
 
 impl<T: Clone> ErrorPolicy<T> {
