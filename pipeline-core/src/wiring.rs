@@ -59,68 +59,46 @@ impl<T, From, To, Whole> FitsZip<T, From, To, Whole> for T {
     }
 }
 
-/// An edge from `Self` into a node of role `TargetRole` whose input slot takes `Slot`.
+/// An edge between a node of the first role and one of the second. A real edge checks that
+/// what is sent fits the slot; an edge out of a sink or into a source is refused by the
+/// role checks, so it checks nothing here: its `Checked` type is the slot's own.
 ///
-/// Real edges (from a source or stage into a stage or sink) need `Sent: Fits<Slot>`. Edges
-/// out of a sink or into a source hold vacuously here: the role checks reject those nodes
-/// with a message of their own, and one error per mistake is what the user should see.
-///
-/// One blanket impl, and the roles settled by [`RolesMeet`]: so an error names the
-/// types of the edge ([`Fits`]), not a list of this trait's impls.
-pub trait Feeds<TargetRole, Slot, From, To>: Node {
-    fn retype(slot: EdgeSender<Slot>) -> EdgeSender<Self::Out>;
-}
+/// The check is a bound on `Checked` (see [`Edge::connect`]), which the compiler reduces
+/// to the item type before it tests it: an error then names the edge's two types, not
+/// this table.
+pub trait RolesMeet {
+    /// What must fit the slot: what is sent, on a real edge.
+    type Checked<Sent, Slot>;
 
-impl<N: Node, TargetRole, Slot, From, To> Feeds<TargetRole, Slot, From, To> for N
-where
-    (N::Role, TargetRole): RolesMeet<N::Out, Slot, From, To>,
-{
-    fn retype(slot: EdgeSender<Slot>) -> EdgeSender<N::Out> {
-        <(N::Role, TargetRole) as RolesMeet<N::Out, Slot, From, To>>::retype(slot)
-    }
-}
+    /// The edge's sender, as the sending node's.
+    fn retype<Sent, Slot, From, To>(slot: EdgeSender<Slot>) -> EdgeSender<Sent>
+    where
+        Self::Checked<Sent, Slot>: Fits<Slot, From, To>;
 
-/// [`Feeds`] for an edge into a zip node, whose input is the tuple `Whole`.
-pub trait FeedsZip<TargetRole, Slot, From, To, Whole>: Node {
-    fn retype(slot: EdgeSender<Slot>) -> EdgeSender<Self::Out>;
-}
-
-impl<N: Node, TargetRole, Slot, From, To, Whole> FeedsZip<TargetRole, Slot, From, To, Whole> for N
-where
-    (N::Role, TargetRole): RolesMeetZip<N::Out, Slot, From, To, Whole>,
-{
-    fn retype(slot: EdgeSender<Slot>) -> EdgeSender<N::Out> {
-        <(N::Role, TargetRole) as RolesMeetZip<N::Out, Slot, From, To, Whole>>::retype(slot)
-    }
-}
-
-/// An edge between a node of the first role and one of the second: a real edge checks
-/// the types; an edge out of a sink or into a source is refused by the role checks.
-pub trait RolesMeet<Sent, Slot, From, To> {
-    fn retype(slot: EdgeSender<Slot>) -> EdgeSender<Sent>;
-}
-
-/// [`RolesMeet`] into a zip node.
-pub trait RolesMeetZip<Sent, Slot, From, To, Whole> {
-    fn retype(slot: EdgeSender<Slot>) -> EdgeSender<Sent>;
+    /// [`retype`](Self::retype) for an edge into a zip node, whose input is `Whole`.
+    fn retype_zipped<Sent, Slot, From, To, Whole>(slot: EdgeSender<Slot>) -> EdgeSender<Sent>
+    where
+        Self::Checked<Sent, Slot>: FitsZip<Slot, From, To, Whole>;
 }
 
 macro_rules! real_edge {
     ($from:ident => $to:ident) => {
-        impl<Sent, Slot, From, To> RolesMeet<Sent, Slot, From, To> for (roles::$from, roles::$to)
-        where
-            Sent: Fits<Slot, From, To>,
-        {
-            fn retype(slot: EdgeSender<Slot>) -> EdgeSender<Sent> {
+        impl RolesMeet for (roles::$from, roles::$to) {
+            type Checked<Sent, Slot> = Sent;
+
+            fn retype<Sent, Slot, From, To>(slot: EdgeSender<Slot>) -> EdgeSender<Sent>
+            where
+                Sent: Fits<Slot, From, To>,
+            {
                 <Sent as Fits<Slot, From, To>>::retype(slot)
             }
-        }
-        impl<Sent, Slot, From, To, Whole> RolesMeetZip<Sent, Slot, From, To, Whole>
-            for (roles::$from, roles::$to)
-        where
-            Sent: FitsZip<Slot, From, To, Whole>,
-        {
-            fn retype(slot: EdgeSender<Slot>) -> EdgeSender<Sent> {
+
+            fn retype_zipped<Sent, Slot, From, To, Whole>(
+                slot: EdgeSender<Slot>,
+            ) -> EdgeSender<Sent>
+            where
+                Sent: FitsZip<Slot, From, To, Whole>,
+            {
                 <Sent as FitsZip<Slot, From, To, Whole>>::retype(slot)
             }
         }
@@ -129,15 +107,14 @@ macro_rules! real_edge {
 
 macro_rules! refused_edge {
     ($from:ident => $to:ident) => {
-        impl<Sent, Slot, From, To> RolesMeet<Sent, Slot, From, To> for (roles::$from, roles::$to) {
-            fn retype(_: EdgeSender<Slot>) -> EdgeSender<Sent> {
+        impl RolesMeet for (roles::$from, roles::$to) {
+            type Checked<Sent, Slot> = Slot;
+
+            fn retype<Sent, Slot, From, To>(_: EdgeSender<Slot>) -> EdgeSender<Sent> {
                 unreachable_edge()
             }
-        }
-        impl<Sent, Slot, From, To, Whole> RolesMeetZip<Sent, Slot, From, To, Whole>
-            for (roles::$from, roles::$to)
-        {
-            fn retype(_: EdgeSender<Slot>) -> EdgeSender<Sent> {
+
+            fn retype_zipped<Sent, Slot, From, To, Whole>(_: EdgeSender<Slot>) -> EdgeSender<Sent> {
                 unreachable_edge()
             }
         }
@@ -153,6 +130,12 @@ refused_edge!(Stage => Source);
 refused_edge!(Sink => Source);
 refused_edge!(Sink => Stage);
 refused_edge!(Sink => Sink);
+
+/// The roles of an edge from `N` into `T`.
+type Roles<N, T> = (<N as Node>::Role, <T as Node>::Role);
+
+/// What must fit the input slot of an edge from `N` into `T` (see [`RolesMeet`]).
+type Sent<N, T, Slot> = <Roles<N, T> as RolesMeet>::Checked<<N as Node>::Out, Slot>;
 
 /// Stands in for an edge whose program a role check has already refused to compile.
 fn unreachable_edge<T>() -> EdgeSender<T> {
@@ -188,17 +171,19 @@ impl<'a, N: Node, T: Node, Slot> Edge<'a, N, T, Slot> {
     /// Checks that the types meet and gives `from` its sender.
     pub fn connect<From, To>(self) -> EdgeSender<N::Out>
     where
-        N: Feeds<T::Role, Slot, From, To>,
+        Roles<N, T>: RolesMeet,
+        Sent<N, T, Slot>: Fits<Slot, From, To>,
     {
-        <N as Feeds<T::Role, Slot, From, To>>::retype(self.slot)
+        <Roles<N, T> as RolesMeet>::retype::<N::Out, Slot, From, To>(self.slot)
     }
 
     /// [`connect`](Self::connect) for an edge into a zip node, whose error names the tuple.
     pub fn connect_zipped<From, To>(self) -> EdgeSender<N::Out>
     where
-        N: FeedsZip<T::Role, Slot, From, To, T::In>,
+        Roles<N, T>: RolesMeet,
+        Sent<N, T, Slot>: FitsZip<Slot, From, To, T::In>,
     {
-        <N as FeedsZip<T::Role, Slot, From, To, T::In>>::retype(self.slot)
+        <Roles<N, T> as RolesMeet>::retype_zipped::<N::Out, Slot, From, To, T::In>(self.slot)
     }
 }
 
