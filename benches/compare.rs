@@ -20,25 +20,6 @@ use std::time::{Duration, Instant};
 
 use pipeline::prelude::*;
 
-#[path = "../pipeline-macros/src/ast.rs"]
-#[allow(dead_code, unused)]
-mod ast;
-#[path = "../pipeline-macros/src/errors.rs"]
-#[allow(dead_code, unused)]
-mod errors;
-#[path = "../pipeline-macros/src/expand.rs"]
-#[allow(dead_code, unused)]
-mod expand;
-#[path = "../pipeline-macros/src/graph.rs"]
-#[allow(dead_code, unused)]
-mod graph;
-#[path = "../pipeline-macros/src/options.rs"]
-#[allow(dead_code, unused)]
-mod options;
-#[path = "../pipeline-macros/src/role.rs"]
-#[allow(dead_code, unused)]
-mod role;
-
 #[path = "support/check.rs"]
 mod check;
 #[path = "support/sum.rs"]
@@ -665,7 +646,7 @@ fn expand_50_nodes() -> Duration {
     source += ";";
     let tokens: proc_macro2::TokenStream = source.parse().unwrap();
     let started = Instant::now();
-    let expanded = expand::pipeline(tokens);
+    let expanded = pipeline_lang::expand::pipeline(tokens);
     let took = started.elapsed();
     let text = expanded.to_string();
     assert!(!text.contains("compile_error"), "{text}");

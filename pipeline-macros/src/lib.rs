@@ -1,17 +1,7 @@
 //! The `pipeline!` macro. Re-exported by the `pipeline` crate; depend on that one.
 //!
-//! The input is parsed into a syntax tree that keeps the user's spans (`ast`; node
-//! options are described once, in `options`), turned into a graph and checked
-//! (`graph`), then expanded into typed wiring (`expand`). Every mistake found is
-//! collected (`errors`) and reported at once; code is still emitted so that the user sees
-//! those errors and not a flood of follow-on ones.
-
-mod ast;
-mod errors;
-mod expand;
-mod graph;
-mod options;
-mod role;
+//! A thin shell: the graph compiler is the `pipeweave-lang` crate (`pipeline_lang`), a
+//! plain library the macro calls.
 
 use proc_macro::TokenStream;
 
@@ -61,5 +51,5 @@ use proc_macro::TokenStream;
 /// Every mistake in the graph is reported at once, at the tokens it is about.
 #[proc_macro]
 pub fn pipeline(input: TokenStream) -> TokenStream {
-    expand::pipeline(input.into()).into()
+    pipeline_lang::expand::pipeline(input.into()).into()
 }

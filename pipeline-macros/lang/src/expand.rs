@@ -381,7 +381,7 @@ mod snapshots {
 
     macro_rules! snapshot {
         ($name:literal, $($input:tt)*) => {
-            insta::with_settings!({ snapshot_path => "../../tests/snapshots", prepend_module_to_snapshot => false, omit_expression => true }, {
+            insta::with_settings!({ snapshot_path => "../../../tests/snapshots", prepend_module_to_snapshot => false, omit_expression => true }, {
                 insta::assert_snapshot!($name, expanded(quote!($($input)*)));
             });
         };

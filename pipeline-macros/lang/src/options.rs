@@ -510,14 +510,14 @@ mod tests {
 
     #[test]
     fn the_macros_documentation_shows_the_table() {
-        let doc = table_after(include_str!("lib.rs"), "/// # Options", "///");
+        let doc = table_after(include_str!("../../src/lib.rs"), "/// # Options", "///");
         assert_eq!(doc, doc_table(), "pipeline!'s rustdoc option table");
     }
 
     #[test]
     fn the_book_shows_the_table() {
         let book = table_after(
-            include_str!("../../book/src/execution.md"),
+            include_str!("../../../book/src/execution.md"),
             "| option |",
             "",
         );
