@@ -101,6 +101,10 @@ pub struct Descriptor {
     pub fits: Fits,
     /// Another option it needs beside it, if any.
     pub needs: Option<&'static str>,
+    /// Why a literal `0` as its argument is refused, if it is.
+    pub refuses_zero: Option<&'static str>,
+    /// What to do instead, said when it is written on a node it does not fit.
+    pub instead: &'static str,
     /// What it does, in a few words: errors say it when it is misplaced.
     pub purpose: &'static str,
     /// What it does, for the documentation's table (which a test checks against this).
@@ -133,6 +137,10 @@ pub static OPTIONS: &[Descriptor] = &[
         args: Args::One,
         fits: Fits::StagesAndSinks,
         needs: None,
+        refuses_zero: Some(
+            "`capacity(0)` would block forever: an edge must hold at least one item",
+        ),
+        instead: ", with no input edges; set it on the node it feeds",
         purpose: "bounds a node's input edges",
         doc: "its input edges hold at most `n` items (default 1024)",
         example: "capacity(64)",
@@ -144,6 +152,10 @@ pub static OPTIONS: &[Descriptor] = &[
         args: Args::One,
         fits: Fits::Stages,
         needs: None,
+        refuses_zero: Some(
+            "`workers(0)` would never process anything: a stage needs at least one worker",
+        ),
+        instead: "",
         purpose: "runs a stage on several workers",
         doc: "`n` workers, each with its own copy of the stage",
         example: "workers(4)",
@@ -155,6 +167,8 @@ pub static OPTIONS: &[Descriptor] = &[
         args: Args::None,
         fits: Fits::Stages,
         needs: Some("workers"),
+        refuses_zero: None,
+        instead: "",
         purpose: "keeps the outputs of several workers in input order",
         doc: "output in input order",
         example: "ordered",
@@ -166,6 +180,8 @@ pub static OPTIONS: &[Descriptor] = &[
         args: Args::One,
         fits: Fits::Stages,
         needs: None,
+        refuses_zero: None,
+        instead: "",
         purpose: "limits how long a stage takes per item",
         doc: "an item taking longer than `d` fails with `error::TimedOut`",
         example: "timeout(Duration::from_millis(500))",
@@ -177,6 +193,8 @@ pub static OPTIONS: &[Descriptor] = &[
         args: Args::UpToThree,
         fits: Fits::Stages,
         needs: None,
+        refuses_zero: None,
+        instead: "",
         purpose: "tries a stage's failed items again",
         doc: "a failed item is tried up to `n` more times; pauses start at `first` (10 ms), about double per try up to `longest` (30 s), with jitter",
         example: "retry(3, Duration::from_millis(50), Duration::from_secs(5))",
@@ -199,6 +217,8 @@ pub static OPTIONS: &[Descriptor] = &[
         args: Args::One,
         fits: Fits::Stages,
         needs: Some("retry"),
+        refuses_zero: None,
+        instead: "",
         purpose: "says which errors `retry` tries again",
         doc: "only errors for which `predicate(&NodeError)` is true are tried again",
         example: "retry_if(|e| !e.is::<NotFound>())",
@@ -210,6 +230,8 @@ pub static OPTIONS: &[Descriptor] = &[
         args: Args::One,
         fits: Fits::StagesAndSinks,
         needs: None,
+        refuses_zero: None,
+        instead: "",
         purpose: "sets how often a panicking worker is replaced",
         doc: "panicking workers replaced before the run stops (default 3)",
         example: "restarts(5)",
@@ -221,6 +243,8 @@ pub static OPTIONS: &[Descriptor] = &[
         args: Args::Node,
         fits: Fits::Stages,
         needs: None,
+        refuses_zero: None,
+        instead: "",
         purpose: "routes a stage's failed items",
         doc: "items that finally fail go to `node` as `Failed { item, error, node }`",
         example: "dead_letter(rejects)",
@@ -234,6 +258,8 @@ pub static OPTIONS: &[Descriptor] = &[
         args: Args::Nodes,
         fits: Fits::AnyNode,
         needs: None,
+        refuses_zero: None,
+        instead: "",
         purpose: "makes a node wait for others to finish",
         doc: "start only once the named nodes have finished",
         example: "after(index, cache)",
@@ -245,6 +271,8 @@ pub static OPTIONS: &[Descriptor] = &[
         args: Args::None,
         fits: Fits::StagesAndSinks,
         needs: None,
+        refuses_zero: None,
+        instead: "",
         purpose: "stops the run at a node's first failed item",
         doc: "the first failed item stops the run",
         example: "fail_fast",
@@ -256,6 +284,8 @@ pub static OPTIONS: &[Descriptor] = &[
         args: Args::None,
         fits: Fits::SeveralInputs,
         needs: None,
+        refuses_zero: None,
+        instead: "",
         purpose: "interleaves several inputs",
         doc: "interleave the inputs instead of zipping them",
         example: "merge",
@@ -379,16 +409,10 @@ fn arguments(
             None
         }
         Args::One if args.len() == 1 => {
-            let zero_refused = match name {
-                "capacity" => {
-                    Some("`capacity(0)` would block forever: an edge must hold at least one item")
-                }
-                "workers" => Some(
-                    "`workers(0)` would never process anything: a stage needs at least one worker",
-                ),
-                _ => None,
-            };
-            if let Some(message) = zero_refused.filter(|_| is_literal_zero(&args[0])) {
+            if let Some(message) = descriptor
+                .refuses_zero
+                .filter(|_| is_literal_zero(&args[0]))
+            {
                 errors.push(args[0].span(), message);
                 return None;
             }
@@ -452,14 +476,9 @@ pub fn check_fit(name: &str, role: Role, inputs: usize, options: &Options, error
         };
         let misfit = match d.fits {
             Fits::Stages if role != Role::Stage => Some(format!("`{name}` is {} here", a(role))),
-            Fits::StagesAndSinks if role == Role::Source => Some(format!(
-                "`{name}` is a source here{}",
-                if option == "capacity" {
-                    ", with no input edges; set it on the node it feeds"
-                } else {
-                    ""
-                }
-            )),
+            Fits::StagesAndSinks if role == Role::Source => {
+                Some(format!("`{name}` is a source here{}", d.instead))
+            }
             Fits::SeveralInputs if inputs < 2 => Some(format!("`{name}` has {inputs} input(s)")),
             _ => None,
         };
