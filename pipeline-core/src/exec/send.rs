@@ -33,25 +33,17 @@ pub(crate) async fn deliver_final<T: Send + 'static>(
 /// the input's lineage, and several (or any from a flat-map) get child lineages.
 pub(crate) async fn deliver<S: Stage>(
     produced: &mut Vec<S::Out>,
-    lineage: crate::lineage::Lineage,
+    lineage: Lineage,
     outlet: &mut Outlet<S::Out>,
     counts: &mut BatchCounts,
     ctx: &NodeCtx,
 ) -> Result<(), Closed> {
-    let n = produced.len() as u64;
-    counts.emitted += n;
-    ctx.item_became(lineage, n);
-    if n == 0 {
-        count_no_output::<S>(counts);
-    } else if n == 1 && !S::SPLITS {
-        if let Some(out) = produced.pop() {
-            outlet.push(lineage, out).await?;
-        }
-    } else {
-        counts.expanded += n - 1;
+    if count_outputs::<S>(produced.len(), lineage, counts, ctx) {
         for (i, out) in produced.drain(..).enumerate() {
             outlet.push(lineage.child(i as u64), out).await?;
         }
+    } else if let Some(out) = produced.pop() {
+        outlet.push(lineage, out).await?;
     }
     Ok(())
 }
@@ -95,5 +87,31 @@ pub(super) fn count_no_output<S: Stage>(counts: &mut BatchCounts) {
         counts.absorbed += 1;
     } else {
         counts.filtered += 1;
+    }
+}
+
+/// Counts what one input produced (`n` outputs): emitted, filtered or absorbed when none,
+/// expanded beyond the first. Returns whether the outputs take child lineages of the
+/// input's (several, or any from a flat-map) rather than the input's own.
+#[inline]
+pub(crate) fn count_outputs<S: Stage>(
+    n: usize,
+    lineage: Lineage,
+    counts: &mut BatchCounts,
+    ctx: &NodeCtx,
+) -> bool {
+    let n = n as u64;
+    counts.emitted += n;
+    ctx.item_became(lineage, n);
+    match n {
+        0 => {
+            count_no_output::<S>(counts);
+            false
+        }
+        1 if !S::SPLITS => false,
+        _ => {
+            counts.expanded += n - 1;
+            true
+        }
     }
 }

@@ -14,7 +14,7 @@ use super::in_place::{InPlace, same_layout};
 use super::lend::{Lendable, Resumed, lend};
 use super::place::{place, where_it_runs};
 use super::policy::{ErrorPolicy, runs_plain};
-use super::send::{count_no_output, deliver, deliver_final, next_or_flush, record_dropped};
+use super::send::{count_outputs, deliver, deliver_final, next_or_flush, record_dropped};
 use crate::error::{NodeError, NotStarted, Panicked as PanicError};
 use crate::inlet::{self, Inlet};
 use crate::lineage::Lineage;
@@ -367,20 +367,14 @@ pub(super) fn collect<S: Stage>(
     counts: &mut BatchCounts,
     ctx: &NodeCtx,
 ) {
-    let n = produced.len() as u64;
-    counts.emitted += n;
-    ctx.item_became(lineage, n);
-    if n == 0 {
-        count_no_output::<S>(counts);
-    } else if n == 1 && !S::SPLITS {
-        results.extend(produced.pop().map(|out| (lineage, out)));
-    } else {
-        counts.expanded += n - 1;
+    if count_outputs::<S>(produced.len(), lineage, counts, ctx) {
         results.extend(
             produced
                 .drain(..)
                 .enumerate()
                 .map(|(i, out)| (lineage.child(i as u64), out)),
         );
+    } else {
+        results.extend(produced.pop().map(|out| (lineage, out)));
     }
 }
