@@ -7,9 +7,9 @@ pub use pipeline_macros::pipeline;
 
 pub use pipeline_core::{
     Accounting, BoxError, Collected, Context, Failed, Failure, FanIn, NoInput, NoOutput, Node,
-    NodeError, NodeReport, Output, Pipeline, Progress, RemoteEdgeReport, Role, RunError, RunHandle,
-    RunReport, Sink, SinkNode, Source, SourceNode, Stage, StageNode, Stopped, Verdict, error,
-    lineage, sink, source, stage,
+    NodeConfig, NodeError, NodeReport, Output, Pipeline, Progress, RemoteEdgeReport, RetryConfig,
+    Role, RunError, RunHandle, RunReport, Sink, SinkNode, Source, SourceNode, Stage, StageNode,
+    Stopped, Verdict, error, lineage, sink, source, stage,
 };
 
 /// Names of the metrics every node publishes through the `metrics` facade.
@@ -36,10 +36,9 @@ pub mod prelude {
 /// What `pipeline!` expands to refers only to this module, by absolute path.
 #[doc(hidden)]
 pub mod __private {
-    pub use pipeline_core::exec::workers::Workers;
+    pub use pipeline_core::NodeConfig;
     pub use pipeline_core::run::Builder;
-    pub use pipeline_core::spec::{FanIn, NodeOptions};
-    pub use pipeline_core::wire::DEFAULT_CAPACITY;
+    pub use pipeline_core::spec::{DEFAULT_BACKOFF, DEFAULT_LONGEST_PAUSE};
     pub use pipeline_core::wiring::*;
     pub use std::vec;
 

@@ -10,14 +10,14 @@
 
 use std::collections::HashMap;
 
-use pipeline::{Collected, FanIn};
+use pipeline::Collected;
+use pipeline_core::exec::ErrorWiring;
 use pipeline_core::inlet::{Inlet, MergeInlet, Zip2};
 use pipeline_core::lineage::Lineage;
 use pipeline_core::outlet::Outlet;
 use pipeline_core::run::Builder;
-use pipeline_core::spec::NodeOptions;
 use pipeline_core::wire::{EdgeReceiver, EdgeSender, edge, fusable_edge};
-use pipeline_core::{ErrorPolicy, Stage, StageNode};
+use pipeline_core::{NodeConfig, Stage, StageNode};
 use pipeline_core::{source, stage};
 use proptest::prelude::*;
 
@@ -156,37 +156,31 @@ struct Stages<'a> {
 }
 
 impl Stages<'_> {
-    #[allow(clippy::too_many_arguments)]
     fn add<S: Stage + Clone, I: Inlet<S::In>>(
         &mut self,
         name: &'static str,
         node: StageNode<S>,
-        fan_in: FanIn,
         inlet: I,
         outlet: Outlet<S::Out>,
-        options: NodeOptions,
+        options: NodeConfig,
     ) {
         if self.workers == 1 {
-            self.builder.stage(
-                name,
-                node,
-                fan_in,
-                inlet,
-                outlet,
-                options,
-                ErrorPolicy::default(),
-            );
+            self.builder
+                .stage(name, node, inlet, outlet, options, ErrorWiring::default());
         } else {
             let copies = vec![node; self.workers];
+            let options = if self.ordered {
+                options.ordered()
+            } else {
+                options
+            };
             self.builder.stage_with_workers(
                 name,
                 copies,
-                self.ordered,
-                fan_in,
                 inlet,
                 outlet,
                 options,
-                ErrorPolicy::default(),
+                ErrorWiring::default(),
             );
         }
     }
@@ -214,10 +208,7 @@ fn run(spec: &Spec) -> (Vec<(usize, Vec<u64>)>, pipeline::RunReport) {
 
     let mut builder = Builder::new();
     // Panicking workers are replaced however often it takes.
-    let options = NodeOptions {
-        restarts: Some(u32::MAX),
-        ..NodeOptions::default()
-    };
+    let options = NodeConfig::new().restarts(u32::MAX);
     let mut inputs: HashMap<usize, Input> = HashMap::new();
     for (i, (kind, _, cap)) in spec.stages.iter().enumerate() {
         let input = match kind {
@@ -279,6 +270,7 @@ fn run(spec: &Spec) -> (Vec<(usize, Vec<u64>)>, pipeline::RunReport) {
             name("n", s),
             source::iter(items),
             outlets[s].take().unwrap(),
+            NodeConfig::new(),
         );
     }
     for (i, (kind, _, _)) in spec.stages.iter().enumerate() {
@@ -297,10 +289,9 @@ fn run(spec: &Spec) -> (Vec<(usize, Vec<u64>)>, pipeline::RunReport) {
                 builder.add(
                     nm,
                     stage::map(move |v: u64| map(m, v)),
-                    FanIn::Single,
                     rx,
                     outlet,
-                    options,
+                    options.clone(),
                 )
             }
             (Kind::Filter(m), Input::Single(_, rx)) => {
@@ -308,10 +299,9 @@ fn run(spec: &Spec) -> (Vec<(usize, Vec<u64>)>, pipeline::RunReport) {
                 builder.add(
                     nm,
                     stage::filter(move |v: &u64| keep(m, *v)),
-                    FanIn::Single,
                     rx,
                     outlet,
-                    options,
+                    options.clone(),
                 )
             }
             (Kind::Panicky(m), Input::Single(_, rx)) => {
@@ -323,35 +313,28 @@ fn run(spec: &Spec) -> (Vec<(usize, Vec<u64>)>, pipeline::RunReport) {
                         panic!("panicky stage on {v}")
                     }
                 });
-                builder.add(nm, fragile, FanIn::Single, rx, outlet, options)
+                builder.add(nm, fragile, rx, outlet, options.clone())
             }
             (Kind::FlatMap(k), Input::Single(_, rx)) => {
                 let k = *k;
                 builder.add(
                     nm,
                     stage::flat_map(move |v: u64| pieces(k, v)),
-                    FanIn::Single,
                     rx,
                     outlet,
-                    options,
+                    options.clone(),
                 )
             }
             (Kind::Zip, Input::Zip(_, zip)) => builder.add(
                 nm,
                 stage::map(|(a, b): (u64, u64)| join(a, b)),
-                FanIn::Zip,
                 *zip,
                 outlet,
-                options,
+                options.clone(),
             ),
-            (Kind::Merge, Input::Merge(_, merge)) => builder.add(
-                nm,
-                stage::map(|v: u64| v),
-                FanIn::Merge,
-                merge,
-                outlet,
-                options,
-            ),
+            (Kind::Merge, Input::Merge(_, merge)) => {
+                builder.add(nm, stage::map(|v: u64| v), merge, outlet, options.clone())
+            }
             _ => unreachable!("inputs are made per kind above"),
         }
     }
@@ -360,13 +343,7 @@ fn run(spec: &Spec) -> (Vec<(usize, Vec<u64>)>, pipeline::RunReport) {
     drop(inputs);
     for (k, (tx, rx)) in sink_inputs.into_iter().enumerate() {
         drop(tx);
-        builder.sink(
-            name("sink", k),
-            collected[k].sink(),
-            FanIn::Single,
-            rx,
-            options,
-        );
+        builder.sink(name("sink", k), collected[k].sink(), rx, options.clone());
     }
     let report = builder
         .build()
@@ -418,8 +395,8 @@ proptest! {
         let (tx, rx) = edge(cap);
         let (sink_tx, sink_rx) = edge(cap);
         let mut builder = Builder::new();
-        let options = NodeOptions::default();
-        builder.source("src", source::iter(0..len), Outlet::single(tx));
+        let options = NodeConfig::new();
+        builder.source("src", source::iter(0..len), Outlet::single(tx), NodeConfig::new());
         // Uneven work, so workers finish out of order.
         let jitter = stage::map(|v: u64| {
             for _ in 0..(v * 7919 % 17) * 200 {
@@ -427,8 +404,8 @@ proptest! {
             }
             v
         });
-        builder.stage_with_workers("jitter", vec![jitter; workers], true, FanIn::Single, rx, Outlet::single(sink_tx), options, ErrorPolicy::default());
-        builder.sink("out", out.sink(), FanIn::Single, sink_rx, options);
+        builder.stage_with_workers("jitter", vec![jitter; workers], rx, Outlet::single(sink_tx), options.clone().ordered(), ErrorWiring::default());
+        builder.sink("out", out.sink(), sink_rx, options);
         builder.edge("src", "jitter");
         builder.edge("jitter", "out");
         builder.build().run_blocking().unwrap();

@@ -22,6 +22,8 @@ pub mod inlet;
 #[doc(hidden)]
 pub mod ledger;
 pub mod lineage;
+#[doc(hidden)]
+pub mod name;
 pub mod node;
 #[doc(hidden)]
 pub mod outlet;
@@ -55,8 +57,7 @@ pub use analysis::Verdict;
 pub use context::Context;
 pub use error::Failure;
 pub use error::NodeError;
-pub use exec::workers::Workers;
-pub use exec::{ErrorPolicy, Failed};
+pub use exec::Failed;
 pub use node::output::{Output, Stopped};
 pub use node::{
     BoxError, NoInput, NoOutput, Node, Sink, SinkNode, Source, SourceNode, Stage, StageNode,
@@ -64,4 +65,4 @@ pub use node::{
 pub use report::{Accounting, NodeReport, RemoteEdgeReport, RunError, RunReport};
 pub use run::{Pipeline, Progress, RunHandle};
 pub use sink::Collected;
-pub use spec::{FanIn, NodeOptions, Role};
+pub use spec::{FanIn, NodeConfig, RetryConfig, Role};

@@ -12,18 +12,17 @@ use tokio::task::JoinSet;
 use crate::context::Context;
 use crate::control::Control;
 use crate::error::Failure;
-use crate::exec::policy::runs_plain;
 use crate::exec::workers::run_with_workers;
 use crate::exec::{
-    ErrorPolicy, NodeCtx, NodeTask, SharedOffer, panic_message, place, run_fusable_sink,
-    run_fusable_stage, run_sink, run_source, run_stage,
+    ErrorPolicy, ErrorWiring, NodeCtx, NodeTask, SharedOffer, panic_message, place,
+    run_fusable_sink, run_fusable_stage, run_sink, run_source, run_stage,
 };
 use crate::inlet::Inlet;
 use crate::node::{Sink, SinkNode, Source, SourceNode, Stage, StageNode};
 use crate::outlet::Outlet;
 use crate::picture::{Drawing, Drawn};
 use crate::report::{RemoteEdgeReport, RunError, RunReport};
-use crate::spec::{DEFAULT_RESTARTS, FanIn, NodeOptions, NodeSpec, Role};
+use crate::spec::{FanIn, NodeConfig, NodeSpec, Role};
 use crate::stats::{NodeStats, RemoteEdgeStats};
 use crate::wire::handoff::Offer;
 
@@ -87,24 +86,19 @@ impl Builder {
         }
     }
 
+    /// Adds source `name`, sending on `outlet`.
     pub fn source<S: Source>(
         &mut self,
         name: &'static str,
         node: SourceNode<S>,
         mut outlet: Outlet<S::Out>,
+        config: NodeConfig,
     ) {
         outlet.set_on_thread(S::BLOCKING);
         if let Some(ledger) = self.ledger() {
             outlet.track(ledger);
         }
-        let spec = NodeSpec {
-            name,
-            role: Role::Source,
-            workers: 1,
-            fan_in: FanIn::Single,
-            options: NodeOptions::default(),
-            stateless: false,
-        };
+        let spec = self.spec(name, Role::Source, FanIn::Single, config, false);
         self.nodes.push((
             spec,
             Box::new(move |ctx: NodeCtx| {
@@ -114,37 +108,26 @@ impl Builder {
         ));
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Adds stage `name`, taking from `inlet` and sending on `outlet`; `errors` carries out
+    /// what `config` says about failed items.
     pub fn stage<S: Stage, I: Inlet<S::In>>(
         &mut self,
         name: &'static str,
         node: StageNode<S>,
-        fan_in: FanIn,
         mut inlet: I,
         mut outlet: Outlet<S::Out>,
-        options: NodeOptions,
-        policy: ErrorPolicy<S::In>,
+        config: NodeConfig,
+        errors: ErrorWiring<S::In>,
     ) {
-        let spec = NodeSpec {
-            name,
-            role: Role::Stage,
-            workers: 1,
-            fan_in,
-            options,
-            stateless: !S::HAS_HOOKS,
-        };
+        let policy = ErrorPolicy::new(name, &config, errors);
+        // Only a stage whose items need no per-item policy can run in another node's loop.
+        let fusable = config.runs_plain(S::SYNC);
+        let spec = self.spec(name, Role::Stage, I::FAN_IN, config, !S::HAS_HOOKS);
         outlet.set_on_thread(S::BLOCKING);
         if let Some(ledger) = self.ledger() {
             outlet.track(ledger.clone());
             inlet.track(ledger);
         }
-        // Only a stage whose items need no per-item policy can run in another node's loop.
-        let fusable = runs_plain(
-            S::SYNC,
-            options.timeout,
-            policy.retry.is_some(),
-            policy.dead_letter.is_some(),
-        );
         let launch: Launch = match take_offer(&mut inlet).filter(|_| fusable) {
             Some(offer) => {
                 let offer = self.withdrawable(name, offer);
@@ -164,25 +147,18 @@ impl Builder {
         self.nodes.push((spec, launch));
     }
 
+    /// Adds sink `name`, taking from `inlet`.
     pub fn sink<S: Sink, I: Inlet<S::In>>(
         &mut self,
         name: &'static str,
         node: SinkNode<S>,
-        fan_in: FanIn,
         mut inlet: I,
-        options: NodeOptions,
+        config: NodeConfig,
     ) {
         if let Some(ledger) = self.ledger() {
             inlet.track(ledger);
         }
-        let spec = NodeSpec {
-            name,
-            role: Role::Sink,
-            workers: 1,
-            fan_in,
-            options,
-            stateless: false,
-        };
+        let spec = self.spec(name, Role::Sink, I::FAN_IN, config, false);
         let launch: Launch = match take_offer(&mut inlet).filter(|_| S::SYNC) {
             Some(offer) => {
                 let offer = self.withdrawable(name, offer);
@@ -194,6 +170,27 @@ impl Builder {
             }),
         };
         self.nodes.push((spec, launch));
+    }
+
+    /// A node's spec; records what it waits for (`after`).
+    fn spec(
+        &mut self,
+        name: &'static str,
+        role: Role,
+        fan_in: FanIn,
+        config: NodeConfig,
+        stateless: bool,
+    ) -> NodeSpec {
+        for first in &config.after {
+            self.after.push((name, crate::name::intern(first)));
+        }
+        NodeSpec {
+            name,
+            role,
+            fan_in,
+            config,
+            stateless,
+        }
     }
 
     /// The ledger of items from other processes, when this process takes any.
@@ -216,17 +213,14 @@ impl Builder {
     }
 
     /// A stage run by several workers, one per copy of the stage in `copies`.
-    #[allow(clippy::too_many_arguments)]
     pub fn stage_with_workers<S: Stage, I: Inlet<S::In>>(
         &mut self,
         name: &'static str,
         copies: Vec<StageNode<S>>,
-        ordered: bool,
-        fan_in: FanIn,
         mut inlet: I,
         mut outlet: Outlet<S::Out>,
-        options: NodeOptions,
-        policy: ErrorPolicy<S::In>,
+        config: NodeConfig,
+        errors: ErrorWiring<S::In>,
     ) {
         drop(take_offer(&mut inlet));
         outlet.set_on_thread(S::BLOCKING);
@@ -238,14 +232,13 @@ impl Builder {
             !copies.is_empty(),
             "node `{name}`: workers(0) would never process anything"
         );
-        let spec = NodeSpec {
-            name,
-            role: Role::Stage,
-            workers: copies.len(),
-            fan_in,
-            options,
-            stateless: !S::HAS_HOOKS,
+        let policy = ErrorPolicy::new(name, &config, errors);
+        let ordered = config.ordered;
+        let config = NodeConfig {
+            workers: Some(copies.len()),
+            ..config
         };
+        let spec = self.spec(name, Role::Stage, I::FAN_IN, config, !S::HAS_HOOKS);
         let copies: Vec<S> = copies.into_iter().map(|node| node.0).collect();
         self.nodes.push((
             spec,
@@ -262,11 +255,6 @@ impl Builder {
     /// Records the edge carrying `from`'s failed items to its dead-letter node.
     pub fn dead_letter_edge(&mut self, from: &'static str, to: &'static str) {
         self.dead_letter_edges.push((from, to));
-    }
-
-    /// `waiting` starts only once `first` has finished all its work (`after(first)`).
-    pub fn after(&mut self, waiting: &'static str, first: &'static str) {
-        self.after.push((waiting, first));
     }
 
     /// Records an edge for the report (the wiring itself is already done).
@@ -373,8 +361,8 @@ impl Pipeline {
             .nodes
             .iter()
             .map(|(spec, _)| {
-                let details = if spec.workers > 1 {
-                    vec![format!("{} workers", spec.workers)]
+                let details = if spec.config.worker_count() > 1 {
+                    vec![format!("{} workers", spec.config.worker_count())]
                 } else {
                     Vec::new()
                 };
@@ -449,15 +437,13 @@ impl Pipeline {
             ledger.starting(launches.len() + publishing);
         }
         for (spec, launch) in launches {
-            let stats = Arc::new(NodeStats::new(spec.name, spec.workers));
+            let stats = Arc::new(NodeStats::new(spec.name, spec.config.worker_count()));
             let ctx = NodeCtx {
                 name: spec.name,
                 stats: stats.clone(),
                 control: control.clone(),
                 context: self.context.clone(),
-                fail_fast: spec.options.fail_fast,
-                timeout: spec.options.timeout,
-                restart_budget: spec.options.restarts.unwrap_or(DEFAULT_RESTARTS),
+                config: Arc::new(spec.config.clone()),
                 ledger: self.ledger.clone(),
             };
             let waits: Vec<watch::Receiver<bool>> = self

@@ -8,18 +8,14 @@
 
 use std::marker::PhantomData;
 
-use std::time::Duration;
-
-use crate::error::NodeError;
-use crate::exec::workers::Workers;
-use crate::exec::{ErrorPolicy, Failed};
+use crate::exec::{ErrorWiring, Failed};
 use crate::fuse::fork::{Branch, Fork2, Fork3, Fork4, ForkHint};
 use crate::inlet::{Inlet, MergeInlet, Zip2, Zip3, Zip4, Zip5, Zip6, Zip7, Zip8};
 use crate::node::shape::{End, Hint};
 use crate::node::{Node, Sink, SinkNode, Source, SourceNode, Stage, StageNode, roles};
 use crate::outlet::Outlet;
 use crate::run::Builder;
-use crate::spec::{FanIn, NodeOptions};
+use crate::spec::NodeConfig;
 use crate::wire::{EdgeReceiver, EdgeSender, edge};
 
 /// The items one node sends are the items the next one takes.
@@ -375,13 +371,25 @@ zip_input!(zip_input_8, ZipInput8, Zip8,
     note = "build sources with `source::iter`, `source::stream` or `source::producer`, or add an edge into `{Name}`"
 )]
 pub trait IsSource<Name>: Node {
-    fn add(self, builder: &mut Builder, name: &'static str, outlet: Outlet<Self::Out>);
+    fn add(
+        self,
+        builder: &mut Builder,
+        name: &'static str,
+        outlet: Outlet<Self::Out>,
+        config: NodeConfig,
+    );
 }
 
 #[diagnostic::do_not_recommend]
 impl<S: Source, Name> IsSource<Name> for SourceNode<S> {
-    fn add(self, builder: &mut Builder, name: &'static str, outlet: Outlet<S::Out>) {
-        builder.source(name, self, outlet);
+    fn add(
+        self,
+        builder: &mut Builder,
+        name: &'static str,
+        outlet: Outlet<S::Out>,
+        config: NodeConfig,
+    ) {
+        builder.source(name, self, outlet, config);
     }
 }
 
@@ -392,30 +400,26 @@ impl<S: Source, Name> IsSource<Name> for SourceNode<S> {
     note = "a source takes no input and a sink sends no output: remove the edges into a source or out of a sink"
 )]
 pub trait IsStage<Name>: Node {
-    #[allow(clippy::too_many_arguments)]
+    /// Adds the stage on `config.workers` workers, each with a copy of it.
     fn add_with_workers<I: Inlet<Self::In>>(
         self,
         b: &mut Builder,
         name: &'static str,
-        workers: Workers,
-        fan_in: FanIn,
         inlet: I,
         outlet: Outlet<Self::Out>,
-        options: NodeOptions,
-        policy: ErrorPolicy<Self::In>,
+        config: NodeConfig,
+        errors: ErrorWiring<Self::In>,
     ) where
         Self: Clone;
 
-    #[allow(clippy::too_many_arguments)]
     fn add<I: Inlet<Self::In>>(
         self,
         b: &mut Builder,
         name: &'static str,
-        fan_in: FanIn,
         inlet: I,
         outlet: Outlet<Self::Out>,
-        options: NodeOptions,
-        policy: ErrorPolicy<Self::In>,
+        config: NodeConfig,
+        errors: ErrorWiring<Self::In>,
     );
 }
 
@@ -425,43 +429,31 @@ impl<S: Stage, Name> IsStage<Name> for StageNode<S> {
         self,
         b: &mut Builder,
         name: &'static str,
-        workers: Workers,
-        fan_in: FanIn,
         inlet: I,
         outlet: Outlet<S::Out>,
-        options: NodeOptions,
-        policy: ErrorPolicy<S::In>,
+        config: NodeConfig,
+        errors: ErrorWiring<S::In>,
     ) where
         Self: Clone,
     {
-        let mut copies: Vec<Self> = (1..workers.count).map(|_| self.clone()).collect();
-        if workers.count > 0 {
+        let count = config.worker_count();
+        let mut copies: Vec<Self> = (1..count).map(|_| self.clone()).collect();
+        if count > 0 {
             copies.push(self);
         }
-        b.stage_with_workers(
-            name,
-            copies,
-            workers.ordered,
-            fan_in,
-            inlet,
-            outlet,
-            options,
-            policy,
-        );
+        b.stage_with_workers(name, copies, inlet, outlet, config, errors);
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn add<I: Inlet<S::In>>(
         self,
         b: &mut Builder,
         name: &'static str,
-        fan_in: FanIn,
         inlet: I,
         outlet: Outlet<S::Out>,
-        options: NodeOptions,
-        policy: ErrorPolicy<S::In>,
+        config: NodeConfig,
+        errors: ErrorWiring<S::In>,
     ) {
-        b.stage(name, self, fan_in, inlet, outlet, options, policy);
+        b.stage(name, self, inlet, outlet, config, errors);
     }
 }
 
@@ -476,9 +468,8 @@ pub trait IsSink<Name>: Node {
         self,
         b: &mut Builder,
         name: &'static str,
-        fan_in: FanIn,
         inlet: I,
-        options: NodeOptions,
+        config: NodeConfig,
     );
 }
 
@@ -488,11 +479,10 @@ impl<S: Sink, Name> IsSink<Name> for SinkNode<S> {
         self,
         b: &mut Builder,
         name: &'static str,
-        fan_in: FanIn,
         inlet: I,
-        options: NodeOptions,
+        config: NodeConfig,
     ) {
-        b.sink(name, self, fan_in, inlet, options);
+        b.sink(name, self, inlet, config);
     }
 }
 
@@ -507,22 +497,19 @@ pub trait CloneForWorkers<Name>: Clone {}
 #[diagnostic::do_not_recommend]
 impl<T: Clone, Name> CloneForWorkers<Name> for T {}
 
-#[allow(clippy::too_many_arguments)]
 pub fn add_stage_with_workers<Name, N, I>(
     b: &mut Builder,
     name: &'static str,
     node: N,
-    workers: Workers,
-    fan_in: FanIn,
     inlet: I,
     outlet: Outlet<N::Out>,
-    options: NodeOptions,
-    policy: ErrorPolicy<N::In>,
+    config: NodeConfig,
+    errors: ErrorWiring<N::In>,
 ) where
     N: IsStage<Name> + CloneForWorkers<Name>,
     I: Inlet<N::In>,
 {
-    node.add_with_workers(b, name, workers, fan_in, inlet, outlet, options, policy);
+    node.add_with_workers(b, name, inlet, outlet, config, errors);
 }
 
 pub fn add_source<Name, N: IsSource<Name>>(
@@ -530,104 +517,102 @@ pub fn add_source<Name, N: IsSource<Name>>(
     name: &'static str,
     node: N,
     outlet: Outlet<N::Out>,
+    config: NodeConfig,
 ) {
-    node.add(b, name, outlet);
+    node.add(b, name, outlet, config);
 }
 
-#[allow(clippy::too_many_arguments)]
 pub fn add_stage<Name, N: IsStage<Name>, I: Inlet<N::In>>(
     b: &mut Builder,
     name: &'static str,
     node: N,
-    fan_in: FanIn,
     inlet: I,
     outlet: Outlet<N::Out>,
-    options: NodeOptions,
-    policy: ErrorPolicy<N::In>,
+    config: NodeConfig,
+    errors: ErrorWiring<N::In>,
 ) {
-    node.add(b, name, fan_in, inlet, outlet, options, policy);
+    node.add(b, name, inlet, outlet, config, errors);
 }
-
-/// `retry(n)` tries a failed item again, which needs a fresh copy of it for every try.
-#[diagnostic::on_unimplemented(
-    message = "`retry` on `{Name}` tries a failed item again, so its input type `{Self}` must implement `Clone`",
-    label = "`{Name}` retries failed items",
-    note = "derive or implement `Clone` for `{Self}`, or send an `Arc<{Self}>`"
-)]
-pub trait CloneForRetry<Name>: Clone {}
-
-#[diagnostic::do_not_recommend]
-impl<T: Clone, Name> CloneForRetry<Name> for T {}
-
-/// The error policy of `node`, to which `retry` and `dead_letter` add.
-pub fn error_policy<N: Node>(_node: &N) -> ErrorPolicy<N::In> {
-    ErrorPolicy::default()
-}
-
-/// Adds `retry(attempts, first, longest)`, checking the node's input can be copied for
-/// each try.
-pub fn with_retry<Name, N: Node>(
-    policy: ErrorPolicy<N::In>,
-    attempts: u32,
-    first: Duration,
-    longest: Duration,
-    _node: &N,
-) -> ErrorPolicy<N::In>
-where
-    N::In: CloneForRetry<Name>,
-{
-    policy.retry(attempts, first, longest)
-}
-
-/// Adds `retry_if(predicate)`: only the errors it is true for are tried again.
-pub fn with_retry_if<Name, N: Node>(
-    policy: ErrorPolicy<N::In>,
-    predicate: impl Fn(&NodeError) -> bool + Send + Sync + 'static,
-    _node: &N,
-) -> ErrorPolicy<N::In>
-where
-    N::In: CloneForRetry<Name>,
-{
-    policy.retry_if(predicate)
-}
-
-/// A dead-letter node gets a copy of every input the stage failed on.
-#[diagnostic::on_unimplemented(
-    message = "`dead_letter` on `{Name}` sends the items it failed on elsewhere, so it keeps a copy of each: its input type `{Self}` must implement `Clone`",
-    label = "`{Name}` routes failed items",
-    note = "derive or implement `Clone` for `{Self}`, or send an `Arc<{Self}>`"
-)]
-pub trait CloneForDeadLetter<Name>: Clone {}
-
-#[diagnostic::do_not_recommend]
-impl<T: Clone, Name> CloneForDeadLetter<Name> for T {}
-
-/// Adds `dead_letter(..)`: failed items go out on `outlet`.
-pub fn with_dead_letter<Name, N: Node>(
-    policy: ErrorPolicy<N::In>,
-    outlet: Outlet<Failed<N::In>>,
-    _node: &N,
-) -> ErrorPolicy<N::In>
-where
-    N::In: CloneForDeadLetter<Name>,
-{
-    policy.dead_letter(outlet)
-}
-
-pub use crate::exec::policy::DEFAULT_LONGEST_PAUSE;
-
-/// The pause before the first retry when `retry(n)` does not give one.
-pub const DEFAULT_BACKOFF: Duration = Duration::from_millis(10);
 
 pub fn add_sink<Name, N: IsSink<Name>, I: Inlet<N::In>>(
     b: &mut Builder,
     name: &'static str,
     node: N,
-    fan_in: FanIn,
     inlet: I,
-    options: NodeOptions,
+    config: NodeConfig,
 ) {
-    node.add(b, name, fan_in, inlet, options);
+    node.add(b, name, inlet, config);
+}
+
+/// `retry(n)` tries a failed item again, which needs a fresh copy of it for every try.
+#[diagnostic::on_unimplemented(
+    message = "`retry` on `{Name}` tries a failed item again, so its input type `{T}` must implement `Clone`",
+    label = "`{Name}` retries failed items",
+    note = "derive or implement `Clone` for `{T}`, or send an `Arc<{T}>`"
+)]
+pub trait CloneForRetry<Name, T> {
+    /// Copies an item.
+    fn copy(item: &T) -> T;
+}
+
+#[diagnostic::do_not_recommend]
+impl<T: Clone, Name> CloneForRetry<Name, T> for Copied {
+    fn copy(item: &T) -> T {
+        item.clone()
+    }
+}
+
+/// What a retry or a dead letter makes of an item: a copy. The self type of the checks
+/// below, which are about its parameter: being a type of this crate, it is not `Clone`
+/// through a reference, so the compiler does not suggest borrowing the option.
+pub struct Copied;
+
+/// The typed half of `node`'s error handling, to which `retry` and `dead_letter` add.
+pub fn error_wiring<N: Node>(_node: &N) -> ErrorWiring<N::In> {
+    ErrorWiring::default()
+}
+
+/// For `retry(..)`: checks the node's input can be copied for each try, and gives what
+/// adds that to its error wiring. (The check is a call of its own, all of whose tokens sit
+/// on the option, so that its error points there.)
+pub fn with_retry<Name, T>() -> fn(ErrorWiring<T>) -> ErrorWiring<T>
+where
+    Copied: CloneForRetry<Name, T>,
+{
+    |errors| errors.copying(<Copied as CloneForRetry<Name, T>>::copy)
+}
+
+/// A dead-letter node gets a copy of every input the stage failed on.
+#[diagnostic::on_unimplemented(
+    message = "`dead_letter` on `{Name}` sends the items it failed on elsewhere, so it keeps a copy of each: its input type `{T}` must implement `Clone`",
+    label = "`{Name}` routes failed items",
+    note = "derive or implement `Clone` for `{T}`, or send an `Arc<{T}>`"
+)]
+pub trait CloneForDeadLetter<Name, T> {
+    /// Copies an item.
+    fn copy(item: &T) -> T;
+}
+
+#[diagnostic::do_not_recommend]
+impl<T: Clone, Name> CloneForDeadLetter<Name, T> for Copied {
+    fn copy(item: &T) -> T {
+        item.clone()
+    }
+}
+
+/// For `dead_letter(..)`: checks the node's input can be copied, and gives what sends
+/// its failed items out on an outlet.
+pub fn with_dead_letter<Name, T>() -> fn(ErrorWiring<T>, Outlet<Failed<T>>) -> ErrorWiring<T>
+where
+    Copied: CloneForDeadLetter<Name, T>,
+{
+    |errors, outlet| {
+        let errors = errors.copying(<Copied as CloneForDeadLetter<Name, T>>::copy);
+        ErrorWiring {
+            dead_letter: Some(outlet),
+            ..errors
+        }
+    }
 }
 
 /// Holds when the `nats` feature is on; a `#![distributed]` pipeline needs it.

@@ -31,10 +31,10 @@ pub(crate) async fn attempt<S: Stage>(
     counts: &mut BatchCounts,
 ) -> Outcome {
     let Some(retry) = retry else {
-        return attempt_once(stage, item, out, ctx.timeout, counts).await;
+        return attempt_once(stage, item, out, ctx.config.timeout, counts).await;
     };
     for pause in retry.pauses() {
-        match attempt_once(stage, (retry.copy)(&item), out, ctx.timeout, counts).await {
+        match attempt_once(stage, (retry.copy)(&item), out, ctx.config.timeout, counts).await {
             Outcome::Failed(error) if retry.retries(&error) => {
                 tracing::debug!(node = ctx.name, error = %error, "retrying after an error");
                 counts.retried += 1;
@@ -47,7 +47,7 @@ pub(crate) async fn attempt<S: Stage>(
             done_failed_or_panicked => return done_failed_or_panicked,
         }
     }
-    attempt_once(stage, item, out, ctx.timeout, counts).await
+    attempt_once(stage, item, out, ctx.config.timeout, counts).await
 }
 
 /// Processes one item, catching panics and applying the node's timeout: an async stage is

@@ -5,7 +5,6 @@
 use std::any::Any;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Duration;
 
 use crate::context::Context;
 use crate::control::Control;
@@ -13,6 +12,7 @@ use crate::error::Failure;
 use crate::error::{NodeError, Panicked as PanicError};
 use crate::ledger::Ledger;
 use crate::lineage::Lineage;
+use crate::spec::NodeConfig;
 use crate::stats::NodeStats;
 
 #[derive(Clone)]
@@ -21,9 +21,8 @@ pub(crate) struct NodeCtx {
     pub stats: Arc<NodeStats>,
     pub control: Arc<Control>,
     pub context: Context,
-    pub fail_fast: bool,
-    pub timeout: Option<Duration>,
-    pub restart_budget: u32,
+    /// The node's options.
+    pub config: Arc<NodeConfig>,
     /// Items from other processes, acknowledged once finished here (see [`crate::ledger`]).
     pub ledger: Option<Arc<Ledger>>,
 }
@@ -61,7 +60,7 @@ impl NodeCtx {
         let error = error.into();
         let (kind, of_its_kind) = self.stats.record_error(&error);
         log_failure(self.name, &error, kind, of_its_kind);
-        if self.fail_fast {
+        if self.config.fail_fast {
             self.control.fail(Failure::ItemFailed {
                 node: self.name.to_string(),
                 error: error.clone(),
@@ -103,7 +102,10 @@ impl NodeCtx {
     /// whether it may restart; past the node's budget the run stops.
     pub(crate) fn worker_panicked(&self, payload: Box<dyn Any + Send>) -> Panicked {
         let message = self.record_panic(payload);
-        let restarts = match self.stats.restarted(u64::from(self.restart_budget)) {
+        let restarts = match self
+            .stats
+            .restarted(u64::from(self.config.restart_budget()))
+        {
             Ok(restarts) => restarts,
             Err(restarts) => {
                 self.control.fail(Failure::RestartsExhausted {

@@ -13,7 +13,8 @@ pub mod workers;
 
 pub(crate) use sink::{consume_batch, run_fusable_sink, run_sink};
 
-pub use policy::{ErrorPolicy, Failed, Retry};
+pub(crate) use policy::ErrorPolicy;
+pub use policy::{ErrorWiring, Failed};
 
 mod attempt;
 mod ctx;

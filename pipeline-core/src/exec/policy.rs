@@ -1,14 +1,14 @@
 //! What happens to an item that fails: tried again (`retry`), then sent to a dead-letter
 //! node (`dead_letter`) or just counted.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::NodeError;
 use crate::outlet::Outlet;
+use crate::spec::{NodeConfig, RetryIf};
 
-/// `retry(..)`: how often a failed item is tried again, after what pauses, on which errors,
-/// and how to copy it for each try (processing consumes the item).
+/// `retry(..)` for one stage: its settings, and how to copy an item for each try
+/// (processing consumes the item).
 pub struct Retry<T> {
     pub attempts: u32,
     /// The pause before the first retry; it doubles for each further one, up to `longest`,
@@ -20,9 +20,6 @@ pub struct Retry<T> {
     pub only_if: Option<RetryIf>,
     pub copy: fn(&T) -> T,
 }
-
-/// A predicate on errors: true when the item is worth another try.
-pub type RetryIf = Arc<dyn Fn(&NodeError) -> bool + Send + Sync>;
 
 impl<T> Clone for Retry<T> {
     fn clone(&self) -> Self {
@@ -51,9 +48,6 @@ impl<T> Retry<T> {
     }
 }
 
-/// The longest pause between two tries when `retry` does not say.
-pub const DEFAULT_LONGEST_PAUSE: Duration = Duration::from_secs(30);
-
 /// An item a stage failed on, as its dead-letter node receives it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failed<T> {
@@ -73,78 +67,83 @@ pub struct DeadLetter<T> {
     pub(crate) copy: fn(&T) -> T,
 }
 
-/// A stage's handling of failed items beyond counting them.
-pub struct ErrorPolicy<T> {
-    pub(crate) retry: Option<Retry<T>>,
-    pub(crate) dead_letter: Option<DeadLetter<T>>,
+/// The half of a stage's error handling that depends on its input type, which the typed
+/// wiring supplies: how to copy an item (for retries and dead letters; set only when the
+/// input is `Clone`), and the edge dead letters leave on. The other half, the settings,
+/// is in the node's [`NodeConfig`].
+pub struct ErrorWiring<T> {
+    pub(crate) copy: Option<fn(&T) -> T>,
+    pub(crate) dead_letter: Option<Outlet<Failed<T>>>,
 }
 
-impl<T> Default for ErrorPolicy<T> {
+impl<T> Default for ErrorWiring<T> {
     fn default() -> Self {
-        ErrorPolicy {
-            retry: None,
+        ErrorWiring {
+            copy: None,
             dead_letter: None,
         }
     }
 }
 
-/// Whether a node's items need no handling one by one: its code is synchronous, and no
-/// item is timed out, retried or sent to a dead-letter node. Only such a node runs whole
-/// batches in one loop, or runs inside the node that feeds it. The one place this rule is
-/// written in the runtime (the macro's `Node::runs_plain` decides the same at compile
-/// time, for the kernels it names).
-pub(crate) fn runs_plain(
-    sync: bool,
-    timeout: Option<Duration>,
-    retries: bool,
-    dead_letters: bool,
-) -> bool {
-    sync && timeout.is_none() && !retries && !dead_letters
+impl<T> ErrorWiring<T> {
+    /// Items are copied with `copy` for another try or for a dead-letter node.
+    pub fn copying(mut self, copy: fn(&T) -> T) -> Self {
+        self.copy = Some(copy);
+        self
+    }
 }
 
-impl<T: Clone> ErrorPolicy<T> {
-    /// Tries a failed item `attempts` more times, pausing `backoff`, then about twice
-    /// that, and so on up to `longest` (with jitter).
-    pub fn retry(mut self, attempts: u32, backoff: Duration, longest: Duration) -> Self {
-        let only_if = self.retry.take().and_then(|r| r.only_if);
-        self.retry = Some(Retry {
-            attempts,
-            backoff,
-            longest,
-            only_if,
-            copy: T::clone,
-        });
-        self
+impl<T: Clone> ErrorWiring<T> {
+    /// Items can be copied for another try or for a dead-letter node.
+    pub fn copyable(self) -> Self {
+        self.copying(T::clone)
     }
 
-    /// Retries only the errors for which `only_if` is true (with `retry`).
-    pub fn retry_if(
-        mut self,
-        only_if: impl Fn(&NodeError) -> bool + Send + Sync + 'static,
-    ) -> Self {
-        let only_if: RetryIf = Arc::new(only_if);
-        match self.retry.as_mut() {
-            Some(retry) => retry.only_if = Some(only_if),
-            None => {
-                self.retry = Some(Retry {
-                    attempts: 0,
-                    backoff: Duration::ZERO,
-                    longest: Duration::ZERO,
-                    only_if: Some(only_if),
-                    copy: T::clone,
-                })
-            }
-        }
-        self
-    }
-
-    /// Sends every item that finally fails to `outlet`.
+    /// Items that finally fail leave on `outlet`.
     pub fn dead_letter(mut self, outlet: Outlet<Failed<T>>) -> Self {
-        self.dead_letter = Some(DeadLetter {
-            outlet,
-            copy: T::clone,
+        self.dead_letter = Some(outlet);
+        self.copyable()
+    }
+}
+
+/// A stage's handling of failed items beyond counting them: its settings with the typed
+/// means to carry them out.
+pub(crate) struct ErrorPolicy<T> {
+    pub(crate) retry: Option<Retry<T>>,
+    pub(crate) dead_letter: Option<DeadLetter<T>>,
+}
+
+impl<T> ErrorPolicy<T> {
+    /// The policy `config` asks for, carried out with `wiring`.
+    ///
+    /// # Panics
+    /// If `config` asks for retries or a dead-letter node and `wiring` cannot copy items
+    /// or has no dead-letter edge: the macro and the graph builder check this first.
+    pub(crate) fn new(node: &str, config: &NodeConfig, wiring: ErrorWiring<T>) -> Self {
+        let copy = || {
+            wiring.copy.unwrap_or_else(|| {
+                panic!("node `{node}`: retries and dead letters need a way to copy its items")
+            })
+        };
+        let retry = config.retry.as_ref().map(|r| Retry {
+            attempts: r.attempts,
+            backoff: r.first,
+            longest: r.longest,
+            only_if: r.only_if.clone(),
+            copy: copy(),
         });
-        self
+        let dead_letter = match (&config.dead_letter, wiring.dead_letter) {
+            (Some(_), Some(outlet)) => Some(DeadLetter {
+                outlet,
+                copy: copy(),
+            }),
+            (None, None) => None,
+            (Some(target), None) => {
+                panic!("node `{node}`: `dead_letter({target})` has no edge to `{target}`")
+            }
+            (None, Some(_)) => panic!("node `{node}`: a dead-letter edge without `dead_letter`"),
+        };
+        ErrorPolicy { retry, dead_letter }
     }
 }
 
@@ -153,12 +152,11 @@ mod tests {
     use super::*;
 
     fn retry(attempts: u32, first_ms: u64, longest_ms: u64) -> Retry<u32> {
-        ErrorPolicy::<u32>::default()
-            .retry(
-                attempts,
-                Duration::from_millis(first_ms),
-                Duration::from_millis(longest_ms),
-            )
+        let config = NodeConfig::new().retry(attempts).retry_pauses(
+            Duration::from_millis(first_ms),
+            Duration::from_millis(longest_ms),
+        );
+        ErrorPolicy::<u32>::new("n", &config, ErrorWiring::default().copyable())
             .retry
             .unwrap()
     }
@@ -184,9 +182,11 @@ mod tests {
 
     #[test]
     fn retry_if_narrows_which_errors_are_tried_again() {
-        let policy = ErrorPolicy::<u32>::default()
-            .retry(2, Duration::ZERO, Duration::ZERO)
+        let config = NodeConfig::new()
+            .retry(2)
+            .retry_pauses(Duration::ZERO, Duration::ZERO)
             .retry_if(|e| e.to_string() != "404");
+        let policy = ErrorPolicy::<u32>::new("n", &config, ErrorWiring::default().copyable());
         let retry = policy.retry.unwrap();
         assert!(retry.retries(&NodeError::from("503")));
         assert!(!retry.retries(&NodeError::from("404")));

@@ -13,7 +13,7 @@ use super::hooks::{finish, restart, set_up};
 use super::in_place::{InPlace, same_layout};
 use super::lend::{Lendable, Resumed, lend};
 use super::place::{place, where_it_runs};
-use super::policy::{ErrorPolicy, runs_plain};
+use super::policy::ErrorPolicy;
 use super::send::{count_outputs, deliver, deliver_final, next_or_flush, record_dropped};
 use crate::error::{NodeError, NotStarted, Panicked as PanicError};
 use crate::inlet::{self, Inlet};
@@ -107,7 +107,7 @@ async fn stage_loop<S: Stage, I: Inlet<S::In>>(
         ready = restart(&mut stage, &ctx).await;
     }
     // Cheap synchronous stages without per-item policies run whole batches in one loop.
-    let batchable = runs_plain(S::SYNC, ctx.timeout, retry.is_some(), failures.routes());
+    let batchable = ctx.config.runs_plain(S::SYNC);
     // Items left from running inline were counted as received there.
     let mut carried = leftover;
     let result: Result<(), Closed> = async {

@@ -32,7 +32,7 @@ use super::ctx::NodeCtx;
 use super::dead_letter::FailedItems;
 use super::hooks::{finish, restart, set_up};
 use super::place::counting_cpu;
-use super::policy::{ErrorPolicy, Retry, runs_plain};
+use super::policy::{ErrorPolicy, Retry};
 use super::send::{deliver_final, record_dropped};
 use super::stage::{collect, run_batch};
 use crate::inlet::{self, Inlet};
@@ -345,7 +345,7 @@ async fn work<S: Stage, I: Inlet<S::In>>(
     let mut ready = set_up(&mut stage, &ctx).await;
     let routes = keep.is_some();
     // Cheap synchronous stages without per-item policies run a chunk in one loop.
-    let batchable = runs_plain(S::SYNC, ctx.timeout, retry.is_some(), routes);
+    let batchable = ctx.config.runs_plain(S::SYNC);
     // The chunk is timed as a whole: no item alone.
     let mut untimed = LatencySampler::untimed();
     let mut chunking = Chunking::new();

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use crate::ledger::Ledger;
 use crate::lineage::Lineage;
+use crate::spec::FanIn;
 pub use crate::wire::handoff::Dropped;
 use crate::wire::handoff::InlineOffer;
 use crate::wire::{Batch, EdgeReceiver};
@@ -17,6 +18,9 @@ pub use zip::*;
 
 /// Where a node's input batches come from.
 pub trait Inlet<T>: Send + 'static {
+    /// How the node combines its inputs, as the report shows it.
+    const FAN_IN: FanIn = FanIn::Single;
+
     /// Polls for the next batch; `Ready(None)` is end of stream on every input.
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Batch<T>>>;
 
@@ -90,6 +94,8 @@ impl<T> MergeInlet<T> {
 }
 
 impl<T: Send + 'static> Inlet<T> for MergeInlet<T> {
+    const FAN_IN: FanIn = FanIn::Merge;
+
     fn queued(&self) -> usize {
         self.rx.queued()
     }

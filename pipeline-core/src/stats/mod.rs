@@ -380,7 +380,7 @@ impl NodeStats {
         let starved = Duration::from_nanos(get(&stats.starved_ns));
         let blocked = Duration::from_nanos(get(&stats.blocked_ns));
         // Several workers time their own work; one worker is busy whenever it is not waiting.
-        let busy = if spec.workers > 1 {
+        let busy = if spec.config.worker_count() > 1 {
             Duration::from_nanos(get(&stats.busy_ns))
         } else {
             active.saturating_sub(starved).saturating_sub(blocked)
@@ -389,7 +389,7 @@ impl NodeStats {
             name: spec.name.to_string(),
             role: spec.role,
             fan_in: spec.fan_in,
-            workers: spec.workers,
+            workers: spec.config.worker_count(),
             inputs,
             outputs,
             received,

@@ -18,8 +18,7 @@ use tokio::sync::{Semaphore, mpsc};
 use crate::lineage::Lineage;
 use handoff::{Offer, OfferSlot, hand_off};
 
-/// Items in flight on one edge when the DSL does not say otherwise.
-pub const DEFAULT_CAPACITY: usize = 1024;
+pub use crate::spec::DEFAULT_CAPACITY;
 /// The largest number of items one batch carries: one handed to a node running inline, or
 /// one message on an edge of 16384 items or more (a message holds at most a quarter of its
 /// edge's capacity, see `Outlet`). Inline, a batch costs a few hundred nanoseconds per node

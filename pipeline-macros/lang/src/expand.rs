@@ -59,6 +59,9 @@ fn outlet(n: usize) -> Ident {
 fn dead_letter_outlet(n: usize) -> Ident {
     hidden(&format!("__pipeline_dead_letter_{n}"))
 }
+fn config(n: usize) -> Ident {
+    hidden(&format!("__pipeline_config_{n}"))
+}
 
 pub fn expand(graph: &Graph) -> TokenStream {
     let names = Names {
@@ -75,6 +78,15 @@ pub fn expand(graph: &Graph) -> TokenStream {
         Some(quote!(let #ident = #expr;))
     });
 
+    // Each node's `NodeConfig`, from its options as the table describes them.
+    let configs = graph.nodes.iter().enumerate().map(|(n, node)| {
+        let calls = node.options.written.iter().filter_map(|(name, written)| {
+            Some(crate::options::descriptor(name)?.config_calls(written))
+        });
+        let config = config(n);
+        quote!(let #config = #private::NodeConfig::new() #(#calls)*;)
+    });
+
     let inputs = graph
         .nodes
         .iter()
@@ -82,10 +94,8 @@ pub fn expand(graph: &Graph) -> TokenStream {
         .filter(|(_, node)| !node.inputs.is_empty())
         .map(|(n, node)| {
             let ident = &node.ident;
-            let capacity = match &node.options.capacity {
-                Some(capacity) => quote!(#capacity),
-                None => quote!(#private::DEFAULT_CAPACITY),
-            };
+            let config = config(n);
+            let capacity = quote!(#config.edge_capacity());
             let inlet = inlet(n);
             match node.fan_in() {
                 FanIn::Single => {
@@ -206,14 +216,6 @@ pub fn expand(graph: &Graph) -> TokenStream {
             quote!(::core::mem::drop(#tx);)
         });
 
-    let dependencies = graph.nodes.iter().flat_map(|node| {
-        let waiting = &node.name;
-        node.options.after.iter().map(move |first| {
-            let first = first.to_string();
-            let first = first.strip_prefix("r#").unwrap_or(&first).to_string();
-            quote!(#builder.after(#waiting, #first);)
-        })
-    });
     let edges = graph.edges.iter().enumerate().map(|(e, edge)| {
         let (from, to) = (&graph.nodes[edge.from].name, &graph.nodes[edge.to].name);
         if graph.nodes[edge.from].dead_letter == Some(e) {
@@ -227,91 +229,67 @@ pub fn expand(graph: &Graph) -> TokenStream {
         let ident = &node.ident;
         let name = &node.name;
         let marker = marker(markers, ident);
-        let fan_in = match node.fan_in() {
-            FanIn::Single => quote!(#private::FanIn::Single),
-            FanIn::Zip => quote!(#private::FanIn::Zip),
-            FanIn::Merge => quote!(#private::FanIn::Merge),
-        };
-        let fail_fast = node.options.fail_fast;
-        let timeout = match &node.options.timeout {
-            Some((limit, _)) => quote!(::core::option::Option::Some(#limit)),
-            None => quote!(::core::option::Option::None),
-        };
-        let restarts = match &node.options.restarts {
-            Some((count, _)) => quote!(::core::option::Option::Some(#count)),
-            None => quote!(::core::option::Option::None),
-        };
-        let options = quote!(#private::NodeOptions { fail_fast: #fail_fast, timeout: #timeout, restarts: #restarts });
-        // The error policy borrows the node, so it is made before the node moves into the
-        // builder; each part is spanned at its option, whose `Clone` requirement it checks.
+        let options = config(n);
+        // The error wiring borrows the node, so it is made before the node moves into the
+        // builder. Each `Clone` check is a call of its own whose every token sits on its
+        // option, with the same hygiene (a span joined across two would stretch over the
+        // whole macro), so that an error lands on the option.
         let policy = Ident::new("__pipeline_policy", Span::mixed_site());
-        // Every token of these calls sits on the option, so an error lands there.
         let at = |span: Span| Ident::new("__pipeline_policy", Span::mixed_site().located_at(span));
-        // The node, named where the option is written: resolved as the user's name, but
-        // located on the option, so that the call's span does not stretch over the macro.
-        let node_at = |span: Span| {
-            let mut named = ident.clone();
-            named.set_span(ident.span().located_at(span));
-            named
-        };
-        let with_retry = node.options.retry.as_ref().map(|RetryOption { attempts, first, longest, span }| {
-            let first = match first {
-                Some(first) => quote!(#first),
-                None => quote_spanned!(*span=> ::pipeline::__private::DEFAULT_BACKOFF),
-            };
-            let longest = match longest {
-                Some(longest) => quote!(#longest),
-                None => quote_spanned!(*span=> ::pipeline::__private::DEFAULT_LONGEST_PAUSE),
-            };
-            let (here, node) = (at(*span), node_at(*span));
-            let call = quote_spanned!(*span=> ::pipeline::__private::with_retry::<#marker, _>(#here, #attempts, #first, #longest, &#node));
-            quote!(let #policy = #call;)
+        let with_retry = node.options.retry.as_ref().map(|RetryOption { span, .. }| {
+            let here = at(*span);
+            let marker = marker_at(markers, ident, *span);
+            let call = quote_spanned!(*span=> ::pipeline::__private::with_retry::<#marker, _>());
+            quote!(let #policy = #call(#here);)
         });
-        let with_retry_if = node.options.retry_if.as_ref().map(|(predicate, span)| {
-            let (here, node) = (at(*span), node_at(*span));
-            let call = quote_spanned!(*span=> ::pipeline::__private::with_retry_if::<#marker, _>(#here, #predicate, &#node));
-            quote!(let #policy = #call;)
-        });
-        let with_dead_letter = node.options.dead_letter.as_ref().filter(|_| node.dead_letter.is_some()).map(|(_, span)| {
-            let outlet = Ident::new(&dead_letter_outlet(n).to_string(), Span::mixed_site().located_at(*span));
-            let (here, node) = (at(*span), node_at(*span));
-            let call = quote_spanned!(*span=> ::pipeline::__private::with_dead_letter::<#marker, _>(#here, #outlet, &#node));
-            quote!(let #policy = #call;)
-        });
+        let with_dead_letter = node
+            .options
+            .dead_letter
+            .as_ref()
+            .filter(|_| node.dead_letter.is_some())
+            .map(|(_, span)| {
+                let outlet = Ident::new(
+                    &dead_letter_outlet(n).to_string(),
+                    Span::mixed_site().located_at(*span),
+                );
+                let here = at(*span);
+                let marker = marker_at(markers, ident, *span);
+                let call =
+                    quote_spanned!(*span=> ::pipeline::__private::with_dead_letter::<#marker, _>());
+                quote!(let #policy = #call(#here, #outlet);)
+            });
         let make_policy = quote! {
-            let #policy = #private::error_policy(&#ident);
+            let #policy = #private::error_wiring(&#ident);
             #with_retry
-            #with_retry_if
             #with_dead_letter
         };
         let (inlet, outlet) = (inlet(n), outlet(n));
         match node.role() {
             Role::Source => {
                 let add = quote_spanned!(ident.span()=> #private::add_source::<#marker, _>);
-                quote!(#add(&mut #builder, #name, #ident, #outlet);)
+                quote!(#add(&mut #builder, #name, #ident, #outlet, #options);)
             }
             Role::Stage => match &node.options.workers {
                 None => {
                     let add = quote_spanned!(ident.span()=> #private::add_stage::<#marker, _, _>);
                     quote! {
                         #make_policy
-                        #add(&mut #builder, #name, #ident, #fan_in, #inlet, #outlet, #options, #policy);
+                        #add(&mut #builder, #name, #ident, #inlet, #outlet, #options, #policy);
                     }
                 }
-                Some((count, span)) => {
+                Some((_, span)) => {
                     // Spanned at `workers`: the `Clone` it requires is that option's doing.
-                    let ordered = node.options.ordered.is_some();
-                    let add = quote_spanned!(*span=> #private::add_stage_with_workers::<#marker, _, _>);
-                    let workers = quote!(#private::Workers { count: #count, ordered: #ordered });
+                    let add =
+                        quote_spanned!(*span=> #private::add_stage_with_workers::<#marker, _, _>);
                     quote! {
                         #make_policy
-                        #add(&mut #builder, #name, #ident, #workers, #fan_in, #inlet, #outlet, #options, #policy);
+                        #add(&mut #builder, #name, #ident, #inlet, #outlet, #options, #policy);
                     }
                 }
             },
             Role::Sink => {
                 let add = quote_spanned!(ident.span()=> #private::add_sink::<#marker, _, _>);
-                quote!(#add(&mut #builder, #name, #ident, #fan_in, #inlet, #options);)
+                quote!(#add(&mut #builder, #name, #ident, #inlet, #options);)
             }
         }
     });
@@ -331,12 +309,12 @@ pub fn expand(graph: &Graph) -> TokenStream {
         }
         #(#bindings)*
         let mut #builder = #new_builder;
+        #(#configs)*
         #(#inputs)*
         #(#outlets)*
         #(#dead_letter_outlets)*
         #(#merge_senders)*
         #(#edges)*
-        #(#dependencies)*
         #(#adds)*
         #builder.build()
     }}
@@ -365,6 +343,16 @@ fn slot_sender(graph: &Graph, e: usize) -> TokenStream {
 
 fn marker(markers: &Ident, node: &Ident) -> TokenStream {
     quote!(#markers::#node)
+}
+
+/// The marker type of `node`, every token located at `span` (an option), so that a call
+/// naming it does not stretch from the macro's start to the option.
+/// (Items resolve alike from the call site and the mixed site, so the path keeps resolving.)
+fn marker_at(markers: &Ident, node: &Ident, span: Span) -> TokenStream {
+    let markers = Ident::new(&markers.to_string(), span);
+    let mut node = node.clone();
+    node.set_span(node.span().located_at(span));
+    quote_spanned!(span=> #markers::#node)
 }
 
 #[cfg(test)]

@@ -3,12 +3,14 @@
 //! error messages, "did you mean", and the option table in `pipeline!`'s documentation and
 //! the book all come from that table (a test keeps the two tables in step with it).
 //!
-//! Adding an option: a descriptor here, a field in [`Options`], and the runtime's side in
-//! `expand.rs` and the node configuration it fills.
+//! Adding an option: a descriptor here (by default it sets the runtime's `NodeConfig`
+//! through the method of its own name), a field in [`Options`] if a check needs its value,
+//! then the field and method on `NodeConfig` and the executor that obeys it.
 
 use std::collections::BTreeMap;
 
-use proc_macro2::Span;
+use proc_macro2::{Span, TokenStream};
+use quote::{quote, quote_spanned};
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
@@ -36,8 +38,15 @@ pub struct Options {
     pub after: Vec<Ident>,
     pub merge: bool,
     pub fail_fast: bool,
-    /// Where each option was written.
-    pub written: BTreeMap<&'static str, Span>,
+    /// Each option as written, by name, for the node's configuration.
+    pub written: BTreeMap<&'static str, Written>,
+}
+
+/// One option as written on a node: where, and its arguments.
+#[derive(Clone)]
+pub struct Written {
+    pub span: Span,
+    pub given: Given,
 }
 
 /// `retry(attempts)`, `retry(attempts, first_pause)` or `retry(attempts, first, longest)`.
@@ -86,7 +95,8 @@ pub enum Args {
 }
 
 /// The arguments as written, checked against [`Args`].
-enum Given {
+#[derive(Clone)]
+pub enum Given {
     None,
     Exprs(Vec<Expr>),
     Nodes(Vec<Ident>),
@@ -112,7 +122,40 @@ pub struct Descriptor {
     pub doc: &'static str,
     /// How it is used, for errors about its arguments.
     pub example: &'static str,
+    /// How it sets the runtime's `NodeConfig`: the method of the same name, called with
+    /// the arguments as written (node names as strings, once per node), unless it says
+    /// otherwise.
+    pub config: Config,
     set: fn(&mut Options, Given, Span),
+}
+
+/// How an option becomes calls on the node's `NodeConfig`.
+#[derive(Clone, Copy)]
+pub enum Config {
+    /// `.name(args..)`, the option's own name and arguments.
+    SameName,
+    /// Calls of its own, from the arguments as written.
+    Calls(fn(&[Expr], Span) -> TokenStream),
+}
+
+impl Descriptor {
+    /// The calls on a `NodeConfig` that set this option as `given`.
+    pub fn config_calls(&self, written: &Written) -> TokenStream {
+        let method = Ident::new(self.name, written.span);
+        match (&self.config, &written.given) {
+            (Config::Calls(calls), Given::Exprs(args)) => calls(args, written.span),
+            (Config::Calls(calls), _) => calls(&[], written.span),
+            (Config::SameName, Given::None) => quote!(.#method()),
+            (Config::SameName, Given::Exprs(args)) => quote!(.#method(#(#args),*)),
+            (Config::SameName, Given::Nodes(nodes)) => {
+                let names = nodes.iter().map(|node| {
+                    let name = node.to_string();
+                    name.strip_prefix("r#").unwrap_or(&name).to_string()
+                });
+                quote!(#(.#method(#names))*)
+            }
+        }
+    }
 }
 
 fn one(given: Given) -> Expr {
@@ -144,6 +187,7 @@ pub static OPTIONS: &[Descriptor] = &[
         purpose: "bounds a node's input edges",
         doc: "its input edges hold at most `n` items (default 1024)",
         example: "capacity(64)",
+        config: Config::SameName,
         set: |options, given, _| options.capacity = Some(one(given)),
     },
     Descriptor {
@@ -159,6 +203,7 @@ pub static OPTIONS: &[Descriptor] = &[
         purpose: "runs a stage on several workers",
         doc: "`n` workers, each with its own copy of the stage",
         example: "workers(4)",
+        config: Config::SameName,
         set: |options, given, at| options.workers = Some((one(given), at)),
     },
     Descriptor {
@@ -172,6 +217,7 @@ pub static OPTIONS: &[Descriptor] = &[
         purpose: "keeps the outputs of several workers in input order",
         doc: "output in input order",
         example: "ordered",
+        config: Config::SameName,
         set: |options, _, at| options.ordered = Some(at),
     },
     Descriptor {
@@ -185,6 +231,7 @@ pub static OPTIONS: &[Descriptor] = &[
         purpose: "limits how long a stage takes per item",
         doc: "an item taking longer than `d` fails with `error::TimedOut`",
         example: "timeout(Duration::from_millis(500))",
+        config: Config::SameName,
         set: |options, given, at| options.timeout = Some((one(given), at)),
     },
     Descriptor {
@@ -198,6 +245,19 @@ pub static OPTIONS: &[Descriptor] = &[
         purpose: "tries a stage's failed items again",
         doc: "a failed item is tried up to `n` more times; pauses start at `first` (10 ms), about double per try up to `longest` (30 s), with jitter",
         example: "retry(3, Duration::from_millis(50), Duration::from_secs(5))",
+        config: Config::Calls(|args, span| {
+            let (retry, pauses) = (Ident::new("retry", span), Ident::new("retry_pauses", span));
+            let attempts = &args[0];
+            let first = match args.get(1) {
+                Some(first) => quote!(#first),
+                None => quote_spanned!(span=> ::pipeline::__private::DEFAULT_BACKOFF),
+            };
+            let longest = match args.get(2) {
+                Some(longest) => quote!(#longest),
+                None => quote_spanned!(span=> ::pipeline::__private::DEFAULT_LONGEST_PAUSE),
+            };
+            quote!(.#retry(#attempts).#pauses(#first, #longest))
+        }),
         set: |options, given, span| {
             let Given::Exprs(args) = given else {
                 unreachable!("checked against `Args::UpToThree`")
@@ -222,6 +282,7 @@ pub static OPTIONS: &[Descriptor] = &[
         purpose: "says which errors `retry` tries again",
         doc: "only errors for which `predicate(&NodeError)` is true are tried again",
         example: "retry_if(|e| !e.is::<NotFound>())",
+        config: Config::SameName,
         set: |options, given, at| options.retry_if = Some((one(given), at)),
     },
     Descriptor {
@@ -235,6 +296,7 @@ pub static OPTIONS: &[Descriptor] = &[
         purpose: "sets how often a panicking worker is replaced",
         doc: "panicking workers replaced before the run stops (default 3)",
         example: "restarts(5)",
+        config: Config::SameName,
         set: |options, given, at| options.restarts = Some((one(given), at)),
     },
     Descriptor {
@@ -248,6 +310,7 @@ pub static OPTIONS: &[Descriptor] = &[
         purpose: "routes a stage's failed items",
         doc: "items that finally fail go to `node` as `Failed { item, error, node }`",
         example: "dead_letter(rejects)",
+        config: Config::SameName,
         set: |options, given, at| {
             options.dead_letter = nodes(given).into_iter().next().map(|node| (node, at))
         },
@@ -263,6 +326,7 @@ pub static OPTIONS: &[Descriptor] = &[
         purpose: "makes a node wait for others to finish",
         doc: "start only once the named nodes have finished",
         example: "after(index, cache)",
+        config: Config::SameName,
         set: |options, given, _| options.after = nodes(given),
     },
     Descriptor {
@@ -276,6 +340,7 @@ pub static OPTIONS: &[Descriptor] = &[
         purpose: "stops the run at a node's first failed item",
         doc: "the first failed item stops the run",
         example: "fail_fast",
+        config: Config::SameName,
         set: |options, _, _| options.fail_fast = true,
     },
     Descriptor {
@@ -289,6 +354,7 @@ pub static OPTIONS: &[Descriptor] = &[
         purpose: "interleaves several inputs",
         doc: "interleave the inputs instead of zipping them",
         example: "merge",
+        config: Config::SameName,
         set: |options, _, _| options.merge = true,
     },
 ];
@@ -381,7 +447,13 @@ pub fn apply(node: &str, target: &mut Options, options: Vec<NodeOption>, errors:
         else {
             continue;
         };
-        target.written.insert(descriptor.name, span);
+        target.written.insert(
+            descriptor.name,
+            Written {
+                span,
+                given: given.clone(),
+            },
+        );
         (descriptor.set)(target, given, span);
     }
 }
@@ -470,7 +542,8 @@ fn arguments(
 
 /// Each option written on a node that does not fit it, or without the option it needs.
 pub fn check_fit(name: &str, role: Role, inputs: usize, options: &Options, errors: &mut Errors) {
-    for (&option, &span) in &options.written {
+    for (&option, written) in &options.written {
+        let span = written.span;
         let Some(d) = descriptor(option) else {
             continue;
         };
