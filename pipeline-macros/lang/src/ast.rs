@@ -14,7 +14,7 @@ use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::{Expr, Ident, Token, bracketed};
 
-use crate::options::NodeOption;
+use crate::written::NodeOption;
 
 pub struct PipelineInput {
     /// `#![distributed("name")]`: the pipeline's name on the wire.

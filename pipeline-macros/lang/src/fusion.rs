@@ -162,3 +162,137 @@ impl Graph {
         Some(Fork { branches, join })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proc_macro2::Span;
+    use quote::quote;
+
+    use crate::ast::PipelineInput;
+    use crate::graph::Graph;
+
+    fn build(tokens: proc_macro2::TokenStream) -> Result<Graph, Vec<String>> {
+        let input: PipelineInput = syn::parse2(tokens).expect("parses");
+        Graph::build(input, Span::call_site())
+            .map_err(|e| e.into_iter().map(|e| e.to_string()).collect())
+    }
+
+    #[test]
+    fn chains_run_along_single_edges_between_plain_stages() {
+        let graph = build(quote! {
+            src => a => b => c => d => out;
+            c => side;
+            w[workers(2)] = f;
+            src2 => e => f => w => g => h => out2;
+            src3 => m => out3;
+        })
+        .unwrap();
+        let names = |chain: Vec<usize>| -> Vec<String> {
+            chain
+                .into_iter()
+                .map(|n| graph.nodes[n].name.clone())
+                .collect()
+        };
+        let index = |name: &str| graph.nodes.iter().position(|n| n.name == name).unwrap();
+        assert_eq!(names(graph.chain_after(index("src"), 8)), ["a", "b", "c"]);
+        // A sink ends a chain, and is part of it.
+        assert_eq!(names(graph.chain_after(index("src3"), 8)), ["m", "out3"]);
+        assert_eq!(names(graph.chain_after(index("src"), 2)), ["a", "b"]);
+        // `c` fans out: nothing after it chains; `d` alone is too short.
+        assert!(graph.chain_after(index("c"), 8).is_empty());
+        assert!(graph.chain_after(index("b"), 8).is_empty());
+        // A stage with workers ends a chain, and one starts after it.
+        assert_eq!(names(graph.chain_after(index("src2"), 8)), ["e", "f"]);
+        assert_eq!(names(graph.chain_after(index("w"), 8)), ["g", "h", "out2"]);
+        assert!(graph.chain_after(index("out"), 8).is_empty());
+    }
+
+    #[test]
+    fn a_long_chain_is_cut_into_pieces_each_naming_a_node_once() {
+        // src => s1 => .. => s7 => out: pieces of 3, each owned by the last node of the one
+        // before.
+        let graph = build(quote! {
+            src => s1 => s2 => s3 => s4 => s5 => s6 => s7 => out;
+            w[workers(2)] = x;
+            src2 => w => y => z;
+        })
+        .unwrap();
+        let name = |n: usize| graph.nodes[n].name.clone();
+        let pieces: Vec<(String, Vec<String>)> = graph
+            .chain_pieces(3)
+            .into_iter()
+            .map(|(owner, piece)| (name(owner), piece.into_iter().map(name).collect()))
+            .collect();
+        let expected = [
+            ("src", vec!["s1", "s2", "s3"]),
+            ("s3", vec!["s4", "s5", "s6"]),
+            ("s6", vec!["s7", "out"]),
+            // `w` has workers: it cannot run inline, so `y` does not continue a chain
+            // through it, and `w` heads one of its own.
+            ("w", vec!["y", "z"]),
+        ]
+        .map(|(owner, piece)| {
+            (
+                owner.to_string(),
+                piece.into_iter().map(String::from).collect::<Vec<_>>(),
+            )
+        });
+        let mut pieces = pieces;
+        pieces.sort();
+        let mut expected = expected.to_vec();
+        expected.sort();
+        assert_eq!(pieces, expected);
+    }
+
+    #[test]
+    fn forks_are_diamonds_of_plain_stages_into_one_zip() {
+        let graph = build(quote! {
+            // Branches of two stages, none, and one; the zip's inputs in another order.
+            src => a, c;
+            a => b;
+            b, src, c => z2;
+            z2 => m => out;
+            // A branch with a worker pool, a branch that leaves, a zip fed from elsewhere.
+            p[workers(2)] = pool;
+            src2 => p, q;
+            p, q => out2;
+            src3 => r, s;
+            r => side;
+            r, s => out3;
+            src4 => t, u;
+            t, u, other => out4;
+        })
+        .unwrap();
+        let index = |name: &str| graph.nodes.iter().position(|n| n.name == name).unwrap();
+        let names = |nodes: &[usize]| -> Vec<String> {
+            nodes.iter().map(|&n| graph.nodes[n].name.clone()).collect()
+        };
+        let fork = graph.fork_after(index("src"), 4, 8).expect("a diamond");
+        let branches: Vec<(usize, usize, Vec<String>)> = fork
+            .branches
+            .iter()
+            .map(|b| (b.target, b.input, names(&b.stages)))
+            .collect();
+        assert_eq!(
+            branches,
+            [
+                (0, 0, vec!["a".to_string(), "b".to_string()]),
+                (2, 1, vec![]),
+                (1, 2, vec!["c".to_string()]),
+            ]
+        );
+        assert_eq!(names(&fork.join), ["z2", "m", "out"]);
+        assert!(
+            graph.fork_after(index("src"), 2, 8).is_none(),
+            "too many branches"
+        );
+        assert!(
+            graph.fork_after(index("src"), 4, 1).is_none(),
+            "a branch too long"
+        );
+        for src in ["src2", "src3", "src4"] {
+            assert!(graph.fork_after(index(src), 4, 8).is_none(), "{src}");
+        }
+        assert!(graph.fork_after(index("a"), 4, 8).is_none(), "no fan-out");
+    }
+}

@@ -10,12 +10,12 @@ use proc_macro2::Span;
 use syn::{Expr, Ident};
 
 use crate::ast::{PipelineInput, Statement};
-use crate::errors::{Errors, edit_distance, looks_like_typo};
-use crate::options::{self, Options};
+use crate::check::{self, Site, Structure};
+use crate::errors::Errors;
+use crate::options::Options;
 pub use crate::role::{FanIn, Role};
-
-/// The largest zip the runtime has an inlet for.
-pub const MAX_ZIP_INPUTS: usize = 8;
+use crate::typo::{edit_distance, looks_like_typo};
+use crate::written;
 
 pub struct Graph {
     /// `#![distributed("name")]`: the pipeline's name on the wire.
@@ -50,21 +50,11 @@ pub struct Edge {
 
 impl Node {
     pub fn role(&self) -> Role {
-        match (self.inputs.is_empty(), self.outputs.is_empty()) {
-            (true, _) => Role::Source,
-            (false, true) => Role::Sink,
-            (false, false) => Role::Stage,
-        }
+        Role::of(self.inputs.len(), self.outputs.len())
     }
 
     pub fn fan_in(&self) -> FanIn {
-        if self.options.merge {
-            FanIn::Merge
-        } else if self.inputs.len() > 1 {
-            FanIn::Zip
-        } else {
-            FanIn::Single
-        }
+        FanIn::of(self.options.merge, self.inputs.len())
     }
 }
 
@@ -113,13 +103,13 @@ impl Graph {
                     // Errors should point at the binding, wherever the node was first named.
                     node.ident = binding.name;
                     node.expr = Some(binding.expr);
-                    options::apply(&node.name, &mut node.options, binding.options, &mut errors);
+                    written::apply(&node.name, &mut node.options, binding.options, &mut errors);
                 }
                 Statement::Declare(declaration) => {
                     let n = node_of(&mut graph, &declaration.name);
                     graph.nodes[n].declared = true;
                     let node = &mut graph.nodes[n];
-                    options::apply(
+                    written::apply(
                         &node.name,
                         &mut node.options,
                         declaration.options,
@@ -161,7 +151,7 @@ impl Graph {
             }
         }
 
-        graph.add_dead_letter_edges(&mut errors);
+        graph.add_dead_letter_edges();
         if graph.edges.is_empty() {
             errors.push(
                 call_site,
@@ -170,31 +160,42 @@ impl Graph {
             return errors.into_result().map(|()| graph);
         }
         graph.check_typos(&mut errors);
-        graph.check_connected(&mut errors);
-        let in_cycle = graph.check_cycles(&mut errors);
-        graph.check_reachable(&in_cycle, &mut errors);
-        graph.check_options(&mut errors);
-        graph.check_dependencies(&mut errors);
+        for problem in check::check(&graph) {
+            errors.push(graph.span(problem.site), problem.message);
+        }
         errors.into_result().map(|()| graph)
     }
 
-    /// `dead_letter(target)` adds an edge that carries the stage's failed items to `target`.
-    fn add_dead_letter_edges(&mut self, errors: &mut Errors) {
+    /// Where in the user's input a problem the shared checks found is.
+    fn span(&self, site: Site) -> Span {
+        match site {
+            Site::Node(n) => self.nodes[n].ident.span(),
+            Site::Edge(e) => self.edges[e].to_ident.span(),
+            Site::Option(n, name) => self.nodes[n]
+                .options
+                .written
+                .get(name)
+                .map_or_else(|| self.nodes[n].ident.span(), |w| w.span),
+            Site::After(n, i) => self.nodes[n].options.after[i].span(),
+            Site::DeadLetter(n) => match &self.nodes[n].options.dead_letter {
+                Some((target, _)) => target.span(),
+                None => self.nodes[n].ident.span(),
+            },
+        }
+    }
+
+    /// `dead_letter(target)` adds an edge that carries the stage's failed items to `target`
+    /// (when there is such a node, and it is another one: the checks say so otherwise).
+    fn add_dead_letter_edges(&mut self) {
         for from in 0..self.nodes.len() {
             let Some((target, span)) = self.nodes[from].options.dead_letter.clone() else {
                 continue;
             };
             let target_name = node_name(&target);
             let Some(to) = self.nodes.iter().position(|n| n.name == target_name) else {
-                let hint = match self.nearest(&target_name) {
-                    Some(near) => format!(": did you mean `{near}`?"),
-                    None => String::new(),
-                };
-                errors.push(target.span(), format!("`dead_letter({target_name})`: there is no node `{target_name}` in this pipeline{hint}"));
                 continue;
             };
             if to == from {
-                errors.push(target.span(), "a stage cannot be its own dead-letter node");
                 continue;
             }
             let e = self.edges.len();
@@ -209,15 +210,6 @@ impl Graph {
             self.nodes[from].dead_letter = Some(e);
             self.nodes[to].inputs.push(e);
         }
-    }
-
-    /// Every edge leaving `n`: its outputs and its dead-letter edge.
-    fn successors(&self, n: usize) -> impl Iterator<Item = usize> + '_ {
-        self.nodes[n]
-            .outputs
-            .iter()
-            .chain(&self.nodes[n].dead_letter)
-            .map(|&e| self.edges[e].to)
     }
 
     /// A name neither bound here nor declared is taken for a local variable, unless it is
@@ -269,190 +261,44 @@ impl Graph {
             .collect()
     }
 
-    fn check_connected(&self, errors: &mut Errors) {
-        let meant = self.meant_by_typos();
-        for node in &self.nodes {
-            if node.inputs.is_empty()
-                && node.outputs.is_empty()
-                && !meant.contains(&node.name.as_str())
-            {
-                errors.push(
-                    node.ident.span(),
-                    format!("node `{}` is not connected: use it in an edge (`{} => ...` or `... => {}`) or remove it", node.name, node.name, node.name),
-                );
-            }
-        }
-    }
-
-    /// Reports every cycle once, naming its path; returns which nodes lie on one.
-    fn check_cycles(&self, errors: &mut Errors) -> Vec<bool> {
-        #[derive(Clone, Copy, PartialEq)]
-        enum Mark {
-            New,
-            Active,
-            Done,
-        }
-        let mut mark = vec![Mark::New; self.nodes.len()];
-        let mut in_cycle = vec![false; self.nodes.len()];
-        let mut path: Vec<usize> = Vec::new();
-        for start in 0..self.nodes.len() {
-            if mark[start] != Mark::New {
-                continue;
-            }
-            // Iterative DFS: a stack of (node, next output to look at).
-            let mut stack = vec![(start, 0usize)];
-            mark[start] = Mark::Active;
-            path.push(start);
-            while let Some((n, i)) = stack.last_mut() {
-                let n = *n;
-                let leaving: Vec<usize> = self.nodes[n]
-                    .outputs
-                    .iter()
-                    .chain(&self.nodes[n].dead_letter)
-                    .copied()
-                    .collect();
-                if let Some(&e) = leaving.get(*i) {
-                    *i += 1;
-                    let to = self.edges[e].to;
-                    match mark[to] {
-                        Mark::New => {
-                            mark[to] = Mark::Active;
-                            path.push(to);
-                            stack.push((to, 0));
-                        }
-                        Mark::Active => {
-                            let from = path.iter().position(|&p| p == to).unwrap_or(0);
-                            let cycle: Vec<&str> = path[from..]
-                                .iter()
-                                .map(|&p| self.nodes[p].name.as_str())
-                                .collect();
-                            for &p in &path[from..] {
-                                in_cycle[p] = true;
-                            }
-                            errors.push(
-                                self.edges[e].to_ident.span(),
-                                format!(
-                                    "this edge closes a cycle: {} => {}; a pipeline is a directed acyclic graph, remove one of these edges",
-                                    cycle.join(" => "),
-                                    self.nodes[to].name
-                                ),
-                            );
-                        }
-                        Mark::Done => {}
-                    }
-                } else {
-                    mark[n] = Mark::Done;
-                    path.pop();
-                    stack.pop();
-                }
-            }
-        }
-        in_cycle
-    }
-
-    fn check_reachable(&self, in_cycle: &[bool], errors: &mut Errors) {
-        let mut reached = vec![false; self.nodes.len()];
-        let mut todo: Vec<usize> = (0..self.nodes.len())
-            .filter(|&n| self.nodes[n].inputs.is_empty())
-            .collect();
-        while let Some(n) = todo.pop() {
-            if std::mem::replace(&mut reached[n], true) {
-                continue;
-            }
-            todo.extend(self.successors(n));
-        }
-        for (n, node) in self.nodes.iter().enumerate() {
-            if !reached[n] && !in_cycle[n] {
-                errors.push(
-                    node.ident.span(),
-                    format!(
-                        "node `{}` is unreachable: no source feeds it, only a cycle does",
-                        node.name
-                    ),
-                );
-            }
-        }
-    }
-
-    fn check_options(&self, errors: &mut Errors) {
-        for node in &self.nodes {
-            let name = &node.name;
-            options::check_fit(name, node.role(), node.inputs.len(), &node.options, errors);
-            if node.fan_in() == FanIn::Zip && node.inputs.len() > MAX_ZIP_INPUTS {
-                errors.push(
-                    node.ident.span(),
-                    format!(
-                        "`{name}` zips {} inputs, more than {MAX_ZIP_INPUTS}; mark it `[merge]`, or zip in two steps",
-                        node.inputs.len()
-                    ),
-                );
-            }
-        }
-    }
-
-    /// `after(first)` on `waiting` must name a node, and must not deadlock: `first` cannot
-    /// finish while it waits for what `waiting` sends, nor while a source they share is
-    /// blocked on `waiting`'s full input.
-    fn check_dependencies(&self, errors: &mut Errors) {
-        for (waiting, node) in self.nodes.iter().enumerate() {
-            for first_ident in &node.options.after {
-                let first_name = node_name(first_ident);
-                let Some(first) = self.nodes.iter().position(|n| n.name == first_name) else {
-                    errors.push(first_ident.span(), format!("`after({first_name})`: there is no node `{first_name}` in this pipeline"));
-                    continue;
-                };
-                if first == waiting {
-                    errors.push(
-                        first_ident.span(),
-                        format!("`{first_name}` cannot wait for itself"),
-                    );
-                } else if self.reaches(waiting, first) {
-                    errors.push(
-                        first_ident.span(),
-                        format!("`{}` waits for `{first_name}` to finish, but `{first_name}` gets its input through `{}`: neither would ever finish", node.name, node.name),
-                    );
-                } else if self.reaches(first, waiting) {
-                    errors.push(
-                        first_ident.span(),
-                        format!(
-                            "`{}` waits for `{first_name}` to finish, but `{first_name}` sends items to `{}`, which takes none before then: `{first_name}` would block on `{}`'s full input",
-                            node.name, node.name, node.name
-                        ),
-                    );
-                } else if let Some(shared) = (0..self.nodes.len())
-                    .find(|&a| self.reaches(a, waiting) && self.reaches(a, first))
-                {
-                    errors.push(
-                        first_ident.span(),
-                        format!(
-                            "`{}` waits for `{first_name}` to finish, but both get items from `{}`, which would block on `{}`'s full input before `{first_name}` could finish; feed `{}` from a source of its own",
-                            node.name, self.nodes[shared].name, node.name, node.name
-                        ),
-                    );
-                }
-            }
-        }
-    }
-
-    /// Whether a path of edges leads from `from` to `to` (a node reaches itself).
-    fn reaches(&self, from: usize, to: usize) -> bool {
-        let mut seen = vec![false; self.nodes.len()];
-        let mut todo = vec![from];
-        while let Some(n) = todo.pop() {
-            if n == to {
-                return true;
-            }
-            if !std::mem::replace(&mut seen[n], true) {
-                todo.extend(self.successors(n));
-            }
-        }
-        false
-    }
-
     /// Nodes by name, for tests and lookups.
     #[allow(dead_code)]
     pub fn by_name(&self) -> BTreeMap<&str, &Node> {
         self.nodes.iter().map(|n| (n.name.as_str(), n)).collect()
+    }
+}
+
+impl Structure for Graph {
+    fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+    fn name(&self, n: usize) -> &str {
+        &self.nodes[n].name
+    }
+    fn inputs(&self, n: usize) -> &[usize] {
+        &self.nodes[n].inputs
+    }
+    fn outputs(&self, n: usize) -> &[usize] {
+        &self.nodes[n].outputs
+    }
+    fn dead_letter(&self, n: usize) -> Option<usize> {
+        self.nodes[n].dead_letter
+    }
+    fn target(&self, e: usize) -> usize {
+        self.edges[e].to
+    }
+    fn options(&self, n: usize) -> Vec<&'static str> {
+        self.nodes[n].options.written.keys().copied().collect()
+    }
+    fn dead_letter_target(&self, n: usize) -> Option<String> {
+        let (target, _) = self.nodes[n].options.dead_letter.as_ref()?;
+        Some(node_name(target))
+    }
+    fn after(&self, n: usize) -> Vec<String> {
+        self.nodes[n].options.after.iter().map(node_name).collect()
+    }
+    fn excused(&self, n: usize) -> bool {
+        self.meant_by_typos().contains(&self.nodes[n].name.as_str())
     }
 }
 
@@ -512,125 +358,6 @@ mod tests {
             ("d", "e"),
         ];
         assert_eq!(edges, expected.map(|(a, b)| (a.to_string(), b.to_string())));
-    }
-
-    #[test]
-    fn chains_run_along_single_edges_between_plain_stages() {
-        let graph = build(quote! {
-            src => a => b => c => d => out;
-            c => side;
-            w[workers(2)] = f;
-            src2 => e => f => w => g => h => out2;
-            src3 => m => out3;
-        })
-        .unwrap();
-        let names = |chain: Vec<usize>| -> Vec<String> {
-            chain
-                .into_iter()
-                .map(|n| graph.nodes[n].name.clone())
-                .collect()
-        };
-        let index = |name: &str| graph.nodes.iter().position(|n| n.name == name).unwrap();
-        assert_eq!(names(graph.chain_after(index("src"), 8)), ["a", "b", "c"]);
-        // A sink ends a chain, and is part of it.
-        assert_eq!(names(graph.chain_after(index("src3"), 8)), ["m", "out3"]);
-        assert_eq!(names(graph.chain_after(index("src"), 2)), ["a", "b"]);
-        // `c` fans out: nothing after it chains; `d` alone is too short.
-        assert!(graph.chain_after(index("c"), 8).is_empty());
-        assert!(graph.chain_after(index("b"), 8).is_empty());
-        // A stage with workers ends a chain, and one starts after it.
-        assert_eq!(names(graph.chain_after(index("src2"), 8)), ["e", "f"]);
-        assert_eq!(names(graph.chain_after(index("w"), 8)), ["g", "h", "out2"]);
-        assert!(graph.chain_after(index("out"), 8).is_empty());
-    }
-
-    #[test]
-    fn a_long_chain_is_cut_into_pieces_each_naming_a_node_once() {
-        // src => s1 => .. => s7 => out: pieces of 3, each owned by the last node of the one
-        // before.
-        let graph = build(quote! {
-            src => s1 => s2 => s3 => s4 => s5 => s6 => s7 => out;
-            w[workers(2)] = x;
-            src2 => w => y => z;
-        })
-        .unwrap();
-        let name = |n: usize| graph.nodes[n].name.clone();
-        let pieces: Vec<(String, Vec<String>)> = graph
-            .chain_pieces(3)
-            .into_iter()
-            .map(|(owner, piece)| (name(owner), piece.into_iter().map(name).collect()))
-            .collect();
-        let expected = [
-            ("src", vec!["s1", "s2", "s3"]),
-            ("s3", vec!["s4", "s5", "s6"]),
-            ("s6", vec!["s7", "out"]),
-            // `w` has workers: it cannot run inline, so `y` does not continue a chain
-            // through it, and `w` heads one of its own.
-            ("w", vec!["y", "z"]),
-        ]
-        .map(|(owner, piece)| {
-            (
-                owner.to_string(),
-                piece.into_iter().map(String::from).collect::<Vec<_>>(),
-            )
-        });
-        let mut pieces = pieces;
-        pieces.sort();
-        let mut expected = expected.to_vec();
-        expected.sort();
-        assert_eq!(pieces, expected);
-    }
-
-    #[test]
-    fn forks_are_diamonds_of_plain_stages_into_one_zip() {
-        let graph = build(quote! {
-            // Branches of two stages, none, and one; the zip's inputs in another order.
-            src => a, c;
-            a => b;
-            b, src, c => z2;
-            z2 => m => out;
-            // A branch with a worker pool, a branch that leaves, a zip fed from elsewhere.
-            p[workers(2)] = pool;
-            src2 => p, q;
-            p, q => out2;
-            src3 => r, s;
-            r => side;
-            r, s => out3;
-            src4 => t, u;
-            t, u, other => out4;
-        })
-        .unwrap();
-        let index = |name: &str| graph.nodes.iter().position(|n| n.name == name).unwrap();
-        let names = |nodes: &[usize]| -> Vec<String> {
-            nodes.iter().map(|&n| graph.nodes[n].name.clone()).collect()
-        };
-        let fork = graph.fork_after(index("src"), 4, 8).expect("a diamond");
-        let branches: Vec<(usize, usize, Vec<String>)> = fork
-            .branches
-            .iter()
-            .map(|b| (b.target, b.input, names(&b.stages)))
-            .collect();
-        assert_eq!(
-            branches,
-            [
-                (0, 0, vec!["a".to_string(), "b".to_string()]),
-                (2, 1, vec![]),
-                (1, 2, vec!["c".to_string()]),
-            ]
-        );
-        assert_eq!(names(&fork.join), ["z2", "m", "out"]);
-        assert!(
-            graph.fork_after(index("src"), 2, 8).is_none(),
-            "too many branches"
-        );
-        assert!(
-            graph.fork_after(index("src"), 4, 1).is_none(),
-            "a branch too long"
-        );
-        for src in ["src2", "src3", "src4"] {
-            assert!(graph.fork_after(index(src), 4, 8).is_none(), "{src}");
-        }
-        assert!(graph.fork_after(index("a"), 4, 8).is_none(), "no fan-out");
     }
 
     #[test]

@@ -6,57 +6,21 @@
 //! Adding an option: a descriptor here (by default it sets the runtime's `NodeConfig`
 //! through the method of its own name), a field in [`Options`] if a check needs its value,
 //! then the field and method on `NodeConfig` and the executor that obeys it.
+//!
+//! The table is plain data, which the runtime's graph builder reads too; what reads the
+//! macro's syntax (the `syntax` feature) is in [`crate::written`].
 
-use std::collections::BTreeMap;
-
-use proc_macro2::{Span, TokenStream};
+#[cfg(feature = "syntax")]
+use proc_macro2::Span;
+#[cfg(feature = "syntax")]
 use quote::{quote, quote_spanned};
-use syn::parse::{Parse, ParseStream};
-use syn::punctuated::Punctuated;
-use syn::spanned::Spanned;
-use syn::{Expr, Ident, Token};
+#[cfg(feature = "syntax")]
+use syn::Ident;
 
-use crate::errors::{Errors, nearest};
-use crate::role::Role;
-
-/// What the options of one node say, after parsing. Each value comes with where its option
-/// was written, so that errors about it (a missing `Clone`, a misplaced option) point there.
-#[derive(Default)]
-pub struct Options {
-    pub capacity: Option<Expr>,
-    pub workers: Option<(Expr, Span)>,
-    pub ordered: Option<Span>,
-    /// A `Duration` expression.
-    pub timeout: Option<(Expr, Span)>,
-    pub retry: Option<RetryOption>,
-    /// The predicate on errors.
-    pub retry_if: Option<(Expr, Span)>,
-    pub restarts: Option<(Expr, Span)>,
-    /// The node failed items go to.
-    pub dead_letter: Option<(Ident, Span)>,
-    /// Nodes that must finish before this one starts.
-    pub after: Vec<Ident>,
-    pub merge: bool,
-    pub fail_fast: bool,
-    /// Each option as written, by name, for the node's configuration.
-    pub written: BTreeMap<&'static str, Written>,
-}
-
-/// One option as written on a node: where, and its arguments.
-#[derive(Clone)]
-pub struct Written {
-    pub span: Span,
-    pub given: Given,
-}
-
-/// `retry(attempts)`, `retry(attempts, first_pause)` or `retry(attempts, first, longest)`.
-pub struct RetryOption {
-    pub attempts: Expr,
-    pub first: Option<Expr>,
-    pub longest: Option<Expr>,
-    /// Where `retry` was written.
-    pub span: Span,
-}
+#[cfg(feature = "syntax")]
+pub use crate::written::{Config, Given, Options, RetryOption, Written};
+#[cfg(feature = "syntax")]
+use crate::written::{nodes, one};
 
 /// The nodes an option fits.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -94,14 +58,6 @@ pub enum Args {
     Nodes,
 }
 
-/// The arguments as written, checked against [`Args`].
-#[derive(Clone)]
-pub enum Given {
-    None,
-    Exprs(Vec<Expr>),
-    Nodes(Vec<Ident>),
-}
-
 /// One node option, described once.
 pub struct Descriptor {
     pub name: &'static str,
@@ -125,51 +81,11 @@ pub struct Descriptor {
     /// How it sets the runtime's `NodeConfig`: the method of the same name, called with
     /// the arguments as written (node names as strings, once per node), unless it says
     /// otherwise.
+    #[cfg(feature = "syntax")]
     pub config: Config,
-    set: fn(&mut Options, Given, Span),
-}
-
-/// How an option becomes calls on the node's `NodeConfig`.
-#[derive(Clone, Copy)]
-pub enum Config {
-    /// `.name(args..)`, the option's own name and arguments.
-    SameName,
-    /// Calls of its own, from the arguments as written.
-    Calls(fn(&[Expr], Span) -> TokenStream),
-}
-
-impl Descriptor {
-    /// The calls on a `NodeConfig` that set this option as `given`.
-    pub fn config_calls(&self, written: &Written) -> TokenStream {
-        let method = Ident::new(self.name, written.span);
-        match (&self.config, &written.given) {
-            (Config::Calls(calls), Given::Exprs(args)) => calls(args, written.span),
-            (Config::Calls(calls), _) => calls(&[], written.span),
-            (Config::SameName, Given::None) => quote!(.#method()),
-            (Config::SameName, Given::Exprs(args)) => quote!(.#method(#(#args),*)),
-            (Config::SameName, Given::Nodes(nodes)) => {
-                let names = nodes.iter().map(|node| {
-                    let name = node.to_string();
-                    name.strip_prefix("r#").unwrap_or(&name).to_string()
-                });
-                quote!(#(.#method(#names))*)
-            }
-        }
-    }
-}
-
-fn one(given: Given) -> Expr {
-    match given {
-        Given::Exprs(mut args) => args.remove(0),
-        _ => unreachable!("checked against `Args::One`"),
-    }
-}
-
-fn nodes(given: Given) -> Vec<Ident> {
-    match given {
-        Given::Nodes(nodes) => nodes,
-        _ => unreachable!("checked against `Args::Node(s)`"),
-    }
+    /// Records the option's arguments in the macro's `Options`.
+    #[cfg(feature = "syntax")]
+    pub(crate) set: fn(&mut Options, Given, Span),
 }
 
 /// Every node option. The order is the documentation's.
@@ -187,7 +103,9 @@ pub static OPTIONS: &[Descriptor] = &[
         purpose: "bounds a node's input edges",
         doc: "its input edges hold at most `n` items (default 1024)",
         example: "capacity(64)",
+        #[cfg(feature = "syntax")]
         config: Config::SameName,
+        #[cfg(feature = "syntax")]
         set: |options, given, _| options.capacity = Some(one(given)),
     },
     Descriptor {
@@ -203,7 +121,9 @@ pub static OPTIONS: &[Descriptor] = &[
         purpose: "runs a stage on several workers",
         doc: "`n` workers, each with its own copy of the stage",
         example: "workers(4)",
+        #[cfg(feature = "syntax")]
         config: Config::SameName,
+        #[cfg(feature = "syntax")]
         set: |options, given, at| options.workers = Some((one(given), at)),
     },
     Descriptor {
@@ -217,7 +137,9 @@ pub static OPTIONS: &[Descriptor] = &[
         purpose: "keeps the outputs of several workers in input order",
         doc: "output in input order",
         example: "ordered",
+        #[cfg(feature = "syntax")]
         config: Config::SameName,
+        #[cfg(feature = "syntax")]
         set: |options, _, at| options.ordered = Some(at),
     },
     Descriptor {
@@ -231,7 +153,9 @@ pub static OPTIONS: &[Descriptor] = &[
         purpose: "limits how long a stage takes per item",
         doc: "an item taking longer than `d` fails with `error::TimedOut`",
         example: "timeout(Duration::from_millis(500))",
+        #[cfg(feature = "syntax")]
         config: Config::SameName,
+        #[cfg(feature = "syntax")]
         set: |options, given, at| options.timeout = Some((one(given), at)),
     },
     Descriptor {
@@ -245,6 +169,7 @@ pub static OPTIONS: &[Descriptor] = &[
         purpose: "tries a stage's failed items again",
         doc: "a failed item is tried up to `n` more times; pauses start at `first` (10 ms), about double per try up to `longest` (30 s), with jitter",
         example: "retry(3, Duration::from_millis(50), Duration::from_secs(5))",
+        #[cfg(feature = "syntax")]
         config: Config::Calls(|args, span| {
             let (retry, pauses) = (Ident::new("retry", span), Ident::new("retry_pauses", span));
             let attempts = &args[0];
@@ -258,6 +183,7 @@ pub static OPTIONS: &[Descriptor] = &[
             };
             quote!(.#retry(#attempts).#pauses(#first, #longest))
         }),
+        #[cfg(feature = "syntax")]
         set: |options, given, span| {
             let Given::Exprs(args) = given else {
                 unreachable!("checked against `Args::UpToThree`")
@@ -282,7 +208,9 @@ pub static OPTIONS: &[Descriptor] = &[
         purpose: "says which errors `retry` tries again",
         doc: "only errors for which `predicate(&NodeError)` is true are tried again",
         example: "retry_if(|e| !e.is::<NotFound>())",
+        #[cfg(feature = "syntax")]
         config: Config::SameName,
+        #[cfg(feature = "syntax")]
         set: |options, given, at| options.retry_if = Some((one(given), at)),
     },
     Descriptor {
@@ -296,7 +224,9 @@ pub static OPTIONS: &[Descriptor] = &[
         purpose: "sets how often a panicking worker is replaced",
         doc: "panicking workers replaced before the run stops (default 3)",
         example: "restarts(5)",
+        #[cfg(feature = "syntax")]
         config: Config::SameName,
+        #[cfg(feature = "syntax")]
         set: |options, given, at| options.restarts = Some((one(given), at)),
     },
     Descriptor {
@@ -310,7 +240,9 @@ pub static OPTIONS: &[Descriptor] = &[
         purpose: "routes a stage's failed items",
         doc: "items that finally fail go to `node` as `Failed { item, error, node }`",
         example: "dead_letter(rejects)",
+        #[cfg(feature = "syntax")]
         config: Config::SameName,
+        #[cfg(feature = "syntax")]
         set: |options, given, at| {
             options.dead_letter = nodes(given).into_iter().next().map(|node| (node, at))
         },
@@ -326,7 +258,9 @@ pub static OPTIONS: &[Descriptor] = &[
         purpose: "makes a node wait for others to finish",
         doc: "start only once the named nodes have finished",
         example: "after(index, cache)",
+        #[cfg(feature = "syntax")]
         config: Config::SameName,
+        #[cfg(feature = "syntax")]
         set: |options, given, _| options.after = nodes(given),
     },
     Descriptor {
@@ -340,7 +274,9 @@ pub static OPTIONS: &[Descriptor] = &[
         purpose: "stops the run at a node's first failed item",
         doc: "the first failed item stops the run",
         example: "fail_fast",
+        #[cfg(feature = "syntax")]
         config: Config::SameName,
+        #[cfg(feature = "syntax")]
         set: |options, _, _| options.fail_fast = true,
     },
     Descriptor {
@@ -354,42 +290,12 @@ pub static OPTIONS: &[Descriptor] = &[
         purpose: "interleaves several inputs",
         doc: "interleave the inputs instead of zipping them",
         example: "merge",
+        #[cfg(feature = "syntax")]
         config: Config::SameName,
+        #[cfg(feature = "syntax")]
         set: |options, _, _| options.merge = true,
     },
 ];
-
-/// One option as written: `capacity(64)`, `retry(3, backoff)`, `merge`.
-pub struct NodeOption {
-    pub name: Ident,
-    /// The parenthesised arguments, if any: `capacity(64)`, `retry(3, backoff)`.
-    pub args: Option<Vec<Expr>>,
-    pub span: Span,
-}
-
-impl Parse for NodeOption {
-    fn parse(input: ParseStream) -> syn::Result<Self> {
-        let name: Ident = input.parse().map_err(|e| {
-            syn::Error::new(
-                e.span(),
-                format!(
-                    "expected a node option, one of: {}",
-                    crate::options::known()
-                ),
-            )
-        })?;
-        let args = if input.peek(syn::token::Paren) {
-            let content;
-            syn::parenthesized!(content in input);
-            let args = Punctuated::<Expr, Token![,]>::parse_terminated(&content)?;
-            Some(args.into_iter().collect())
-        } else {
-            None
-        };
-        let span = name.span();
-        Ok(NodeOption { name, args, span })
-    }
-}
 
 /// The descriptor of the option `name`.
 pub fn descriptor(name: &str) -> Option<&'static Descriptor> {
@@ -420,165 +326,6 @@ pub fn doc_table() -> String {
         table.push_str(&format!("| {} | {fits} | {} |\n", forms.join(", "), d.doc));
     }
     table
-}
-
-/// Reads a node's options into `node.options`, reporting every mistake in them.
-pub fn apply(node: &str, target: &mut Options, options: Vec<NodeOption>, errors: &mut Errors) {
-    for option in options {
-        let key = option.name.to_string();
-        let span = option.span;
-        let Some(descriptor) = descriptor(&key) else {
-            let names = OPTIONS.iter().map(|d| d.name);
-            let message = match nearest(&key, names) {
-                Some(near) => format!(
-                    "unknown node option `{key}`: did you mean `{near}`? The options are {}",
-                    known()
-                ),
-                None => format!("unknown node option `{key}`; expected one of: {}", known()),
-            };
-            errors.push(span, message);
-            continue;
-        };
-        if target.written.contains_key(descriptor.name) {
-            errors.push(span, format!("option `{key}` is given twice for `{node}`"));
-            continue;
-        }
-        let Some(given) = arguments(descriptor, option.args.unwrap_or_default(), span, errors)
-        else {
-            continue;
-        };
-        target.written.insert(
-            descriptor.name,
-            Written {
-                span,
-                given: given.clone(),
-            },
-        );
-        (descriptor.set)(target, given, span);
-    }
-}
-
-/// The arguments of an option, if they are what it takes.
-fn arguments(
-    descriptor: &Descriptor,
-    args: Vec<Expr>,
-    span: Span,
-    errors: &mut Errors,
-) -> Option<Given> {
-    let name = descriptor.name;
-    let forms = || {
-        descriptor
-            .forms
-            .iter()
-            .map(|f| format!("`{f}`"))
-            .collect::<Vec<_>>()
-            .join(" or ")
-    };
-    match descriptor.args {
-        Args::None if args.is_empty() => Some(Given::None),
-        Args::None => {
-            errors.push(span, format!("`{name}` takes no argument"));
-            None
-        }
-        Args::One if args.len() == 1 => {
-            if let Some(message) = descriptor
-                .refuses_zero
-                .filter(|_| is_literal_zero(&args[0]))
-            {
-                errors.push(args[0].span(), message);
-                return None;
-            }
-            Some(Given::Exprs(args))
-        }
-        Args::One => {
-            errors.push(
-                span,
-                format!("`{name}` takes one argument: `{}`", descriptor.example),
-            );
-            None
-        }
-        Args::UpToThree if (1..=3).contains(&args.len()) => Some(Given::Exprs(args)),
-        Args::UpToThree => {
-            errors.push(
-                span,
-                format!(
-                    "`{name}` takes the number of extra attempts and, optionally, the first and the longest pause: {}, such as `{}`",
-                    forms(),
-                    descriptor.example
-                ),
-            );
-            None
-        }
-        Args::Node | Args::Nodes => {
-            let single = descriptor.args == Args::Node;
-            if args.is_empty() || (single && args.len() > 1) {
-                let what = if single {
-                    "the node that receives failed items"
-                } else {
-                    "the nodes to wait for"
-                };
-                errors.push(
-                    span,
-                    format!("`{name}` names {what}: `{}`", descriptor.example),
-                );
-                return None;
-            }
-            let mut idents = Vec::new();
-            for arg in args {
-                match &arg {
-                    Expr::Path(path) if path.path.get_ident().is_some() => {
-                        idents.extend(path.path.get_ident().cloned());
-                    }
-                    other => errors.push(
-                        other.span(),
-                        format!("`{name}` takes node names: `{}`", descriptor.example),
-                    ),
-                }
-            }
-            (!idents.is_empty()).then_some(Given::Nodes(idents))
-        }
-    }
-}
-
-/// Each option written on a node that does not fit it, or without the option it needs.
-pub fn check_fit(name: &str, role: Role, inputs: usize, options: &Options, errors: &mut Errors) {
-    for (&option, written) in &options.written {
-        let span = written.span;
-        let Some(d) = descriptor(option) else {
-            continue;
-        };
-        let misfit = match d.fits {
-            Fits::Stages if role != Role::Stage => Some(format!("`{name}` is {} here", a(role))),
-            Fits::StagesAndSinks if role == Role::Source => {
-                Some(format!("`{name}` is a source here{}", d.instead))
-            }
-            Fits::SeveralInputs if inputs < 2 => Some(format!("`{name}` has {inputs} input(s)")),
-            _ => None,
-        };
-        if let Some(misfit) = misfit {
-            errors.push(span, format!("`{option}` {}, and {misfit}", d.purpose));
-            continue;
-        }
-        if let Some(needed) = d.needs.filter(|n| !options.written.contains_key(n)) {
-            let form = descriptor(needed).map_or(needed, |n| n.forms[0]);
-            errors.push(
-                span,
-                format!("`{option}` {}: add `{form}` beside it", d.purpose),
-            );
-        }
-    }
-}
-
-fn a(role: Role) -> &'static str {
-    match role {
-        Role::Source => "a source",
-        Role::Stage => "a stage",
-        Role::Sink => "a sink",
-    }
-}
-
-fn is_literal_zero(expr: &Expr) -> bool {
-    matches!(expr, Expr::Lit(syn::ExprLit { lit: syn::Lit::Int(n), .. }) if n.base10_parse::<u64>().ok() == Some(0))
 }
 
 #[cfg(test)]
