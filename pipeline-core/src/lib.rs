@@ -15,6 +15,7 @@ pub mod error;
 #[doc(hidden)]
 pub mod exec;
 pub(crate) mod fuse;
+pub mod graph;
 #[cfg(feature = "html")]
 mod html;
 #[doc(hidden)]

@@ -122,7 +122,7 @@ impl Builder {
         let policy = ErrorPolicy::new(name, &config, errors);
         // Only a stage whose items need no per-item policy can run in another node's loop.
         let fusable = config.runs_plain(S::SYNC);
-        let spec = self.spec(name, Role::Stage, I::FAN_IN, config, !S::HAS_HOOKS);
+        let spec = self.spec(name, Role::Stage, inlet.fan_in(), config, !S::HAS_HOOKS);
         outlet.set_on_thread(S::BLOCKING);
         if let Some(ledger) = self.ledger() {
             outlet.track(ledger.clone());
@@ -158,7 +158,7 @@ impl Builder {
         if let Some(ledger) = self.ledger() {
             inlet.track(ledger);
         }
-        let spec = self.spec(name, Role::Sink, I::FAN_IN, config, false);
+        let spec = self.spec(name, Role::Sink, inlet.fan_in(), config, false);
         let launch: Launch = match take_offer(&mut inlet).filter(|_| S::SYNC) {
             Some(offer) => {
                 let offer = self.withdrawable(name, offer);
@@ -238,7 +238,7 @@ impl Builder {
             workers: Some(copies.len()),
             ..config
         };
-        let spec = self.spec(name, Role::Stage, I::FAN_IN, config, !S::HAS_HOOKS);
+        let spec = self.spec(name, Role::Stage, inlet.fan_in(), config, !S::HAS_HOOKS);
         let copies: Vec<S> = copies.into_iter().map(|node| node.0).collect();
         self.nodes.push((
             spec,

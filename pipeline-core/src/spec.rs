@@ -194,6 +194,28 @@ impl NodeConfig {
         self
     }
 
+    /// The options this configuration sets, by their names in the DSL, for checks that
+    /// say which nodes an option fits (those of `pipeline!`, shared with the graph builder).
+    pub fn options_set(&self) -> Vec<&'static str> {
+        let retry_if = self.retry.as_ref().is_some_and(|r| r.only_if.is_some());
+        [
+            ("capacity", self.capacity.is_some()),
+            ("workers", self.workers.is_some()),
+            ("ordered", self.ordered),
+            ("timeout", self.timeout.is_some()),
+            ("retry", self.retry.is_some()),
+            ("retry_if", retry_if),
+            ("restarts", self.restarts.is_some()),
+            ("dead_letter", self.dead_letter.is_some()),
+            ("after", !self.after.is_empty()),
+            ("fail_fast", self.fail_fast),
+            ("merge", self.merge),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect()
+    }
+
     /// Items each input edge holds.
     pub fn edge_capacity(&self) -> usize {
         self.capacity.unwrap_or(DEFAULT_CAPACITY)

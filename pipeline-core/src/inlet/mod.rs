@@ -19,7 +19,9 @@ pub use zip::*;
 /// Where a node's input batches come from.
 pub trait Inlet<T>: Send + 'static {
     /// How the node combines its inputs, as the report shows it.
-    const FAN_IN: FanIn = FanIn::Single;
+    fn fan_in(&self) -> FanIn {
+        FanIn::Single
+    }
 
     /// Polls for the next batch; `Ready(None)` is end of stream on every input.
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Batch<T>>>;
@@ -73,6 +75,34 @@ impl<T: Send + 'static> Inlet<T> for EdgeReceiver<T> {
     }
 }
 
+/// An inlet chosen at run time (a graph built from names, see `graph`): one call through a
+/// pointer per batch.
+impl<T: Send + 'static> Inlet<T> for Box<dyn Inlet<T>> {
+    fn fan_in(&self) -> FanIn {
+        (**self).fan_in()
+    }
+
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Batch<T>>> {
+        (**self).poll_next(cx)
+    }
+
+    fn queued(&self) -> usize {
+        (**self).queued()
+    }
+
+    fn take_dropped(&mut self) -> Dropped {
+        (**self).take_dropped()
+    }
+
+    fn take_offer(&mut self) -> Option<InlineOffer<T>> {
+        (**self).take_offer()
+    }
+
+    fn track(&mut self, ledger: Arc<Ledger>) {
+        (**self).track(ledger)
+    }
+}
+
 /// Several edges of one type into one channel, interleaved as they arrive.
 ///
 /// A merge starts new lineages: items from different inputs are unrelated, so they are
@@ -94,7 +124,9 @@ impl<T> MergeInlet<T> {
 }
 
 impl<T: Send + 'static> Inlet<T> for MergeInlet<T> {
-    const FAN_IN: FanIn = FanIn::Merge;
+    fn fan_in(&self) -> FanIn {
+        FanIn::Merge
+    }
 
     fn queued(&self) -> usize {
         self.rx.queued()

@@ -307,7 +307,9 @@ macro_rules! zip_inlet {
         $( accept_input!($core $gens $T $idx); )+
 
         impl<$($T: Send + 'static),+> Inlet<($($T,)+)> for $name<$($T),+> {
-            const FAN_IN: crate::spec::FanIn = crate::spec::FanIn::Zip;
+            fn fan_in(&self) -> crate::spec::FanIn {
+                crate::spec::FanIn::Zip
+            }
 
             fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Batch<($($T,)+)>>> {
                 let mut core = lock(&self.core);

@@ -1,0 +1,287 @@
+use std::time::Duration;
+
+use super::*;
+use crate::exec::Failed;
+use crate::sink::Collected;
+use crate::{source, stage};
+
+fn words() -> SourceNode<impl Source<Out = String>> {
+    source::iter(["ab", "cd", "ef"].map(String::from))
+}
+
+fn reverse() -> StageNode<impl Stage<In = String, Out = String> + Clone> {
+    stage::map(|s: String| s.chars().rev().collect::<String>())
+}
+
+fn errors(graph: GraphBuilder) -> Vec<String> {
+    match graph.build() {
+        Ok(_) => panic!("expected mistakes"),
+        Err(errors) => errors.iter().map(|e| e.message.clone()).collect(),
+    }
+}
+
+#[test]
+fn names_made_at_run_time_name_the_nodes_of_the_report() {
+    let out = Collected::new();
+    let names: Vec<String> = ["read", "flip", "keep"]
+        .iter()
+        .map(|n| format!("{n}-{}", 1))
+        .collect();
+    let mut graph = GraphBuilder::new();
+    graph
+        .source(names[0].clone(), words())
+        .stage(names[1].clone(), reverse)
+        .sink(names[2].clone(), out.sink())
+        .edge(&names[0], &names[1])
+        .edge(&names[1], &names[2]);
+    let report = graph.build().unwrap().run_blocking().unwrap();
+    let mut got: Vec<String> = out.take();
+    got.sort();
+    assert_eq!(got, ["ba", "dc", "fe"]);
+    let nodes: Vec<&str> = report.nodes.iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(nodes, ["read-1", "flip-1", "keep-1"]);
+    assert!(report.accounting().is_balanced());
+}
+
+#[test]
+fn a_type_mismatch_names_both_nodes_and_both_types() {
+    let out: Collected<usize> = Collected::new();
+    let mut graph = GraphBuilder::new();
+    graph
+        .source("inp", words())
+        .stage("rev", reverse)
+        .sink("out", out.sink())
+        .edge("inp", "rev")
+        .edge("rev", "out");
+    assert_eq!(
+        errors(graph),
+        ["edge `rev => out`: `rev` sends `alloc::string::String` but `out` expects `usize`"]
+    );
+}
+
+#[test]
+fn a_zip_in_the_wrong_order_says_which_place_of_the_tuple_each_edge_takes() {
+    let out: Collected<(usize, String)> = Collected::new();
+    let mut graph = GraphBuilder::new();
+    graph
+        .source("inp", words())
+        .stage("len", || stage::map(|s: String| s.len()))
+        .zip_sink("out", out.sink())
+        .edge("inp", "len")
+        .edge("inp", "out")
+        .edge("len", "out");
+    let errors = errors(graph);
+    assert_eq!(errors.len(), 2, "{errors:#?}");
+    assert!(
+        errors[0].starts_with(
+            "edge `inp => out`: `out` receives `(usize, alloc::string::String)`, one item per input in the order its edges are added, and `inp` sends `alloc::string::String` where that tuple has `usize`"
+        ),
+        "{errors:#?}"
+    );
+}
+
+#[test]
+fn several_inputs_into_a_node_not_added_as_a_zip_say_how_to_zip_or_merge() {
+    let out: Collected<String> = Collected::new();
+    let mut graph = GraphBuilder::new();
+    graph
+        .source("a", words())
+        .source("b", words())
+        .sink("out", out.sink())
+        .edge("a", "out")
+        .edge("b", "out");
+    let errors = errors(graph);
+    assert!(
+        errors[0].contains("`out` has 2 inputs, so it takes a tuple of 2 items")
+            && errors[0].contains("add it with `zip_sink`")
+            && errors[0].contains("or mark it `merge`"),
+        "{errors:#?}"
+    );
+
+    // Merged, the same graph runs.
+    let out: Collected<String> = Collected::new();
+    let mut graph = GraphBuilder::new();
+    graph
+        .source("a", words())
+        .source("b", words())
+        .sink("out", out.sink())
+        .configure("out", NodeConfig::new().merge())
+        .edge("a", "out")
+        .edge("b", "out");
+    let report = graph.build().unwrap().run_blocking().unwrap();
+    assert_eq!(out.take().len(), 6);
+    assert!(report.accounting().is_balanced());
+}
+
+#[test]
+fn every_mistake_is_reported_at_once_with_the_macros_words() {
+    let out: Collected<String> = Collected::new();
+    let mut graph = GraphBuilder::new();
+    graph
+        .source("inp", words())
+        .source("inp", words())
+        .stage("rev", reverse)
+        .stage("again", reverse)
+        .sink("out", out.sink())
+        .configure("rev", NodeConfig::new().workers(0))
+        .configure("out", NodeConfig::new().workers(2))
+        .configure("nobody", NodeConfig::new())
+        .edge("inp", "rev")
+        .edge("rev", "again")
+        .edge("again", "rev")
+        .edge("rev", "out")
+        .edge("out", "inp")
+        .edge("inp", "rve");
+    let errors = errors(graph);
+    let has = |needle: &str| errors.iter().any(|e| e.contains(needle));
+    assert!(has("node `inp` is added twice"), "{errors:#?}");
+    assert!(
+        has("options for `nobody`, but there is no node `nobody`"),
+        "{errors:#?}"
+    );
+    assert!(
+        has("edge `inp => rve`: there is no node `rve`: did you mean `rev`?"),
+        "{errors:#?}"
+    );
+    // The remaining checks run once the names resolve.
+    let mut graph = GraphBuilder::new();
+    graph
+        .source("inp", words())
+        .stage("rev", reverse)
+        .stage("again", reverse)
+        .sink("out", out.sink())
+        .configure("rev", NodeConfig::new().workers(0))
+        .configure("out", NodeConfig::new().workers(2))
+        .edge("inp", "rev")
+        .edge("rev", "again")
+        .edge("again", "rev")
+        .edge("rev", "out")
+        .edge("out", "inp");
+    let errors = self::errors(graph);
+    let has = |needle: &str| errors.iter().any(|e| e.contains(needle));
+    assert!(
+        has("`rev`: `workers(0)` would never process anything"),
+        "{errors:#?}"
+    );
+    assert!(
+        has("edge `out => inp`: `inp` is a source, which takes no input"),
+        "{errors:#?}"
+    );
+    assert!(
+        has("edge `out => inp`: `out` is a sink, which sends nothing on"),
+        "{errors:#?}"
+    );
+    assert!(
+        has("this edge closes a cycle: rev => again => rev"),
+        "{errors:#?}"
+    );
+    assert!(
+        has("`workers` runs a stage on several workers, and `out` is"),
+        "{errors:#?}"
+    );
+}
+
+#[test]
+fn failed_items_go_to_the_dead_letter_node_after_retries() {
+    let good: Collected<u32> = Collected::new();
+    let bad: Collected<Failed<u32>> = Collected::new();
+    let mut graph = GraphBuilder::new();
+    graph
+        .source("nums", source::iter(0..10u32))
+        .stage("odd", || {
+            stage::try_map(|n: u32| if n % 2 == 1 { Ok(n) } else { Err("even") })
+        })
+        .sink("good", good.sink())
+        .sink("bad", bad.sink())
+        .configure(
+            "odd",
+            NodeConfig::new()
+                .retry(1)
+                .retry_pauses(Duration::ZERO, Duration::ZERO)
+                .dead_letter("bad"),
+        )
+        .edge("nums", "odd")
+        .edge("odd", "good");
+    let report = graph.build().unwrap().run_blocking().unwrap();
+    let mut good = good.take();
+    good.sort();
+    assert_eq!(good, [1, 3, 5, 7, 9]);
+    let mut bad: Vec<u32> = bad.take().into_iter().map(|f| f.item).collect();
+    bad.sort();
+    assert_eq!(bad, [0, 2, 4, 6, 8]);
+    assert!(report.accounting().is_balanced());
+}
+
+#[test]
+fn a_dead_letter_node_of_the_wrong_type_is_named_with_both_types() {
+    let good: Collected<u32> = Collected::new();
+    let bad: Collected<String> = Collected::new();
+    let mut graph = GraphBuilder::new();
+    graph
+        .source("nums", source::iter(0..10u32))
+        .stage("odd", || stage::try_map(|n: u32| if n % 2 == 1 { Ok(n) } else { Err("even") }))
+        .sink("good", good.sink())
+        .sink("bad", bad.sink())
+        .configure("odd", NodeConfig::new().dead_letter("bda"))
+        .edge("nums", "odd")
+        .edge("odd", "good");
+    let errors = errors(graph);
+    assert!(
+        errors.iter().any(|e| e.contains("`dead_letter(bda)`: there is no node `bda` in this pipeline: did you mean `bad`?")),
+        "{errors:#?}"
+    );
+    let mut graph = GraphBuilder::new();
+    graph
+        .source("nums", source::iter(0..10u32))
+        .stage("odd", || stage::try_map(|n: u32| if n % 2 == 1 { Ok(n) } else { Err("even") }))
+        .sink("good", good.sink())
+        .sink("bad", bad.sink())
+        .configure("odd", NodeConfig::new().dead_letter("bad"))
+        .edge("nums", "odd")
+        .edge("odd", "good");
+    assert_eq!(
+        self::errors(graph),
+        ["`dead_letter(bad)` on `odd`: `bad` takes `alloc::string::String`, but `odd`'s failed items are `pipeline_core::exec::policy::Failed<u32>`"]
+    );
+}
+
+#[test]
+fn workers_run_copies_made_by_the_stages_function() {
+    let out: Collected<u64> = Collected::new();
+    let mut graph = GraphBuilder::new();
+    graph
+        .source("nums", source::iter(0..1000u64))
+        .stage("double", || stage::map(|n: u64| n * 2))
+        .sink("out", out.sink())
+        .configure("double", NodeConfig::new().workers(3).ordered())
+        .edge("nums", "double")
+        .edge("double", "out");
+    let report = graph.build().unwrap().run_blocking().unwrap();
+    assert_eq!(out.take(), (0..1000u64).map(|n| n * 2).collect::<Vec<_>>());
+    let double = report.nodes.iter().find(|n| n.name == "double").unwrap();
+    assert_eq!(double.workers, 3);
+}
+
+#[test]
+fn every_option_of_the_table_is_one_a_node_config_can_set() {
+    let all = NodeConfig::new()
+        .capacity(1)
+        .workers(2)
+        .ordered()
+        .timeout(Duration::from_secs(1))
+        .retry(1)
+        .retry_if(|_| true)
+        .restarts(1)
+        .dead_letter("x")
+        .after("y")
+        .fail_fast()
+        .merge();
+    let mut set = all.options_set();
+    let mut table: Vec<&str> = pipeline_lang::options::OPTIONS
+        .iter()
+        .map(|d| d.name)
+        .collect();
+    set.sort();
+    table.sort();
+    assert_eq!(set, table);
+}
