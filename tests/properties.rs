@@ -3,22 +3,16 @@
 //! model computes (nothing lost, nothing duplicated) and the report's accounting balances;
 //! and a stage with ordered workers keeps the source order.
 //!
-//! Random graphs cannot go through `pipeline!` (it runs at compile time), so they are wired
-//! with the runtime's builder, the same calls the macro expands to. Single inputs are
-//! fusable edges, as the macro makes them, so chains of stages run inline and panicky
-//! stages go back to loops of their own midway.
+//! Random graphs cannot go through `pipeline!` (it runs at compile time), so they are built
+//! at run time with the public `GraphBuilder`, which wires the same runtime: single inputs
+//! are edges a stage may run inline on, so chains of stages run inline and panicky stages
+//! go back to loops of their own midway.
 
 use std::collections::HashMap;
 
-use pipeline::Collected;
-use pipeline_core::exec::ErrorWiring;
-use pipeline_core::inlet::{Inlet, MergeInlet, Zip2};
-use pipeline_core::lineage::Lineage;
-use pipeline_core::outlet::Outlet;
-use pipeline_core::run::Builder;
-use pipeline_core::wire::{EdgeReceiver, EdgeSender, edge, fusable_edge};
-use pipeline_core::{NodeConfig, Stage, StageNode};
-use pipeline_core::{source, stage};
+use pipeline::graph::GraphBuilder;
+use pipeline::lineage::Lineage;
+use pipeline::{Collected, NodeConfig, source, stage};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
@@ -144,209 +138,74 @@ fn model(spec: &Spec) -> Vec<Vec<(Lineage, u64)>> {
     out
 }
 
-fn name(prefix: &str, i: usize) -> &'static str {
-    Box::leak(format!("{prefix}{i}").into_boxed_str())
-}
-
-/// Adds stages with one worker, or several (each with its own copy).
-struct Stages<'a> {
-    builder: &'a mut Builder,
-    workers: usize,
-    ordered: bool,
-}
-
-impl Stages<'_> {
-    fn add<S: Stage + Clone, I: Inlet<S::In>>(
-        &mut self,
-        name: &'static str,
-        node: StageNode<S>,
-        inlet: I,
-        outlet: Outlet<S::Out>,
-        options: NodeConfig,
-    ) {
-        if self.workers == 1 {
-            self.builder
-                .stage(name, node, inlet, outlet, options, ErrorWiring::default());
-        } else {
-            let copies = vec![node; self.workers];
-            let options = if self.ordered {
-                options.ordered()
-            } else {
-                options
-            };
-            self.builder.stage_with_workers(
-                name,
-                copies,
-                inlet,
-                outlet,
-                options,
-                ErrorWiring::default(),
-            );
-        }
-    }
-}
-
-enum Input {
-    Single(EdgeSender<u64>, EdgeReceiver<u64>),
-    Zip([EdgeSender<u64>; 2], Box<Zip2<u64, u64>>),
-    Merge(EdgeSender<u64>, MergeInlet<u64>),
-}
-
 /// Runs the spec; returns each sink's items (keyed by the node it hangs off) and the report.
 fn run(spec: &Spec) -> (Vec<(usize, Vec<u64>)>, pipeline::RunReport) {
     let n_sources = spec.sources.len();
     let total = n_sources + spec.stages.len();
-    let mut consumers: Vec<Vec<(usize, usize)>> = vec![Vec::new(); total];
-    for (i, (_, inputs, _)) in spec.stages.iter().enumerate() {
-        for (slot, &from) in inputs.iter().enumerate() {
-            consumers[from].push((n_sources + i, slot));
+    let mut consumed = vec![false; total];
+    for (_, inputs, _) in &spec.stages {
+        for &from in inputs {
+            consumed[from] = true;
         }
     }
     // Every node nobody consumes gets a collecting sink.
-    let sinks: Vec<usize> = (0..total).filter(|&n| consumers[n].is_empty()).collect();
+    let sinks: Vec<usize> = (0..total).filter(|&n| !consumed[n]).collect();
     let collected: Vec<Collected<u64>> = sinks.iter().map(|_| Collected::new()).collect();
 
-    let mut builder = Builder::new();
-    // Panicking workers are replaced however often it takes.
-    let options = NodeConfig::new().restarts(u32::MAX);
-    let mut inputs: HashMap<usize, Input> = HashMap::new();
-    for (i, (kind, _, cap)) in spec.stages.iter().enumerate() {
-        let input = match kind {
-            Kind::Zip => {
-                let (a, ra) = edge(*cap);
-                let (b, rb) = edge(*cap);
-                Input::Zip([a, b], Box::new(Zip2::new(ra, rb)))
-            }
-            Kind::Merge => {
-                let (tx, rx) = edge(*cap);
-                Input::Merge(tx, MergeInlet::new(rx))
-            }
-            _ => {
-                // As `pipeline!` wires a single input: the stage may run inside its feeder.
-                let (tx, rx) = fusable_edge(*cap);
-                Input::Single(tx, rx)
-            }
-        };
-        inputs.insert(n_sources + i, input);
-    }
-    let mut sink_inputs = Vec::new();
-    for (k, &n) in sinks.iter().enumerate() {
-        let (tx, rx) = fusable_edge(3);
-        consumers[n].push((total + k, 0));
-        sink_inputs.push((tx, rx));
-    }
-    let sender_for = |to: usize, slot: usize, inputs: &HashMap<usize, Input>| -> EdgeSender<u64> {
-        if to >= total {
-            return sink_inputs[to - total].0.clone();
-        }
-        match &inputs[&to] {
-            Input::Single(tx, _) | Input::Merge(tx, _) => tx.clone(),
-            Input::Zip(txs, _) => txs[slot].clone(),
-        }
-    };
-    let mut outlets: Vec<Option<Outlet<u64>>> = (0..total)
-        .map(|n| {
-            let senders: Vec<_> = consumers[n]
-                .iter()
-                .map(|&(to, slot)| sender_for(to, slot, &inputs))
-                .collect();
-            Some(Outlet::broadcast(senders))
-        })
-        .collect();
-    for (n, targets) in consumers.iter().enumerate() {
-        for &(to, _) in targets {
-            let to_name = if to >= total {
-                name("sink", to - total)
-            } else {
-                name("n", to)
-            };
-            builder.edge(name("n", n), to_name);
-        }
-    }
-
+    let mut graph = GraphBuilder::new();
     for (s, &len) in spec.sources.iter().enumerate() {
         let items = (0..len).map(move |j| s as u64 * 1000 + j);
-        builder.source(
-            name("n", s),
-            source::iter(items),
-            outlets[s].take().unwrap(),
-            NodeConfig::new(),
-        );
+        graph.source(format!("n{s}"), source::iter(items));
     }
-    for (i, (kind, _, _)) in spec.stages.iter().enumerate() {
-        let n = n_sources + i;
-        let outlet = outlets[n].take().unwrap();
-        let nm = name("n", n);
-        let (workers, ordered) = spec.workers[i];
-        let mut builder = Stages {
-            builder: &mut builder,
-            workers,
-            ordered,
-        };
-        match (kind, inputs.remove(&n).unwrap()) {
-            (Kind::Map(m), Input::Single(_, rx)) => {
-                let m = *m;
-                builder.add(
-                    nm,
-                    stage::map(move |v: u64| map(m, v)),
-                    rx,
-                    outlet,
-                    options.clone(),
-                )
+    for (i, (kind, inputs, cap)) in spec.stages.iter().enumerate() {
+        let name = format!("n{}", n_sources + i);
+        match *kind {
+            Kind::Map(m) => graph.stage(&name, move || stage::map(move |v: u64| map(m, v))),
+            Kind::Filter(m) => {
+                graph.stage(&name, move || stage::filter(move |v: &u64| keep(m, *v)))
             }
-            (Kind::Filter(m), Input::Single(_, rx)) => {
-                let m = *m;
-                builder.add(
-                    nm,
-                    stage::filter(move |v: &u64| keep(m, *v)),
-                    rx,
-                    outlet,
-                    options.clone(),
-                )
-            }
-            (Kind::Panicky(m), Input::Single(_, rx)) => {
-                let m = *m;
-                let fragile = stage::map(move |v: u64| {
+            Kind::Panicky(m) => graph.stage(&name, move || {
+                stage::map(move |v: u64| {
                     if keep(m, v) {
                         v
                     } else {
                         panic!("panicky stage on {v}")
                     }
-                });
-                builder.add(nm, fragile, rx, outlet, options.clone())
+                })
+            }),
+            Kind::FlatMap(k) => {
+                graph.stage(&name, move || stage::flat_map(move |v: u64| pieces(k, v)))
             }
-            (Kind::FlatMap(k), Input::Single(_, rx)) => {
-                let k = *k;
-                builder.add(
-                    nm,
-                    stage::flat_map(move |v: u64| pieces(k, v)),
-                    rx,
-                    outlet,
-                    options.clone(),
-                )
+            Kind::Zip => graph.zip_stage(&name, || stage::map(|(a, b): (u64, u64)| join(a, b))),
+            Kind::Merge => graph.stage(&name, || stage::map(|v: u64| v)),
+        };
+        // Panicking workers are replaced however often it takes.
+        let mut config = NodeConfig::new().restarts(u32::MAX).capacity(*cap);
+        let (workers, ordered) = spec.workers[i];
+        if workers > 1 {
+            config = config.workers(workers);
+            if ordered {
+                config = config.ordered();
             }
-            (Kind::Zip, Input::Zip(_, zip)) => builder.add(
-                nm,
-                stage::map(|(a, b): (u64, u64)| join(a, b)),
-                *zip,
-                outlet,
-                options.clone(),
-            ),
-            (Kind::Merge, Input::Merge(_, merge)) => {
-                builder.add(nm, stage::map(|v: u64| v), merge, outlet, options.clone())
-            }
-            _ => unreachable!("inputs are made per kind above"),
+        }
+        if matches!(kind, Kind::Merge) {
+            config = config.merge();
+        }
+        graph.configure(&name, config);
+        for &from in inputs {
+            graph.edge(format!("n{from}"), &name);
         }
     }
-    // The senders held in `inputs` were cloned into outlets; dropping the originals lets
-    // each edge close when its producers end.
-    drop(inputs);
-    for (k, (tx, rx)) in sink_inputs.into_iter().enumerate() {
-        drop(tx);
-        builder.sink(name("sink", k), collected[k].sink(), rx, options.clone());
+    for (k, &n) in sinks.iter().enumerate() {
+        let name = format!("sink{k}");
+        graph
+            .sink(&name, collected[k].sink())
+            .configure(&name, NodeConfig::new().capacity(3))
+            .edge(format!("n{n}"), &name);
     }
-    let report = builder
+    let report = graph
         .build()
+        .expect("a well-formed graph")
         .run_blocking()
         .expect("trivial stages never fail");
     let results = sinks
@@ -391,24 +250,23 @@ proptest! {
 
     #[test]
     fn ordered_workers_keep_the_source_order(len in 0u64..300, workers in 2usize..6, cap in 1usize..16) {
-        let out = Collected::new();
-        let (tx, rx) = edge(cap);
-        let (sink_tx, sink_rx) = edge(cap);
-        let mut builder = Builder::new();
-        let options = NodeConfig::new();
-        builder.source("src", source::iter(0..len), Outlet::single(tx), NodeConfig::new());
-        // Uneven work, so workers finish out of order.
-        let jitter = stage::map(|v: u64| {
-            for _ in 0..(v * 7919 % 17) * 200 {
-                std::hint::black_box(v);
-            }
-            v
-        });
-        builder.stage_with_workers("jitter", vec![jitter; workers], rx, Outlet::single(sink_tx), options.clone().ordered(), ErrorWiring::default());
-        builder.sink("out", out.sink(), sink_rx, options);
-        builder.edge("src", "jitter");
-        builder.edge("jitter", "out");
-        builder.build().run_blocking().unwrap();
+        let out: Collected<u64> = Collected::new();
+        let mut graph = GraphBuilder::new();
+        graph
+            .source("src", source::iter(0..len))
+            // Uneven work, so workers finish out of order.
+            .stage("jitter", || stage::map(|v: u64| {
+                for _ in 0..(v * 7919 % 17) * 200 {
+                    std::hint::black_box(v);
+                }
+                v
+            }))
+            .sink("out", out.sink())
+            .configure("jitter", NodeConfig::new().workers(workers).ordered().capacity(cap))
+            .configure("out", NodeConfig::new().capacity(cap))
+            .edge("src", "jitter")
+            .edge("jitter", "out");
+        graph.build().unwrap().run_blocking().unwrap();
         prop_assert_eq!(out.take(), (0..len).collect::<Vec<_>>());
     }
 }

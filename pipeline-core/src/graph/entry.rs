@@ -232,9 +232,7 @@ fn open<T: Send + 'static>(
         (FanIn::Merge, _) => {
             // Every edge gets a copy of one sender; the channel closes when all have gone.
             let (tx, rx) = edge::<T>(capacity);
-            let senders = (0..count)
-                .map(|_| Box::new(tx.clone()) as Sender)
-                .collect();
+            let senders = (0..count).map(|_| Box::new(tx.clone()) as Sender).collect();
             (senders, Box::new(MergeInlet::new(rx)))
         }
         _ => {

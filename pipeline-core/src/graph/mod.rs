@@ -48,8 +48,8 @@ use crate::node::{Sink, SinkNode, Source, SourceNode, Stage, StageNode};
 use crate::run::{Builder, Pipeline};
 use crate::spec::{FanIn, NodeConfig, Role};
 
-use entry::{Entry, Input, Sender};
 pub use entry::ZipInput;
+use entry::{Entry, Input, Sender};
 pub use error::{GraphError, GraphErrors, Place};
 
 /// Nodes and edges by name, checked and wired by [`build`](Self::build). See the
@@ -232,7 +232,10 @@ impl GraphBuilder {
             let (Some(&a), Some(&b)) = (a, b) else {
                 continue;
             };
-            if edges.iter().any(|e| e.from == a && e.to == b && !e.dead_letter) {
+            if edges
+                .iter()
+                .any(|e| e.from == a && e.to == b && !e.dead_letter)
+            {
                 errors.push(GraphError::new(
                     Place::Edge(from.clone(), to.clone()),
                     format!("edge `{from} => {to}` is added twice; remove one"),
@@ -361,7 +364,10 @@ impl Graph {
                 ("workers", node.config.workers == Some(0)),
                 ("capacity", node.config.capacity == Some(0)),
             ] {
-                if let Some(why) = descriptor(option).and_then(|d| d.refuses_zero).filter(|_| zero) {
+                if let Some(why) = descriptor(option)
+                    .and_then(|d| d.refuses_zero)
+                    .filter(|_| zero)
+                {
                     errors.push(GraphError::new(
                         Place::Option(node.name.clone(), option),
                         format!("`{}`: {why}", node.name),
@@ -482,7 +488,9 @@ impl Graph {
                 } else if parts.is_some() {
                     format!(
                         "edge `{from_name} => {name}`: `{name}` receives `{}`, one item per input in the order its edges are added, and `{from_name}` sends `{}` where that tuple has `{}`",
-                        input.whole().name, sent.name, expected.name
+                        input.whole().name,
+                        sent.name,
+                        expected.name
                     )
                 } else {
                     format!(
@@ -515,7 +523,9 @@ impl Graph {
                 .iter()
                 .position(|&i| i == e)
                 .expect("an edge is among its target's inputs");
-            senders[to][slot].take().expect("each edge's sender is taken once")
+            senders[to][slot]
+                .take()
+                .expect("each edge's sender is taken once")
         };
         for n in 0..self.nodes.len() {
             let outputs: Vec<Sender> = self.outputs[n].iter().map(|&e| take(e)).collect();

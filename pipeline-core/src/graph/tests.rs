@@ -219,7 +219,9 @@ fn a_dead_letter_node_of_the_wrong_type_is_named_with_both_types() {
     let mut graph = GraphBuilder::new();
     graph
         .source("nums", source::iter(0..10u32))
-        .stage("odd", || stage::try_map(|n: u32| if n % 2 == 1 { Ok(n) } else { Err("even") }))
+        .stage("odd", || {
+            stage::try_map(|n: u32| if n % 2 == 1 { Ok(n) } else { Err("even") })
+        })
         .sink("good", good.sink())
         .sink("bad", bad.sink())
         .configure("odd", NodeConfig::new().dead_letter("bda"))
@@ -227,13 +229,17 @@ fn a_dead_letter_node_of_the_wrong_type_is_named_with_both_types() {
         .edge("odd", "good");
     let errors = errors(graph);
     assert!(
-        errors.iter().any(|e| e.contains("`dead_letter(bda)`: there is no node `bda` in this pipeline: did you mean `bad`?")),
+        errors.iter().any(|e| e.contains(
+            "`dead_letter(bda)`: there is no node `bda` in this pipeline: did you mean `bad`?"
+        )),
         "{errors:#?}"
     );
     let mut graph = GraphBuilder::new();
     graph
         .source("nums", source::iter(0..10u32))
-        .stage("odd", || stage::try_map(|n: u32| if n % 2 == 1 { Ok(n) } else { Err("even") }))
+        .stage("odd", || {
+            stage::try_map(|n: u32| if n % 2 == 1 { Ok(n) } else { Err("even") })
+        })
         .sink("good", good.sink())
         .sink("bad", bad.sink())
         .configure("odd", NodeConfig::new().dead_letter("bad"))
@@ -241,7 +247,9 @@ fn a_dead_letter_node_of_the_wrong_type_is_named_with_both_types() {
         .edge("odd", "good");
     assert_eq!(
         self::errors(graph),
-        ["`dead_letter(bad)` on `odd`: `bad` takes `alloc::string::String`, but `odd`'s failed items are `pipeline_core::exec::policy::Failed<u32>`"]
+        [
+            "`dead_letter(bad)` on `odd`: `bad` takes `alloc::string::String`, but `odd`'s failed items are `pipeline_core::exec::policy::Failed<u32>`"
+        ]
     );
 }
 
