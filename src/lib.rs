@@ -55,6 +55,8 @@ mod book {
     struct FirstPipeline;
     #[doc = include_str!("../book/src/graphs.md")]
     struct Graphs;
+    #[doc = include_str!("../book/src/graphs-at-run-time.md")]
+    struct GraphsAtRunTime;
     #[doc = include_str!("../book/src/running.md")]
     struct Running;
     #[doc = include_str!("../book/src/execution.md")]
