@@ -349,7 +349,9 @@ impl RunReport {
         let mut a = Accounting::default();
         for n in &self.nodes {
             if n.role == Role::Source {
-                a.source_items += n.emitted;
+                // A source's failed items were accepted from outside but could not be
+                // passed on (see `source::channel`): produced, and failed.
+                a.source_items += n.emitted + n.failed;
             }
             a.fan_out_copies += n.emitted * (n.outputs.max(1) as u64 - 1);
             a.expanded += n.expanded;

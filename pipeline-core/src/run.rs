@@ -846,6 +846,16 @@ impl RunHandle {
     }
 }
 
+/// `handle.await` is [`handle.wait()`](RunHandle::wait).
+impl std::future::IntoFuture for RunHandle {
+    type Output = Result<RunReport, RunError>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.wait())
+    }
+}
+
 impl Drop for RunHandle {
     /// A run nobody can wait for or stop any more is aborted, as by [`RunHandle::abort`].
     fn drop(&mut self) {

@@ -19,10 +19,15 @@ pub(crate) async fn run_source<S: Source>(source: S, outlet: Outlet<S::Out>, ctx
         side.state.clone(),
         ctx.stats.clone(),
     );
-    let ended = tokio::select! {
-        ended = produce => Some(ended),
-        // A producer waiting on something else must not hold up the shutdown.
-        () = ctx.control.stopped() => None,
+    let ended = if S::DRAINS {
+        // It stops by itself, once it has passed on what it accepted.
+        Some(produce.await)
+    } else {
+        tokio::select! {
+            ended = produce => Some(ended),
+            // A producer waiting on something else must not hold up the shutdown.
+            () = ctx.control.stopped() => None,
+        }
     };
     match ended {
         // Ending with `Stopped` from `push` is obeying the shutdown, not failing.

@@ -65,6 +65,11 @@ pub trait Source: Send + 'static {
     /// runs on a thread of its own instead of an async worker.
     const BLOCKING: bool = false;
 
+    /// True when the source itself obeys a stop (see [`Output::stopping`]) and drains what
+    /// it already accepted from outside: the runtime then does not cancel it at shutdown.
+    #[doc(hidden)]
+    const DRAINS: bool = false;
+
     /// Pushes every item into `out`. Returning ends the source's stream.
     fn run(self, out: Output<Self::Out>) -> impl Future<Output = Result<(), BoxError>> + Send;
 }

@@ -12,6 +12,7 @@ use tokio::sync::{Mutex, oneshot};
 use super::pace::Pace;
 use crate::control::Control;
 use crate::counts::BatchCounts;
+use crate::error::NodeError;
 use crate::lineage::Lineage;
 use crate::outlet::Outlet;
 use crate::stats::NodeStats;
@@ -80,7 +81,11 @@ impl<T: Send + 'static> OutputState<T> {
         self.next_root += 1;
         self.counts.emitted += 1;
         self.outlet.advance(self.next_root);
-        self.outlet.push(lineage, item).await.map_err(|_| Stopped)?;
+        if self.outlet.push(lineage, item).await.is_err() {
+            // It did not go: no edge took it.
+            self.counts.emitted -= 1;
+            return Err(Stopped);
+        }
         if !self.outlet.has_pending() {
             // The batch was full and has gone.
             self.sent();
@@ -212,6 +217,32 @@ impl<T: Send + 'static> Output<T> {
     /// True once the pipeline is stopping.
     pub fn is_stopping(&mut self) -> bool {
         self.control.is_stopping()
+    }
+
+    /// Resolves once the pipeline is stopping.
+    pub(crate) async fn stopping(&self) {
+        self.control.stopped().await
+    }
+
+    /// Pushes an item the source accepted from outside before the pipeline stopped: it is
+    /// passed on even while stopping (what was accepted drains). `Err` when it cannot go
+    /// any more (the run was aborted); the caller then counts it with [`Self::undelivered`].
+    pub(crate) async fn push_accepted(&mut self, item: T) -> Result<(), Stopped> {
+        self.state.lock().await.push(item).await
+    }
+
+    /// `items` accepted from outside could not be passed on (the run was aborted): they
+    /// count as produced and failed, so the report still accounts for them.
+    pub(crate) async fn undelivered(&mut self, items: u64, error: NodeError) {
+        if items == 0 {
+            return;
+        }
+        let mut state = self.state.lock().await;
+        state.counts.failed += items;
+        let (kind, count) = self.stats.record_error(&error);
+        tracing::warn!(kind, count, items, error = %error, "accepted items not delivered");
+        let state = &mut *state;
+        state.stats.publish(&mut state.counts);
     }
 }
 

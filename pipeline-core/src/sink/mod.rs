@@ -1,5 +1,9 @@
 //! Sinks: where items leave the pipeline.
 
+mod channel;
+
+pub use channel::{ChannelSink, OutputStream, StreamDropped, channel};
+
 use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex, MutexGuard};

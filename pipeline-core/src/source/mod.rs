@@ -4,6 +4,10 @@
 //! downstream in batches: a batch leaves at once while the next node is idle, and grows up
 //! to the edge's batch size while it is busy, so light load keeps low latency.
 
+mod channel;
+
+pub use channel::{ChannelSource, Closed, Ingress, TrySendError, channel};
+
 use std::future::Future;
 use std::marker::PhantomData;
 
