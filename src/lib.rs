@@ -9,7 +9,7 @@ pub use pipeline_core::{
     Accounting, BoxError, Collected, Context, Failed, Failure, FanIn, NoInput, NoOutput, Node,
     NodeConfig, NodeError, NodeReport, Output, Pipeline, Progress, RemoteEdgeReport, RetryConfig,
     Role, RunError, RunHandle, RunReport, Sink, SinkNode, Source, SourceNode, Stage, StageNode,
-    Stopped, Verdict, error, graph, lineage, sink, source, stage,
+    Stopped, Verdict, error, graph, lineage, service, sink, source, stage,
 };
 
 /// Names of the metrics every node publishes through the `metrics` facade.

@@ -241,6 +241,11 @@ pub enum Failure {
         /// Why it could not be served.
         error: String,
     },
+    /// The graph cannot run as it is (a service's replies cannot be followed through it).
+    Unrunnable {
+        /// What is wrong, and what to do.
+        reason: String,
+    },
 }
 
 impl Failure {
@@ -253,7 +258,10 @@ impl Failure {
             | Failure::RestartsExhausted { node, .. }
             | Failure::SourceFailed { node, .. }
             | Failure::FinishFailed { node, .. } => Some(node),
-            Failure::Aborted | Failure::Internal { .. } | Failure::Remote { .. } => None,
+            Failure::Aborted
+            | Failure::Internal { .. }
+            | Failure::Remote { .. }
+            | Failure::Unrunnable { .. } => None,
         }
     }
 }
@@ -295,6 +303,7 @@ impl fmt::Display for Failure {
                 "node `{node}` panicked again after {restarts} restarts (its budget, see `restarts(n)`): {last_panic}"
             ),
             Failure::Aborted => f.write_str("the run was aborted"),
+            Failure::Unrunnable { reason } => write!(f, "the graph cannot run: {reason}"),
             Failure::Internal { message } => {
                 write!(f, "internal error in the pipeline runtime: {message}")
             }

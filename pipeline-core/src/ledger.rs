@@ -9,6 +9,10 @@
 //! a zip's tuple ends all but one of its parts. When a root's count reaches zero, the
 //! messages it came in with are acknowledged. Roots that did not come from another process
 //! (a source here, a merge's fresh numbering) are not in the ledger and are ignored.
+//!
+//! A service's requests (see `service`) use the same ledger in a single process: each
+//! request is a root, registered by its source with what to do once it is finished, and
+//! told what became of it (a failure, a dropped zip partner) on the way.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -16,6 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::sync::{Notify, mpsc};
 
+use crate::error::NodeError;
 use crate::lineage::Lineage;
 
 /// Acknowledges one message; called once its items are finished.
@@ -36,6 +41,47 @@ pub struct Ledger {
 struct Entry {
     items: i64,
     acks: Vec<Ack>,
+    /// What to do once the root is finished, told what became of it (a service's request).
+    done: Option<Done>,
+    fate: Fate,
+}
+
+/// Told what became of a root once every item of it is finished.
+pub(crate) type Done = Box<dyn FnOnce(Fate) + Send>;
+
+/// What became of a root's items besides the outputs a sink consumed: the first thing that
+/// went wrong, if anything did.
+#[derive(Debug, Clone, Default)]
+pub(crate) enum Fate {
+    /// Its items ended as they should: consumed, or filtered on purpose.
+    #[default]
+    Ended,
+    /// An item of it failed (after retries) with this error.
+    Failed(NodeError),
+    /// A zip dropped an item of it: no partner with its lineage came on another input.
+    Dropped,
+    /// The run ended before its items did.
+    Unfinished,
+}
+
+impl Entry {
+    fn new() -> Entry {
+        Entry {
+            items: 0,
+            acks: Vec::new(),
+            done: None,
+            fate: Fate::Ended,
+        }
+    }
+
+    fn finish(self) {
+        for ack in self.acks {
+            ack();
+        }
+        if let Some(done) = self.done {
+            done(self.fate);
+        }
+    }
 }
 
 impl Ledger {
@@ -44,12 +90,37 @@ impl Ledger {
     #[cfg_attr(not(feature = "nats"), allow(dead_code))]
     pub(crate) fn arrived(&self, lineage: Lineage, ack: Ack) {
         let mut open = self.lock();
-        let entry = open.entry(lineage.root_index()).or_insert_with(|| Entry {
-            items: 0,
-            acks: Vec::new(),
-        });
+        let entry = open.entry(lineage.root_index()).or_insert_with(Entry::new);
         entry.items += 1;
         entry.acks.push(ack);
+    }
+
+    /// A request of `lineage` entered the pipeline; `done` is told what became of it once
+    /// every item of it is finished.
+    pub(crate) fn entered(&self, lineage: Lineage, done: Done) {
+        let mut open = self.lock();
+        let entry = open.entry(lineage.root_index()).or_insert_with(Entry::new);
+        entry.items += 1;
+        entry.done = Some(done);
+    }
+
+    /// An item of `lineage` failed with `error` (its end is counted apart).
+    pub(crate) fn failed(&self, lineage: Lineage, error: &NodeError) {
+        if let Some(entry) = self.lock().get_mut(&lineage.root_index())
+            && matches!(entry.fate, Fate::Ended)
+        {
+            entry.fate = Fate::Failed(error.clone());
+        }
+    }
+
+    /// A zip dropped `n` items of `lineage`, which found no partners.
+    pub(crate) fn dropped(&self, lineage: Lineage, n: i64) {
+        if let Some(entry) = self.lock().get_mut(&lineage.root_index())
+            && matches!(entry.fate, Fate::Ended)
+        {
+            entry.fate = Fate::Dropped;
+        }
+        self.adjust(lineage, -n);
     }
 
     /// `delta` more (or fewer) items of `lineage`'s root are in this process.
@@ -67,15 +138,13 @@ impl Ledger {
             if entry.items > 0 {
                 return;
             }
-            open.remove(&root).map(|e| e.acks)
+            open.remove(&root)
         };
-        let Some(acks) = finished else {
+        let Some(entry) = finished else {
             return;
         };
         // Acknowledge outside the lock: an ack may take a moment.
-        for ack in acks {
-            ack();
-        }
+        entry.finish();
         self.root_finished(lineage.root_index());
     }
 
@@ -139,8 +208,17 @@ impl Ledger {
     #[cfg_attr(not(feature = "nats"), allow(dead_code))]
     pub(crate) fn finish_all(&self) {
         let open = std::mem::take(&mut *self.lock());
-        for ack in open.into_values().flat_map(|e| e.acks) {
-            ack();
+        for entry in open.into_values() {
+            entry.finish();
+        }
+    }
+
+    /// The run is over: roots still open never finished.
+    pub(crate) fn abandon_all(&self) {
+        let open = std::mem::take(&mut *self.lock());
+        for mut entry in open.into_values() {
+            entry.fate = Fate::Unfinished;
+            entry.finish();
         }
     }
 

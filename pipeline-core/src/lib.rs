@@ -36,6 +36,7 @@ pub mod report;
 pub mod run;
 #[cfg(feature = "serde")]
 mod seconds;
+pub mod service;
 pub mod sink;
 pub mod source;
 #[doc(hidden)]

@@ -44,6 +44,8 @@ pub struct Builder {
     after: Vec<(&'static str, &'static str)>,
     /// Withdraws a node's offer to run inline, by node name (see [`crate::fuse`]).
     declines: HashMap<&'static str, Box<dyn FnOnce() + Send>>,
+    /// A node asks the run to follow every item to its end (a service's; see `service`).
+    traced: bool,
     /// Which nodes run in this process, for a distributed pipeline (see [`crate::remote`]).
     #[cfg(feature = "nats")]
     split: Option<crate::remote::Split>,
@@ -52,6 +54,15 @@ pub struct Builder {
 /// The offer a node's input edges carry, if they do (see `Inlet::take_offer`).
 fn take_offer<T: 'static, I: Inlet<T>>(inlet: &mut I) -> Option<Offer<T>> {
     inlet.take_offer().map(|offer| offer.0)
+}
+
+/// Reports what `inlet` and `outlet` join, renumber or copy to the run's ledger, when it
+/// follows items (see [`crate::ledger`]).
+fn track<T, U: Send + 'static, I: Inlet<T>>(ctx: &NodeCtx, inlet: &mut I, outlet: &mut Outlet<U>) {
+    if let Some(ledger) = &ctx.ledger {
+        inlet.track(ledger.clone());
+        outlet.track(ledger.clone());
+    }
 }
 
 impl Builder {
@@ -95,13 +106,14 @@ impl Builder {
         config: NodeConfig,
     ) {
         outlet.set_on_thread(S::BLOCKING);
-        if let Some(ledger) = self.ledger() {
-            outlet.track(ledger);
-        }
+        self.traced |= S::TRACED;
         let spec = self.spec(name, Role::Source, FanIn::Single, config, false);
         self.nodes.push((
             spec,
             Box::new(move |ctx: NodeCtx| {
+                if let Some(ledger) = &ctx.ledger {
+                    outlet.track(ledger.clone());
+                }
                 let stats = ctx.stats.clone();
                 place(S::BLOCKING, &stats, run_source(node.0, outlet, ctx))
             }),
@@ -124,18 +136,16 @@ impl Builder {
         let fusable = config.runs_plain(S::SYNC);
         let spec = self.spec(name, Role::Stage, inlet.fan_in(), config, !S::HAS_HOOKS);
         outlet.set_on_thread(S::BLOCKING);
-        if let Some(ledger) = self.ledger() {
-            outlet.track(ledger.clone());
-            inlet.track(ledger);
-        }
         let launch: Launch = match take_offer(&mut inlet).filter(|_| fusable) {
             Some(offer) => {
                 let offer = self.withdrawable(name, offer);
                 Box::new(move |ctx| {
+                    track(&ctx, &mut inlet, &mut outlet);
                     Box::pin(run_fusable_stage(node.0, inlet, outlet, ctx, policy, offer))
                 })
             }
             None => Box::new(move |ctx: NodeCtx| {
+                track(&ctx, &mut inlet, &mut outlet);
                 let stats = ctx.stats.clone();
                 place(
                     S::BLOCKING,
@@ -155,16 +165,22 @@ impl Builder {
         mut inlet: I,
         config: NodeConfig,
     ) {
-        if let Some(ledger) = self.ledger() {
-            inlet.track(ledger);
-        }
+        self.traced |= S::TRACED;
         let spec = self.spec(name, Role::Sink, inlet.fan_in(), config, false);
         let launch: Launch = match take_offer(&mut inlet).filter(|_| S::SYNC) {
             Some(offer) => {
                 let offer = self.withdrawable(name, offer);
-                Box::new(move |ctx| Box::pin(run_fusable_sink(node.0, inlet, ctx, offer)))
+                Box::new(move |ctx| {
+                    if let Some(ledger) = &ctx.ledger {
+                        inlet.track(ledger.clone());
+                    }
+                    Box::pin(run_fusable_sink(node.0, inlet, ctx, offer))
+                })
             }
             None => Box::new(move |ctx: NodeCtx| {
+                if let Some(ledger) = &ctx.ledger {
+                    inlet.track(ledger.clone());
+                }
                 let stats = ctx.stats.clone();
                 place(S::BLOCKING, &stats, run_sink(node.0, inlet, ctx))
             }),
@@ -193,14 +209,6 @@ impl Builder {
         }
     }
 
-    /// The ledger of items from other processes, when this process takes any.
-    fn ledger(&self) -> Option<Arc<crate::ledger::Ledger>> {
-        #[cfg(feature = "nats")]
-        return self.split.as_ref().and_then(crate::remote::Split::ledger);
-        #[cfg(not(feature = "nats"))]
-        None
-    }
-
     /// Keeps a node's offer to run inline where `build` can still withdraw it.
     fn withdrawable<T: 'static>(&mut self, name: &'static str, offer: Offer<T>) -> SharedOffer<T> {
         let offer = Arc::new(std::sync::Mutex::new(Some(offer)));
@@ -224,10 +232,6 @@ impl Builder {
     ) {
         drop(take_offer(&mut inlet));
         outlet.set_on_thread(S::BLOCKING);
-        if let Some(ledger) = self.ledger() {
-            outlet.track(ledger.clone());
-            inlet.track(ledger);
-        }
         assert!(
             !copies.is_empty(),
             "node `{name}`: workers(0) would never process anything"
@@ -245,6 +249,7 @@ impl Builder {
             // The workers run the node's loop on threads of their own if they block; the
             // node's task only starts them and waits.
             Box::new(move |ctx| {
+                track(&ctx, &mut inlet, &mut outlet);
                 Box::pin(run_with_workers(
                     copies, ordered, inlet, outlet, ctx, policy,
                 ))
@@ -270,7 +275,6 @@ impl Builder {
                 withdraw();
             }
         }
-        #[cfg_attr(not(feature = "nats"), allow(unused_mut))]
         let mut pipeline = Pipeline {
             nodes: self.nodes,
             edges: self.edges,
@@ -279,7 +283,9 @@ impl Builder {
             context: Context::default(),
             bridges: Vec::new(),
             plan_error: None,
+            unrunnable: None,
             ledger: None,
+            follows_items: false,
             finisher: None,
         };
         #[cfg(feature = "nats")]
@@ -316,6 +322,14 @@ impl Builder {
             pipeline.bridges = std::mem::take(&mut split.bridges);
             pipeline.plan_error = split.error.take();
         }
+        if self.traced {
+            pipeline.follow_items();
+            // Items are followed one by one; a node running inside another's loop does not
+            // say where each of its items ended.
+            for (_, withdraw) in self.declines.drain() {
+                withdraw();
+            }
+        }
         pipeline
     }
 }
@@ -329,6 +343,11 @@ pub struct Pipeline {
     plan_error: Option<String>,
     /// Items taken from other processes, acknowledged once finished here.
     ledger: Option<Arc<crate::ledger::Ledger>>,
+    /// The ledger follows this process's own items (a service's requests), which are never
+    /// acknowledged to anyone: what is open at the end never finished.
+    follows_items: bool,
+    /// Why the graph cannot run, found when it was built.
+    unrunnable: Option<String>,
     /// Says this process's part of a distributed run is done, once it succeeded.
     finisher: Option<Finisher>,
     edges: Vec<(&'static str, &'static str)>,
@@ -339,6 +358,42 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
+    /// A node asks the run to follow every item to its end (a service's requests): the
+    /// ledger, which a distributed run keeps for items from other processes, keeps this
+    /// process's items. Their lineage roots must be one source's numbering, unbroken.
+    fn follow_items(&mut self) {
+        let sources: Vec<&str> = self
+            .nodes
+            .iter()
+            .filter(|(spec, _)| spec.role == Role::Source)
+            .map(|(spec, _)| spec.name)
+            .collect();
+        let merges: Vec<&str> = self
+            .nodes
+            .iter()
+            .filter(|(spec, _)| spec.fan_in == FanIn::Merge)
+            .map(|(spec, _)| spec.name)
+            .collect();
+        if sources.len() > 1 {
+            self.unrunnable = Some(format!(
+                "a service's requests must be its only source, and this graph has {} sources ({}): feed the others' items through the service, or run them in a pipeline of their own",
+                sources.len(),
+                sources.join(", ")
+            ));
+        } else if let Some(merge) = merges.first() {
+            self.unrunnable = Some(format!(
+                "`{merge}` merges its inputs, which numbers their items afresh, so replies cannot be traced through it to their requests: zip the inputs instead, or take the merge out of the service's graph"
+            ));
+        }
+        if self.ledger.is_some() {
+            self.unrunnable = Some(
+                "a service cannot be split over processes (`#![distributed]`) yet".to_string(),
+            );
+        }
+        self.ledger = Some(Arc::new(crate::ledger::Ledger::default()));
+        self.follows_items = true;
+    }
+
     /// Shares `value` with every node: stages read it in their `setup` with
     /// `context.require::<C>()`, and `stage::map_with` hands it to a closure.
     pub fn with_context<C: Send + Sync + 'static>(mut self, value: C) -> Self {
@@ -421,12 +476,17 @@ impl Pipeline {
             .iter()
             .map(|&(_, first)| (first, watch::channel(false).0))
             .collect();
-        let (launches, bridges) = match self.plan_error {
-            Some(error) => {
-                control.fail(Failure::Remote {
-                    edge: "the distribution plan".into(),
-                    error,
-                });
+        let refusal = match (self.plan_error, self.unrunnable) {
+            (Some(error), _) => Some(Failure::Remote {
+                edge: "the distribution plan".into(),
+                error,
+            }),
+            (None, Some(reason)) => Some(Failure::Unrunnable { reason }),
+            (None, None) => None,
+        };
+        let (launches, bridges) = match refusal {
+            Some(failure) => {
+                control.fail(failure);
                 // Nothing runs: the report says why.
                 (Vec::new(), Vec::new())
             }
@@ -497,6 +557,7 @@ impl Pipeline {
             abort_rx,
             snapshot.clone(),
             self.finisher,
+            self.ledger.clone().filter(|_| self.follows_items),
         ));
         RunHandle {
             control,
@@ -603,6 +664,7 @@ async fn supervise(
     mut abort: watch::Receiver<bool>,
     snapshot: Arc<Snapshot>,
     finisher: Option<Finisher>,
+    followed: Option<Arc<crate::ledger::Ledger>>,
 ) -> Result<RunReport, RunError> {
     let mut aborted = false;
     loop {
@@ -620,6 +682,10 @@ async fn supervise(
                 tasks.abort_all();
             }
         }
+    }
+    if let Some(ledger) = followed {
+        // Every node has ended: what is still open will never finish.
+        ledger.abandon_all();
     }
     snapshot
         .over

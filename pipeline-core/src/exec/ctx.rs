@@ -36,6 +36,14 @@ impl NodeCtx {
         }
     }
 
+    /// An item of `lineage` failed with `error`: a service tells its caller so.
+    #[inline]
+    pub(crate) fn note_failure(&self, lineage: Lineage, error: &NodeError) {
+        if let Some(ledger) = &self.ledger {
+            ledger.failed(lineage, error);
+        }
+    }
+
     /// One input of `lineage` became `n` outputs.
     #[inline]
     pub(crate) fn item_became(&self, lineage: Lineage, n: u64) {

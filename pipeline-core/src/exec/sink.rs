@@ -110,25 +110,32 @@ async fn sink_loop<S: Sink, I: Inlet<S::In>>(
                 continue;
             }
             let timer = latency.start();
-            let consumed = AssertUnwindSafe(sink.consume(item)).catch_unwind().await;
+            let consumed = AssertUnwindSafe(sink.consume_from(lineage, item))
+                .catch_unwind()
+                .await;
             if let Some(started) = timer {
                 latency.record(started.elapsed());
             }
-            // Consumed, failed or panicked on, the item ends here either way.
-            ctx.item_ended(lineage);
+            // Consumed, failed or panicked on, the item ends here either way (after what became of
+            // it is noted).
             match consumed {
                 Ok(Ok(())) => {}
                 Ok(Err(error)) => {
                     counts.failed += 1;
-                    ctx.item_failed(error);
+                    let error = ctx.item_failed(error);
+                    ctx.note_failure(lineage, &error);
                 }
                 Err(panic) => {
                     counts.failed += 1;
-                    if ctx.worker_panicked(panic).restart {
+                    let restart = ctx.worker_panicked(panic).restart;
+                    ctx.item_ended(lineage);
+                    if restart {
                         ready = set_up(&mut sink, &ctx).await;
                     }
+                    continue;
                 }
             }
+            ctx.item_ended(lineage);
         }
         sink.flush();
         record_dropped(&mut inlet, &ctx);

@@ -13,7 +13,12 @@ use crate::node::output::{Output, SendsWhileWaiting, Stopped};
 use crate::outlet::Outlet;
 
 pub(crate) async fn run_source<S: Source>(source: S, outlet: Outlet<S::Out>, ctx: NodeCtx) {
-    let (output, side) = Output::new(outlet, ctx.control.clone(), ctx.stats.clone());
+    let (output, side) = Output::new(
+        outlet,
+        ctx.control.clone(),
+        ctx.stats.clone(),
+        ctx.ledger.clone(),
+    );
     let produce = SendsWhileWaiting::new(
         AssertUnwindSafe(source.run(output)).catch_unwind(),
         side.state.clone(),

@@ -193,6 +193,7 @@ async fn stage_loop<S: Stage, I: Inlet<S::In>>(
                     Outcome::Failed(error) => {
                         counts.failed += 1;
                         let error = ctx.item_failed(error);
+                        ctx.note_failure(lineage, &error);
                         if !failures.routes() {
                             ctx.item_ended(lineage);
                         }
@@ -282,7 +283,8 @@ pub(crate) fn run_batch<S: Stage>(
                 Err(error) => {
                     produced.clear();
                     counts.failed += 1;
-                    ctx.item_failed(error);
+                    let error = ctx.item_failed(error);
+                    ctx.note_failure(lineage, &error);
                     ctx.item_ended(lineage);
                 }
             }

@@ -410,7 +410,11 @@ async fn work<S: Stage, I: Inlet<S::In>>(
                         collect::<S>(&mut produced, lineage, &mut chunk.results, counts, &ctx);
                         continue;
                     }
-                    Outcome::Failed(error) => (ctx.item_failed(error), original),
+                    Outcome::Failed(error) => {
+                        let error = ctx.item_failed(error);
+                        ctx.note_failure(lineage, &error);
+                        (error, original)
+                    }
                     Outcome::Panicked(panic) => {
                         let message = NodeError::new(PanicError {
                             message: ctx.worker_panicked(panic).message,

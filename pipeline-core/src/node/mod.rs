@@ -70,6 +70,11 @@ pub trait Source: Send + 'static {
     #[doc(hidden)]
     const DRAINS: bool = false;
 
+    /// True when the run must follow every item of this source to its end (a service's
+    /// requests, which are answered once they are).
+    #[doc(hidden)]
+    const TRACED: bool = false;
+
     /// Pushes every item into `out`. Returning ends the source's stream.
     fn run(self, out: Output<Self::Out>) -> impl Future<Output = Result<(), BoxError>> + Send;
 }
@@ -189,6 +194,21 @@ pub trait Sink: Send + 'static {
 
     /// Consumes one item; an `Err` counts it as failed.
     fn consume(&mut self, item: Self::In) -> impl Future<Output = Result<(), BoxError>> + Send;
+
+    /// True when the sink reads each item's lineage ([`consume_from`](Sink::consume_from)),
+    /// and the run must follow every item to its end (a service's reply sink).
+    #[doc(hidden)]
+    const TRACED: bool = false;
+
+    /// `consume`, told the item's lineage; what the runtime calls.
+    #[doc(hidden)]
+    fn consume_from(
+        &mut self,
+        _lineage: crate::lineage::Lineage,
+        item: Self::In,
+    ) -> impl Future<Output = Result<(), BoxError>> + Send {
+        self.consume(item)
+    }
 
     /// The synchronous form of `consume`, used when [`SYNC`](Sink::SYNC) is true.
     fn consume_sync(&mut self, _item: Self::In) -> Result<(), BoxError> {

@@ -13,6 +13,7 @@ use super::pace::Pace;
 use crate::control::Control;
 use crate::counts::BatchCounts;
 use crate::error::NodeError;
+use crate::ledger::{Done, Fate, Ledger};
 use crate::lineage::Lineage;
 use crate::outlet::Outlet;
 use crate::stats::NodeStats;
@@ -40,6 +41,8 @@ pub struct Output<T: Send + 'static> {
     state: Arc<Mutex<OutputState<T>>>,
     control: Arc<Control>,
     stats: Arc<NodeStats>,
+    /// The run's ledger, when it follows items to their end (see [`Self::push_traced`]).
+    ledger: Option<Arc<Ledger>>,
     /// Dropped with the handle: the runtime then ends the stream.
     _alive: oneshot::Sender<()>,
 }
@@ -166,6 +169,7 @@ impl<T: Send + 'static> Output<T> {
         outlet: Outlet<T>,
         control: Arc<Control>,
         stats: Arc<NodeStats>,
+        ledger: Option<Arc<Ledger>>,
     ) -> (Self, OutputSide<T>) {
         let (alive, gone) = oneshot::channel();
         let state = Arc::new(Mutex::new(OutputState {
@@ -186,6 +190,7 @@ impl<T: Send + 'static> Output<T> {
                 state,
                 control,
                 stats,
+                ledger,
                 _alive: alive,
             },
             side,
@@ -229,6 +234,25 @@ impl<T: Send + 'static> Output<T> {
     /// any more (the run was aborted); the caller then counts it with [`Self::undelivered`].
     pub(crate) async fn push_accepted(&mut self, item: T) -> Result<(), Stopped> {
         self.state.lock().await.push(item).await
+    }
+
+    /// [`push_accepted`](Self::push_accepted), and `done` is told what became of the item
+    /// once it and everything made of it have ended (a service's request). Without a ledger
+    /// (a run that does not follow items, which a service's never is) nothing can tell.
+    /// `done` is made knowing the item's lineage root.
+    pub(crate) async fn push_traced(
+        &mut self,
+        item: T,
+        done: impl FnOnce(u64) -> Done,
+    ) -> Result<(), Stopped> {
+        let mut state = self.state.lock().await;
+        let root = state.next_root;
+        let done = done(root);
+        match &self.ledger {
+            Some(ledger) => ledger.entered(Lineage::root(root), done),
+            None => done(Fate::Unfinished),
+        }
+        state.push(item).await
     }
 
     /// `items` accepted from outside could not be passed on (the run was aborted): they

@@ -152,7 +152,9 @@ macro_rules! zip_inlet {
                 $(
                     if parts.$idx.is_some() {
                         self.dropped.items += 1;
-                        self.ended(lineage, 1);
+                        if let Some(ledger) = &self.ledger {
+                            ledger.dropped(lineage, 1);
+                        }
                     }
                 )+
             }
