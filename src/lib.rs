@@ -16,6 +16,10 @@ pub use pipeline_core::{
 #[cfg(feature = "metrics")]
 pub use pipeline_core::telemetry;
 
+/// A service's HTTP front: `POST /items`, health, readiness and metrics, on axum.
+#[cfg(feature = "http")]
+pub use pipeline_core::http;
+
 /// The same graph split over processes and machines: `#![distributed("name")]` pipelines,
 /// which nodes a process hosts ([`remote::Plan`]), and the edges between them over NATS.
 #[cfg(feature = "nats")]

@@ -18,6 +18,8 @@ pub(crate) mod fuse;
 pub mod graph;
 #[cfg(feature = "html")]
 mod html;
+#[cfg(feature = "http")]
+pub mod http;
 #[doc(hidden)]
 pub mod inlet;
 #[doc(hidden)]
@@ -65,6 +67,6 @@ pub use node::{
     BoxError, NoInput, NoOutput, Node, Sink, SinkNode, Source, SourceNode, Stage, StageNode,
 };
 pub use report::{Accounting, NodeReport, RemoteEdgeReport, RunError, RunReport};
-pub use run::{Pipeline, Progress, RunHandle};
+pub use run::{Pipeline, Progress, RunHandle, Stopper};
 pub use sink::Collected;
 pub use spec::{FanIn, NodeConfig, RetryConfig, Role};

@@ -844,6 +844,14 @@ impl RunHandle {
         self.control.stop();
     }
 
+    /// A handle that can [`shutdown`](Stopper::shutdown) the run from elsewhere (a signal
+    /// handler, an HTTP front), while this handle waits for the report.
+    pub fn stopper(&self) -> Stopper {
+        Stopper {
+            control: self.control.clone(),
+        }
+    }
+
     /// Immediate stop: every node task is cancelled; items in flight are lost, and the
     /// report says so (it does not balance).
     pub fn abort(&self) {
@@ -909,6 +917,32 @@ impl RunHandle {
             Ok(result) => result,
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         }
+    }
+}
+
+/// Shuts a run down from anywhere; see [`RunHandle::stopper`].
+#[derive(Clone)]
+pub struct Stopper {
+    control: Arc<Control>,
+}
+
+impl Stopper {
+    /// As [`RunHandle::shutdown`]: sources stop, what is in flight drains.
+    pub fn shutdown(&self) {
+        self.control.stop();
+    }
+
+    /// True once the run was asked to stop (or failed).
+    pub fn is_stopping(&self) -> bool {
+        self.control.is_stopping()
+    }
+}
+
+impl std::fmt::Debug for Stopper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stopper")
+            .field("stopping", &self.control.is_stopping())
+            .finish()
     }
 }
 

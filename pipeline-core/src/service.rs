@@ -30,6 +30,7 @@ use crate::ledger::{Done, Fate};
 use crate::lineage::Lineage;
 use crate::node::output::Output;
 use crate::node::{BoxError, Sink, SinkNode, Source, SourceNode};
+use crate::source::TrySendError;
 
 /// The requests' source, the reply sink, and the handle that calls the service; up to
 /// `capacity` requests (at least 1) wait to enter the pipeline before `call` waits.
@@ -149,6 +150,21 @@ impl<In: Send + 'static, Out: Send + 'static> Service<In, Out> {
         tokio::time::timeout(limit, self.call(item))
             .await
             .unwrap_or(Err(CallError::TimedOut))
+    }
+
+    /// Sends `item` in if the pipeline has room now, and gives the future of its reply;
+    /// [`TrySendError::Full`] otherwise (an HTTP front answers `429` then), or `Closed`.
+    pub fn try_call(
+        &self,
+        item: In,
+    ) -> Result<impl Future<Output = Result<Reply<Out>, CallError>> + Send + use<In, Out>, TrySendError<In>>
+    {
+        let (reply, replied) = oneshot::channel();
+        self.tx.try_send((item, reply)).map_err(|e| match e {
+            mpsc::error::TrySendError::Full((item, _)) => TrySendError::Full(item),
+            mpsc::error::TrySendError::Closed((item, _)) => TrySendError::Closed(item),
+        })?;
+        Ok(async move { replied.await.map_err(|_| CallError::Closed) })
     }
 
     /// True once the service takes no more requests.
