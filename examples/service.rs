@@ -40,6 +40,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .serve(listener, run)
         .await??;
     println!("{report}");
-    assert!(report.accounting().is_balanced(), "every item accounted for");
+    assert!(
+        report.accounting().is_balanced(),
+        "every item accounted for"
+    );
     Ok(())
 }

@@ -157,8 +157,10 @@ impl<In: Send + 'static, Out: Send + 'static> Service<In, Out> {
     pub fn try_call(
         &self,
         item: In,
-    ) -> Result<impl Future<Output = Result<Reply<Out>, CallError>> + Send + use<In, Out>, TrySendError<In>>
-    {
+    ) -> Result<
+        impl Future<Output = Result<Reply<Out>, CallError>> + Send + use<In, Out>,
+        TrySendError<In>,
+    > {
         let (reply, replied) = oneshot::channel();
         self.tx.try_send((item, reply)).map_err(|e| match e {
             mpsc::error::TrySendError::Full((item, _)) => TrySendError::Full(item),

@@ -58,7 +58,10 @@ impl Format {
                         continue;
                     }
                     let item = serde_json::from_str(line).map_err(|e| {
-                        format!("line {} is not a valid item: {e}; no item of this body was taken", n + 1)
+                        format!(
+                            "line {} is not a valid item: {e}; no item of this body was taken",
+                            n + 1
+                        )
                     })?;
                     items.push(item);
                 }
@@ -77,7 +80,10 @@ mod tests {
 
     #[test]
     fn content_types_are_read_by_their_essence() {
-        assert_eq!(Format::of("application/json; charset=utf-8"), Some(Format::Json));
+        assert_eq!(
+            Format::of("application/json; charset=utf-8"),
+            Some(Format::Json)
+        );
         assert_eq!(Format::of("Application/X-NDJSON"), Some(Format::Ndjson));
         assert_eq!(Format::of("application/msgpack"), Some(Format::MessagePack));
         assert_eq!(Format::of("text/plain"), None);

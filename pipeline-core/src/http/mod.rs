@@ -218,7 +218,9 @@ fn text(status: StatusCode, message: impl Into<String>) -> Response {
 fn full(accepted: usize, of: usize) -> Response {
     let mut response = text(
         StatusCode::TOO_MANY_REQUESTS,
-        format!("the pipeline is full: {accepted} of {of} items were taken; send the others again later"),
+        format!(
+            "the pipeline is full: {accepted} of {of} items were taken; send the others again later"
+        ),
     );
     let headers = response.headers_mut();
     headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));

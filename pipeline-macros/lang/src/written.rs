@@ -1,5 +1,5 @@
 //! A node's options as written in the macro's input: parsed, checked against their
-//! descriptors in [`OPTIONS`](crate::options::OPTIONS), and turned into calls on the
+//! descriptors in [`OPTIONS`], and turned into calls on the
 //! runtime's `NodeConfig`.
 
 use std::collections::BTreeMap;
