@@ -65,6 +65,8 @@ mod book {
     struct Running;
     #[doc = include_str!("../book/src/execution.md")]
     struct Execution;
+    #[doc = include_str!("../book/src/services.md")]
+    struct Services;
     #[doc = include_str!("../book/src/bottleneck.md")]
     struct Bottleneck;
     #[doc = include_str!("../book/src/performance.md")]

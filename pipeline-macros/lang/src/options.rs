@@ -11,16 +11,118 @@
 //! macro's syntax (the `syntax` feature) is in [`crate::written`].
 
 #[cfg(feature = "syntax")]
-use proc_macro2::Span;
+pub use syntax::{Config, Given, Options, RetryOption, Written};
 #[cfg(feature = "syntax")]
-use quote::{quote, quote_spanned};
+use syntax::{nodes, one};
 #[cfg(feature = "syntax")]
-use syn::Ident;
+use {
+    proc_macro2::Span,
+    quote::{quote, quote_spanned},
+    syn::Ident,
+};
 
+/// What the macro keeps of an option as written, and how it becomes runtime calls; the
+/// parsing itself is in [`crate::written`].
 #[cfg(feature = "syntax")]
-pub use crate::written::{Config, Given, Options, RetryOption, Written};
-#[cfg(feature = "syntax")]
-use crate::written::{nodes, one};
+mod syntax {
+    use std::collections::BTreeMap;
+
+    use proc_macro2::{Span, TokenStream};
+    use quote::quote;
+    use syn::{Expr, Ident};
+
+    use super::Descriptor;
+
+    /// What the options of one node say, after parsing. Each value comes with where its option
+    /// was written, so that errors about it (a missing `Clone`, a misplaced option) point there.
+    #[derive(Default)]
+    pub struct Options {
+        pub capacity: Option<Expr>,
+        pub workers: Option<(Expr, Span)>,
+        pub ordered: Option<Span>,
+        /// A `Duration` expression.
+        pub timeout: Option<(Expr, Span)>,
+        pub retry: Option<RetryOption>,
+        /// The predicate on errors.
+        pub retry_if: Option<(Expr, Span)>,
+        pub restarts: Option<(Expr, Span)>,
+        /// The node failed items go to.
+        pub dead_letter: Option<(Ident, Span)>,
+        /// Nodes that must finish before this one starts.
+        pub after: Vec<Ident>,
+        pub merge: bool,
+        pub fail_fast: bool,
+        /// Each option as written, by name, for the node's configuration.
+        pub written: BTreeMap<&'static str, Written>,
+    }
+
+    /// One option as written on a node: where, and its arguments.
+    #[derive(Clone)]
+    pub struct Written {
+        pub span: Span,
+        pub given: Given,
+    }
+
+    /// `retry(attempts)`, `retry(attempts, first_pause)` or `retry(attempts, first, longest)`.
+    pub struct RetryOption {
+        pub attempts: Expr,
+        pub first: Option<Expr>,
+        pub longest: Option<Expr>,
+        /// Where `retry` was written.
+        pub span: Span,
+    }
+
+    /// The arguments as written, checked against [`Args`].
+    #[derive(Clone)]
+    pub enum Given {
+        None,
+        Exprs(Vec<Expr>),
+        Nodes(Vec<Ident>),
+    }
+
+    /// How an option becomes calls on the node's `NodeConfig`.
+    #[derive(Clone, Copy)]
+    pub enum Config {
+        /// `.name(args..)`, the option's own name and arguments.
+        SameName,
+        /// Calls of its own, from the arguments as written.
+        Calls(fn(&[Expr], Span) -> TokenStream),
+    }
+
+    impl Descriptor {
+        /// The calls on a `NodeConfig` that set this option as `given`.
+        pub fn config_calls(&self, written: &Written) -> TokenStream {
+            let method = Ident::new(self.name, written.span);
+            match (&self.config, &written.given) {
+                (Config::Calls(calls), Given::Exprs(args)) => calls(args, written.span),
+                (Config::Calls(calls), _) => calls(&[], written.span),
+                (Config::SameName, Given::None) => quote!(.#method()),
+                (Config::SameName, Given::Exprs(args)) => quote!(.#method(#(#args),*)),
+                (Config::SameName, Given::Nodes(nodes)) => {
+                    let names = nodes.iter().map(|node| {
+                        let name = node.to_string();
+                        name.strip_prefix("r#").unwrap_or(&name).to_string()
+                    });
+                    quote!(#(.#method(#names))*)
+                }
+            }
+        }
+    }
+
+    pub(crate) fn one(given: Given) -> Expr {
+        match given {
+            Given::Exprs(mut args) => args.remove(0),
+            _ => unreachable!("checked against `Args::One`"),
+        }
+    }
+
+    pub(crate) fn nodes(given: Given) -> Vec<Ident> {
+        match given {
+            Given::Nodes(nodes) => nodes,
+            _ => unreachable!("checked against `Args::Node(s)`"),
+        }
+    }
+}
 
 /// The nodes an option fits.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
