@@ -316,3 +316,71 @@ async fn a_drain_under_load_loses_no_item_that_got_a_2xx() {
     assert_eq!(multiset(got.take()), multiset(accepted.iter().copied()));
     assert!(report.accounting().is_balanced(), "{report}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_views_events_reach_the_final_reports_counts() {
+    let (requests, ingress) = source::channel::<u32>(64);
+    let got = Collected::new();
+    let p = pipeline! {
+        inp = requests;
+        double = stage::map(|n: u32| n * 2);
+        out = got.sink();
+        inp => double => out;
+    };
+    let (url, drain, served) = serve(HttpFront::accept(ingress), p.spawn()).await;
+    let client = reqwest::Client::new();
+    let page = client.get(format!("{url}/")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("EventSource(\"view/events\")"));
+    // Self-contained: no script, style or font from anywhere else.
+    for outside in ["<script src", "<link", "url(http", "@import", "https://"] {
+        assert!(!html.contains(outside), "the page fetches {outside}");
+    }
+
+    let mut events = client
+        .get(format!("{url}/view/events"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.headers()["content-type"], "text/event-stream");
+    for n in 0..100u32 {
+        assert_eq!(
+            json(&client, &url, &n.to_string())
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            StatusCode::ACCEPTED
+        );
+    }
+    drain.start();
+    // Read frames until the one that says the run is over.
+    let mut text = String::new();
+    let mut last = None;
+    while let Some(chunk) = events.chunk().await.unwrap() {
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = text.find("\n\n") {
+            let event: String = text.drain(..end + 2).collect();
+            if let Some(data) = event.lines().find_map(|l| l.strip_prefix("data: ")) {
+                last = Some(serde_json::from_str::<serde_json::Value>(data).unwrap());
+            }
+        }
+        if last.as_ref().is_some_and(|f| f["finished"] == true) {
+            break;
+        }
+    }
+    let last = last.expect("frames");
+    let report = served.await.unwrap().unwrap().unwrap();
+    assert_eq!(last["finished"], true);
+    assert_eq!(last["delivered"], report.accounting().delivered);
+    assert_eq!(last["delivered"], 100);
+    assert_eq!(last["balanced"], true);
+    let names: Vec<&str> = last["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["inp", "double", "out"]);
+}

@@ -211,3 +211,31 @@ async fn an_ingress_of_a_pipeline_never_run_is_closed() {
     assert!(ingress.is_closed());
     assert!(matches!(ingress.try_send(1), Err(TrySendError::Closed(1))));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_waiting_for_the_end_of_its_input_is_starved_not_busy() {
+    let (requests, ingress) = source::channel::<String>(8);
+    let got = Collected::new();
+    let p = pipeline! {
+        inp = requests;
+        rev = stage::map(|s: String| s.chars().rev().collect::<String>());
+        out = got.sink();
+        inp => rev, out;
+        rev => out;
+    };
+    let run = p.spawn();
+    ingress.send("ab".to_string()).await.unwrap();
+    // Idle, then the input ends: the sink waited all that time.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(ingress);
+    let report = run.await.unwrap();
+    assert_eq!(got.take(), [("ab".to_string(), "ba".to_string())]);
+    let out = report.node("out").unwrap();
+    assert!(
+        out.busy * 10 < out.starved,
+        "busy {:?}, starved {:?}",
+        out.busy,
+        out.starved
+    );
+    assert!(report.verdict().is_none(), "{:?}", report.verdict());
+}

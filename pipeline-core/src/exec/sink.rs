@@ -81,10 +81,12 @@ async fn sink_loop<S: Sink, I: Inlet<S::In>>(
             Some(items) => items,
             None => {
                 let waiting_since = Instant::now();
-                let Some(batch) = inlet::next(&mut inlet).await else {
+                let next = inlet::next(&mut inlet).await;
+                // The wait for the end of the input is a wait too.
+                counts.starved += waiting_since.elapsed();
+                let Some(batch) = next else {
                     break;
                 };
-                counts.starved += waiting_since.elapsed();
                 ctx.stats.observe_queue(inlet.queued());
                 counts.received += batch.len() as u64;
                 batch.items

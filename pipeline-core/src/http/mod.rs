@@ -12,6 +12,7 @@
 //! | `GET /healthz` | `200` while the process serves |
 //! | `GET /readyz` | `200` while the run takes items, `503` once it drains |
 //! | `GET /metrics` | every node's counters, Prometheus text, labelled with `node` |
+//! | `GET /` | the live view: the graph with each node's throughput, queue and busy share, updated live |
 //!
 //! Replies (`200`): the reply sink's output as JSON when there is one, a JSON array of
 //! them when there are several (the `pipeline-outputs` header says how many). An item with
@@ -25,6 +26,9 @@
 //! an accepted item is delivered, or it is in the report's failed or dropped counts.
 
 mod body;
+mod view;
+
+pub use view::serve_view;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -158,7 +162,8 @@ where
             .route("/readyz", get(ready::<In, Out>))
             .route("/metrics", get(metrics::<In, Out>))
             .layer(DefaultBodyLimit::max(self.body_limit))
-            .with_state(state.clone());
+            .with_state(state.clone())
+            .merge(view::routes(run.progress()));
         let (stop_tx, mut stop_rx) = watch::channel(false);
         let server = axum::serve(listener, router).with_graceful_shutdown(async move {
             let _ = stop_rx.wait_for(|stop| *stop).await;

@@ -72,7 +72,7 @@ mod syntax {
         pub span: Span,
     }
 
-    /// The arguments as written, checked against [`Args`].
+    /// The arguments as written, checked against [`Args`](super::Args).
     #[derive(Clone)]
     pub enum Given {
         None,
