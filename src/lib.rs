@@ -65,6 +65,7 @@ mod book {
     struct Running;
     #[doc = include_str!("../book/src/execution.md")]
     struct Execution;
+    #[cfg(feature = "http")]
     #[doc = include_str!("../book/src/services.md")]
     struct Services;
     #[doc = include_str!("../book/src/bottleneck.md")]
