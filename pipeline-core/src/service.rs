@@ -31,6 +31,7 @@ use crate::lineage::Lineage;
 use crate::node::output::Output;
 use crate::node::{BoxError, Sink, SinkNode, Source, SourceNode};
 use crate::source::TrySendError;
+use crate::source::channel::{abandon, next_accepted};
 
 /// The requests' source, the reply sink, and the handle that calls the service; up to
 /// `capacity` requests (at least 1) wait to enter the pipeline before `call` waits.
@@ -203,18 +204,7 @@ impl<In: Send + 'static, Out: Send + 'static> Source for Requests<In, Out> {
 
     async fn run(self, mut out: Output<In>) -> Result<(), BoxError> {
         let Requests { mut rx, outputs } = self;
-        loop {
-            let request = tokio::select! {
-                request = rx.recv() => request,
-                () = out.stopping() => {
-                    // Take no more; what was accepted still goes in.
-                    rx.close();
-                    rx.recv().await
-                }
-            };
-            let Some((item, reply)) = request else {
-                return Ok(());
-            };
+        while let Some((item, reply)) = next_accepted(&mut rx, &out).await {
             let finished = outputs.clone();
             let done = move |root: u64| -> Done {
                 Box::new(move |fate: Fate| {
@@ -231,21 +221,16 @@ impl<In: Send + 'static, Out: Send + 'static> Source for Requests<In, Out> {
                 })
             };
             if out.push_traced(item, done).await.is_err() {
-                // The run was aborted: these requests can no longer go in. Their callers
-                // hear `Unfinished` when the run ends; the report counts them as failed.
-                rx.close();
-                let mut lost = 1;
-                while let Some((_, reply)) = rx.recv().await {
+                // The callers of what cannot go in hear `Unfinished` (this one, when the
+                // run ends); the report counts them as failed.
+                abandon(rx, &mut out, |(_, reply)| {
                     let _ = reply.send(Reply::Unfinished);
-                    lost += 1;
-                }
-                let error = NodeError::from(
-                    "accepted, but the run was aborted before it could take the request",
-                );
-                out.undelivered(lost, error).await;
+                })
+                .await;
                 return Ok(());
             }
         }
+        Ok(())
     }
 }
 

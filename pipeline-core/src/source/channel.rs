@@ -133,31 +133,46 @@ impl<T: Send + 'static> Source for ChannelSource<T> {
 
     async fn run(self, mut out: Output<T>) -> Result<(), BoxError> {
         let mut rx = self.rx;
-        loop {
-            let item = tokio::select! {
-                item = rx.recv() => item,
-                () = out.stopping() => {
-                    // Take no more; pass on what was accepted.
-                    rx.close();
-                    rx.recv().await
-                }
-            };
-            let Some(item) = item else {
-                return Ok(());
-            };
+        while let Some(item) = next_accepted(&mut rx, &out).await {
             if out.push_accepted(item).await.is_err() {
-                // The run was aborted: neither this item nor those behind it can go on.
-                rx.close();
-                let mut lost = 1;
-                while rx.recv().await.is_some() {
-                    lost += 1;
-                }
-                let error = NodeError::from(
-                    "accepted, but the run was aborted before it could take the item",
-                );
-                out.undelivered(lost, error).await;
+                abandon(rx, &mut out, |_| {}).await;
                 return Ok(());
             }
         }
+        Ok(())
     }
+}
+
+/// The next item accepted from outside, `None` once there is none left: every sender is
+/// gone, or the run is stopping and what was accepted before has been taken.
+pub(crate) async fn next_accepted<T, O: Send + 'static>(
+    rx: &mut mpsc::Receiver<T>,
+    out: &Output<O>,
+) -> Option<T> {
+    tokio::select! {
+        item = rx.recv() => item,
+        () = out.stopping() => {
+            // Take no more; pass on what was accepted.
+            rx.close();
+            rx.recv().await
+        }
+    }
+}
+
+/// The run was aborted while an item was going in: neither it nor those accepted behind
+/// it can go on. Each of those is handed to `each` (to answer its sender), and all count
+/// as the source's failed items.
+pub(crate) async fn abandon<T, O: Send + 'static>(
+    mut rx: mpsc::Receiver<T>,
+    out: &mut Output<O>,
+    mut each: impl FnMut(T),
+) {
+    rx.close();
+    let mut lost = 1;
+    while let Some(item) = rx.recv().await {
+        each(item);
+        lost += 1;
+    }
+    let error = NodeError::from("accepted, but the run was aborted before it could take the item");
+    out.undelivered(lost, error).await;
 }

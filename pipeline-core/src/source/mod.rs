@@ -4,7 +4,7 @@
 //! downstream in batches: a batch leaves at once while the next node is idle, and grows up
 //! to the edge's batch size while it is busy, so light load keeps low latency.
 
-mod channel;
+pub(crate) mod channel;
 
 pub use channel::{ChannelSource, Closed, Ingress, TrySendError, channel};
 
