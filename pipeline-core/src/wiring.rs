@@ -646,7 +646,10 @@ pub fn distributed_builder<Enabled: NatsFeature>(name: &'static str) -> Builder 
 )]
 pub trait CrossesProcesses<From, To>: serde::Serialize + serde::de::DeserializeOwned {}
 
+// Not recommended: an error then names this check, not serde's traits with the list of
+// every type that implements them (which depends on what else is compiled in).
 #[cfg(feature = "nats")]
+#[diagnostic::do_not_recommend]
 impl<T: serde::Serialize + serde::de::DeserializeOwned, From, To> CrossesProcesses<From, To> for T {}
 
 /// Without the `nats` feature nothing crosses processes (the builder already said why).
