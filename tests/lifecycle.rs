@@ -340,3 +340,35 @@ async fn handles_print_what_they_hold() {
     assert!(format!("{progress:?}").contains("finished: true"));
     assert_eq!(format!("{out:?}"), "Collected { held: 3 }");
 }
+
+#[test]
+fn a_fallible_source_that_skips_errors_counts_each_as_a_failed_item_and_goes_on() {
+    // Every third line is bad; the rest go through, each once.
+    let lines: Vec<Result<u32, String>> = (0..3000u32)
+        .map(|n| {
+            if n % 3 == 2 {
+                Err(format!("line {n}: not a number"))
+            } else {
+                Ok(n)
+            }
+        })
+        .collect();
+    let got = pipeline::Collected::new();
+    let p = pipeline::pipeline! {
+        log = pipeline::source::try_iter(lines).skip_errors();
+        double = pipeline::stage::map(|n: u32| n * 2);
+        out = got.sink();
+        log => double => out;
+    };
+    let report = p.run_blocking().unwrap();
+    let mut delivered = got.take();
+    delivered.sort_unstable();
+    let expected: Vec<u32> = (0..3000u32).filter(|n| n % 3 != 2).map(|n| n * 2).collect();
+    assert_eq!(delivered, expected);
+    let log = report.node("log").unwrap();
+    assert_eq!(log.failed, 1000);
+    assert_eq!(log.error_kinds.iter().map(|(_, n)| n).sum::<u64>(), 1000);
+    let a = report.accounting();
+    assert_eq!(a.source_items, 3000);
+    assert!(a.is_balanced(), "{report}");
+}

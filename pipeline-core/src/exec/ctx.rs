@@ -142,7 +142,7 @@ impl NodeCtx {
 /// Logs a failed item at WARN while its kind is new in the node (the first ten), then at
 /// the 100th, 1 000th, ... with the count, and the rest at DEBUG: a job with thousands of
 /// bad lines says so in a few lines, not thousands.
-fn log_failure(node: &str, error: &NodeError, kind: String, of_its_kind: u64) {
+pub(crate) fn log_failure(node: &str, error: &NodeError, kind: String, of_its_kind: u64) {
     if of_its_kind <= 10 {
         tracing::warn!(node, error = %error, kind, "item failed");
     } else if is_power_of_ten(of_its_kind) {

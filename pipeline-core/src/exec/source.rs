@@ -18,6 +18,7 @@ pub(crate) async fn run_source<S: Source>(source: S, outlet: Outlet<S::Out>, ctx
         ctx.control.clone(),
         ctx.stats.clone(),
         ctx.ledger.clone(),
+        ctx.name,
     );
     let produce = SendsWhileWaiting::new(
         AssertUnwindSafe(source.run(output)).catch_unwind(),

@@ -43,6 +43,8 @@ pub struct Output<T: Send + 'static> {
     stats: Arc<NodeStats>,
     /// The run's ledger, when it follows items to their end (see [`Self::push_traced`]).
     ledger: Option<Arc<Ledger>>,
+    /// The source's name, for what it logs.
+    name: &'static str,
     /// Dropped with the handle: the runtime then ends the stream.
     _alive: oneshot::Sender<()>,
 }
@@ -170,6 +172,7 @@ impl<T: Send + 'static> Output<T> {
         control: Arc<Control>,
         stats: Arc<NodeStats>,
         ledger: Option<Arc<Ledger>>,
+        name: &'static str,
     ) -> (Self, OutputSide<T>) {
         let (alive, gone) = oneshot::channel();
         let state = Arc::new(Mutex::new(OutputState {
@@ -191,6 +194,7 @@ impl<T: Send + 'static> Output<T> {
                 control,
                 stats,
                 ledger,
+                name,
                 _alive: alive,
             },
             side,
@@ -255,6 +259,26 @@ impl<T: Send + 'static> Output<T> {
         state.push(item).await
     }
 
+    /// Counts (by kind) and logs a source's items that failed before they went in
+    /// (`source::try_iter(..).skip_errors()`), as a stage's failed items are; each counts
+    /// as produced and failed once [`Self::failed_items`] adds it.
+    pub(crate) fn failures(&self) -> Failures {
+        Failures {
+            stats: self.stats.clone(),
+            name: self.name,
+        }
+    }
+
+    /// `n` of the source's items failed before they went in (see [`Self::failures`]).
+    pub(crate) async fn failed_items(&mut self, n: u64) {
+        if n > 0 {
+            let mut state = self.state.lock().await;
+            state.counts.failed += n;
+            let state = &mut *state;
+            state.stats.publish(&mut state.counts);
+        }
+    }
+
     /// `items` accepted from outside could not be passed on (the run was aborted): they
     /// count as produced and failed, so the report still accounts for them.
     pub(crate) async fn undelivered(&mut self, items: u64, error: NodeError) {
@@ -267,6 +291,20 @@ impl<T: Send + 'static> Output<T> {
         tracing::warn!(kind, count, items, error = %error, "accepted items not delivered");
         let state = &mut *state;
         state.stats.publish(&mut state.counts);
+    }
+}
+
+/// See [`Output::failures`].
+pub(crate) struct Failures {
+    stats: Arc<NodeStats>,
+    name: &'static str,
+}
+
+impl Failures {
+    /// One item failed with `error`.
+    pub(crate) fn item_failed(&self, error: NodeError) {
+        let (kind, count) = self.stats.record_error(&error);
+        crate::exec::log_failure(self.name, &error, kind, count);
     }
 }
 

@@ -54,7 +54,9 @@ where
 /// A source over an iterator of `Result`s, such as `reader.lines()`: the `Ok` items go
 /// downstream; the first `Err` ends the source, and the run, with
 /// `Failure::SourceFailed` carrying that error (an I/O error is not one more bad line).
-/// What came before it is delivered. Like [`iter`], it runs on a thread of its own.
+/// What came before it is delivered. Like [`iter`], it runs on a thread of its own. With
+/// [`skip_errors`](SourceNode::skip_errors), each `Err` is one failed item instead, and the
+/// source goes on.
 ///
 /// ```
 /// use pipeline::prelude::*;
@@ -77,11 +79,45 @@ where
     T: Send + 'static,
     E: Into<BoxError> + Send + 'static,
 {
-    SourceNode(TryIterSource(items.into_iter()))
+    SourceNode(TryIterSource {
+        items: items.into_iter(),
+        skip_errors: false,
+    })
 }
 
 /// The source [`try_iter`] makes.
-pub struct TryIterSource<I>(I);
+pub struct TryIterSource<I> {
+    items: I,
+    skip_errors: bool,
+}
+
+impl<I> SourceNode<TryIterSource<I>> {
+    /// An `Err` is one failed item rather than the end: it is counted as the source's
+    /// failed item (by kind, in the report's errors) and logged as a stage's failed items
+    /// are, and the source goes on with the next one. For input where a bad record is
+    /// expected; an I/O error that means the input is gone still yields an `Err` per call,
+    /// so bound such an iterator yourself.
+    ///
+    /// ```
+    /// use pipeline::prelude::*;
+    ///
+    /// let lines = vec![Ok("1".to_string()), Err("line 2: bad bytes"), Ok("3".to_string())];
+    /// let got = Collected::new();
+    /// let p = pipeline! {
+    ///     log = source::try_iter(lines).skip_errors();
+    ///     out = got.sink();
+    ///     log => out;
+    /// };
+    /// let report = p.run_blocking().unwrap();
+    /// assert_eq!(got.take(), vec!["1", "3"]);
+    /// assert_eq!(report.node("log").unwrap().failed, 1);
+    /// assert!(report.accounting().is_balanced());
+    /// ```
+    pub fn skip_errors(mut self) -> Self {
+        self.0.skip_errors = true;
+        self
+    }
+}
 
 impl<I, T, E> Source for TryIterSource<I>
 where
@@ -93,8 +129,24 @@ where
     const BLOCKING: bool = true;
 
     async fn run(self, mut out: Output<T>) -> Result<(), BoxError> {
+        if self.skip_errors {
+            let failures = out.failures();
+            let mut failed = 0;
+            let items = self.items.filter_map(|item| match item {
+                Ok(item) => Some(item),
+                Err(error) => {
+                    failed += 1;
+                    failures.item_failed(crate::error::NodeError::from(error.into()));
+                    None
+                }
+            });
+            // `Err` is the pipeline stopping: the source just ends.
+            let _ = out.push_all(items).await;
+            out.failed_items(failed).await;
+            return Ok(());
+        }
         let mut failed = None;
-        let items = self.0.map_while(|item| match item {
+        let items = self.items.map_while(|item| match item {
             Ok(item) => Some(item),
             Err(error) => {
                 failed = Some(error);
