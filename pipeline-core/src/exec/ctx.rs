@@ -13,7 +13,7 @@ use crate::error::{NodeError, Panicked as PanicError};
 use crate::ledger::Ledger;
 use crate::lineage::Lineage;
 use crate::spec::NodeConfig;
-use crate::stats::NodeStats;
+use crate::stats::{NodeStats, log_failure};
 
 #[derive(Clone)]
 pub(crate) struct NodeCtx {
@@ -137,34 +137,6 @@ impl NodeCtx {
             restart: true,
         }
     }
-}
-
-/// Logs a failed item at WARN while its kind is new in the node (the first ten), then at
-/// the 100th, 1 000th, ... with the count, and the rest at DEBUG: a job with thousands of
-/// bad lines says so in a few lines, not thousands.
-pub(crate) fn log_failure(node: &str, error: &NodeError, kind: String, of_its_kind: u64) {
-    if of_its_kind <= 10 {
-        tracing::warn!(node, error = %error, kind, "item failed");
-    } else if is_power_of_ten(of_its_kind) {
-        tracing::warn!(
-            node,
-            error = %error,
-            kind,
-            so_far = of_its_kind,
-            "items keep failing (logged again at ten times this count; each one at DEBUG)"
-        );
-    } else {
-        tracing::debug!(node, error = %error, kind, "item failed");
-    }
-}
-
-/// Whether `n` is 100, 1 000, 10 000...
-fn is_power_of_ten(n: u64) -> bool {
-    let mut rest = n;
-    while rest >= 10 && rest % 10 == 0 {
-        rest /= 10;
-    }
-    rest == 1 && n >= 100
 }
 
 pub(crate) fn panic_message(payload: Box<dyn Any + Send>) -> String {

@@ -25,7 +25,7 @@ mod send;
 mod source;
 mod stage;
 
-pub(crate) use ctx::{NodeCtx, log_failure, panic_message};
+pub(crate) use ctx::{NodeCtx, panic_message};
 pub(crate) use place::place;
 pub(crate) use send::report_dropped;
 pub(crate) use source::run_source;

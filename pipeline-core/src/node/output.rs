@@ -304,7 +304,7 @@ impl Failures {
     /// One item failed with `error`.
     pub(crate) fn item_failed(&self, error: NodeError) {
         let (kind, count) = self.stats.record_error(&error);
-        crate::exec::log_failure(self.name, &error, kind, count);
+        crate::stats::log_failure(self.name, &error, kind, count);
     }
 }
 

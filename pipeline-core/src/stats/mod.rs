@@ -420,6 +420,34 @@ impl NodeStats {
     }
 }
 
+/// Logs a failed item at WARN while its kind is new in the node (the first ten), then at
+/// the 100th, 1 000th, ... with the count, and the rest at DEBUG: a job with thousands of
+/// bad lines says so in a few lines, not thousands.
+pub(crate) fn log_failure(node: &str, error: &NodeError, kind: String, of_its_kind: u64) {
+    if of_its_kind <= 10 {
+        tracing::warn!(node, error = %error, kind, "item failed");
+    } else if is_power_of_ten(of_its_kind) {
+        tracing::warn!(
+            node,
+            error = %error,
+            kind,
+            so_far = of_its_kind,
+            "items keep failing (logged again at ten times this count; each one at DEBUG)"
+        );
+    } else {
+        tracing::debug!(node, error = %error, kind, "item failed");
+    }
+}
+
+/// Whether `n` is 100, 1 000, 10 000...
+fn is_power_of_ten(n: u64) -> bool {
+    let mut rest = n;
+    while rest >= 10 && rest % 10 == 0 {
+        rest /= 10;
+    }
+    rest == 1 && n >= 100
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
