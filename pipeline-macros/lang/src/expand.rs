@@ -10,7 +10,6 @@ use syn::Ident;
 
 use crate::ast::PipelineInput;
 use crate::graph::{FanIn, Graph, Role};
-use crate::options::RetryOption;
 
 /// The most stages one chain names; the runtime's `fuse::chain::CHAIN_MAX` is the same.
 const CHAIN_MAX: usize = 24;
@@ -236,18 +235,18 @@ pub fn expand(graph: &Graph) -> TokenStream {
         // whole macro), so that an error lands on the option.
         let policy = Ident::new("__pipeline_policy", Span::mixed_site());
         let at = |span: Span| Ident::new("__pipeline_policy", Span::mixed_site().located_at(span));
-        let with_retry = node.options.retry.as_ref().map(|RetryOption { span, .. }| {
-            let here = at(*span);
-            let marker = marker_at(markers, ident, *span);
-            let call = quote_spanned!(*span=> ::pipeline::__private::with_retry::<#marker, _>());
+        let with_retry = node.options.span("retry").map(|span| {
+            let here = at(span);
+            let marker = marker_at(markers, ident, span);
+            let call = quote_spanned!(span=> ::pipeline::__private::with_retry::<#marker, _>());
             quote!(let #policy = #call(#here);)
         });
         let with_dead_letter = node
             .options
-            .dead_letter
-            .as_ref()
+            .span("dead_letter")
             .filter(|_| node.dead_letter.is_some())
-            .map(|(_, span)| {
+            .map(|span| {
+                let span = &span;
                 let outlet = Ident::new(
                     &dead_letter_outlet(n).to_string(),
                     Span::mixed_site().located_at(*span),
@@ -269,7 +268,7 @@ pub fn expand(graph: &Graph) -> TokenStream {
                 let add = quote_spanned!(ident.span()=> #private::add_source::<#marker, _>);
                 quote!(#add(&mut #builder, #name, #ident, #outlet, #options);)
             }
-            Role::Stage => match &node.options.workers {
+            Role::Stage => match node.options.span("workers") {
                 None => {
                     let add = quote_spanned!(ident.span()=> #private::add_stage::<#marker, _, _>);
                     quote! {
@@ -277,10 +276,10 @@ pub fn expand(graph: &Graph) -> TokenStream {
                         #add(&mut #builder, #name, #ident, #inlet, #outlet, #options, #policy);
                     }
                 }
-                Some((_, span)) => {
+                Some(span) => {
                     // Spanned at `workers`: the `Clone` it requires is that option's doing.
                     let add =
-                        quote_spanned!(*span=> #private::add_stage_with_workers::<#marker, _, _>);
+                        quote_spanned!(span=> #private::add_stage_with_workers::<#marker, _, _>);
                     quote! {
                         #make_policy
                         #add(&mut #builder, #name, #ident, #inlet, #outlet, #options, #policy);

@@ -31,12 +31,16 @@ impl Node {
     /// worker, no per-item policy, no start order, no merge.
     pub(crate) fn runs_plain(&self) -> bool {
         let options = &self.options;
-        options.workers.is_none()
-            && options.timeout.is_none()
-            && options.retry.is_none()
-            && options.dead_letter.is_none()
-            && options.after.is_empty()
-            && !options.merge
+        [
+            "workers",
+            "timeout",
+            "retry",
+            "dead_letter",
+            "after",
+            "merge",
+        ]
+        .iter()
+        .all(|option| !options.has(option))
     }
 }
 

@@ -54,7 +54,7 @@ impl Node {
     }
 
     pub fn fan_in(&self) -> FanIn {
-        FanIn::of(self.options.merge, self.inputs.len())
+        FanIn::of(self.options.has("merge"), self.inputs.len())
     }
 }
 
@@ -176,9 +176,9 @@ impl Graph {
                 .written
                 .get(name)
                 .map_or_else(|| self.nodes[n].ident.span(), |w| w.span),
-            Site::After(n, i) => self.nodes[n].options.after[i].span(),
-            Site::DeadLetter(n) => match &self.nodes[n].options.dead_letter {
-                Some((target, _)) => target.span(),
+            Site::After(n, i) => self.nodes[n].options.nodes("after")[i].span(),
+            Site::DeadLetter(n) => match self.nodes[n].options.nodes("dead_letter").first() {
+                Some(target) => target.span(),
                 None => self.nodes[n].ident.span(),
             },
         }
@@ -188,7 +188,11 @@ impl Graph {
     /// (when there is such a node, and it is another one: the checks say so otherwise).
     fn add_dead_letter_edges(&mut self) {
         for from in 0..self.nodes.len() {
-            let Some((target, span)) = self.nodes[from].options.dead_letter.clone() else {
+            let options = &self.nodes[from].options;
+            let (Some(target), Some(span)) = (
+                options.nodes("dead_letter").first().cloned(),
+                options.span("dead_letter"),
+            ) else {
                 continue;
             };
             let target_name = node_name(&target);
@@ -252,8 +256,8 @@ impl Graph {
         let dead_letters = self
             .nodes
             .iter()
-            .filter_map(|n| n.options.dead_letter.as_ref())
-            .map(|(target, _)| node_name(target))
+            .filter_map(|n| n.options.nodes("dead_letter").first())
+            .map(node_name)
             .filter(|target| !self.nodes.iter().any(|n| &n.name == target));
         unbound
             .chain(dead_letters)
@@ -291,11 +295,19 @@ impl Structure for Graph {
         self.nodes[n].options.written.keys().copied().collect()
     }
     fn dead_letter_target(&self, n: usize) -> Option<String> {
-        let (target, _) = self.nodes[n].options.dead_letter.as_ref()?;
-        Some(node_name(target))
+        self.nodes[n]
+            .options
+            .nodes("dead_letter")
+            .first()
+            .map(node_name)
     }
     fn after(&self, n: usize) -> Vec<String> {
-        self.nodes[n].options.after.iter().map(node_name).collect()
+        self.nodes[n]
+            .options
+            .nodes("after")
+            .iter()
+            .map(node_name)
+            .collect()
     }
     fn excused(&self, n: usize) -> bool {
         self.meant_by_typos().contains(&self.nodes[n].name.as_str())

@@ -4,19 +4,17 @@
 //! the book all come from that table (a test keeps the two tables in step with it).
 //!
 //! Adding an option: a descriptor here (by default it sets the runtime's `NodeConfig`
-//! through the method of its own name), a field in [`Options`] if a check needs its value,
-//! then the field and method on `NodeConfig` and the executor that obeys it.
+//! through the method of its own name), then the field and method on `NodeConfig` and the
+//! executor that obeys it. The macro reads options as written ([`Options`]), so it needs
+//! nothing more.
 //!
 //! The table is plain data, which the runtime's graph builder reads too; what reads the
 //! macro's syntax (the `syntax` feature) is in [`crate::written`].
 
 #[cfg(feature = "syntax")]
-pub use syntax::{Config, Given, Options, RetryOption, Written};
-#[cfg(feature = "syntax")]
-use syntax::{nodes, one};
+pub use syntax::{Config, Given, Options, Written};
 #[cfg(feature = "syntax")]
 use {
-    proc_macro2::Span,
     quote::{quote, quote_spanned},
     syn::Ident,
 };
@@ -33,27 +31,32 @@ mod syntax {
 
     use super::Descriptor;
 
-    /// What the options of one node say, after parsing. Each value comes with where its option
-    /// was written, so that errors about it (a missing `Clone`, a misplaced option) point there.
+    /// The options of one node as written, by name: where each was written (errors about it
+    /// point there) and its arguments. Everything the macro needs of an option is read from
+    /// here; it keeps no second copy.
     #[derive(Default)]
     pub struct Options {
-        pub capacity: Option<Expr>,
-        pub workers: Option<(Expr, Span)>,
-        pub ordered: Option<Span>,
-        /// A `Duration` expression.
-        pub timeout: Option<(Expr, Span)>,
-        pub retry: Option<RetryOption>,
-        /// The predicate on errors.
-        pub retry_if: Option<(Expr, Span)>,
-        pub restarts: Option<(Expr, Span)>,
-        /// The node failed items go to.
-        pub dead_letter: Option<(Ident, Span)>,
-        /// Nodes that must finish before this one starts.
-        pub after: Vec<Ident>,
-        pub merge: bool,
-        pub fail_fast: bool,
-        /// Each option as written, by name, for the node's configuration.
         pub written: BTreeMap<&'static str, Written>,
+    }
+
+    impl Options {
+        /// Whether option `name` is written.
+        pub fn has(&self, name: &str) -> bool {
+            self.written.contains_key(name)
+        }
+
+        /// Where option `name` is written, if it is.
+        pub fn span(&self, name: &str) -> Option<Span> {
+            self.written.get(name).map(|w| w.span)
+        }
+
+        /// The nodes option `name` names (`dead_letter(node)`, `after(a, b)`).
+        pub fn nodes(&self, name: &str) -> &[Ident] {
+            match self.written.get(name).map(|w| &w.given) {
+                Some(Given::Nodes(nodes)) => nodes,
+                _ => &[],
+            }
+        }
     }
 
     /// One option as written on a node: where, and its arguments.
@@ -61,15 +64,6 @@ mod syntax {
     pub struct Written {
         pub span: Span,
         pub given: Given,
-    }
-
-    /// `retry(attempts)`, `retry(attempts, first_pause)` or `retry(attempts, first, longest)`.
-    pub struct RetryOption {
-        pub attempts: Expr,
-        pub first: Option<Expr>,
-        pub longest: Option<Expr>,
-        /// Where `retry` was written.
-        pub span: Span,
     }
 
     /// The arguments as written, checked against [`Args`](super::Args).
@@ -106,20 +100,6 @@ mod syntax {
                     quote!(#(.#method(#names))*)
                 }
             }
-        }
-    }
-
-    pub(crate) fn one(given: Given) -> Expr {
-        match given {
-            Given::Exprs(mut args) => args.remove(0),
-            _ => unreachable!("checked against `Args::One`"),
-        }
-    }
-
-    pub(crate) fn nodes(given: Given) -> Vec<Ident> {
-        match given {
-            Given::Nodes(nodes) => nodes,
-            _ => unreachable!("checked against `Args::Node(s)`"),
         }
     }
 }
@@ -185,9 +165,6 @@ pub struct Descriptor {
     /// otherwise.
     #[cfg(feature = "syntax")]
     pub config: Config,
-    /// Records the option's arguments in the macro's `Options`.
-    #[cfg(feature = "syntax")]
-    pub(crate) set: fn(&mut Options, Given, Span),
 }
 
 /// Every node option. The order is the documentation's.
@@ -207,8 +184,6 @@ pub static OPTIONS: &[Descriptor] = &[
         example: "capacity(64)",
         #[cfg(feature = "syntax")]
         config: Config::SameName,
-        #[cfg(feature = "syntax")]
-        set: |options, given, _| options.capacity = Some(one(given)),
     },
     Descriptor {
         name: "workers",
@@ -225,8 +200,6 @@ pub static OPTIONS: &[Descriptor] = &[
         example: "workers(4)",
         #[cfg(feature = "syntax")]
         config: Config::SameName,
-        #[cfg(feature = "syntax")]
-        set: |options, given, at| options.workers = Some((one(given), at)),
     },
     Descriptor {
         name: "ordered",
@@ -241,8 +214,6 @@ pub static OPTIONS: &[Descriptor] = &[
         example: "ordered",
         #[cfg(feature = "syntax")]
         config: Config::SameName,
-        #[cfg(feature = "syntax")]
-        set: |options, _, at| options.ordered = Some(at),
     },
     Descriptor {
         name: "timeout",
@@ -257,8 +228,6 @@ pub static OPTIONS: &[Descriptor] = &[
         example: "timeout(Duration::from_millis(500))",
         #[cfg(feature = "syntax")]
         config: Config::SameName,
-        #[cfg(feature = "syntax")]
-        set: |options, given, at| options.timeout = Some((one(given), at)),
     },
     Descriptor {
         name: "retry",
@@ -285,19 +254,6 @@ pub static OPTIONS: &[Descriptor] = &[
             };
             quote!(.#retry(#attempts).#pauses(#first, #longest))
         }),
-        #[cfg(feature = "syntax")]
-        set: |options, given, span| {
-            let Given::Exprs(args) = given else {
-                unreachable!("checked against `Args::UpToThree`")
-            };
-            let mut args = args.into_iter();
-            options.retry = args.next().map(|attempts| RetryOption {
-                attempts,
-                first: args.next(),
-                longest: args.next(),
-                span,
-            });
-        },
     },
     Descriptor {
         name: "retry_if",
@@ -312,8 +268,6 @@ pub static OPTIONS: &[Descriptor] = &[
         example: "retry_if(|e| !e.is::<NotFound>())",
         #[cfg(feature = "syntax")]
         config: Config::SameName,
-        #[cfg(feature = "syntax")]
-        set: |options, given, at| options.retry_if = Some((one(given), at)),
     },
     Descriptor {
         name: "restarts",
@@ -328,8 +282,6 @@ pub static OPTIONS: &[Descriptor] = &[
         example: "restarts(5)",
         #[cfg(feature = "syntax")]
         config: Config::SameName,
-        #[cfg(feature = "syntax")]
-        set: |options, given, at| options.restarts = Some((one(given), at)),
     },
     Descriptor {
         name: "dead_letter",
@@ -344,10 +296,6 @@ pub static OPTIONS: &[Descriptor] = &[
         example: "dead_letter(rejects)",
         #[cfg(feature = "syntax")]
         config: Config::SameName,
-        #[cfg(feature = "syntax")]
-        set: |options, given, at| {
-            options.dead_letter = nodes(given).into_iter().next().map(|node| (node, at))
-        },
     },
     Descriptor {
         name: "after",
@@ -362,8 +310,6 @@ pub static OPTIONS: &[Descriptor] = &[
         example: "after(index, cache)",
         #[cfg(feature = "syntax")]
         config: Config::SameName,
-        #[cfg(feature = "syntax")]
-        set: |options, given, _| options.after = nodes(given),
     },
     Descriptor {
         name: "fail_fast",
@@ -378,8 +324,6 @@ pub static OPTIONS: &[Descriptor] = &[
         example: "fail_fast",
         #[cfg(feature = "syntax")]
         config: Config::SameName,
-        #[cfg(feature = "syntax")]
-        set: |options, _, _| options.fail_fast = true,
     },
     Descriptor {
         name: "merge",
@@ -394,8 +338,6 @@ pub static OPTIONS: &[Descriptor] = &[
         example: "merge",
         #[cfg(feature = "syntax")]
         config: Config::SameName,
-        #[cfg(feature = "syntax")]
-        set: |options, _, _| options.merge = true,
     },
 ];
 

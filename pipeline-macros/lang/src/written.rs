@@ -69,14 +69,9 @@ pub fn apply(node: &str, target: &mut Options, options: Vec<NodeOption>, errors:
         else {
             continue;
         };
-        target.written.insert(
-            descriptor.name,
-            Written {
-                span,
-                given: given.clone(),
-            },
-        );
-        (descriptor.set)(target, given, span);
+        target
+            .written
+            .insert(descriptor.name, Written { span, given });
     }
 }
 
