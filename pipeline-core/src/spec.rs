@@ -7,36 +7,7 @@ use std::time::Duration;
 
 use crate::error::NodeError;
 
-/// What a node is, as the report shows it.
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Source,
-    Stage,
-    Sink,
-}
-
-impl std::fmt::Display for Role {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Role::Source => "source",
-            Role::Stage => "stage",
-            Role::Sink => "sink",
-        })
-    }
-}
-
-/// How a node with several inputs combines them.
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FanIn {
-    /// One input.
-    Single,
-    /// A tuple of items with the same lineage, one per input in declaration order.
-    Zip,
-    /// Items of all inputs, interleaved.
-    Merge,
-}
+pub use pipeline_lang::role::{FanIn, Role};
 
 /// How one node runs: everything its options (`name[workers(4), retry(3)] = ..`) say, in
 /// one value. The macro fills it from the options written on a node; the run-time

@@ -328,12 +328,8 @@ impl Structure for Graph {
     }
     /// What it was added as: checks of where an option fits say so, even when its
     /// edges are wrong too.
-    fn role(&self, n: usize) -> pipeline_lang::role::Role {
-        match self.nodes[n].role {
-            Role::Source => pipeline_lang::role::Role::Source,
-            Role::Stage => pipeline_lang::role::Role::Stage,
-            Role::Sink => pipeline_lang::role::Role::Sink,
-        }
+    fn role(&self, n: usize) -> Role {
+        self.nodes[n].role
     }
 }
 
@@ -438,7 +434,7 @@ impl Graph {
             };
             let inputs = &self.inputs[n];
             let name = &node.name;
-            let fan_in = FanIn::of_config(&node.config, inputs.len());
+            let fan_in = FanIn::of(node.config.merge, inputs.len());
             let parts = match (fan_in, input) {
                 (FanIn::Zip, Input::Tuple { parts, .. }) if parts.len() == inputs.len() => {
                     Some(parts)
@@ -509,7 +505,7 @@ impl Graph {
         // Each node's input senders, one per input edge, in the order of its inputs.
         let mut senders: Vec<Vec<Option<Sender>>> = Vec::with_capacity(self.nodes.len());
         for (n, node) in self.nodes.iter_mut().enumerate() {
-            let fan_in = FanIn::of_config(&node.config, self.inputs[n].len());
+            let fan_in = FanIn::of(node.config.merge, self.inputs[n].len());
             let opened = if self.inputs[n].is_empty() {
                 Vec::new()
             } else {
@@ -551,18 +547,6 @@ impl Graph {
             node.add_to(&mut builder);
         }
         builder.build()
-    }
-}
-
-impl FanIn {
-    /// How a node with these options and `inputs` edges into it combines them.
-    fn of_config(config: &NodeConfig, inputs: usize) -> FanIn {
-        let fan_in = pipeline_lang::role::FanIn::of(config.merge, inputs);
-        match fan_in {
-            pipeline_lang::role::FanIn::Single => FanIn::Single,
-            pipeline_lang::role::FanIn::Zip => FanIn::Zip,
-            pipeline_lang::role::FanIn::Merge => FanIn::Merge,
-        }
     }
 }
 

@@ -78,7 +78,8 @@ struct Frame {
 #[derive(Serialize)]
 struct NodeFrame {
     name: String,
-    role: &'static str,
+    /// As the report's table says it: `source`, `stage`, `sink`.
+    role: String,
     workers: usize,
     received: u64,
     emitted: u64,
@@ -89,14 +90,6 @@ struct NodeFrame {
     rate: f64,
     /// Busy share since the last frame, 0 to 1.
     busy: f64,
-}
-
-fn role(role: Role) -> &'static str {
-    match role {
-        Role::Source => "source",
-        Role::Stage => "stage",
-        Role::Sink => "sink",
-    }
 }
 
 /// The items a node is measured by: what it sends, or for a sink what it takes.
@@ -129,7 +122,7 @@ fn frame(now: &RunReport, before: Option<&(RunReport, Instant)>, finished: bool)
             };
             NodeFrame {
                 name: node.name.clone(),
-                role: role(node.role),
+                role: node.role.to_string(),
                 workers: node.workers,
                 received: node.received,
                 emitted: node.emitted,

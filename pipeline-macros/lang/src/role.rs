@@ -1,17 +1,41 @@
 //! What a node is, by its edges: a source has no input, a sink no output; a node with
 //! several inputs zips them, unless it merges them.
 
+//!
+//! The runtime re-exports both (`pipeline::Role`, `pipeline::FanIn`): one definition for
+//! the macro, the run-time builder and the reports.
+
+/// What a node is, as the report shows it.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
+    /// Takes no input; produces items.
     Source,
+    /// Takes items and sends items on.
     Stage,
+    /// Takes items; sends nothing on.
     Sink,
 }
 
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Role::Source => "source",
+            Role::Stage => "stage",
+            Role::Sink => "sink",
+        })
+    }
+}
+
+/// How a node with several inputs combines them.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FanIn {
+    /// One input.
     Single,
+    /// A tuple of items with the same lineage, one per input in declaration order.
     Zip,
+    /// Items of all inputs, interleaved.
     Merge,
 }
 
