@@ -115,25 +115,29 @@ impl Ledger {
 
     /// A zip dropped `n` items of `lineage`, which found no partners.
     pub(crate) fn dropped(&self, lineage: Lineage, n: i64) {
-        if let Some(entry) = self.lock().get_mut(&lineage.root_index())
-            && matches!(entry.fate, Fate::Ended)
-        {
-            entry.fate = Fate::Dropped;
-        }
-        self.adjust(lineage, -n);
+        self.change(lineage, -n, Some(Fate::Dropped));
     }
 
     /// `delta` more (or fewer) items of `lineage`'s root are in this process.
     pub(crate) fn adjust(&self, lineage: Lineage, delta: i64) {
-        if delta == 0 {
-            return;
+        if delta != 0 {
+            self.change(lineage, delta, None);
         }
+    }
+
+    /// `adjust`, noting `fate` for the root unless something went wrong with it before.
+    fn change(&self, lineage: Lineage, delta: i64, fate: Option<Fate>) {
         let finished = {
             let mut open = self.lock();
             let root = lineage.root_index();
             let Some(entry) = open.get_mut(&root) else {
                 return;
             };
+            if let Some(fate) = fate
+                && matches!(entry.fate, Fate::Ended)
+            {
+                entry.fate = fate;
+            }
             entry.items += delta;
             if entry.items > 0 {
                 return;

@@ -59,8 +59,18 @@ fn take_offer<T: 'static, I: Inlet<T>>(inlet: &mut I) -> Option<Offer<T>> {
 /// Reports what `inlet` and `outlet` join, renumber or copy to the run's ledger, when it
 /// follows items (see [`crate::ledger`]).
 fn track<T, U: Send + 'static, I: Inlet<T>>(ctx: &NodeCtx, inlet: &mut I, outlet: &mut Outlet<U>) {
+    track_inlet(ctx, inlet);
+    track_outlet(ctx, outlet);
+}
+
+fn track_inlet<T, I: Inlet<T>>(ctx: &NodeCtx, inlet: &mut I) {
     if let Some(ledger) = &ctx.ledger {
         inlet.track(ledger.clone());
+    }
+}
+
+fn track_outlet<U: Send + 'static>(ctx: &NodeCtx, outlet: &mut Outlet<U>) {
+    if let Some(ledger) = &ctx.ledger {
         outlet.track(ledger.clone());
     }
 }
@@ -111,9 +121,7 @@ impl Builder {
         self.nodes.push((
             spec,
             Box::new(move |ctx: NodeCtx| {
-                if let Some(ledger) = &ctx.ledger {
-                    outlet.track(ledger.clone());
-                }
+                track_outlet(&ctx, &mut outlet);
                 let stats = ctx.stats.clone();
                 place(S::BLOCKING, &stats, run_source(node.0, outlet, ctx))
             }),
@@ -171,16 +179,12 @@ impl Builder {
             Some(offer) => {
                 let offer = self.withdrawable(name, offer);
                 Box::new(move |ctx| {
-                    if let Some(ledger) = &ctx.ledger {
-                        inlet.track(ledger.clone());
-                    }
+                    track_inlet(&ctx, &mut inlet);
                     Box::pin(run_fusable_sink(node.0, inlet, ctx, offer))
                 })
             }
             None => Box::new(move |ctx: NodeCtx| {
-                if let Some(ledger) = &ctx.ledger {
-                    inlet.track(ledger.clone());
-                }
+                track_inlet(&ctx, &mut inlet);
                 let stats = ctx.stats.clone();
                 place(S::BLOCKING, &stats, run_sink(node.0, inlet, ctx))
             }),

@@ -278,7 +278,6 @@ fn accept<In: Send + 'static>(ingress: &Ingress<In>, items: Vec<In>) -> Response
         match ingress.try_send(item) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => return full(taken, of),
-            Err(TrySendError::Closed(_)) if taken == 0 => return draining(),
             Err(TrySendError::Closed(_)) => {
                 let mut response = draining();
                 response

@@ -282,15 +282,10 @@ impl<T: Send + 'static> Output<T> {
     /// `items` accepted from outside could not be passed on (the run was aborted): they
     /// count as produced and failed, so the report still accounts for them.
     pub(crate) async fn undelivered(&mut self, items: u64, error: NodeError) {
-        if items == 0 {
-            return;
+        if items > 0 {
+            self.failures().item_failed(error);
+            self.failed_items(items).await;
         }
-        let mut state = self.state.lock().await;
-        state.counts.failed += items;
-        let (kind, count) = self.stats.record_error(&error);
-        tracing::warn!(kind, count, items, error = %error, "accepted items not delivered");
-        let state = &mut *state;
-        state.stats.publish(&mut state.counts);
     }
 }
 
