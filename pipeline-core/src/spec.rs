@@ -187,6 +187,59 @@ impl NodeConfig {
         .collect()
     }
 
+    /// Sets option `name` from arguments written as text (a spec file's
+    /// `options = ["retry(3, 50ms)"]`): the same methods as above, chosen by the option's
+    /// name. Says what is wrong when the arguments do not fit; the option's name and the
+    /// number of its arguments are checked against the option table before.
+    pub(crate) fn set(self, name: &str, args: &[OptionArg]) -> Result<Self, String> {
+        let count = |n: usize| match args.get(n) {
+            Some(OptionArg::Count(value)) => Ok(*value),
+            other => Err(format!("`{name}` takes a whole number here{}", got(other))),
+        };
+        let duration = |n: usize| match args.get(n) {
+            Some(OptionArg::Duration(value)) => Ok(*value),
+            other => Err(format!(
+                "`{name}` takes a duration here, such as `500ms` or `2s`{}",
+                got(other)
+            )),
+        };
+        let nodes = || {
+            args.iter()
+                .map(|arg| match arg {
+                    OptionArg::Node(node) => Ok(node.clone()),
+                    other => Err(format!("`{name}` takes node names{}", got(Some(other)))),
+                })
+                .collect::<Result<Vec<String>, String>>()
+        };
+        let small = |n: u64| u32::try_from(n).map_err(|_| format!("`{name}({n})` is too large"));
+        Ok(match name {
+            "capacity" => self.capacity(count(0)? as usize),
+            "workers" => self.workers(count(0)? as usize),
+            "ordered" => self.ordered(),
+            "timeout" => self.timeout(duration(0)?),
+            "retry" => {
+                let config = self.retry(small(count(0)?)?);
+                match args.len() {
+                    1 => config,
+                    2 => config.retry_pauses(duration(1)?, DEFAULT_LONGEST_PAUSE),
+                    _ => config.retry_pauses(duration(1)?, duration(2)?),
+                }
+            }
+            "restarts" => self.restarts(small(count(0)?)?),
+            "dead_letter" => self.dead_letter(nodes()?.remove(0)),
+            "after" => nodes()?.into_iter().fold(self, NodeConfig::after),
+            "fail_fast" => self.fail_fast(),
+            "merge" => self.merge(),
+            "retry_if" => {
+                return Err(
+                    "`retry_if` takes a Rust predicate, which a spec cannot hold: without it, `retry` tries every error again"
+                        .to_string(),
+                );
+            }
+            other => return Err(format!("there is no option `{other}`")),
+        })
+    }
+
     /// Items each input edge holds.
     pub fn edge_capacity(&self) -> usize {
         self.capacity.unwrap_or(DEFAULT_CAPACITY)
@@ -270,6 +323,26 @@ impl std::fmt::Debug for NodeConfig {
             f.field("merge", &true);
         }
         f.finish()
+    }
+}
+
+/// One argument of an option written as text (see [`NodeConfig::set`]).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum OptionArg {
+    /// `4`
+    Count(u64),
+    /// `500ms`, `2s`
+    Duration(Duration),
+    /// `rejects`: a node's name.
+    Node(String),
+}
+
+fn got(arg: Option<&OptionArg>) -> String {
+    match arg {
+        None => ", and none is given".to_string(),
+        Some(OptionArg::Count(n)) => format!(", not `{n}`"),
+        Some(OptionArg::Duration(d)) => format!(", not the duration `{d:?}`"),
+        Some(OptionArg::Node(node)) => format!(", not `{node}`"),
     }
 }
 

@@ -33,6 +33,35 @@ impl ItemType {
     }
 }
 
+/// The type as a user writes it: `(String, Failed<u32>)`, without the module paths
+/// `type_name` gives (`alloc::string::String`).
+impl std::fmt::Display for ItemType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&without_paths(self.name))
+    }
+}
+
+/// Drops every path segment before a name: `a::b::C<d::E>` becomes `C<E>`.
+pub(super) fn without_paths(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    // Where the identifier being written began in `out`.
+    let mut ident_start = 0;
+    let mut rest = name;
+    while let Some(c) = rest.chars().next() {
+        if let Some(after) = rest.strip_prefix("::") {
+            out.truncate(ident_start);
+            rest = after;
+            continue;
+        }
+        if !(c.is_alphanumeric() || c == '_') {
+            ident_start = out.len() + c.len_utf8();
+        }
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    out
+}
+
 /// What a node takes.
 pub(crate) enum Input {
     /// Items of one type, from one input or merged from several.

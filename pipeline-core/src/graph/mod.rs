@@ -36,6 +36,10 @@
 
 mod entry;
 mod error;
+#[cfg(feature = "spec")]
+mod registry;
+#[cfg(feature = "spec")]
+mod spec;
 
 use std::collections::HashMap;
 
@@ -49,8 +53,12 @@ use crate::run::{Builder, Pipeline};
 use crate::spec::{FanIn, NodeConfig, Role};
 
 pub use entry::ZipInput;
-use entry::{Entry, Input, Sender};
+use entry::{Entry, Input, ItemType, Sender};
 pub use error::{GraphError, GraphErrors, Place};
+#[cfg(feature = "spec")]
+pub use registry::Registry;
+#[cfg(feature = "spec")]
+pub use spec::{GraphSpec, SpecError, SpecErrors};
 
 /// Nodes and edges by name, checked and wired by [`build`](Self::build). See the
 /// [module documentation](self).
@@ -395,6 +403,9 @@ impl Graph {
             match node.role {
                 Role::Source => {
                     for &e in &self.inputs[n] {
+                        if refused.contains(&e) {
+                            continue;
+                        }
                         refused.push(e);
                         errors.push(GraphError::new(
                             Place::Edge(self.nodes[self.edges[e].from].name.clone(), name.clone()),
@@ -404,6 +415,10 @@ impl Graph {
                 }
                 Role::Sink => {
                     for &e in self.outputs[n].iter().chain(&self.dead_letters[n]) {
+                        // A sink feeding a source: one mistake, said once.
+                        if refused.contains(&e) {
+                            continue;
+                        }
                         refused.push(e);
                         errors.push(GraphError::new(
                             Place::Edge(name.clone(), self.nodes[self.edges[e].to].name.clone()),
@@ -450,13 +465,19 @@ impl Graph {
                             "`{name}` has {} inputs, so it takes a tuple of {} items, one per input in the order its edges are added, but it takes `{}`: {hint}",
                             inputs.len(),
                             inputs.len(),
-                            input.whole().name
+                            input.whole()
                         ),
                     ));
                     continue;
                 }
                 _ => None,
             };
+            if let Some(parts) = parts
+                && let Some(error) = self.swapped_zip(n, input, parts)
+            {
+                errors.push(error);
+                continue;
+            }
             for (slot, &e) in inputs.iter().enumerate() {
                 let edge = &self.edges[e];
                 let from = &self.nodes[edge.from];
@@ -479,24 +500,65 @@ impl Graph {
                 let message = if edge.dead_letter {
                     format!(
                         "`dead_letter({name})` on `{from_name}`: `{name}` takes `{}`, but `{from_name}`'s failed items are `{}`",
-                        expected.name, sent.name
+                        expected, sent
                     )
                 } else if parts.is_some() {
                     format!(
                         "edge `{from_name} => {name}`: `{name}` receives `{}`, one item per input in the order its edges are added, and `{from_name}` sends `{}` where that tuple has `{}`",
-                        input.whole().name,
-                        sent.name,
-                        expected.name
+                        input.whole(),
+                        sent,
+                        expected
                     )
                 } else {
                     format!(
                         "edge `{from_name} => {name}`: `{from_name}` sends `{}` but `{name}` expects `{}`",
-                        sent.name, expected.name
+                        sent, expected
                     )
                 };
                 errors.push(GraphError::new(place, message));
             }
         }
+    }
+
+    /// A zip whose inputs send the tuple's types in another order: one mistake (the order
+    /// of its edges), said once, with the order that fits.
+    fn swapped_zip(&self, n: usize, input: &Input, parts: &[ItemType]) -> Option<GraphError> {
+        let sent: Vec<(usize, ItemType)> = self.inputs[n]
+            .iter()
+            .map(|&e| {
+                let (edge, from) = (&self.edges[e], &self.nodes[self.edges[e].from]);
+                let sent = if edge.dead_letter {
+                    from.failed
+                } else {
+                    from.output
+                };
+                sent.map(|sent| (e, sent))
+            })
+            .collect::<Option<_>>()?;
+        if sent.iter().zip(parts).all(|((_, s), p)| s.id == p.id) {
+            return None;
+        }
+        // Each place of the tuple takes the first unused edge that sends its type.
+        let mut unused: Vec<Option<&(usize, ItemType)>> = sent.iter().map(Some).collect();
+        let mut order = Vec::new();
+        for part in parts {
+            let slot = unused
+                .iter()
+                .position(|s| s.is_some_and(|(_, sent)| sent.id == part.id))?;
+            let (e, _) = unused[slot].take().expect("found above");
+            order.push(format!("`{}`", self.edge_name(*e)));
+        }
+        let name = &self.nodes[n].name;
+        let sends: Vec<String> = sent.iter().map(|(_, s)| s.to_string()).collect();
+        Some(GraphError::new(
+            Place::Node(name.clone()),
+            format!(
+                "`{name}` receives `{}`, one item per input in the order its edges are added, but its edges send `({})` in that order: add them in the tuple's order, {}",
+                input.whole(),
+                sends.join(", "),
+                order.join(" then ")
+            ),
+        ))
     }
 
     /// Makes the edges and hands the nodes to the runtime's builder.
