@@ -191,6 +191,7 @@ impl NodeConfig {
     /// `options = ["retry(3, 50ms)"]`): the same methods as above, chosen by the option's
     /// name. Says what is wrong when the arguments do not fit; the option's name and the
     /// number of its arguments are checked against the option table before.
+    #[cfg(feature = "spec")]
     pub(crate) fn set(self, name: &str, args: &[OptionArg]) -> Result<Self, String> {
         let count = |n: usize| match args.get(n) {
             Some(OptionArg::Count(value)) => Ok(*value),
@@ -326,7 +327,8 @@ impl std::fmt::Debug for NodeConfig {
     }
 }
 
-/// One argument of an option written as text (see [`NodeConfig::set`]).
+/// One argument of an option written as text (see `NodeConfig::set`).
+#[cfg(feature = "spec")]
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum OptionArg {
     /// `4`
@@ -337,6 +339,7 @@ pub(crate) enum OptionArg {
     Node(String),
 }
 
+#[cfg(feature = "spec")]
 fn got(arg: Option<&OptionArg>) -> String {
     match arg {
         None => ", and none is given".to_string(),

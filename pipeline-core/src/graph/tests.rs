@@ -327,6 +327,7 @@ fn types_are_named_as_users_write_them() {
 }
 
 /// A spec writes options as text; each one but `retry_if` (Rust code) can be set that way.
+#[cfg(feature = "spec")]
 #[test]
 fn every_option_but_retry_if_can_be_set_from_text() {
     use crate::spec::OptionArg::{Count, Duration as Pause, Node};
