@@ -2,23 +2,13 @@
 //! own where the hang could be in a runtime's drop: a hang fails the test instead of
 //! stalling the suite.
 
-use std::sync::mpsc;
 use std::time::Duration;
 
 use pipeline::prelude::*;
 
-/// Runs `scenario` on a thread of its own and fails if it is not over within `limit`.
-fn within<T: Send + 'static>(limit: Duration, scenario: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(scenario());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(result) => result,
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("hung: not over after {limit:?}"),
-        Err(mpsc::RecvTimeoutError::Disconnected) => panic!("the scenario panicked"),
-    }
-}
+#[path = "support/within.rs"]
+mod support;
+use support::within;
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()

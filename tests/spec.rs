@@ -185,7 +185,7 @@ fn every_kind_of_mistake_is_reported_with_its_line() {
             "a cycle",
             "edges = [\"inp => a => b => a\", \"b => out\"]\n[nodes.inp]\nuse = \"words\"\nargs = { count = 1 }\n[nodes.a]\nuse = \"upper\"\noptions = [\"merge\"]\n[nodes.b]\nuse = \"reverse\"\n[nodes.out]\nuse = \"strings\"\n",
             &[
-                "1:28: this edge closes a cycle: a => b => a; a pipeline is a directed acyclic graph, remove one of these edges",
+                "1:28: this edge closes a cycle: a => b => a; remove one of these edges, or, if items are meant to go round, write the edge back as a loop edge: `loop b => a`",
             ],
         ),
         (
@@ -276,4 +276,38 @@ fn a_file_that_cannot_be_read_is_an_error_naming_it() {
         shown.starts_with("no/such/spec.toml has 1 mistake:\nno/such/spec.toml: cannot read it:"),
         "{shown}"
     );
+}
+
+/// A loop in a spec, written as in the macro: `loop found => frontier`.
+#[test]
+fn a_spec_can_hold_a_loop() {
+    let visited: Collected<u32> = Collected::new();
+    let sink = visited.clone();
+    let mut registry = Registry::new();
+    registry
+        .source("seed", |_: ()| source::iter([0u32]))
+        .stage("dedup", |_: ()| {
+            let mut seen = std::collections::HashSet::new();
+            stage::filter(move |page: &u32| seen.insert(*page))
+        })
+        .stage("links", |args: Count| {
+            let pages = args.count as u32;
+            stage::flat_map(move |page: u32| [(page * 3 + 1) % pages, (page + 1) % pages])
+        })
+        .sink("visited", move |_: ()| sink.sink());
+    let spec = GraphSpec::from_toml(
+        r#"
+        edges = ["seed => frontier => found", "frontier => out", "loop found => frontier"]
+        nodes.seed.use = "seed"
+        nodes.frontier.use = "dedup"
+        nodes.found = { use = "links", args = { count = 500 } }
+        nodes.out.use = "visited"
+        "#,
+    )
+    .unwrap();
+    let report = spec.build(&registry).unwrap().run_blocking().unwrap();
+    let mut got = visited.take();
+    got.sort_unstable();
+    assert_eq!(got, (0..500).collect::<Vec<u32>>());
+    assert!(report.accounting().is_balanced(), "{report}");
 }

@@ -7,7 +7,9 @@ use tokio::sync::watch;
 
 use crate::error::Failure;
 
-pub(crate) struct Control {
+/// Not part of the API: the run's switchboard, which a loop's entry watches (see
+/// `inlet::LoopInlet`).
+pub struct Control {
     // Checked once per source item, so a plain atomic; the watch wakes those that wait.
     stopping: AtomicBool,
     // Read by edges to other processes before each acknowledgement: a failing run must not

@@ -241,6 +241,15 @@ pub enum Failure {
         /// Why it could not be served.
         error: String,
     },
+    /// A loop went past one of its limits (items that came round too often, or too many
+    /// items waiting to go round): it is not converging. Items that would have gone round
+    /// again are dropped (the report counts them) so that the run ends.
+    LoopLimit {
+        /// The loop's entry node, by its name in the graph.
+        node: String,
+        /// Which limit, and what to do.
+        limit: String,
+    },
     /// The graph cannot run as it is (a service's replies cannot be followed through it).
     Unrunnable {
         /// What is wrong, and what to do.
@@ -257,7 +266,8 @@ impl Failure {
             | Failure::SetupFailed { node, .. }
             | Failure::RestartsExhausted { node, .. }
             | Failure::SourceFailed { node, .. }
-            | Failure::FinishFailed { node, .. } => Some(node),
+            | Failure::FinishFailed { node, .. }
+            | Failure::LoopLimit { node, .. } => Some(node),
             Failure::Aborted
             | Failure::Internal { .. }
             | Failure::Remote { .. }
@@ -303,6 +313,9 @@ impl fmt::Display for Failure {
                 "node `{node}` panicked again after {restarts} restarts (its budget, see `restarts(n)`): {last_panic}"
             ),
             Failure::Aborted => f.write_str("the run was aborted"),
+            Failure::LoopLimit { node, limit } => {
+                write!(f, "the loop into `{node}` does not converge: {limit}")
+            }
             Failure::Unrunnable { reason } => write!(f, "the graph cannot run: {reason}"),
             Failure::Internal { message } => {
                 write!(f, "internal error in the pipeline runtime: {message}")

@@ -9,7 +9,8 @@
 
 pub mod analysis;
 pub mod context;
-pub(crate) mod control;
+#[doc(hidden)]
+pub mod control;
 pub(crate) mod counts;
 pub mod error;
 #[doc(hidden)]

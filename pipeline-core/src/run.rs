@@ -67,6 +67,7 @@ fn track_inlet<T, I: Inlet<T>>(ctx: &NodeCtx, inlet: &mut I) {
     if let Some(ledger) = &ctx.ledger {
         inlet.track(ledger.clone());
     }
+    inlet.watch_run(ctx.control.clone(), ctx.name);
 }
 
 fn track_outlet<U: Send + 'static>(ctx: &NodeCtx, outlet: &mut Outlet<U>) {
@@ -326,8 +327,16 @@ impl Builder {
             pipeline.bridges = std::mem::take(&mut split.bridges);
             pipeline.plan_error = split.error.take();
         }
-        if self.traced {
-            pipeline.follow_items();
+        let loops = pipeline
+            .nodes
+            .iter()
+            .any(|(spec, _)| spec.fan_in == FanIn::Loop);
+        if self.traced || loops {
+            if self.traced {
+                pipeline.follow_items();
+            } else {
+                pipeline.follow_loops();
+            }
             // Items are followed one by one; a node running inside another's loop does not
             // say where each of its items ended.
             for (_, withdraw) in self.declines.drain() {
@@ -378,7 +387,16 @@ impl Pipeline {
             .filter(|(spec, _)| spec.fan_in == FanIn::Merge)
             .map(|(spec, _)| spec.name)
             .collect();
-        if sources.len() > 1 {
+        if let Some((entry, _)) = self
+            .nodes
+            .iter()
+            .find(|(spec, _)| spec.fan_in == FanIn::Loop)
+        {
+            self.unrunnable = Some(format!(
+                "`{}` is a loop's entry, where items start afresh each time round, so replies cannot be traced through it to their requests: run the loop in a pipeline of its own",
+                entry.name
+            ));
+        } else if sources.len() > 1 {
             self.unrunnable = Some(format!(
                 "a service's requests must be its only source, and this graph has {} sources ({}): feed the others' items through the service, or run them in a pipeline of their own",
                 sources.len(),
@@ -393,6 +411,20 @@ impl Pipeline {
             self.unrunnable = Some(
                 "a service cannot be split over processes (`#![distributed]`) yet".to_string(),
             );
+        }
+        self.ledger = Some(Arc::new(crate::ledger::Ledger::default()));
+        self.follows_items = true;
+    }
+
+    /// A graph with a loop follows its items, so that a loop's entry can tell when
+    /// nothing is left in the loop (see `inlet::LoopInlet`).
+    fn follow_loops(&mut self) {
+        if self.ledger.is_some() {
+            self.unrunnable = Some(
+                "a graph with a loop cannot be split over processes (`#![distributed]`) yet"
+                    .to_string(),
+            );
+            return;
         }
         self.ledger = Some(Arc::new(crate::ledger::Ledger::default()));
         self.follows_items = true;

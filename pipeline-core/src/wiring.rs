@@ -10,7 +10,9 @@ use std::marker::PhantomData;
 
 use crate::exec::{ErrorWiring, Failed};
 use crate::fuse::fork::{Branch, Fork2, Fork3, Fork4, ForkHint};
-use crate::inlet::{Inlet, MergeInlet, Zip2, Zip3, Zip4, Zip5, Zip6, Zip7, Zip8};
+use crate::inlet::{
+    Inlet, LoopInlet, LoopInput, MergeInlet, Zip2, Zip3, Zip4, Zip5, Zip6, Zip7, Zip8,
+};
 use crate::node::shape::{End, Hint};
 use crate::node::{Node, Sink, SinkNode, Source, SourceNode, Stage, StageNode, roles};
 use crate::outlet::Outlet;
@@ -316,6 +318,12 @@ pub fn single_input<N: Node>(
 pub fn merge_input<N: Node>(_node: &N, capacity: usize) -> (EdgeSender<N::In>, MergeInlet<N::In>) {
     let (tx, rx) = edge(capacity);
     (tx, MergeInlet::new(rx))
+}
+
+/// A loop's entry (`loop a => node`): the sender its inputs from outside share, the one
+/// its loop edges share, and the inlet interleaving both.
+pub fn loop_input<N: Node>(_node: &N, capacity: usize) -> LoopInput<N::In> {
+    LoopInlet::open(capacity)
 }
 
 macro_rules! zip_input {

@@ -6,7 +6,7 @@
 use std::any::{Any, TypeId, type_name};
 
 use crate::exec::{ErrorWiring, Failed};
-use crate::inlet::{Inlet, MergeInlet, Zip2, Zip3, Zip4, Zip5, Zip6, Zip7, Zip8};
+use crate::inlet::{Inlet, LoopInlet, MergeInlet, Zip2, Zip3, Zip4, Zip5, Zip6, Zip7, Zip8};
 use crate::name::intern;
 use crate::node::{Sink, SinkNode, Source, SourceNode, Stage, StageNode};
 use crate::outlet::Outlet;
@@ -209,11 +209,11 @@ impl Entry {
         }
     }
 
-    /// Makes the node's input edges (`count` of them, combined as `fan_in`); returns their
-    /// senders in the order of its inputs.
-    pub(crate) fn open_inputs(&mut self, fan_in: FanIn, count: usize) -> Vec<Sender> {
+    /// Makes the node's input edges (one per input, `true` for a loop edge, combined as
+    /// `fan_in`); returns their senders in the order of its inputs.
+    pub(crate) fn open_inputs(&mut self, fan_in: FanIn, looping: &[bool]) -> Vec<Sender> {
         let capacity = self.config.edge_capacity();
-        self.wiring.open_inputs(fan_in, count, capacity)
+        self.wiring.open_inputs(fan_in, looping, capacity)
     }
 
     /// The node sends on these edges (their types checked).
@@ -243,16 +243,17 @@ fn input<T: 'static>(parts: Option<&Vec<ItemType>>) -> Input {
 
 /// The typed half of a node: its channels, made once the graph is checked.
 trait Wiring: Send {
-    fn open_inputs(&mut self, fan_in: FanIn, count: usize, capacity: usize) -> Vec<Sender>;
+    fn open_inputs(&mut self, fan_in: FanIn, looping: &[bool], capacity: usize) -> Vec<Sender>;
     fn connect_outputs(&mut self, senders: Vec<Sender>);
     fn connect_dead_letter(&mut self, _sender: Sender) {}
     fn add_to(self: Box<Self>, builder: &mut Builder, name: &'static str, config: NodeConfig);
 }
 
-/// The input edges of a node taking `T`, and its inlet.
+/// The input edges of a node taking `T` (one per input, `true` for a loop edge), and its
+/// inlet.
 fn open<T: Send + 'static>(
     fan_in: FanIn,
-    count: usize,
+    looping: &[bool],
     capacity: usize,
     zip: Option<ZipOpener<T>>,
 ) -> (Vec<Sender>, Box<dyn Inlet<T>>) {
@@ -261,8 +262,22 @@ fn open<T: Send + 'static>(
         (FanIn::Merge, _) => {
             // Every edge gets a copy of one sender; the channel closes when all have gone.
             let (tx, rx) = edge::<T>(capacity);
-            let senders = (0..count).map(|_| Box::new(tx.clone()) as Sender).collect();
+            let senders = looping
+                .iter()
+                .map(|_| Box::new(tx.clone()) as Sender)
+                .collect();
             (senders, Box::new(MergeInlet::new(rx)))
+        }
+        (FanIn::Loop, _) => {
+            let (outside, around, inlet) = LoopInlet::open(capacity);
+            let senders = looping
+                .iter()
+                .map(|&looping| {
+                    let tx = if looping { &around } else { &outside };
+                    Box::new(tx.clone()) as Sender
+                })
+                .collect();
+            (senders, Box::new(inlet))
         }
         _ => {
             let (tx, rx) = fusable_edge::<T>(capacity);
@@ -297,7 +312,7 @@ impl<S: Source> Wiring for SourceWiring<S>
 where
     S::Out: Clone,
 {
-    fn open_inputs(&mut self, _: FanIn, _: usize, _: usize) -> Vec<Sender> {
+    fn open_inputs(&mut self, _: FanIn, _: &[bool], _: usize) -> Vec<Sender> {
         Vec::new()
     }
 
@@ -326,8 +341,8 @@ where
     S::In: Clone,
     S::Out: Clone,
 {
-    fn open_inputs(&mut self, fan_in: FanIn, count: usize, capacity: usize) -> Vec<Sender> {
-        let (senders, inlet) = open(fan_in, count, capacity, self.zip);
+    fn open_inputs(&mut self, fan_in: FanIn, looping: &[bool], capacity: usize) -> Vec<Sender> {
+        let (senders, inlet) = open(fan_in, looping, capacity, self.zip);
         self.inlet = Some(inlet);
         senders
     }
@@ -364,8 +379,8 @@ struct SinkWiring<S: Sink> {
 }
 
 impl<S: Sink> Wiring for SinkWiring<S> {
-    fn open_inputs(&mut self, fan_in: FanIn, count: usize, capacity: usize) -> Vec<Sender> {
-        let (senders, inlet) = open(fan_in, count, capacity, self.zip);
+    fn open_inputs(&mut self, fan_in: FanIn, looping: &[bool], capacity: usize) -> Vec<Sender> {
+        let (senders, inlet) = open(fan_in, looping, capacity, self.zip);
         self.inlet = Some(inlet);
         senders
     }

@@ -70,7 +70,8 @@ pub use spec::{GraphSpec, SpecError, SpecErrors};
 #[derive(Default)]
 pub struct GraphBuilder {
     nodes: Vec<Entry>,
-    edges: Vec<(String, String)>,
+    /// `(from, to, loop edge)`.
+    edges: Vec<(String, String, bool)>,
     configs: Vec<(String, NodeConfig)>,
     /// Mistakes found while adding (a name used twice).
     mistakes: Vec<GraphError>,
@@ -153,7 +154,16 @@ impl GraphBuilder {
     /// Adds an edge: `from`'s items go to `to`. A node's inputs are zipped in the order
     /// their edges are added.
     pub fn edge(&mut self, from: impl Into<String>, to: impl Into<String>) -> &mut Self {
-        self.edges.push((from.into(), to.into()));
+        self.edges.push((from.into(), to.into(), false));
+        self
+    }
+
+    /// Adds a loop edge: `from`'s items go back to `to`, which feeds `from` (directly or
+    /// through other nodes), and enter the loop again there. `to` is the loop's entry: it
+    /// interleaves what comes round with its other inputs, and its input ends once those
+    /// have ended and nothing is left in the loop. See the book's "Loops".
+    pub fn loop_edge(&mut self, from: impl Into<String>, to: impl Into<String>) -> &mut Self {
+        self.edges.push((from.into(), to.into(), true));
         self
     }
 
@@ -224,7 +234,7 @@ impl GraphBuilder {
             .map(|(n, node)| (node.name.as_str(), n))
             .collect();
         let mut edges: Vec<GraphEdge> = Vec::new();
-        for (from, to) in &self.edges {
+        for (from, to, looping) in &self.edges {
             let (a, b) = (index.get(from.as_str()), index.get(to.as_str()));
             for (name, found) in [(from, a), (to, b)] {
                 if found.is_none() {
@@ -254,6 +264,7 @@ impl GraphBuilder {
                 from: a,
                 to: b,
                 dead_letter: false,
+                looping: *looping,
             });
         }
         // A stage's failed items travel on an edge of their own, after the others (as in
@@ -267,6 +278,7 @@ impl GraphBuilder {
                     from,
                     to,
                     dead_letter: true,
+                    looping: false,
                 });
             }
         }
@@ -295,6 +307,7 @@ struct GraphEdge {
     from: usize,
     to: usize,
     dead_letter: bool,
+    looping: bool,
 }
 
 /// The graph being checked and wired, its edges by node number.
@@ -324,6 +337,9 @@ impl Structure for Graph {
     }
     fn target(&self, e: usize) -> usize {
         self.edges[e].to
+    }
+    fn looping(&self, e: usize) -> bool {
+        self.edges[e].looping
     }
     fn options(&self, n: usize) -> Vec<&'static str> {
         self.nodes[n].config.options_set()
@@ -449,7 +465,7 @@ impl Graph {
             };
             let inputs = &self.inputs[n];
             let name = &node.name;
-            let fan_in = FanIn::of(node.config.merge, inputs.len());
+            let fan_in = self.fan_in(n);
             let parts = match (fan_in, input) {
                 (FanIn::Zip, Input::Tuple { parts, .. }) if parts.len() == inputs.len() => {
                     Some(parts)
@@ -566,12 +582,16 @@ impl Graph {
         let mut builder = Builder::new();
         // Each node's input senders, one per input edge, in the order of its inputs.
         let mut senders: Vec<Vec<Option<Sender>>> = Vec::with_capacity(self.nodes.len());
+        let fan_ins: Vec<FanIn> = (0..self.nodes.len()).map(|n| self.fan_in(n)).collect();
         for (n, node) in self.nodes.iter_mut().enumerate() {
-            let fan_in = FanIn::of(node.config.merge, self.inputs[n].len());
-            let opened = if self.inputs[n].is_empty() {
+            let looping: Vec<bool> = self.inputs[n]
+                .iter()
+                .map(|&e| self.edges[e].looping)
+                .collect();
+            let opened = if looping.is_empty() {
                 Vec::new()
             } else {
-                node.open_inputs(fan_in, self.inputs[n].len())
+                node.open_inputs(fan_ins[n], &looping)
             };
             senders.push(opened.into_iter().map(Some).collect());
         }

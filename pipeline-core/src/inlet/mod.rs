@@ -1,5 +1,6 @@
 //! A node's input side: one edge, several edges merged, or several edges zipped by lineage.
 
+mod looped;
 mod zip;
 
 use std::future::poll_fn;
@@ -7,6 +8,7 @@ use std::task::{Context, Poll, Waker};
 
 use std::sync::Arc;
 
+use crate::control::Control;
 use crate::ledger::Ledger;
 use crate::lineage::Lineage;
 use crate::spec::FanIn;
@@ -14,6 +16,7 @@ pub use crate::wire::handoff::Dropped;
 use crate::wire::handoff::InlineOffer;
 use crate::wire::{Batch, EdgeReceiver};
 
+pub use looped::{LoopInlet, LoopInput, LoopLimits};
 pub use zip::*;
 
 /// Where a node's input batches come from.
@@ -46,6 +49,11 @@ pub trait Inlet<T>: Send + 'static {
     /// from other processes (see `remote`); a single edge passes items on as they are.
     #[doc(hidden)]
     fn track(&mut self, _ledger: Arc<Ledger>) {}
+
+    /// Lets the inlet of node `node` fail the run, and see it failing (a loop's entry
+    /// does, when the loop does not converge).
+    #[doc(hidden)]
+    fn watch_run(&mut self, _control: Arc<Control>, _node: &'static str) {}
 }
 
 /// Waits for the next batch.
@@ -100,6 +108,10 @@ impl<T: Send + 'static> Inlet<T> for Box<dyn Inlet<T>> {
 
     fn track(&mut self, ledger: Arc<Ledger>) {
         (**self).track(ledger)
+    }
+
+    fn watch_run(&mut self, control: Arc<Control>, node: &'static str) {
+        (**self).watch_run(control, node)
     }
 }
 

@@ -5,6 +5,7 @@
 //! name[opt, ..] = <expr>;     bind a node with options
 //! name[opt, ..];              options for a node bound outside the macro
 //! a => b, c => d;             edges: a feeds b and c, which both feed d
+//! loop d => a;                a loop edge: d's items go back to a, which feeds d
 //! ```
 //!
 //! An inner attribute may come first: `#![distributed("name")]` lets the graph run split
@@ -44,6 +45,8 @@ pub struct Declaration {
 /// `a, b => c => d, e`: every node of a group feeds every node of the next group.
 pub struct EdgeChain {
     pub groups: Vec<Vec<Ident>>,
+    /// Written `loop a => b`: the edges go back round a loop.
+    pub looping: bool,
 }
 
 impl Parse for PipelineInput {
@@ -97,6 +100,18 @@ impl Parse for PipelineInput {
 
 impl Parse for Statement {
     fn parse(input: ParseStream) -> syn::Result<Self> {
+        if input.peek(Token![loop]) {
+            let keyword: Token![loop] = input.parse()?;
+            let first: Ident = input.parse().map_err(|_| {
+                syn::Error::new(
+                    keyword.span,
+                    "expected a loop edge after `loop`: `loop links => frontier`, where `frontier` feeds `links`",
+                )
+            })?;
+            let mut chain = parse_chain(first, input)?;
+            chain.looping = true;
+            return Ok(Statement::Edges(chain));
+        }
         let first: Ident = input.parse().map_err(|e: syn::Error| {
             syn::Error::new(
                 e.span(),
@@ -156,7 +171,10 @@ fn parse_chain(first: Ident, input: ParseStream) -> syn::Result<EdgeChain> {
             "expected `=>` after the list of nodes: `a, b => c`",
         ));
     }
-    Ok(EdgeChain { groups })
+    Ok(EdgeChain {
+        groups,
+        looping: false,
+    })
 }
 
 fn parse_group_rest(first: Ident, input: ParseStream) -> syn::Result<Vec<Ident>> {

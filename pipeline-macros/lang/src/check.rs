@@ -32,6 +32,12 @@ pub trait Structure {
     fn dead_letter_target(&self, n: usize) -> Option<String>;
     /// The nodes named by `n`'s `after(..)`, as written.
     fn after(&self, n: usize) -> Vec<String>;
+    /// Whether edge `e` is a loop edge (`loop a => b`): it goes back to a node `a` is fed
+    /// from, and so may close a cycle.
+    fn looping(&self, _e: usize) -> bool {
+        false
+    }
+
     /// Whether an error about `n` would repeat another one already made (a typo the front
     /// end reported, whose fix also fixes this).
     fn excused(&self, _n: usize) -> bool {
@@ -45,7 +51,12 @@ pub trait Structure {
 
     /// How `n` combines its inputs.
     fn fan_in(&self, n: usize) -> FanIn {
-        FanIn::of(self.options(n).contains(&"merge"), self.inputs(n).len())
+        let loop_entry = self.inputs(n).iter().any(|&e| self.looping(e));
+        FanIn::of_node(
+            self.options(n).contains(&"merge"),
+            loop_entry,
+            self.inputs(n).len(),
+        )
     }
 
     /// The nodes `n` sends to: its outputs' targets and its dead-letter node.
@@ -106,6 +117,7 @@ pub fn check(graph: &impl Structure) -> Vec<Problem> {
     dead_letter_targets(graph, &mut problems);
     connected(graph, &mut problems);
     let in_cycle = cycles(graph, &mut problems);
+    loops(graph, &mut problems);
     reachable(graph, &in_cycle, &mut problems);
     options(graph, &mut problems);
     dependencies(graph, &mut problems);
@@ -183,11 +195,13 @@ fn cycles(graph: &impl Structure, problems: &mut Vec<Problem>) -> Vec<bool> {
         path.push(start);
         while let Some((n, i)) = stack.last_mut() {
             let n = *n;
+            // A loop edge may close a cycle: that is what it is for (see `loops`).
             let leaving: Vec<usize> = graph
                 .outputs(n)
                 .iter()
                 .chain(&graph.dead_letter(n))
                 .copied()
+                .filter(|&e| !graph.looping(e))
                 .collect();
             if let Some(&e) = leaving.get(*i) {
                 *i += 1;
@@ -209,8 +223,10 @@ fn cycles(graph: &impl Structure, problems: &mut Vec<Problem>) -> Vec<bool> {
                             problems,
                             Site::Edge(e),
                             format!(
-                                "this edge closes a cycle: {} => {}; a pipeline is a directed acyclic graph, remove one of these edges",
+                                "this edge closes a cycle: {} => {}; remove one of these edges, or, if items are meant to go round, write the edge back as a loop edge: `loop {} => {}`",
                                 cycle.join(" => "),
+                                graph.name(to),
+                                graph.name(n),
                                 graph.name(to)
                             ),
                         );
@@ -225,6 +241,59 @@ fn cycles(graph: &impl Structure, problems: &mut Vec<Problem>) -> Vec<bool> {
         }
     }
     in_cycle
+}
+
+/// A loop edge `a => b` must go back: `b` leads to `a` through plain edges, so that the
+/// loop is `b => .. => a => b`. Its entry `b` interleaves what comes round with its other
+/// inputs, which must be there: the loop needs items from outside to start.
+fn loops(graph: &impl Structure, problems: &mut Vec<Problem>) {
+    for n in 0..graph.node_count() {
+        for (e, to) in graph.outputs(n).iter().map(|&e| (e, graph.target(e))) {
+            if !graph.looping(e) {
+                continue;
+            }
+            let (from_name, to_name) = (graph.name(n), graph.name(to));
+            if !reaches_plainly(graph, to, n) {
+                push(
+                    problems,
+                    Site::Edge(e),
+                    format!(
+                        "`loop {from_name} => {to_name}` closes no loop: `{to_name}` does not lead back to `{from_name}`; write it as a plain edge `{from_name} => {to_name}`"
+                    ),
+                );
+            } else if graph.inputs(to).iter().all(|&i| graph.looping(i)) {
+                push(
+                    problems,
+                    Site::Edge(e),
+                    format!(
+                        "`{to_name}` gets items only round its loop, so nothing would ever start it: feed it from outside the loop too (`source => {to_name}`)"
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// Whether `from` leads to `to` through edges that are not loop edges.
+fn reaches_plainly(graph: &impl Structure, from: usize, to: usize) -> bool {
+    let mut seen = vec![false; graph.node_count()];
+    let mut todo = vec![from];
+    while let Some(n) = todo.pop() {
+        if n == to {
+            return true;
+        }
+        if !std::mem::replace(&mut seen[n], true) {
+            todo.extend(
+                graph
+                    .outputs(n)
+                    .iter()
+                    .chain(&graph.dead_letter(n))
+                    .filter(|&&e| !graph.looping(e))
+                    .map(|&e| graph.target(e)),
+            );
+        }
+    }
+    false
 }
 
 fn reachable(graph: &impl Structure, in_cycle: &[bool], problems: &mut Vec<Problem>) {
@@ -366,16 +435,23 @@ mod tests {
         outputs: Vec<Vec<usize>>,
         targets: Vec<usize>,
         options: Vec<Vec<&'static str>>,
+        looping: Vec<bool>,
     }
 
     impl Plain {
         fn new(edges: &[(&str, &str)]) -> Plain {
             let mut g = Plain::default();
             for &(from, to) in edges {
+                // `~b` marks a loop edge into `b`.
+                let (to, looping) = match to.strip_prefix('~') {
+                    Some(to) => (to, true),
+                    None => (to, false),
+                };
                 let (a, b) = (g.node(from), g.node(to));
                 g.outputs[a].push(g.targets.len());
                 g.inputs[b].push(g.targets.len());
                 g.targets.push(b);
+                g.looping.push(looping);
             }
             g
         }
@@ -419,6 +495,39 @@ mod tests {
         fn after(&self, _: usize) -> Vec<String> {
             Vec::new()
         }
+        fn looping(&self, e: usize) -> bool {
+            self.looping[e]
+        }
+    }
+
+    #[test]
+    fn a_loop_edge_may_close_a_cycle_and_makes_its_target_a_loop_entry() {
+        let g = Plain::new(&[
+            ("seeds", "frontier"),
+            ("frontier", "fetch"),
+            ("fetch", "links"),
+            ("links", "~frontier"),
+            ("fetch", "out"),
+        ]);
+        assert_eq!(check(&g), []);
+        assert_eq!(g.fan_in(g.find("frontier").unwrap()), FanIn::Loop);
+    }
+
+    #[test]
+    fn a_loop_edge_must_go_back_and_its_entry_must_be_fed_from_outside() {
+        let forward = Plain::new(&[("s", "a"), ("a", "~b"), ("b", "out")]);
+        let problems = check(&forward);
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        assert_eq!(
+            problems[0].message,
+            "`loop a => b` closes no loop: `b` does not lead back to `a`; write it as a plain edge `a => b`"
+        );
+        let unfed = Plain::new(&[("s", "out"), ("a", "b"), ("b", "~a"), ("b", "out2")]);
+        let messages: Vec<String> = check(&unfed).into_iter().map(|p| p.message).collect();
+        assert!(
+            messages.contains(&"`a` gets items only round its loop, so nothing would ever start it: feed it from outside the loop too (`source => a`)".to_string()),
+            "{messages:#?}"
+        );
     }
 
     #[test]

@@ -105,6 +105,11 @@ pub fn expand(graph: &Graph) -> TokenStream {
                     let tx = tx(n, 0);
                     quote!(let (#tx, #inlet) = #private::merge_input(&#ident, #capacity);)
                 }
+                FanIn::Loop => {
+                    // One sender for the edges from outside the loop, one for the loop edges.
+                    let (outside, around) = (tx(n, 0), tx(n, 1));
+                    quote!(let (#outside, #around, #inlet) = #private::loop_input(&#ident, #capacity);)
+                }
                 FanIn::Zip => {
                     let k = node.inputs.len();
                     let zip_input = format_ident!("zip_input_{}", k, span = ident.span());
@@ -209,10 +214,11 @@ pub fn expand(graph: &Graph) -> TokenStream {
         .nodes
         .iter()
         .enumerate()
-        .filter(|(_, node)| node.fan_in() == FanIn::Merge)
-        .map(|(n, _)| {
-            let tx = tx(n, 0);
-            quote!(::core::mem::drop(#tx);)
+        .filter(|(_, node)| matches!(node.fan_in(), FanIn::Merge | FanIn::Loop))
+        .map(|(n, node)| {
+            let senders = if node.fan_in() == FanIn::Loop { 2 } else { 1 };
+            let txs = (0..senders).map(|slot| tx(n, slot));
+            quote!(#(::core::mem::drop(#txs);)*)
         });
 
     let edges = graph.edges.iter().enumerate().map(|(e, edge)| {
@@ -335,6 +341,10 @@ fn slot_sender(graph: &Graph, e: usize) -> TokenStream {
         }
         FanIn::Merge => {
             let tx = tx(edge.to, 0);
+            quote!(::core::clone::Clone::clone(&#tx))
+        }
+        FanIn::Loop => {
+            let tx = tx(edge.to, usize::from(edge.looping));
             quote!(::core::clone::Clone::clone(&#tx))
         }
     }

@@ -38,11 +38,15 @@ pub struct Node {
     pub outputs: Vec<usize>,
     /// The edge carrying this stage's failed items (`dead_letter(..)`), apart from `outputs`.
     pub dead_letter: Option<usize>,
+    /// A loop edge leads into it: it is the loop's entry.
+    pub loop_entry: bool,
 }
 
 pub struct Edge {
     pub from: usize,
     pub to: usize,
+    /// A loop edge (`loop a => b`): it goes back round a loop.
+    pub looping: bool,
     /// The two mentions in the edge statement, for errors about this edge.
     pub from_ident: Ident,
     pub to_ident: Ident,
@@ -54,7 +58,11 @@ impl Node {
     }
 
     pub fn fan_in(&self) -> FanIn {
-        FanIn::of(self.options.has("merge"), self.inputs.len())
+        FanIn::of_node(
+            self.options.has("merge"),
+            self.loop_entry,
+            self.inputs.len(),
+        )
     }
 }
 
@@ -83,6 +91,7 @@ impl Graph {
                     inputs: Vec::new(),
                     outputs: Vec::new(),
                     dead_letter: None,
+                    loop_entry: false,
                 });
                 graph.nodes.len() - 1
             })
@@ -139,11 +148,13 @@ impl Graph {
                                 graph.edges.push(Edge {
                                     from,
                                     to,
+                                    looping: chain.looping,
                                     from_ident: from_ident.clone(),
                                     to_ident: to_ident.clone(),
                                 });
                                 graph.nodes[from].outputs.push(e);
                                 graph.nodes[to].inputs.push(e);
+                                graph.nodes[to].loop_entry |= chain.looping;
                             }
                         }
                     }
@@ -208,6 +219,7 @@ impl Graph {
             self.edges.push(Edge {
                 from,
                 to,
+                looping: false,
                 from_ident,
                 to_ident: target,
             });
@@ -290,6 +302,9 @@ impl Structure for Graph {
     }
     fn target(&self, e: usize) -> usize {
         self.edges[e].to
+    }
+    fn looping(&self, e: usize) -> bool {
+        self.edges[e].looping
     }
     fn options(&self, n: usize) -> Vec<&'static str> {
         self.nodes[n].options.written.keys().copied().collect()

@@ -37,6 +37,20 @@ pub enum FanIn {
     Zip,
     /// Items of all inputs, interleaved.
     Merge,
+    /// A loop's entry: items from outside and items coming round the loop, interleaved;
+    /// its input ends once the outside inputs have ended and nothing is left in the loop.
+    Loop,
+}
+
+impl std::fmt::Display for FanIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FanIn::Single => "single",
+            FanIn::Zip => "zip",
+            FanIn::Merge => "merge",
+            FanIn::Loop => "loop",
+        })
+    }
 }
 
 impl Role {
@@ -51,9 +65,17 @@ impl Role {
 }
 
 impl FanIn {
-    /// How a node with `inputs` edges into it combines them.
+    /// How a node with `inputs` edges into it combines them: a loop's entry (a loop edge
+    /// leads into it) interleaves them, as `merge` does.
     pub fn of(merge: bool, inputs: usize) -> FanIn {
-        if merge {
+        Self::of_node(merge, false, inputs)
+    }
+
+    /// [`of`](Self::of), for a node that may be a loop's entry.
+    pub fn of_node(merge: bool, loop_entry: bool, inputs: usize) -> FanIn {
+        if loop_entry {
+            FanIn::Loop
+        } else if merge {
             FanIn::Merge
         } else if inputs > 1 {
             FanIn::Zip

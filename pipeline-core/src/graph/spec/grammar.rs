@@ -73,14 +73,49 @@ fn tokens(text: &str) -> Vec<(usize, Token)> {
     out
 }
 
-/// Parses `a, b => c => d, e; d => f`: each statement a list of groups, every node of a
-/// group feeding every node of the next.
-pub(super) fn edges(text: &str) -> Result<Vec<Vec<Vec<NameAt>>>, Slip> {
+/// One statement of edges: groups of nodes, every node of a group feeding every node of
+/// the next; written `loop a => b`, they are loop edges.
+#[derive(Debug, PartialEq)]
+pub(super) struct Statement {
+    pub groups: Vec<Vec<NameAt>>,
+    pub looping: bool,
+}
+
+/// Parses `a, b => c => d, e; loop d => a`.
+pub(super) fn edges(text: &str) -> Result<Vec<Statement>, Slip> {
     let tokens = tokens(text);
     let mut statements = Vec::new();
+    for statement in tokens.split(|(_, token)| *token == Token::Semi) {
+        let Some((first, _)) = statement.first() else {
+            continue;
+        };
+        let (looping, rest) = match statement {
+            [(_, Token::Name(keyword)), rest @ ..] if keyword == "loop" && !rest.is_empty() => {
+                (true, rest)
+            }
+            _ => (false, statement),
+        };
+        let end = tokens
+            .iter()
+            .map(|(at, _)| *at)
+            .find(|&at| at > statement.last().map_or(*first, |(at, _)| *at))
+            .unwrap_or(text.len());
+        statements.push(Statement {
+            groups: groups(rest, end)?,
+            looping,
+        });
+    }
+    if statements.is_empty() {
+        return Err(slip(0, "an empty edge: write `a => b`"));
+    }
+    Ok(statements)
+}
+
+/// The groups of one statement's tokens, which end at byte `end`.
+fn groups(tokens: &[(usize, Token)], end: usize) -> Result<Vec<Vec<NameAt>>, Slip> {
     let mut groups: Vec<Vec<NameAt>> = vec![Vec::new()];
-    // What may come next: a name (at the start, after `,`, `=>` or `;`) or a separator;
-    // and the separator last read, for errors.
+    // What may come next: a name (at the start, after `,` or `=>`) or a separator; and the
+    // separator last read, for errors.
     let mut want_name = true;
     let mut after = "at the start";
     for (at, token) in tokens.iter().map(|(at, t)| (*at, t)) {
@@ -97,13 +132,6 @@ pub(super) fn edges(text: &str) -> Result<Vec<Vec<Vec<NameAt>>>, Slip> {
                 groups.push(Vec::new());
                 (want_name, after) = (true, "after `=>`");
             }
-            (Token::Semi, false) => {
-                statements.push(finish(std::mem::take(&mut groups), at)?);
-                groups.push(Vec::new());
-                (want_name, after) = (true, "after `;`");
-            }
-            // `a => b;` and `;;`: an empty statement.
-            (Token::Semi, true) if groups.len() == 1 && groups[0].is_empty() => {}
             (Token::Bracket, false) => {
                 let node = &groups
                     .last()
@@ -138,22 +166,12 @@ pub(super) fn edges(text: &str) -> Result<Vec<Vec<Vec<NameAt>>>, Slip> {
             }
         }
     }
-    if want_name && !(groups.len() == 1 && groups[0].is_empty()) {
-        return Err(slip(text.len(), "expected a node name at the end"));
+    if want_name {
+        return Err(slip(end, "expected a node name at the end"));
     }
-    if !groups[0].is_empty() {
-        statements.push(finish(groups, text.len())?);
-    }
-    if statements.is_empty() {
-        return Err(slip(0, "an empty edge: write `a => b`"));
-    }
-    Ok(statements)
-}
-
-fn finish(groups: Vec<Vec<NameAt>>, at: usize) -> Result<Vec<Vec<NameAt>>, Slip> {
     if groups.len() < 2 {
         return Err(slip(
-            at,
+            end,
             "expected `=>` after the list of nodes: `a, b => c`",
         ));
     }
@@ -276,11 +294,12 @@ fn arg(text: &str) -> Result<OptionArg, String> {
 mod tests {
     use super::*;
 
-    fn names(statements: &[Vec<Vec<NameAt>>]) -> Vec<Vec<Vec<&str>>> {
+    fn names(statements: &[Statement]) -> Vec<Vec<Vec<&str>>> {
         statements
             .iter()
             .map(|s| {
-                s.iter()
+                s.groups
+                    .iter()
                     .map(|g| g.iter().map(|n| n.name.as_str()).collect())
                     .collect()
             })
@@ -297,9 +316,18 @@ mod tests {
                 vec![vec!["rev"], vec!["out"]]
             ]
         );
-        assert_eq!(parsed[0][1][1].at, 12);
+        assert_eq!(parsed[0].groups[1][1].at, 12);
+        assert!(!parsed[0].looping);
         let chain = edges("a, b => c => d;").unwrap();
         assert_eq!(names(&chain), [vec![vec!["a", "b"], vec!["c"], vec!["d"]]]);
+        let looped = edges("s => a => b; loop b => a").unwrap();
+        assert_eq!(
+            looped.iter().map(|s| s.looping).collect::<Vec<_>>(),
+            [false, true]
+        );
+        assert_eq!(names(&looped)[1], [vec!["b"], vec!["a"]]);
+        // `loop` is a node's name where no statement starts.
+        assert_eq!(names(&edges("s => loop").unwrap())[0][1], ["loop"]);
     }
 
     #[test]

@@ -16,6 +16,8 @@
 //! use = "print_pairs"
 //! ```
 //!
+//! A loop edge is written as in the macro: `"loop links => frontier"`.
+//!
 //! Reading the spec, making its nodes and checking the graph (through [`GraphBuilder`])
 //! each report every mistake they find, with the spec's line and column.
 
@@ -250,8 +252,8 @@ impl GraphSpec {
                     continue;
                 }
             };
-            for groups in statements {
-                for pair in groups.windows(2) {
+            for statement in statements {
+                for pair in statement.groups.windows(2) {
                     for a in &pair[0] {
                         for b in &pair[1] {
                             let place = at.map(|at| at + b.at);
@@ -269,7 +271,11 @@ impl GraphSpec {
                             edges
                                 .entry((a.name.clone(), b.name.clone()))
                                 .or_insert(place);
-                            graph.edge(a.name.as_str(), b.name.as_str());
+                            if statement.looping {
+                                graph.loop_edge(a.name.as_str(), b.name.as_str());
+                            } else {
+                                graph.edge(a.name.as_str(), b.name.as_str());
+                            }
                         }
                     }
                 }
