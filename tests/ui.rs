@@ -24,4 +24,5 @@ fn passing_programs_and_examples() {
     // The Prometheus example serves until Ctrl-C; CI runs it with `--check` instead.
     t.pass("examples/quickstart.rs");
     t.pass("examples/stages.rs");
+    t.pass("examples/crawler.rs");
 }

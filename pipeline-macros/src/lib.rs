@@ -25,12 +25,16 @@ use proc_macro::TokenStream;
 /// statement  := name options? = expression ;           bind a node
 ///             | name options ;                         options for a node bound before
 ///             | name (=> name (, name)*)+ ;            edges: each name feeds the next ones
+///             | loop name => name ;                    a loop edge, back to a node feeding it
 /// options    := [ option (, option)* ]
 /// ```
 ///
 /// A node with no input is a source, one with no output a sink, the rest are stages. A
 /// node with several inputs zips them by lineage into a tuple, in the order the edges are
-/// written, unless it is marked `merge`.
+/// written, unless it is marked `merge`. A loop edge (`loop links => frontier`, where
+/// `frontier` feeds `links`) may close a cycle: its target interleaves what comes round
+/// with its other inputs, and the run ends once the sources are done and nothing is left in
+/// the loop (see the book's "Loops").
 ///
 /// # Options
 ///
