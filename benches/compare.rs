@@ -22,6 +22,8 @@ use pipeline::prelude::*;
 
 #[path = "support/check.rs"]
 mod check;
+#[path = "support/from_spec.rs"]
+mod from_spec;
 #[path = "support/sum.rs"]
 mod sum;
 use sum::sum_into;
@@ -83,6 +85,40 @@ fn main() {
                 ratio(exported, pipeline),
             );
         }
+        println!();
+    }
+    if wanted("spec_vs_macro") {
+        let data = from_spec::uuids(ITEMS);
+        let count = Arc::new(AtomicU64::new(0));
+        // Each run gets its own copy of the strings, made before its clock starts.
+        let timed = |spec: bool| {
+            let pipeline = if spec {
+                from_spec::seeds_by_spec(data.clone(), &count)
+            } else {
+                from_spec::seeds_by_macro(data.clone(), &count)
+            };
+            let took = runtime.block_on(run_timed(pipeline));
+            assert_eq!(count.load(Ordering::Relaxed), ITEMS);
+            took
+        };
+        let mut by_macro = Vec::new();
+        let mut by_spec = Vec::new();
+        for _ in 0..5 {
+            by_macro.push(timed(false));
+            by_spec.push(timed(true));
+        }
+        let (by_macro, by_spec) = (middle(by_macro), middle(by_spec));
+        show("seeds' graph, 1M uuid strings, pipeline!", by_macro);
+        show("seeds' graph, 1M uuid strings, from a spec", by_spec);
+        record("spec_vs_macro_seeds", ratio(by_macro, by_spec));
+        let total = Arc::new(AtomicU64::new(0));
+        let spec = median(7, || {
+            runtime.block_on(run_timed(from_spec::identity20_by_spec(ITEMS, &total)))
+        });
+        let by_macro = median(7, || runtime.block_on(run_timed(identity20())));
+        show("identity20, pipeline! (fused)", by_macro);
+        show("identity20, from a spec", spec);
+        record("spec_vs_macro_identity20", ratio(by_macro, spec));
         println!();
     }
     if wanted("diamond") {
@@ -262,9 +298,13 @@ fn ratio(other: Duration, ours: Duration) -> f64 {
 
 /// The median of `runs` timings.
 fn median(runs: usize, mut time: impl FnMut() -> Duration) -> Duration {
-    let mut times: Vec<Duration> = (0..runs).map(|_| time()).collect();
+    middle((0..runs).map(|_| time()).collect())
+}
+
+/// The median of timings taken already (alternating with another contender's).
+fn middle(mut times: Vec<Duration>) -> Duration {
     times.sort();
-    times[runs / 2]
+    times[times.len() / 2]
 }
 
 async fn run_timed(pipeline: Pipeline) -> Duration {
