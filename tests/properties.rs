@@ -270,3 +270,117 @@ proptest! {
         prop_assert_eq!(out.take(), (0..len).collect::<Vec<_>>());
     }
 }
+
+/// Parameters of the graph both front ends build: `src => a => b, c; b, c => zipped;
+/// zipped, d => out` with `src => d` (a flat-map, a filter, a zip and a merge).
+#[derive(Debug, Clone)]
+struct Shape {
+    items: u64,
+    mul: u64,
+    drop_every: u64,
+    pieces: u64,
+    workers: usize,
+    capacity: usize,
+}
+
+fn shape() -> impl Strategy<Value = Shape> {
+    (0u64..400, 2u64..9, 2u64..6, 0u64..4, 1usize..4, 1usize..64).prop_map(
+        |(items, mul, drop_every, pieces, workers, capacity)| Shape {
+            items,
+            mul,
+            drop_every,
+            pieces,
+            workers,
+            capacity,
+        },
+    )
+}
+
+fn by_macro(s: &Shape, out: &Collected<u64>) -> pipeline::RunReport {
+    let Shape {
+        items,
+        mul,
+        drop_every,
+        pieces: k,
+        workers,
+        capacity,
+    } = s.clone();
+    let sink = out.clone();
+    let p = pipeline::pipeline! {
+        src = source::iter(0..items);
+        a = stage::flat_map(move |v: u64| pieces(k, v));
+        b[workers(workers)] = stage::map(move |v: u64| map(mul, v));
+        c = stage::filter(move |v: &u64| keep(drop_every, *v));
+        zipped = stage::map(|(x, y): (u64, u64)| join(x, y));
+        d = stage::map(|v: u64| v + 1_000_000);
+        out[merge, capacity(capacity)] = sink.sink();
+        src => a => b, c;
+        b, c => zipped;
+        zipped, d => out;
+        src => d;
+    };
+    p.run_blocking().unwrap()
+}
+
+fn by_builder(s: &Shape, out: &Collected<u64>) -> pipeline::RunReport {
+    let Shape {
+        items,
+        mul,
+        drop_every,
+        pieces: k,
+        workers,
+        capacity,
+    } = s.clone();
+    let mut graph = GraphBuilder::new();
+    graph
+        .source("src", source::iter(0..items))
+        .stage("a", move || stage::flat_map(move |v: u64| pieces(k, v)))
+        .stage("b", move || stage::map(move |v: u64| map(mul, v)))
+        .stage("c", move || {
+            stage::filter(move |v: &u64| keep(drop_every, *v))
+        })
+        .zip_stage("zipped", || stage::map(|(x, y): (u64, u64)| join(x, y)))
+        .stage("d", || stage::map(|v: u64| v + 1_000_000))
+        .sink("out", out.sink())
+        .configure("b", NodeConfig::new().workers(workers))
+        .configure("out", NodeConfig::new().merge().capacity(capacity));
+    for (from, to) in [
+        ("src", "a"),
+        ("a", "b"),
+        ("a", "c"),
+        ("b", "zipped"),
+        ("c", "zipped"),
+        ("zipped", "out"),
+        ("d", "out"),
+        ("src", "d"),
+    ] {
+        graph.edge(from, to);
+    }
+    graph.build().unwrap().run_blocking().unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    /// A graph built at run time behaves exactly as the same graph through `pipeline!`:
+    /// the same items out, the same accounting, node by node.
+    #[test]
+    fn the_builder_and_the_macro_agree(s in shape()) {
+        let (from_macro, from_builder) = (Collected::new(), Collected::new());
+        let (a, b) = (by_macro(&s, &from_macro), by_builder(&s, &from_builder));
+        let (mut x, mut y): (Vec<u64>, Vec<u64>) = (from_macro.take(), from_builder.take());
+        x.sort_unstable();
+        y.sort_unstable();
+        prop_assert_eq!(x, y);
+        prop_assert_eq!(a.accounting(), b.accounting());
+        prop_assert!(a.accounting().is_balanced());
+        for node in &a.nodes {
+            let other = b.node(&node.name).unwrap();
+            prop_assert_eq!(
+                (node.received, node.emitted, node.filtered, node.failed, node.workers),
+                (other.received, other.emitted, other.filtered, other.failed, other.workers),
+                "node {}", node.name
+            );
+        }
+    }
+}
