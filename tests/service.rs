@@ -200,3 +200,38 @@ async fn graphs_replies_cannot_be_traced_through_are_refused_when_the_run_starts
         other => panic!("{other}"),
     }
 }
+
+/// A synchronous sink beside the reply's path notes its failures on the item, as stages
+/// do: the caller hears `Failed`, not `Filtered`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_in_a_sink_beside_the_replies_reaches_the_caller() {
+    let (requests, replies, svc) = service::channel::<u32, u32>(8);
+    let p = pipeline! {
+        inp = requests;
+        audit = sink::try_for_each(|n: u32| if n == 13 { Err("13 is unlucky") } else { Ok(()) });
+        even = stage::filter(|n: &u32| n % 2 == 0);
+        out = replies;
+        inp => audit, even;
+        even => out;
+    };
+    let run = p.spawn();
+    // Many calls at once, so that the sink takes them in batches.
+    let calls: Vec<_> = (0..2000u32)
+        .map(|n| {
+            let svc = svc.clone();
+            tokio::spawn(async move { (n, svc.call(n).await.unwrap()) })
+        })
+        .collect();
+    for call in calls {
+        let (n, reply) = call.await.unwrap();
+        match reply {
+            Reply::Failed(error) if n == 13 => assert_eq!(error.to_string(), "13 is unlucky"),
+            Reply::Filtered if n % 2 == 1 && n != 13 => {}
+            Reply::Outputs(got) if n % 2 == 0 => assert_eq!(got, [n]),
+            other => panic!("{n}: got {other:?}"),
+        }
+    }
+    drop(svc);
+    let report = run.await.unwrap();
+    assert!(report.accounting().is_balanced(), "{report}");
+}

@@ -166,10 +166,12 @@ pub(crate) fn consume_batch<S: Sink>(
     slow_items: u32,
     (ctx, counts, latency): (&NodeCtx, &mut BatchCounts, &mut LatencySampler),
 ) -> Option<Box<dyn Any + Send>> {
-    let mut consume = |sink: &mut S, item| {
+    // A failure is noted on the item's lineage too: a service's caller is told of it.
+    let mut consume = |sink: &mut S, lineage, item| {
         if let Err(error) = sink.consume_sync(item) {
             counts.failed += 1;
-            ctx.item_failed(error);
+            let error = ctx.item_failed(error);
+            ctx.note_failure(lineage, &error);
         }
     };
     // Consumed, failed or panicked on, an item ends here; only once it has, so that an item
@@ -181,7 +183,7 @@ pub(crate) fn consume_batch<S: Sink>(
         while let Some((lineage, item)) = queue.next() {
             current = Some(lineage);
             let timer = latency.start();
-            consume(sink, item);
+            consume(sink, lineage, item);
             ctx.item_ended(lineage);
             if let Some(started) = timer {
                 latency.record(started.elapsed());
@@ -193,14 +195,14 @@ pub(crate) fn consume_batch<S: Sink>(
             // from other processes to tell, which item ended.
             let untimed = latency.untimed_up_to(queue.len());
             if ctx.ledger.is_none() {
-                for (_, item) in queue.by_ref().take(untimed) {
-                    consume(sink, item);
+                for (lineage, item) in queue.by_ref().take(untimed) {
+                    consume(sink, lineage, item);
                 }
                 continue;
             }
             for (lineage, item) in queue.by_ref().take(untimed) {
                 current = Some(lineage);
-                consume(sink, item);
+                consume(sink, lineage, item);
                 ctx.item_ended(lineage);
             }
         }
