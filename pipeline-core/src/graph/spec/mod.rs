@@ -1,25 +1,5 @@
-//! A graph from a spec file (TOML or JSON), its nodes made by a [`Registry`], its edges
-//! and options written as in `pipeline!`, checked as the macro checks its input:
-//!
-//! ```toml
-//! edges = ["inp => rev, out", "rev => out"]
-//!
-//! [nodes.inp]
-//! use = "uuids"
-//! args = { count = 20 }
-//!
-//! [nodes.rev]
-//! use = "reverse"
-//! options = ["workers(4)"]
-//!
-//! [nodes.out]
-//! use = "print_pairs"
-//! ```
-//!
-//! A loop edge is written as in the macro: `"loop links => frontier"`.
-//!
-//! Reading the spec, making its nodes and checking the graph (through [`GraphBuilder`])
-//! each report every mistake they find, with the spec's line and column.
+//! Graphs from spec files: the document serde reads, making its nodes with a registry,
+//! and pointing each mistake at its line (see [`GraphSpec`]).
 
 mod grammar;
 mod locate;
@@ -61,8 +41,30 @@ struct NodeEntry {
     options: Vec<String>,
 }
 
-/// A graph read from a spec, ready to be built with a [`Registry`]. See the
-/// [module documentation](self).
+/// A graph read from a spec, ready to be built with a [`Registry`].
+///
+/// A spec file (TOML or JSON), its nodes made by a [`Registry`], its edges
+/// and options written as in `pipeline!`, checked as the macro checks its input:
+///
+/// ```toml
+/// edges = ["inp => rev, out", "rev => out"]
+///
+/// [nodes.inp]
+/// use = "uuids"
+/// args = { count = 20 }
+///
+/// [nodes.rev]
+/// use = "reverse"
+/// options = ["workers(4)"]
+///
+/// [nodes.out]
+/// use = "print_pairs"
+/// ```
+///
+/// A loop edge is written as in the macro: `"loop links => frontier"`.
+///
+/// Reading the spec, making its nodes and checking the graph (through [`GraphBuilder`])
+/// each report every mistake they find, with the spec's line and column.
 ///
 /// ```
 /// use pipeline::graph::{GraphSpec, Registry};
