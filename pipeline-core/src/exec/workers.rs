@@ -23,6 +23,7 @@
 use crate::error::{NodeError, NotStarted, Panicked as PanicError};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Mutex, Notify};
@@ -63,6 +64,8 @@ impl Workers {
 const CHUNK_TIME: Duration = Duration::from_micros(50);
 /// The most items a worker takes at once.
 const MAX_CHUNK: usize = 256;
+/// How often the flusher of async workers lets the others run before it sends on.
+const FLUSH_YIELDS: usize = 2;
 
 /// How many items a worker takes at once, from what its items took.
 struct Chunking {
@@ -155,6 +158,10 @@ struct Shared<S: Stage, I> {
     /// Signalled when nothing is in flight any more, for workers waiting to finish.
     drained: Notify,
     window: usize,
+    /// Async workers leave what they finished to a flusher, told here (see `flusher`).
+    flush_wanted: Option<Notify>,
+    /// Every worker has ended: the flusher ends too.
+    workers_done: AtomicBool,
 }
 
 impl<S: Stage> Collector<S> {
@@ -299,9 +306,24 @@ impl<S: Stage, I: Inlet<S::In>> Shared<S, I> {
     async fn finished(&self, chunk: Finished<S::In, S::Out>) -> Result<(), Closed> {
         let mut output = self.output.lock().await;
         let sent = match output.accept(chunk).await {
-            Ok(()) => output.send_on().await,
+            Ok(()) => match &self.flush_wanted {
+                Some(flusher) => {
+                    flusher.notify_one();
+                    Ok(())
+                }
+                None => output.send_on().await,
+            },
             Err(closed) => Err(closed),
         };
+        self.after_sending(&mut output, sent)
+    }
+
+    /// Wakes whoever waits on what just went out (or on items that never will).
+    fn after_sending(
+        &self,
+        output: &mut Collector<S>,
+        sent: Result<(), Closed>,
+    ) -> Result<(), Closed> {
         if sent.is_err() {
             // Wake whoever waits on items that will never go out now.
             output.closed = true;
@@ -316,6 +338,31 @@ impl<S: Stage, I: Inlet<S::In>> Shared<S, I> {
             self.drained.notify_waiters();
         }
         Ok(())
+    }
+
+    /// Sends on what async workers finished, a moment after they did: workers woken
+    /// together (by one tick of the timer, by one batch of replies) finish together, and
+    /// their items leave as one batch instead of waking the next node once per item.
+    async fn flusher(&self) {
+        let Some(wanted) = &self.flush_wanted else {
+            return;
+        };
+        loop {
+            wanted.notified().await;
+            if self.workers_done.load(Ordering::Acquire) {
+                return;
+            }
+            // The other workers woken with the one that called are queued behind it: let
+            // them finish first.
+            for _ in 0..FLUSH_YIELDS {
+                tokio::task::yield_now().await;
+            }
+            let mut output = self.output.lock().await;
+            let sent = output.send_on().await;
+            if self.after_sending(&mut output, sent).is_err() {
+                return;
+            }
+        }
     }
 
     /// Waits until every item taken has been sent on: what `finish` emits comes last.
@@ -503,6 +550,12 @@ pub(crate) async fn run_with_workers<S: Stage, I: Inlet<S::In>>(
         room: Notify::new(),
         drained: Notify::new(),
         window: workers.window(),
+        flush_wanted: (!S::BLOCKING).then(Notify::new),
+        workers_done: AtomicBool::new(false),
+    });
+    let flusher = (!S::BLOCKING).then(|| {
+        let shared = shared.clone();
+        tokio::spawn(async move { shared.flusher().await })
     });
     let handles: Vec<_> = copies
         .into_iter()
@@ -522,6 +575,19 @@ pub(crate) async fn run_with_workers<S: Stage, I: Inlet<S::In>>(
         .collect();
     for handle in handles {
         if let Err(e) = handle.await {
+            if e.is_panic() {
+                std::panic::resume_unwind(e.into_panic());
+            }
+        }
+    }
+    if let Some(flusher) = flusher {
+        // Told to end rather than cancelled: a flush cut short could lose its batch. What
+        // the workers left after its last flush goes out below, with the outlet's close.
+        shared.workers_done.store(true, Ordering::Release);
+        if let Some(wanted) = &shared.flush_wanted {
+            wanted.notify_one();
+        }
+        if let Err(e) = flusher.await {
             if e.is_panic() {
                 std::panic::resume_unwind(e.into_panic());
             }
