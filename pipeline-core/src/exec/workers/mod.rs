@@ -4,9 +4,11 @@
 //! item from the node's input, processes it, and sends the result on. Whichever worker is
 //! free takes the next item (load balancing, not round-robin), and no item is handed to
 //! another thread or task on its way through: on a machine with as many cores as workers,
-//! a hand-off per item would preempt a worker each time. Workers are threads for a blocking
-//! stage and async tasks otherwise. The input and the output each sit behind a lock; with
-//! `ordered`, results wait in a reorder buffer for the ones before them.
+//! a hand-off per item would preempt a worker each time. Workers are threads, for a stage
+//! whose code may block; the input and the output each sit behind a lock; with `ordered`,
+//! results wait in a reorder buffer for the ones before them. An async stage's workers are
+//! futures polled together in the node's own task instead ([`concurrent`]), which shares
+//! the output side (`Collector`) and what becomes of each item (`process_one`).
 //!
 //! A worker whose items prove cheap takes several at once (a chunk, worth about
 //! `CHUNK_TIME` of work), so that the locks, the clock reads and the hand-on to the next
@@ -20,10 +22,11 @@
 //! the smallest of them, so a zip downstream still knows when a partial tuple can never
 //! complete, however the workers reorder items.
 
+mod concurrent;
+
 use crate::error::{NodeError, NotStarted, Panicked as PanicError};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Mutex, Notify};
@@ -64,8 +67,6 @@ impl Workers {
 const CHUNK_TIME: Duration = Duration::from_micros(50);
 /// The most items a worker takes at once.
 const MAX_CHUNK: usize = 256;
-/// How often the flusher of async workers lets the others run before it sends on.
-const FLUSH_YIELDS: usize = 2;
 
 /// How many items a worker takes at once, from what its items took.
 struct Chunking {
@@ -158,13 +159,54 @@ struct Shared<S: Stage, I> {
     /// Signalled when nothing is in flight any more, for workers waiting to finish.
     drained: Notify,
     window: usize,
-    /// Async workers leave what they finished to a flusher, told here (see `flusher`).
-    flush_wanted: Option<Notify>,
-    /// Every worker has ended: the flusher ends too.
-    workers_done: AtomicBool,
 }
 
 impl<S: Stage> Collector<S> {
+    fn new(
+        outlet: Outlet<S::Out>,
+        ctx: &NodeCtx,
+        ordered: bool,
+        failures: FailedItems<S::In>,
+    ) -> Self {
+        Collector {
+            outlet,
+            ctx: ctx.clone(),
+            ordered,
+            counts: BatchCounts::default(),
+            waiting: BTreeMap::new(),
+            next_to_emit: 0,
+            in_flight: 0,
+            roots: BTreeMap::new(),
+            input_watermark: 0,
+            finals: 0,
+            failures,
+            latency: LatencySampler::new(),
+            closed: false,
+        }
+    }
+
+    /// The node is done: publishes its last counts and closes its edges.
+    async fn close(self) {
+        let Collector {
+            outlet,
+            failures,
+            mut counts,
+            mut latency,
+            ctx,
+            ..
+        } = self;
+        ctx.stats.publish(&mut counts);
+        ctx.stats.merge_latency_now(&mut latency);
+        let result = async {
+            failures.close().await?;
+            outlet.close().await
+        }
+        .await;
+        if result.is_err() {
+            tracing::debug!(node = ctx.name, "downstream closed: the run was aborted");
+        }
+    }
+
     /// `items` were taken, filed under the lineage root `root`.
     fn dispatched(&mut self, root: u64, items: usize) {
         self.in_flight += items;
@@ -306,13 +348,7 @@ impl<S: Stage, I: Inlet<S::In>> Shared<S, I> {
     async fn finished(&self, chunk: Finished<S::In, S::Out>) -> Result<(), Closed> {
         let mut output = self.output.lock().await;
         let sent = match output.accept(chunk).await {
-            Ok(()) => match &self.flush_wanted {
-                Some(flusher) => {
-                    flusher.notify_one();
-                    Ok(())
-                }
-                None => output.send_on().await,
-            },
+            Ok(()) => output.send_on().await,
             Err(closed) => Err(closed),
         };
         self.after_sending(&mut output, sent)
@@ -340,31 +376,6 @@ impl<S: Stage, I: Inlet<S::In>> Shared<S, I> {
         Ok(())
     }
 
-    /// Sends on what async workers finished, a moment after they did: workers woken
-    /// together (by one tick of the timer, by one batch of replies) finish together, and
-    /// their items leave as one batch instead of waking the next node once per item.
-    async fn flusher(&self) {
-        let Some(wanted) = &self.flush_wanted else {
-            return;
-        };
-        loop {
-            wanted.notified().await;
-            if self.workers_done.load(Ordering::Acquire) {
-                return;
-            }
-            // The other workers woken with the one that called are queued behind it: let
-            // them finish first.
-            for _ in 0..FLUSH_YIELDS {
-                tokio::task::yield_now().await;
-            }
-            let mut output = self.output.lock().await;
-            let sent = output.send_on().await;
-            if self.after_sending(&mut output, sent).is_err() {
-                return;
-            }
-        }
-    }
-
     /// Waits until every item taken has been sent on: what `finish` emits comes last.
     async fn drain(&self) {
         loop {
@@ -381,6 +392,54 @@ impl<S: Stage, I: Inlet<S::In>> Shared<S, I> {
     }
 }
 
+/// Processes one item on a worker's copy of the stage, filing what became of it in
+/// `chunk`: its outputs, or its failure (with a copy of the input for a dead-letter node
+/// when `keep`). Returns whether the copy is ready for the next item (a copy that panicked
+/// is set up again first, and may fail to be).
+async fn process_one<S: Stage>(
+    stage: &mut S,
+    ready: bool,
+    (lineage, item): (Lineage, S::In),
+    (ctx, retry, keep): (&NodeCtx, Option<&Retry<S::In>>, Option<CopyInput<S::In>>),
+    produced: &mut Vec<S::Out>,
+    chunk: &mut Finished<S::In, S::Out>,
+) -> bool {
+    let counts = &mut chunk.counts;
+    let mut ready = ready;
+    let (error, original) = if ready {
+        let original = keep.map(|copy| copy(&item));
+        match attempt(stage, item, produced, ctx, retry, counts).await {
+            Outcome::Done => {
+                collect::<S>(produced, lineage, &mut chunk.results, counts, ctx);
+                return true;
+            }
+            Outcome::Failed(error) => {
+                let error = ctx.item_failed(error);
+                ctx.note_failure(lineage, &error);
+                (error, original)
+            }
+            Outcome::Panicked(panic) => {
+                let message = NodeError::new(PanicError {
+                    message: ctx.worker_panicked(panic).message,
+                });
+                // The copy that panicked is suspect: it starts afresh before the next item.
+                ready = restart(stage, ctx).await;
+                (message, original)
+            }
+        }
+    } else {
+        // The setup error is in the report; the item never ran.
+        (NodeError::new(NotStarted), keep.map(|_| item))
+    };
+    produced.clear();
+    counts.failed += 1;
+    if keep.is_none() {
+        ctx.item_ended(lineage);
+    }
+    chunk.failed.push((lineage, original, error));
+    ready
+}
+
 /// One worker: set up, take items until the input ends, finish, tear down.
 async fn work<S: Stage, I: Inlet<S::In>>(
     mut stage: S,
@@ -390,7 +449,6 @@ async fn work<S: Stage, I: Inlet<S::In>>(
     keep: Option<CopyInput<S::In>>,
 ) {
     let mut ready = set_up(&mut stage, &ctx).await;
-    let routes = keep.is_some();
     // Cheap synchronous stages without per-item policies run a chunk in one loop.
     let batchable = ctx.config.runs_plain(S::SYNC);
     // The chunk is timed as a whole: no item alone.
@@ -440,48 +498,16 @@ async fn work<S: Stage, I: Inlet<S::In>>(
             ready = restart(&mut stage, &ctx).await;
         }
         for (lineage, item) in jobs.drain(..) {
-            let counts = &mut chunk.counts;
-            let (error, original) = if ready {
-                let original = keep.map(|copy| copy(&item));
-                match attempt(
-                    &mut stage,
-                    item,
-                    &mut produced,
-                    &ctx,
-                    retry.as_ref(),
-                    counts,
-                )
-                .await
-                {
-                    Outcome::Done => {
-                        collect::<S>(&mut produced, lineage, &mut chunk.results, counts, &ctx);
-                        continue;
-                    }
-                    Outcome::Failed(error) => {
-                        let error = ctx.item_failed(error);
-                        ctx.note_failure(lineage, &error);
-                        (error, original)
-                    }
-                    Outcome::Panicked(panic) => {
-                        let message = NodeError::new(PanicError {
-                            message: ctx.worker_panicked(panic).message,
-                        });
-                        // The copy that panicked is suspect: it starts afresh before the
-                        // next item.
-                        ready = restart(&mut stage, &ctx).await;
-                        (message, original)
-                    }
-                }
-            } else {
-                // The setup error is in the report; the item never ran.
-                (NodeError::new(NotStarted), keep.map(|_| item))
-            };
-            produced.clear();
-            counts.failed += 1;
-            if !routes {
-                ctx.item_ended(lineage);
-            }
-            chunk.failed.push((lineage, original, error));
+            let tools = (&ctx, retry.as_ref(), keep);
+            ready = process_one(
+                &mut stage,
+                ready,
+                (lineage, item),
+                tools,
+                &mut produced,
+                &mut chunk,
+            )
+            .await;
         }
         chunk.counts.busy = started.elapsed();
         chunking.took(chunk.counts.busy, chunk.items);
@@ -524,6 +550,12 @@ pub(crate) async fn run_with_workers<S: Stage, I: Inlet<S::In>>(
     };
     let ErrorPolicy { retry, dead_letter } = policy;
     let keep = dead_letter.as_ref().map(|d| d.copy);
+    let collector = Collector::<S>::new(outlet, &ctx, ordered, FailedItems::new(dead_letter));
+    if !S::BLOCKING {
+        let window = workers.window();
+        return concurrent::run_concurrently(copies, collector, window, inlet, ctx, (retry, keep))
+            .await;
+    }
     let shared = Arc::new(Shared {
         input: Mutex::new(Input {
             inlet,
@@ -532,45 +564,21 @@ pub(crate) async fn run_with_workers<S: Stage, I: Inlet<S::In>>(
             next_seq: 0,
             ended: false,
         }),
-        output: Mutex::new(Collector::<S> {
-            outlet,
-            ctx: ctx.clone(),
-            ordered: workers.ordered,
-            counts: BatchCounts::default(),
-            waiting: BTreeMap::new(),
-            next_to_emit: 0,
-            in_flight: 0,
-            roots: BTreeMap::new(),
-            input_watermark: 0,
-            finals: 0,
-            failures: FailedItems::new(dead_letter),
-            latency: LatencySampler::new(),
-            closed: false,
-        }),
+        output: Mutex::new(collector),
         room: Notify::new(),
         drained: Notify::new(),
         window: workers.window(),
-        flush_wanted: (!S::BLOCKING).then(Notify::new),
-        workers_done: AtomicBool::new(false),
-    });
-    let flusher = (!S::BLOCKING).then(|| {
-        let shared = shared.clone();
-        tokio::spawn(async move { shared.flusher().await })
     });
     let handles: Vec<_> = copies
         .into_iter()
         .map(|stage| {
             let worker = work(stage, shared.clone(), ctx.clone(), retry.clone(), keep);
-            if S::BLOCKING {
-                // The node's span (see `Pipeline::spawn`) follows each worker to its thread.
-                let span = tracing::Span::current();
-                let worker = counting_cpu(ctx.stats.clone(), worker);
-                tokio::task::spawn_blocking(move || {
-                    span.in_scope(|| futures::executor::block_on(worker))
-                })
-            } else {
-                tokio::spawn(worker)
-            }
+            // The node's span (see `Pipeline::spawn`) follows each worker to its thread.
+            let span = tracing::Span::current();
+            let worker = counting_cpu(ctx.stats.clone(), worker);
+            tokio::task::spawn_blocking(move || {
+                span.in_scope(|| futures::executor::block_on(worker))
+            })
         })
         .collect();
     for handle in handles {
@@ -580,37 +588,8 @@ pub(crate) async fn run_with_workers<S: Stage, I: Inlet<S::In>>(
             }
         }
     }
-    if let Some(flusher) = flusher {
-        // Told to end rather than cancelled: a flush cut short could lose its batch. What
-        // the workers left after its last flush goes out below, with the outlet's close.
-        shared.workers_done.store(true, Ordering::Release);
-        if let Some(wanted) = &shared.flush_wanted {
-            wanted.notify_one();
-        }
-        if let Err(e) = flusher.await {
-            if e.is_panic() {
-                std::panic::resume_unwind(e.into_panic());
-            }
-        }
-    }
     let Ok(shared) = Arc::try_unwrap(shared) else {
         unreachable!("every worker has ended, and each held the only other references");
     };
-    let Collector {
-        outlet,
-        failures,
-        mut counts,
-        mut latency,
-        ..
-    } = shared.output.into_inner();
-    ctx.stats.publish(&mut counts);
-    ctx.stats.merge_latency_now(&mut latency);
-    let result = async {
-        failures.close().await?;
-        outlet.close().await
-    }
-    .await;
-    if result.is_err() {
-        tracing::debug!(node = ctx.name, "downstream closed: the run was aborted");
-    }
+    shared.output.into_inner().close().await;
 }
