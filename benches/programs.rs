@@ -337,6 +337,14 @@ async fn logs_pipeline(path: &Path, out: &Path) {
     };
     let report = p.run().await.unwrap();
     assert!(report.accounting().is_balanced(), "{report}");
+    show_report(&report);
+}
+
+/// With `PROGRAMS_REPORTS=1`, each run's report: where the pipeline's time went.
+fn show_report(report: &RunReport) {
+    if std::env::var_os("PROGRAMS_REPORTS").is_some() {
+        println!("{report}");
+    }
 }
 
 /// The job as a futures stream, as one would write it without the pipeline.
