@@ -22,10 +22,14 @@ use pipeline::prelude::*;
 
 #[path = "support/check.rs"]
 mod check;
+#[path = "support/filter.rs"]
+mod filter;
 #[path = "support/from_spec.rs"]
 mod from_spec;
 #[path = "support/sum.rs"]
 mod sum;
+#[path = "support/words.rs"]
+mod words;
 use sum::sum_into;
 
 #[cfg(feature = "nats")]
@@ -40,16 +44,8 @@ fn main() {
     if let Ok(which) = std::env::var(CHILD) {
         return child(&which);
     }
-    let filter: Option<String> = std::env::args()
-        .skip(1)
-        .find(|a| !a.starts_with('-'))
-        .filter(|a| !a.is_empty());
     // Several filters, comma-separated, pick every comparison any of them names.
-    let wanted = |name: &str| {
-        filter
-            .as_deref()
-            .is_none_or(|f| f.split(',').any(|f| name.contains(f)))
-    };
+    let wanted = filter::wanted();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -88,7 +84,7 @@ fn main() {
         println!();
     }
     if wanted("spec_vs_macro") {
-        let data = from_spec::uuids(ITEMS);
+        let data = words::uuids(ITEMS);
         let count = Arc::new(AtomicU64::new(0));
         // Each run gets its own copy of the strings, made before its clock starts.
         let timed = |spec: bool| {

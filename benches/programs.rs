@@ -24,16 +24,14 @@ use futures::StreamExt;
 use pipeline::prelude::*;
 use rayon::prelude::*;
 
+#[path = "support/filter.rs"]
+mod filter;
+#[path = "support/words.rs"]
+mod words;
+use words::{reverse, uuids};
+
 fn main() {
-    let filter: Option<String> = std::env::args()
-        .skip(1)
-        .find(|a| !a.starts_with('-'))
-        .filter(|a| !a.is_empty());
-    let wanted = |name: &str| {
-        filter
-            .as_deref()
-            .is_none_or(|f| f.split(',').any(|f| name.contains(f)))
-    };
+    let wanted = filter::wanted();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -487,28 +485,6 @@ fn json_rayon(records: Vec<String>) -> (Duration, u64) {
 }
 
 // ---- the seeds' graph ----
-
-fn uuids(count: u64) -> Vec<String> {
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    (0..count)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            format!(
-                "{:08x}-{:04x}-{:04x}-{:016x}",
-                state >> 32,
-                (state >> 16) & 0xffff,
-                state & 0xffff,
-                state.rotate_left(17)
-            )
-        })
-        .collect()
-}
-
-fn reverse(s: String) -> String {
-    s.chars().rev().collect()
-}
 
 async fn seeds_pipeline(data: Vec<String>) -> Duration {
     let count = Arc::new(AtomicU64::new(0));

@@ -11,29 +11,7 @@ use pipeline::prelude::*;
 use pipeline::{Sink, SinkNode};
 
 use crate::sum::sum_into;
-
-/// `count` strings shaped like UUIDs (made before any timing starts).
-pub fn uuids(count: u64) -> Vec<String> {
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    (0..count)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            format!(
-                "{:08x}-{:04x}-{:04x}-{:016x}",
-                state >> 32,
-                (state >> 16) & 0xffff,
-                state & 0xffff,
-                state.rotate_left(17)
-            )
-        })
-        .collect()
-}
-
-fn reverse(s: String) -> String {
-    s.chars().rev().collect()
-}
+use crate::words::reverse;
 
 /// Counts the pairs and checks each is a string with its reversal.
 fn pairs_checked(count: Arc<AtomicU64>) -> SinkNode<impl Sink<In = (String, String)>> {

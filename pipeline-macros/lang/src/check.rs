@@ -70,6 +70,11 @@ pub trait Structure {
 
     /// Whether a path of edges leads from `from` to `to` (a node reaches itself).
     fn reaches(&self, from: usize, to: usize) -> bool {
+        self.reaches_by(from, to, true)
+    }
+
+    /// [`reaches`](Self::reaches), over loop edges too only if `loops`.
+    fn reaches_by(&self, from: usize, to: usize, loops: bool) -> bool {
         let mut seen = vec![false; self.node_count()];
         let mut todo = vec![from];
         while let Some(n) = todo.pop() {
@@ -77,7 +82,13 @@ pub trait Structure {
                 return true;
             }
             if !std::mem::replace(&mut seen[n], true) {
-                todo.extend(self.successors(n));
+                let dead_letter = self.dead_letter(n);
+                let leaving = self.outputs(n).iter().chain(&dead_letter);
+                todo.extend(
+                    leaving
+                        .filter(|&&e| loops || !self.looping(e))
+                        .map(|&e| self.target(e)),
+                );
             }
         }
         false
@@ -253,7 +264,7 @@ fn loops(graph: &impl Structure, problems: &mut Vec<Problem>) {
                 continue;
             }
             let (from_name, to_name) = (graph.name(n), graph.name(to));
-            if !reaches_plainly(graph, to, n) {
+            if !graph.reaches_by(to, n, false) {
                 push(
                     problems,
                     Site::Edge(e),
@@ -272,28 +283,6 @@ fn loops(graph: &impl Structure, problems: &mut Vec<Problem>) {
             }
         }
     }
-}
-
-/// Whether `from` leads to `to` through edges that are not loop edges.
-fn reaches_plainly(graph: &impl Structure, from: usize, to: usize) -> bool {
-    let mut seen = vec![false; graph.node_count()];
-    let mut todo = vec![from];
-    while let Some(n) = todo.pop() {
-        if n == to {
-            return true;
-        }
-        if !std::mem::replace(&mut seen[n], true) {
-            todo.extend(
-                graph
-                    .outputs(n)
-                    .iter()
-                    .chain(&graph.dead_letter(n))
-                    .filter(|&&e| !graph.looping(e))
-                    .map(|&e| graph.target(e)),
-            );
-        }
-    }
-    false
 }
 
 fn reachable(graph: &impl Structure, in_cycle: &[bool], problems: &mut Vec<Problem>) {

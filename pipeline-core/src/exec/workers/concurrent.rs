@@ -18,7 +18,7 @@ use std::time::Instant;
 use futures::FutureExt;
 use futures::stream::{FuturesUnordered, StreamExt};
 
-use super::{Collector, CopyInput, Finished, process_one};
+use super::{Collector, CopyInput, Finished, Tools, process_one};
 use crate::exec::ctx::NodeCtx;
 use crate::exec::hooks::{finish, set_up};
 use crate::exec::policy::Retry;
@@ -33,7 +33,8 @@ use crate::wire::{Batch, Closed};
 /// became of the item.
 type Done<S> = (S, bool, Finished<<S as Stage>::In, <S as Stage>::Out>);
 
-/// What the node waits for.
+/// What the node waits for. (One at a time, on the stack: its size does not matter.)
+#[allow(clippy::large_enum_variant)]
 enum Event<S: Stage> {
     Done(Done<S>),
     Input(Option<Batch<S::In>>),
@@ -44,7 +45,7 @@ async fn job<S: Stage>(
     mut stage: S,
     ready: bool,
     (seq, lineage, item): (u64, Lineage, S::In),
-    tools: (&NodeCtx, Option<&Retry<S::In>>, Option<CopyInput<S::In>>),
+    tools: Tools<'_, S::In>,
 ) -> Done<S> {
     let started = Instant::now();
     let mut chunk = Finished {
@@ -77,7 +78,8 @@ pub(super) async fn run_concurrently<S: Stage, I: Inlet<S::In>>(
     window: usize,
     mut inlet: I,
     ctx: NodeCtx,
-    (retry, keep): (Option<Retry<S::In>>, Option<CopyInput<S::In>>),
+    retry: Option<Retry<S::In>>,
+    keep: Option<CopyInput<S::In>>,
 ) {
     // Every copy sets up at once: a setup may wait (a connection), and they are alike.
     let mut idle: Vec<(S, bool)> =

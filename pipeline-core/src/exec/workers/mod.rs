@@ -100,6 +100,10 @@ impl Chunking {
 /// Copies an input so a failed item can still be sent to a dead-letter node.
 type CopyInput<T> = fn(&T) -> T;
 
+/// What a worker needs for each item besides the stage: the node's context, its retries,
+/// and how to keep a copy of an input for a dead-letter node.
+type Tools<'a, T> = (&'a NodeCtx, Option<&'a Retry<T>>, Option<CopyInput<T>>);
+
 /// What a worker made of a chunk: consecutive items of the input, so in ordered output a
 /// chunk goes on as a whole once the ones before it have.
 struct Finished<I, O> {
@@ -402,7 +406,7 @@ async fn process_one<S: Stage>(
     stage: &mut S,
     ready: bool,
     (lineage, item): (Lineage, S::In),
-    (ctx, retry, keep): (&NodeCtx, Option<&Retry<S::In>>, Option<CopyInput<S::In>>),
+    (ctx, retry, keep): Tools<'_, S::In>,
     produced: &mut Vec<S::Out>,
     chunk: &mut Finished<S::In, S::Out>,
 ) -> bool {
@@ -555,7 +559,7 @@ pub(crate) async fn run_with_workers<S: Stage, I: Inlet<S::In>>(
     let collector = Collector::<S>::new(outlet, &ctx, ordered, FailedItems::new(dead_letter));
     if !S::BLOCKING {
         let window = workers.window();
-        return concurrent::run_concurrently(copies, collector, window, inlet, ctx, (retry, keep))
+        return concurrent::run_concurrently(copies, collector, window, inlet, ctx, retry, keep)
             .await;
     }
     let shared = Arc::new(Shared {
