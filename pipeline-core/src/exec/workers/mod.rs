@@ -7,7 +7,7 @@
 //! a hand-off per item would preempt a worker each time. Workers are threads, for a stage
 //! whose code may block; the input and the output each sit behind a lock; with `ordered`,
 //! results wait in a reorder buffer for the ones before them. An async stage's workers are
-//! futures polled together in the node's own task instead ([`concurrent`]), which shares
+//! futures polled together in the node's own task instead (`concurrent.rs`), which shares
 //! the output side (`Collector`) and what becomes of each item (`process_one`).
 //!
 //! A worker whose items prove cheap takes several at once (a chunk, worth about
