@@ -1,9 +1,9 @@
 //! A pipeline whose per-node counters are scraped by Prometheus from `/metrics`.
 //!
 //! ```text
-//! cargo run --example prometheus --features metrics                 # serves 127.0.0.1:9898 until Ctrl-C
-//! cargo run --example prometheus --features metrics -- --listen 0.0.0.0:9000
-//! cargo run --example prometheus --features metrics -- --check      # a finite run that checks itself
+//! cargo run --example prometheus --features http                 # serves 127.0.0.1:9898 until Ctrl-C
+//! cargo run --example prometheus --features http -- --listen 0.0.0.0:9000
+//! cargo run --example prometheus --features http -- --check      # a finite run that checks itself
 //! ```
 //!
 //! While it runs, `curl http://127.0.0.1:9898/metrics` shows, per node, the items received,
@@ -11,16 +11,17 @@
 //! histogram of the time per item. Any exporter of the `metrics` facade works the same way:
 //! install its recorder before the pipeline starts.
 //!
-//! The HTTP side is a few lines on tokio rather than an HTTP framework: it answers
-//! `GET /metrics`, and says clearly what is wrong with anything else (404, 405, 400).
+//! The HTTP side is `pipeline::http::serve_metrics` (feature `http`): `GET /metrics` and
+//! `GET /healthz`, 404 or 405 for anything else, for a pipeline that takes no items over
+//! HTTP.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use pipeline::http::serve_metrics;
 use pipeline::prelude::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 /// Orders as they might arrive from a queue: one in 50 is malformed.
 fn order(n: u64) -> String {
@@ -80,7 +81,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let metrics = PrometheusBuilder::new().install_recorder()?;
     let listener = TcpListener::bind(listen).await?;
     let address = listener.local_addr()?;
-    tokio::spawn(serve(listener, metrics.clone()));
+    tokio::spawn(serve_metrics(listener, metrics.clone()));
 
     if check {
         return self_check(address, &metrics).await;
@@ -105,10 +106,13 @@ async fn self_check(
 ) -> Result<(), Box<dyn std::error::Error>> {
     let report = orders_pipeline(Some(5_000), Duration::ZERO).run().await?;
     metrics.run_upkeep();
-    let (status, body) = get(address, "GET /metrics HTTP/1.1").await?;
-    if status != 200 {
-        return Err(format!("GET /metrics answered {status}").into());
+    let client = reqwest::Client::new();
+    let base = format!("http://{address}");
+    let response = client.get(format!("{base}/metrics")).send().await?;
+    if response.status() != 200 {
+        return Err(format!("GET /metrics answered {}", response.status()).into());
     }
+    let body = response.text().await?;
     let mut checked = 0;
     for node in &report.nodes {
         let expected = [
@@ -132,14 +136,18 @@ async fn self_check(
     if !body.contains("pipeline_item_duration_seconds") {
         return Err("no item duration histogram in /metrics".into());
     }
-    for (request, expected) in [
-        ("GET /nothing-here HTTP/1.1", 404),
-        ("POST /metrics HTTP/1.1", 405),
-        ("garbage", 400),
+    for (method, path, expected) in [
+        (reqwest::Method::GET, "/healthz", 200),
+        (reqwest::Method::GET, "/nothing-here", 404),
+        (reqwest::Method::POST, "/metrics", 405),
     ] {
-        let (status, _) = get(address, request).await?;
+        let status = client
+            .request(method.clone(), format!("{base}{path}"))
+            .send()
+            .await?
+            .status();
         if status != expected {
-            return Err(format!("`{request}` answered {status}, expected {expected}").into());
+            return Err(format!("`{method} {path}` answered {status}, expected {expected}").into());
         }
     }
     println!("{report}");
@@ -153,83 +161,4 @@ fn sample(body: &str, metric: &str, node: &str) -> Option<f64> {
     body.lines()
         .find_map(|line| line.strip_prefix(&prefix))
         .and_then(|value| value.trim().parse().ok())
-}
-
-async fn serve(listener: TcpListener, metrics: PrometheusHandle) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let metrics = metrics.clone();
-        tokio::spawn(async move {
-            // A client that goes away mid-answer is its own problem, not the server's.
-            let _ = answer(stream, &metrics).await;
-        });
-    }
-}
-
-/// Reads one request head and answers it, closing the connection after.
-async fn answer(mut stream: TcpStream, metrics: &PrometheusHandle) -> std::io::Result<()> {
-    const LARGEST_HEAD: usize = 8 * 1024;
-    let mut head = Vec::new();
-    let mut buffer = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < LARGEST_HEAD {
-        let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buffer))
-            .await
-            .unwrap_or(Ok(0))?;
-        if read == 0 {
-            break;
-        }
-        head.extend_from_slice(&buffer[..read]);
-    }
-    let request_line = head
-        .split(|&b| b == b'\r' || b == b'\n')
-        .next()
-        .and_then(|line| std::str::from_utf8(line).ok())
-        .unwrap_or("");
-    let (status, content_type, body) = match request_line.split(' ').collect::<Vec<_>>()[..] {
-        ["GET", "/metrics", version] if version.starts_with("HTTP/1.") => {
-            ("200 OK", "text/plain; version=0.0.4", metrics.render())
-        }
-        [_, "/metrics", version] if version.starts_with("HTTP/1.") => (
-            "405 Method Not Allowed",
-            "text/plain",
-            "only GET is served here\n".to_string(),
-        ),
-        [_, _, version] if version.starts_with("HTTP/1.") => (
-            "404 Not Found",
-            "text/plain",
-            "the metrics are at /metrics\n".to_string(),
-        ),
-        _ => (
-            "400 Bad Request",
-            "text/plain",
-            "expected an HTTP/1.x request line, such as `GET /metrics HTTP/1.1`\n".to_string(),
-        ),
-    };
-    let response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(response.as_bytes()).await?;
-    stream.shutdown().await
-}
-
-/// Sends one request head and returns the status code and body.
-async fn get(address: SocketAddr, request_line: &str) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect(address).await?;
-    stream
-        .write_all(format!("{request_line}\r\nHost: {address}\r\n\r\n").as_bytes())
-        .await?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await?;
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map_or(String::new(), |(_, body)| body.to_string());
-    Ok((status, body))
 }

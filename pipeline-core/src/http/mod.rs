@@ -24,6 +24,9 @@
 //! On SIGTERM or SIGINT (or [`Drain::start`]) the front stops taking items (`503`), the run
 //! drains, and [`HttpFront::serve`] returns its report. Nothing that got a `2xx` is lost:
 //! an accepted item is delivered, or it is in the report's failed or dropped counts.
+//!
+//! A pipeline fed otherwise can still be watched: [`serve_metrics`] serves `/metrics` and
+//! `/healthz` alone, [`serve_view`] the live view.
 
 mod body;
 mod view;
@@ -386,14 +389,45 @@ async fn ready<In: Send + 'static, Out: Send + 'static>(
 
 async fn metrics<In, Out>(State(front): State<Arc<Front<In, Out>>>) -> Response {
     match &front.metrics {
-        Some(handle) => (
-            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-            handle.render(),
-        )
-            .into_response(),
+        Some(handle) => prometheus_text(handle),
         None => text(
             StatusCode::NOT_FOUND,
             "no metrics recorder: give the front one with `HttpFront::metrics`",
         ),
     }
+}
+
+/// What `handle`'s recorder holds, as Prometheus scrapes it.
+fn prometheus_text(handle: &PrometheusHandle) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        handle.render(),
+    )
+        .into_response()
+}
+
+/// Serves a pipeline's metrics without a front taking items: `GET /metrics` (what
+/// `handle`'s recorder holds, Prometheus text, each node's counters labelled with `node`)
+/// and `GET /healthz`, on `listener`, until the task serving it is dropped. Anything else
+/// answers 404, or 405 for another method on those paths.
+///
+/// ```no_run
+/// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+/// use metrics_exporter_prometheus::PrometheusBuilder;
+///
+/// // The recorder goes in before the pipeline starts: nodes take their handles then.
+/// let handle = PrometheusBuilder::new().install_recorder()?;
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:9898").await?;
+/// tokio::spawn(pipeline::http::serve_metrics(listener, handle));
+/// # Ok(()) }
+/// ```
+pub async fn serve_metrics(listener: TcpListener, handle: PrometheusHandle) -> std::io::Result<()> {
+    let router = Router::new()
+        .route(
+            "/metrics",
+            get(move || async move { prometheus_text(&handle) }),
+        )
+        .route("/healthz", get(|| async { "ok\n" }))
+        .fallback(|| async { text(StatusCode::NOT_FOUND, "the metrics are at /metrics") });
+    axum::serve(listener, router).await
 }
