@@ -194,3 +194,32 @@ fn the_macro_writes_a_loop_edge_as_a_statement() {
         assert_eq!(report.node("fetch").unwrap().workers, 4);
     });
 }
+
+/// A zip inside the loop pairs each item with itself again and ends with the loop; one of
+/// its branches filters, so some tuples never complete and are dropped on the way.
+#[test]
+fn a_zip_inside_a_loop_pairs_and_the_loop_still_ends() {
+    support::within(Duration::from_secs(60), || {
+        let out: Collected<(u32, u32)> = Collected::new();
+        let mut seen = HashSet::new();
+        let sink = out.clone();
+        let pipeline = pipeline::pipeline! {
+            seeds = source::iter([1u32]);
+            frontier = stage::filter(move |n: &u32| seen.insert(*n));
+            same = stage::map(|n: u32| n);
+            odd = stage::filter(|n: &u32| n % 2 == 1);
+            pair = stage::map(|(a, b): (u32, u32)| (a, b));
+            next = stage::flat_map(|(a, _): (u32, u32)| [a * 3 % 1000, (a + 2) % 1000]);
+            found = sink.sink();
+            seeds => frontier => same, odd;
+            same, odd => pair => next;
+            pair => found;
+            loop next => frontier;
+        };
+        let report = pipeline.run_blocking().unwrap();
+        let got = out.take();
+        assert!(got.iter().all(|(a, b)| a == b && a % 2 == 1), "{got:?}");
+        assert!(!got.is_empty());
+        assert!(report.accounting().is_balanced(), "{report}");
+    });
+}
