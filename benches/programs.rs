@@ -102,7 +102,7 @@ fn main() {
         for _ in 0..3 {
             let input = records.clone();
             ours.push(timed(|| {
-                let (took, sum) = runtime.block_on(json_pipeline(input, cores));
+                let (took, sum) = runtime.block_on(json_pipeline(input));
                 assert_eq!(sum, expected);
                 took
             }));
@@ -118,7 +118,7 @@ fn main() {
             "json: {} NDJSON records decoded, changed, encoded",
             records.len()
         );
-        show(&format!("pipeline!, workers({cores})"), ours);
+        show(&format!("pipeline!, workers(auto): {cores}"), ours);
         show("rayon into_par_iter", par);
         ratios.push(("json_vs_rayon", ratio(par, ours)));
         println!();
@@ -451,13 +451,13 @@ fn transform(line: &str) -> (String, u64) {
     (serde_json::to_string(&record).unwrap(), record.id)
 }
 
-async fn json_pipeline(records: Vec<String>, workers: usize) -> (Duration, u64) {
+async fn json_pipeline(records: Vec<String>) -> (Duration, u64) {
     let total = Arc::new(AtomicU64::new(0));
     let sum = total.clone();
     let mut local = 0u64;
     let p = pipeline! {
         lines = source::iter(records);
-        changed[workers(workers)] = stage::map(|line: String| transform(&line));
+        changed[workers(auto)] = stage::map(|line: String| transform(&line));
         out = sink::for_each(move |(line, id): (String, u64)| {
             black_box(&line);
             local = local.wrapping_add(id);

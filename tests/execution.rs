@@ -1035,3 +1035,21 @@ async fn retry_if_tries_again_only_the_errors_worth_it() {
     );
     assert_eq!(tries.load(Ordering::SeqCst), 5);
 }
+
+/// `workers(auto)` runs one worker per core, in the macro and in a spec's options.
+#[test]
+fn workers_auto_gives_one_worker_per_core() {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let out = Collected::new();
+    let p = pipeline! {
+        nums = source::iter(0..100u64);
+        square[workers(auto)] = stage::map(|n: u64| n * n);
+        sink = out.sink();
+        nums => square => sink;
+    };
+    let report = p.run_blocking().unwrap();
+    assert_eq!(report.node("square").unwrap().workers, cores);
+    let mut got: Vec<u64> = out.take();
+    got.sort_unstable();
+    assert_eq!(got, (0..100u64).map(|n| n * n).collect::<Vec<_>>());
+}

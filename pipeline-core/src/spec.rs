@@ -98,6 +98,11 @@ impl NodeConfig {
         self
     }
 
+    /// `workers(auto)`: one worker per core of this machine (for a CPU-bound stage).
+    pub fn workers_auto(self) -> Self {
+        self.workers(std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
+
     /// `ordered`: several workers' outputs leave in input order.
     pub fn ordered(mut self) -> Self {
         self.ordered = true;
@@ -215,7 +220,10 @@ impl NodeConfig {
         let small = |n: u64| u32::try_from(n).map_err(|_| format!("`{name}({n})` is too large"));
         Ok(match name {
             "capacity" => self.capacity(count(0)? as usize),
-            "workers" => self.workers(count(0)? as usize),
+            "workers" => match args.first() {
+                Some(OptionArg::Node(auto)) if auto == "auto" => self.workers_auto(),
+                _ => self.workers(count(0)? as usize),
+            },
             "ordered" => self.ordered(),
             "timeout" => self.timeout(duration(0)?),
             "retry" => {

@@ -41,7 +41,7 @@ use proc_macro::TokenStream;
 /// | option | on | what it does |
 /// | --- | --- | --- |
 /// | `capacity(n)` | stages, sinks | its input edges hold at most `n` items (default 1024) |
-/// | `workers(n)` | stages | `n` workers, each with its own copy of the stage |
+/// | `workers(n)`, `workers(auto)` | stages | `n` workers, each with its own copy of the stage; `auto`: one per core |
 /// | `ordered` | stages with `workers` | output in input order |
 /// | `timeout(d)` | stages | an item taking longer than `d` fails with `error::TimedOut` |
 /// | `retry(n)`, `retry(n, first)`, `retry(n, first, longest)` | stages | a failed item is tried up to `n` more times; pauses start at `first` (10 ms), about double per try up to `longest` (30 s), with jitter |

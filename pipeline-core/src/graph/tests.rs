@@ -345,6 +345,11 @@ fn every_option_but_retry_if_can_be_set_from_text() {
             name => assert_eq!(set.unwrap().options_set(), [name], "{name}"),
         }
     }
+    let auto = NodeConfig::new()
+        .set("workers", &[Node("auto".into())])
+        .unwrap();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(auto.worker_count(), cores);
     let wrong = NodeConfig::new().set("timeout", &[Count(5)]).unwrap_err();
     assert_eq!(
         wrong,

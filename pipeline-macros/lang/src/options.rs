@@ -187,7 +187,7 @@ pub static OPTIONS: &[Descriptor] = &[
     },
     Descriptor {
         name: "workers",
-        forms: &["workers(n)"],
+        forms: &["workers(n)", "workers(auto)"],
         args: Args::One,
         fits: Fits::Stages,
         needs: None,
@@ -196,10 +196,22 @@ pub static OPTIONS: &[Descriptor] = &[
         ),
         instead: "",
         purpose: "runs a stage on several workers",
-        doc: "`n` workers, each with its own copy of the stage",
+        doc: "`n` workers, each with its own copy of the stage; `auto`: one per core",
         example: "workers(4)",
         #[cfg(feature = "syntax")]
-        config: Config::SameName,
+        config: Config::Calls(|args, span| {
+            let arg = &args[0];
+            match arg {
+                syn::Expr::Path(path) if path.path.is_ident("auto") => {
+                    let method = Ident::new("workers_auto", span);
+                    quote!(.#method())
+                }
+                _ => {
+                    let method = Ident::new("workers", span);
+                    quote!(.#method(#arg))
+                }
+            }
+        }),
     },
     Descriptor {
         name: "ordered",

@@ -390,7 +390,7 @@ mod tests {
             (
                 "workers",
                 0,
-                "`workers` is written `workers(n)`, for example `workers(4)`",
+                "`workers` is written `workers(n)` or `workers(auto)`, for example `workers(4)`",
             ),
             ("ordered(2)", 0, "`ordered` is written `ordered`"),
             ("workers(4", 7, "`(` without its `)`"),
