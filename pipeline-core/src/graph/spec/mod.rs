@@ -169,120 +169,14 @@ impl GraphSpec {
         let text = Text(&self.text);
         let mut errors = Vec::new();
         let mut graph = GraphBuilder::new();
-        let nodes = &self.document.nodes;
         if let Some(name) = &self.document.distributed {
             errors.push(text.error(
                 text.string(name, None),
                 "`distributed`: a graph from a spec does not run split over processes yet; write it with `pipeline!` and `#![distributed(..)]`",
             ));
         }
-        // Nodes that could not be made: edges naming them are not mistakes of their own.
-        let mut unmade = Vec::new();
-        for (node, entry) in nodes {
-            let mut ok = true;
-            match registry.add(&mut graph, &entry.uses, node, entry.args.as_ref()) {
-                Ok(()) => {}
-                Err(AddError::Unknown) => {
-                    ok = false;
-                    let hint = match nearest(&entry.uses, registry.names()) {
-                        Some(near) => format!("did you mean `{near}`?"),
-                        None => format!(
-                            "the registry has {}",
-                            registry
-                                .names()
-                                .map(|n| format!("`{n}`"))
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                    };
-                    let at = text.string(&entry.uses, text.node(node));
-                    errors.push(text.error(
-                        at,
-                        format!(
-                            "node `{node}` uses `{}`, which is not in the registry: {hint}",
-                            entry.uses
-                        ),
-                    ));
-                }
-                Err(AddError::Args { takes, why }) => {
-                    ok = false;
-                    errors.push(text.error(
-                        text.node_key(node, "args"),
-                        format!(
-                            "node `{node}`: `{}` takes arguments of type `{}`, and these do not fit: {why}",
-                            entry.uses,
-                            short(takes)
-                        ),
-                    ));
-                }
-            }
-            let mut config = NodeConfig::new();
-            for option in &entry.options {
-                let at = text.string(option, text.node(node));
-                let parsed = grammar::option(option).map_err(|slip| {
-                    text.error(
-                        at.map(|at| at + slip.at),
-                        format!("node `{node}`: {}", slip.message),
-                    )
-                });
-                let set = parsed.and_then(|written| {
-                    config
-                        .clone()
-                        .set(written.name, &written.args)
-                        .map_err(|why| text.error(at, format!("node `{node}`: {why}")))
-                });
-                match set {
-                    Ok(set) => config = set,
-                    Err(error) => errors.push(error),
-                }
-            }
-            if ok {
-                graph.configure(node.as_str(), config);
-            } else {
-                unmade.push(node.as_str());
-            }
-        }
-        let mut edges: HashMap<(String, String), Option<usize>> = HashMap::new();
-        let mut from = None;
-        for written in &self.document.edges {
-            let at = text.string(written, from);
-            from = at;
-            let statements = match grammar::edges(written) {
-                Ok(statements) => statements,
-                Err(slip) => {
-                    errors.push(text.error(at.map(|at| at + slip.at), slip.message));
-                    continue;
-                }
-            };
-            for statement in statements {
-                for pair in statement.groups.windows(2) {
-                    for a in &pair[0] {
-                        for b in &pair[1] {
-                            let place = at.map(|at| at + b.at);
-                            if let Some(missing) =
-                                [a, b].into_iter().find(|n| !nodes.contains_key(&n.name))
-                            {
-                                errors.push(unknown_node(&text, at, missing, a, b, nodes));
-                                continue;
-                            }
-                            if unmade.contains(&a.name.as_str())
-                                || unmade.contains(&b.name.as_str())
-                            {
-                                continue;
-                            }
-                            edges
-                                .entry((a.name.clone(), b.name.clone()))
-                                .or_insert(place);
-                            if statement.looping {
-                                graph.loop_edge(a.name.as_str(), b.name.as_str());
-                            } else {
-                                graph.edge(a.name.as_str(), b.name.as_str());
-                            }
-                        }
-                    }
-                }
-            }
-        }
+        let unmade = self.add_nodes(registry, &text, &mut graph, &mut errors);
+        let edges = self.add_edges(&unmade, &text, &mut graph, &mut errors);
         if errors.is_empty() {
             match graph.build() {
                 Ok(pipeline) => return Ok(pipeline),
@@ -298,6 +192,113 @@ impl GraphSpec {
             file: self.file.clone(),
             errors,
         })
+    }
+
+    /// Makes each node with the registry and sets its options; returns the nodes that
+    /// could not be made (edges naming them are not mistakes of their own).
+    fn add_nodes<'s>(
+        &'s self,
+        registry: &Registry,
+        text: &Text<'_>,
+        graph: &mut GraphBuilder,
+        errors: &mut Vec<SpecError>,
+    ) -> Vec<&'s str> {
+        let mut unmade = Vec::new();
+        for (node, entry) in &self.document.nodes {
+            let made = match registry.add(graph, &entry.uses, node, entry.args.as_ref()) {
+                Ok(()) => true,
+                Err(AddError::Unknown) => {
+                    let hint = match nearest(&entry.uses, registry.names()) {
+                        Some(near) => format!("did you mean `{near}`?"),
+                        None => format!(
+                            "the registry has {}",
+                            registry
+                                .names()
+                                .map(|n| format!("`{n}`"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    };
+                    errors.push(text.error(
+                        text.string(&entry.uses, text.node(node)),
+                        format!(
+                            "node `{node}` uses `{}`, which is not in the registry: {hint}",
+                            entry.uses
+                        ),
+                    ));
+                    false
+                }
+                Err(AddError::Args { takes, why }) => {
+                    errors.push(text.error(
+                        text.node_key(node, "args"),
+                        format!(
+                            "node `{node}`: `{}` takes arguments of type `{}`, and these do not fit: {why}",
+                            entry.uses,
+                            short(takes)
+                        ),
+                    ));
+                    false
+                }
+            };
+            let config = options(node, &entry.options, text, errors);
+            if made {
+                graph.configure(node.as_str(), config);
+            } else {
+                unmade.push(node.as_str());
+            }
+        }
+        unmade
+    }
+
+    /// Adds the spec's edges; returns where each one is written, for errors about it.
+    fn add_edges(
+        &self,
+        unmade: &[&str],
+        text: &Text<'_>,
+        graph: &mut GraphBuilder,
+        errors: &mut Vec<SpecError>,
+    ) -> HashMap<(String, String), Option<usize>> {
+        let nodes = &self.document.nodes;
+        let mut edges = HashMap::new();
+        let mut from = None;
+        for written in &self.document.edges {
+            let at = text.string(written, from);
+            from = at;
+            let statements = match grammar::edges(written) {
+                Ok(statements) => statements,
+                Err(slip) => {
+                    errors.push(text.error(at.map(|at| at + slip.at), slip.message));
+                    continue;
+                }
+            };
+            for statement in statements {
+                for pair in statement.groups.windows(2) {
+                    for (a, b) in pair[0]
+                        .iter()
+                        .flat_map(|a| pair[1].iter().map(move |b| (a, b)))
+                    {
+                        if let Some(missing) =
+                            [a, b].into_iter().find(|n| !nodes.contains_key(&n.name))
+                        {
+                            errors.push(unknown_node(text, at, missing, a, b, nodes));
+                            continue;
+                        }
+                        if unmade.contains(&a.name.as_str()) || unmade.contains(&b.name.as_str()) {
+                            continue;
+                        }
+                        edges
+                            .entry((a.name.clone(), b.name.clone()))
+                            .or_insert(at.map(|at| at + b.at));
+                        if statement.looping {
+                            graph.loop_edge(a.name.as_str(), b.name.as_str());
+                        } else {
+                            graph.edge(a.name.as_str(), b.name.as_str());
+                        }
+                    }
+                }
+            }
+        }
+        edges
     }
 
     /// A mistake the graph builder found, pointed at the spec's line.
@@ -361,6 +362,37 @@ fn unknown_node(
             a.name, b.name, missing.name
         ),
     )
+}
+
+/// Node `node`'s options, written as text; each mistake is pushed to `errors` and leaves
+/// the option unset.
+fn options(
+    node: &str,
+    written: &[String],
+    text: &Text<'_>,
+    errors: &mut Vec<SpecError>,
+) -> NodeConfig {
+    let mut config = NodeConfig::new();
+    for option in written {
+        let at = text.string(option, text.node(node));
+        let parsed = grammar::option(option).map_err(|slip| {
+            text.error(
+                at.map(|at| at + slip.at),
+                format!("node `{node}`: {}", slip.message),
+            )
+        });
+        let set = parsed.and_then(|option| {
+            config
+                .clone()
+                .set(option.name, &option.args)
+                .map_err(|why| text.error(at, format!("node `{node}`: {why}")))
+        });
+        match set {
+            Ok(set) => config = set,
+            Err(error) => errors.push(error),
+        }
+    }
+    config
 }
 
 /// The first line of a parser's message (TOML's repeats the line of the file below).
