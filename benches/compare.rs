@@ -20,10 +20,11 @@ use std::time::{Duration, Instant};
 
 use pipeline::prelude::*;
 
+#[path = "support/bench.rs"]
+mod bench;
 #[path = "support/check.rs"]
 mod check;
-#[path = "support/filter.rs"]
-mod filter;
+use bench::{middle, ratio, show, summary};
 #[path = "support/from_spec.rs"]
 mod from_spec;
 #[path = "support/sum.rs"]
@@ -45,7 +46,7 @@ fn main() {
         return child(&which);
     }
     // Several filters, comma-separated, pick every comparison any of them names.
-    let wanted = filter::wanted();
+    let wanted = bench::wanted();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -278,29 +279,12 @@ fn main() {
         }
     }
 
-    println!("summary ({cores} cores)");
-    for (name, value) in ratios {
-        println!("ratio {name} {value:.3}");
-    }
-}
-
-fn show(what: &str, took: Duration) {
-    println!("  {what:<48} {took:>12.2?}");
-}
-
-fn ratio(other: Duration, ours: Duration) -> f64 {
-    other.as_secs_f64() / ours.as_secs_f64()
+    summary(cores, &ratios);
 }
 
 /// The median of `runs` timings.
 fn median(runs: usize, mut time: impl FnMut() -> Duration) -> Duration {
     middle((0..runs).map(|_| time()).collect())
-}
-
-/// The median of timings taken already (alternating with another contender's).
-fn middle(mut times: Vec<Duration>) -> Duration {
-    times.sort();
-    times[times.len() / 2]
 }
 
 async fn run_timed(pipeline: Pipeline) -> Duration {

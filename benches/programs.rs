@@ -24,14 +24,15 @@ use futures::StreamExt;
 use pipeline::prelude::*;
 use rayon::prelude::*;
 
-#[path = "support/filter.rs"]
-mod filter;
+#[path = "support/bench.rs"]
+mod bench;
+use bench::{middle, ratio, show, summary};
 #[path = "support/words.rs"]
 mod words;
 use words::{reverse, uuids};
 
 fn main() {
-    let wanted = filter::wanted();
+    let wanted = bench::wanted();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -141,23 +142,7 @@ fn main() {
         println!();
     }
 
-    println!("summary ({cores} cores)");
-    for (name, value) in ratios {
-        println!("ratio {name} {value:.3}");
-    }
-}
-
-fn show(what: &str, took: Duration) {
-    println!("  {what:<52} {took:>12.2?}");
-}
-
-fn ratio(other: Duration, ours: Duration) -> f64 {
-    other.as_secs_f64() / ours.as_secs_f64()
-}
-
-fn middle(mut times: Vec<Duration>) -> Duration {
-    times.sort();
-    times[times.len() / 2]
+    summary(cores, &ratios);
 }
 
 fn timed(run: impl FnOnce() -> Duration) -> Duration {
