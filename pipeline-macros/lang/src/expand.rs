@@ -9,6 +9,7 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::Ident;
 
 use crate::ast::PipelineInput;
+use crate::check::Structure;
 use crate::graph::{FanIn, Graph, Role};
 
 /// The most stages one chain names; the runtime's `fuse::chain::CHAIN_MAX` is the same.
@@ -96,7 +97,7 @@ pub fn expand(graph: &Graph) -> TokenStream {
             let config = config(n);
             let capacity = quote!(#config.edge_capacity());
             let inlet = inlet(n);
-            match node.fan_in() {
+            match graph.fan_in(n) {
                 FanIn::Single => {
                     let tx = tx(n, 0);
                     quote!(let (#tx, #inlet) = #private::single_input(&#ident, #capacity);)
@@ -144,7 +145,7 @@ pub fn expand(graph: &Graph) -> TokenStream {
         let method = Ident::new(
             if dead_letter {
                 "connect_dead_letter"
-            } else if target.fan_in() == FanIn::Zip {
+            } else if graph.fan_in(edge.to) == FanIn::Zip {
                 "connect_zipped"
             } else {
                 "connect"
@@ -214,9 +215,9 @@ pub fn expand(graph: &Graph) -> TokenStream {
         .nodes
         .iter()
         .enumerate()
-        .filter(|(_, node)| matches!(node.fan_in(), FanIn::Merge | FanIn::Loop))
-        .map(|(n, node)| {
-            let senders = if node.fan_in() == FanIn::Loop { 2 } else { 1 };
+        .filter(|&(n, _)| matches!(graph.fan_in(n), FanIn::Merge | FanIn::Loop))
+        .map(|(n, _)| {
+            let senders = if graph.fan_in(n) == FanIn::Loop { 2 } else { 1 };
             let txs = (0..senders).map(|slot| tx(n, slot));
             quote!(#(::core::mem::drop(#txs);)*)
         });
@@ -329,7 +330,7 @@ pub fn expand(graph: &Graph) -> TokenStream {
 fn slot_sender(graph: &Graph, e: usize) -> TokenStream {
     let edge = &graph.edges[e];
     let target = &graph.nodes[edge.to];
-    match target.fan_in() {
+    match graph.fan_in(edge.to) {
         FanIn::Zip => {
             let slot = target.inputs.iter().position(|&i| i == e).unwrap_or(0);
             let tx = tx(edge.to, slot);

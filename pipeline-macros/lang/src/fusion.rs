@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::check::Structure;
 use crate::graph::{Graph, Node};
 use crate::role::{FanIn, Role};
 
@@ -154,7 +155,9 @@ impl Graph {
         }
         let zip = zip?;
         let node = &self.nodes[zip];
-        if node.fan_in() != FanIn::Zip || node.inputs.len() != branches.len() || !node.runs_plain()
+        if self.fan_in(zip) != FanIn::Zip
+            || node.inputs.len() != branches.len()
+            || !node.runs_plain()
         {
             return None;
         }

@@ -38,8 +38,6 @@ pub struct Node {
     pub outputs: Vec<usize>,
     /// The edge carrying this stage's failed items (`dead_letter(..)`), apart from `outputs`.
     pub dead_letter: Option<usize>,
-    /// A loop edge leads into it: it is the loop's entry.
-    pub loop_entry: bool,
 }
 
 pub struct Edge {
@@ -55,14 +53,6 @@ pub struct Edge {
 impl Node {
     pub fn role(&self) -> Role {
         Role::of(self.inputs.len(), self.outputs.len())
-    }
-
-    pub fn fan_in(&self) -> FanIn {
-        FanIn::of_node(
-            self.options.has("merge"),
-            self.loop_entry,
-            self.inputs.len(),
-        )
     }
 }
 
@@ -91,7 +81,6 @@ impl Graph {
                     inputs: Vec::new(),
                     outputs: Vec::new(),
                     dead_letter: None,
-                    loop_entry: false,
                 });
                 graph.nodes.len() - 1
             })
@@ -154,7 +143,6 @@ impl Graph {
                                 });
                                 graph.nodes[from].outputs.push(e);
                                 graph.nodes[to].inputs.push(e);
-                                graph.nodes[to].loop_entry |= chain.looping;
                             }
                         }
                     }
@@ -359,7 +347,7 @@ mod tests {
         assert_eq!(nodes["inp"].role(), Role::Source);
         assert_eq!(nodes["rev"].role(), Role::Stage);
         assert_eq!(nodes["out"].role(), Role::Sink);
-        assert_eq!(nodes["out"].fan_in(), FanIn::Zip);
+        assert_eq!(g.fan_in(g.find("out").unwrap()), FanIn::Zip);
         let order: Vec<&str> = nodes["out"]
             .inputs
             .iter()
