@@ -127,29 +127,36 @@ impl Ledger {
 
     /// `adjust`, noting `fate` for the root unless something went wrong with it before.
     fn change(&self, lineage: Lineage, delta: i64, fate: Option<Fate>) {
-        let finished = {
+        let finished = change_in(&mut self.lock(), lineage, delta, fate);
+        self.finish(finished);
+    }
+
+    /// Items that start roots of their own (a loop's entry numbering what it takes):
+    /// each `(from, to, done)` registers root `to`, to tell `done` once it is finished,
+    /// and ends an item of `from`. One lock for them all.
+    pub(crate) fn rerooted(&self, moves: impl IntoIterator<Item = (Lineage, Lineage, Done)>) {
+        let mut finished = Vec::new();
+        {
             let mut open = self.lock();
-            let root = lineage.root_index();
-            let Some(entry) = open.get_mut(&root) else {
-                return;
-            };
-            if let Some(fate) = fate
-                && matches!(entry.fate, Fate::Ended)
-            {
-                entry.fate = fate;
+            for (from, to, done) in moves {
+                let entry = open.entry(to.root_index()).or_insert_with(Entry::new);
+                entry.items += 1;
+                entry.done = Some(done);
+                finished.extend(change_in(&mut open, from, -1, None));
             }
-            entry.items += delta;
-            if entry.items > 0 {
-                return;
-            }
-            open.remove(&root)
-        };
-        let Some(entry) = finished else {
+        }
+        for one in finished {
+            self.finish(Some(one));
+        }
+    }
+
+    /// Acknowledges a root that finished, outside the lock (an ack may take a moment).
+    fn finish(&self, finished: Option<(u64, Entry)>) {
+        let Some((root, entry)) = finished else {
             return;
         };
-        // Acknowledge outside the lock: an ack may take a moment.
         entry.finish();
-        self.root_finished(lineage.root_index());
+        self.root_finished(root);
     }
 
     /// A receiver of every root that finishes in this process from now on.
@@ -229,6 +236,28 @@ impl Ledger {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Entry>> {
         self.open.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// Counts `delta` more items of `lineage`'s root in `open`; returns the root's entry if that
+/// finished it.
+fn change_in(
+    open: &mut HashMap<u64, Entry>,
+    lineage: Lineage,
+    delta: i64,
+    fate: Option<Fate>,
+) -> Option<(u64, Entry)> {
+    let root = lineage.root_index();
+    let entry = open.get_mut(&root)?;
+    if let Some(fate) = fate
+        && matches!(entry.fate, Fate::Ended)
+    {
+        entry.fate = fate;
+    }
+    entry.items += delta;
+    if entry.items > 0 {
+        return None;
+    }
+    open.remove(&root).map(|entry| (root, entry))
 }
 
 #[cfg(test)]

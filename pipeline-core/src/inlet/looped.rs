@@ -153,6 +153,7 @@ impl<T> LoopInlet<T> {
             .roots
             .fetch_add(batch.len() as u64, Ordering::SeqCst);
         let mut kept = Vec::with_capacity(batch.items.len());
+        let mut moves = Vec::with_capacity(batch.items.len());
         let mut too_deep = Vec::new();
         for (i, (lineage, item)) in std::mem::take(&mut batch.items).into_iter().enumerate() {
             let round = if came_round && lineage.root_index() & LOOP_ROOT != 0 {
@@ -166,11 +167,11 @@ impl<T> LoopInlet<T> {
                 too_deep.push((lineage, item));
                 continue;
             }
-            ledger.entered(Lineage::root(root), self.done());
-            ledger.ended(lineage);
+            moves.push((lineage, Lineage::root(root), self.done()));
             self.watermark = root + 1;
             kept.push((Lineage::root(root), item));
         }
+        ledger.rerooted(moves);
         if !too_deep.is_empty() {
             self.fail(format!(
                 "{} item(s) came round more than {} times; the loop must end for each item (a visited set, a depth limit), or raise the limit (`LoopLimits::rounds`)",
