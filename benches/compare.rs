@@ -47,11 +47,7 @@ fn main() {
     }
     // Several filters, comma-separated, pick every comparison any of them names.
     let wanted = bench::wanted();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (runtime, cores) = bench::runtime();
     println!("compare: {cores} cores, {ITEMS} items where not said otherwise\n");
 
     let mut ratios: Vec<(&str, f64)> = Vec::new();

@@ -33,11 +33,7 @@ use words::{reverse, uuids};
 
 fn main() {
     let wanted = bench::wanted();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (runtime, cores) = bench::runtime();
     println!("programs: {cores} cores\n");
     let mut ratios: Vec<(&str, f64)> = Vec::new();
 

@@ -44,6 +44,12 @@ fn crawler(pages: u32, visited: &Collected<u32>) -> GraphBuilder {
     graph
 }
 
+/// What building `graph` says is wrong with it, message by message.
+fn mistakes(graph: GraphBuilder) -> Vec<String> {
+    let errors = graph.build().expect_err("the graph has a mistake");
+    errors.iter().map(|e| e.message.clone()).collect()
+}
+
 #[test]
 fn a_crawler_visits_each_of_10_000_pages_exactly_once_and_ends_by_itself() {
     support::within(Duration::from_secs(60), || {
@@ -125,14 +131,8 @@ fn a_loop_edge_that_closes_no_loop_is_refused() {
         .sink("out", out.sink())
         .edge("inp", "a")
         .loop_edge("a", "out");
-    let errors: Vec<String> = graph
-        .build()
-        .unwrap_err()
-        .iter()
-        .map(|e| e.message.clone())
-        .collect();
     assert_eq!(
-        errors,
+        mistakes(graph),
         [
             "`loop a => out` closes no loop: `out` does not lead back to `a`; write it as a plain edge `a => out`"
         ]
@@ -153,14 +153,8 @@ fn a_cycle_without_a_loop_edge_says_how_to_write_one() {
         .edge("a", "b")
         .edge("b", "a")
         .edge("b", "out");
-    let errors: Vec<String> = graph
-        .build()
-        .unwrap_err()
-        .iter()
-        .map(|e| e.message.clone())
-        .collect();
     assert_eq!(
-        errors,
+        mistakes(graph),
         [
             "this edge closes a cycle: a => b => a; remove one of these edges, or, if items are meant to go round, write the edge back as a loop edge: `loop b => a`"
         ]

@@ -17,6 +17,16 @@ pub fn wanted() -> impl Fn(&str) -> bool {
     }
 }
 
+/// The runtime the contenders run on (all the machine's cores), and how many cores that is.
+pub fn runtime() -> (tokio::runtime::Runtime, usize) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (runtime, cores)
+}
+
 /// One contender's time, on a line of its own.
 pub fn show(what: &str, took: Duration) {
     println!("  {what:<52} {took:>12.2?}");

@@ -59,19 +59,28 @@ fn a_type_mismatch_names_both_nodes_and_both_types() {
     );
 }
 
-#[test]
-fn a_zip_in_the_wrong_order_is_one_mistake_with_the_order_that_fits() {
-    let out: Collected<(usize, String)> = Collected::new();
+/// `inp => len, out; inp => out; len => out`: a zip sink `out` fed words, then their
+/// lengths, whatever tuple it takes.
+fn words_and_lengths_into<S: Sink>(out: SinkNode<S>) -> GraphBuilder
+where
+    S::In: ZipInput,
+{
     let mut graph = GraphBuilder::new();
     graph
         .source("inp", words())
         .stage("len", || stage::map(|s: String| s.len()))
-        .zip_sink("out", out.sink())
+        .zip_sink("out", out)
         .edge("inp", "len")
         .edge("inp", "out")
         .edge("len", "out");
+    graph
+}
+
+#[test]
+fn a_zip_in_the_wrong_order_is_one_mistake_with_the_order_that_fits() {
+    let out: Collected<(usize, String)> = Collected::new();
     assert_eq!(
-        errors(graph),
+        errors(words_and_lengths_into(out.sink())),
         [
             "`out` receives `(usize, String)`, one item per input in the order its edges are added, but its edges send `(String, usize)` in that order: add them in the tuple's order, `len => out` then `inp => out`"
         ]
@@ -81,16 +90,8 @@ fn a_zip_in_the_wrong_order_is_one_mistake_with_the_order_that_fits() {
 #[test]
 fn a_zip_of_the_wrong_types_says_which_place_of_the_tuple_each_edge_takes() {
     let out: Collected<(String, String)> = Collected::new();
-    let mut graph = GraphBuilder::new();
-    graph
-        .source("inp", words())
-        .stage("len", || stage::map(|s: String| s.len()))
-        .zip_sink("out", out.sink())
-        .edge("inp", "len")
-        .edge("inp", "out")
-        .edge("len", "out");
     assert_eq!(
-        errors(graph),
+        errors(words_and_lengths_into(out.sink())),
         [
             "edge `len => out`: `out` receives `(String, String)`, one item per input in the order its edges are added, and `len` sends `usize` where that tuple has `String`"
         ]

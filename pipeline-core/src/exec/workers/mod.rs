@@ -357,15 +357,6 @@ impl<S: Stage, I: Inlet<S::In>> Shared<S, I> {
             Ok(()) => output.send_on().await,
             Err(closed) => Err(closed),
         };
-        self.after_sending(&mut output, sent)
-    }
-
-    /// Wakes whoever waits on what just went out (or on items that never will).
-    fn after_sending(
-        &self,
-        output: &mut Collector<S>,
-        sent: Result<(), Closed>,
-    ) -> Result<(), Closed> {
         if sent.is_err() {
             // Wake whoever waits on items that will never go out now.
             output.closed = true;

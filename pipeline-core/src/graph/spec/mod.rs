@@ -325,11 +325,17 @@ impl GraphSpec {
     /// Where option `option` is written on node `node`.
     fn option_at(&self, text: &Text<'_>, node: &str, option: &str) -> Option<usize> {
         let entry = self.document.nodes.get(node)?;
-        let written = entry
+        // By the option's whole name: `retry` is not `retry_if(..)`.
+        let named = |o: &&String| {
+            o.split('(')
+                .next()
+                .is_some_and(|name| name.trim() == option)
+        };
+        entry
             .options
             .iter()
-            .find(|o| o.trim_start().starts_with(option))?;
-        text.string(written, text.node(node))
+            .find(named)
+            .and_then(|written| text.string(written, text.node(node)))
             .or_else(|| text.node_key(node, "options"))
     }
 }
