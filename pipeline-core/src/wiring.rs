@@ -372,13 +372,62 @@ zip_input!(zip_input_8, ZipInput8, Zip8,
     "`{Name}` has 8 inputs, so it takes a tuple of 8 items (one per input, in the order the edges are written), but it takes `{Self}`",
     "`{Name}` zips 8 inputs"; A a, B b, C c, D d, E e, F f, G g, H h);
 
-/// A node without inputs must be a source.
+/// A node without inputs must be a source. Checked on the node's wrapper alone: what is
+/// wrong inside a source is its constructor's error, given there (see [`CheckStage`]).
 #[diagnostic::on_unimplemented(
     message = "`{Name}` has no inputs, so it must be a source, but it is `{Self}`",
     label = "no edge leads into `{Name}`",
     note = "build sources with `source::iter`, `source::stream` or `source::producer`, or add an edge into `{Name}`"
 )]
-pub trait IsSource<Name>: Node {
+pub trait SourceRole<Name> {}
+
+#[diagnostic::do_not_recommend]
+impl<S, Name> SourceRole<Name> for SourceNode<S> {}
+
+/// A node with inputs and outputs must be a stage (see [`SourceRole`]).
+#[diagnostic::on_unimplemented(
+    message = "`{Name}` has inputs and outputs, so it must be a stage, but it is `{Self}`",
+    label = "`{Name}` is used in the middle of the graph",
+    note = "a source takes no input and a sink sends no output: remove the edges into a source or out of a sink"
+)]
+pub trait StageRole<Name> {}
+
+#[diagnostic::do_not_recommend]
+impl<S, Name> StageRole<Name> for StageNode<S> {}
+
+/// A node without outputs must be a sink (see [`SourceRole`]).
+#[diagnostic::on_unimplemented(
+    message = "`{Name}` has no outputs, so it must be a sink, but it is `{Self}`",
+    label = "nothing consumes what `{Name}` sends",
+    note = "build sinks with `sink::for_each` or `Collected::sink`, or connect `{Name}` to a sink"
+)]
+pub trait SinkRole<Name> {}
+
+#[diagnostic::do_not_recommend]
+impl<S, Name> SinkRole<Name> for SinkNode<S> {}
+
+/// Several workers each run a copy of the stage.
+#[diagnostic::on_unimplemented(
+    message = "`workers(..)` gives each worker of `{Name}` its own copy of the stage, so `{T}` must implement `Clone`",
+    label = "`{Name}` runs on several workers",
+    note = "closures are `Clone` when what they capture is; share state through an `Arc`"
+)]
+pub trait CloneForWorkers<Name, T> {
+    /// Copies the stage.
+    fn copy(stage: &T) -> T;
+}
+
+// On `Copied`, as the checks of `retry` and `dead_letter` are, so that the compiler does
+// not suggest borrowing the option.
+#[diagnostic::do_not_recommend]
+impl<T: Clone, Name> CloneForWorkers<Name, T> for Copied {
+    fn copy(stage: &T) -> T {
+        stage.clone()
+    }
+}
+
+/// A source, as the builder adds it.
+pub trait IsSource: Node {
     fn add(
         self,
         builder: &mut Builder,
@@ -388,8 +437,7 @@ pub trait IsSource<Name>: Node {
     );
 }
 
-#[diagnostic::do_not_recommend]
-impl<S: Source, Name> IsSource<Name> for SourceNode<S> {
+impl<S: Source> IsSource for SourceNode<S> {
     fn add(
         self,
         builder: &mut Builder,
@@ -401,24 +449,20 @@ impl<S: Source, Name> IsSource<Name> for SourceNode<S> {
     }
 }
 
-/// A node with inputs and outputs must be a stage.
-#[diagnostic::on_unimplemented(
-    message = "`{Name}` has inputs and outputs, so it must be a stage, but it is `{Self}`",
-    label = "`{Name}` is used in the middle of the graph",
-    note = "a source takes no input and a sink sends no output: remove the edges into a source or out of a sink"
-)]
-pub trait IsStage<Name>: Node {
+/// A stage, as the builder adds it.
+pub trait IsStage: Node {
     /// Adds the stage on `config.workers` workers, each with a copy of it.
+    #[allow(clippy::too_many_arguments)]
     fn add_with_workers<I: Inlet<Self::In>>(
         self,
+        copy: fn(&Self) -> Self,
         b: &mut Builder,
         name: &'static str,
         inlet: I,
         outlet: Outlet<Self::Out>,
         config: NodeConfig,
         errors: ErrorWiring<Self::In>,
-    ) where
-        Self: Clone;
+    );
 
     fn add<I: Inlet<Self::In>>(
         self,
@@ -431,21 +475,19 @@ pub trait IsStage<Name>: Node {
     );
 }
 
-#[diagnostic::do_not_recommend]
-impl<S: Stage, Name> IsStage<Name> for StageNode<S> {
+impl<S: Stage> IsStage for StageNode<S> {
     fn add_with_workers<I: Inlet<S::In>>(
         self,
+        copy: fn(&Self) -> Self,
         b: &mut Builder,
         name: &'static str,
         inlet: I,
         outlet: Outlet<S::Out>,
         config: NodeConfig,
         errors: ErrorWiring<S::In>,
-    ) where
-        Self: Clone,
-    {
+    ) {
         let count = config.worker_count();
-        let mut copies: Vec<Self> = (1..count).map(|_| self.clone()).collect();
+        let mut copies: Vec<Self> = (1..count).map(|_| copy(&self)).collect();
         if count > 0 {
             copies.push(self);
         }
@@ -465,13 +507,8 @@ impl<S: Stage, Name> IsStage<Name> for StageNode<S> {
     }
 }
 
-/// A node without outputs must be a sink.
-#[diagnostic::on_unimplemented(
-    message = "`{Name}` has no outputs, so it must be a sink, but it is `{Self}`",
-    label = "nothing consumes what `{Name}` sends",
-    note = "build sinks with `sink::for_each` or `Collected::sink`, or connect `{Name}` to a sink"
-)]
-pub trait IsSink<Name>: Node {
+/// A sink, as the builder adds it.
+pub trait IsSink: Node {
     fn add<I: Inlet<Self::In>>(
         self,
         b: &mut Builder,
@@ -481,8 +518,7 @@ pub trait IsSink<Name>: Node {
     );
 }
 
-#[diagnostic::do_not_recommend]
-impl<S: Sink, Name> IsSink<Name> for SinkNode<S> {
+impl<S: Sink> IsSink for SinkNode<S> {
     fn add<I: Inlet<S::In>>(
         self,
         b: &mut Builder,
@@ -494,33 +530,83 @@ impl<S: Sink, Name> IsSink<Name> for SinkNode<S> {
     }
 }
 
-/// Several workers each run a copy of the stage.
-#[diagnostic::on_unimplemented(
-    message = "`workers(..)` gives each worker of `{Name}` its own copy of the stage, so `{Self}` must implement `Clone`",
-    label = "`{Name}` runs on several workers",
-    note = "closures are `Clone` when what they capture is; share state through an `Arc`"
-)]
-pub trait CloneForWorkers<Name>: Clone {}
+/// Two traits with one method, `$method::<Name>()`: `$check`'s, for a node that passes
+/// `$passes`, is the node itself; `$open`'s takes the node by reference, so the compiler
+/// calls it only when the other does not apply.
+macro_rules! node_check {
+    ($(#[$doc:meta])* $check:ident, $open:ident, $method:ident: [$($passes:tt)+], [$($role:tt)+]) => {
+        $(#[$doc])*
+        pub trait $check: Sized {
+            fn $method<Name>(self) -> Self;
+        }
 
-#[diagnostic::do_not_recommend]
-impl<T: Clone, Name> CloneForWorkers<Name> for T {}
+        impl<N: $($passes)+> $check for N {
+            fn $method<Name>(self) -> Self {
+                self
+            }
+        }
 
-pub fn add_stage_with_workers<Name, N, I>(
+        /// What a node that fails the check becomes (see [`CheckStage`]).
+        pub trait $open<Open> {
+            fn $method<Name>(&self) -> Open
+            where
+                Self: $($role)+;
+        }
+
+        impl<N, Open> $open<Open> for N {
+            fn $method<Name>(&self) -> Open
+            where
+                Self: $($role)+,
+            {
+                unreachable!("a node that fails its check does not compile")
+            }
+        }
+    };
+}
+
+node_check! {
+    /// A node, checked once where it is bound: `node.checked_stage::<name>()`.
+    ///
+    /// A node that passes is itself. One that fails (a constructor given the wrong closure,
+    /// a value that is no node, a sink used as a stage) has no such method, so the call goes
+    /// to [`OpenStage`]'s. That one requires only the node's role, so it reports a node of
+    /// the wrong role or no node at all, and leaves a mistake inside a constructor to the
+    /// constructor's own error. It gives a type left open, which the compiler does not
+    /// report again: one mistake is one error, not one more at each of the node's edges.
+    CheckStage, OpenStage, checked_stage: [IsStage], [StageRole<Name>]
+}
+node_check! {
+    /// [`CheckStage`] for a source.
+    CheckSource, OpenSource, checked_source: [IsSource], [SourceRole<Name>]
+}
+node_check! {
+    /// [`CheckStage`] for a sink.
+    CheckSink, OpenSink, checked_sink: [IsSink], [SinkRole<Name>]
+}
+
+/// For `workers(..)`: checks the stage can be copied for each worker, and gives what copies it.
+pub fn copy_for_workers<Name, N>(_node: &N) -> fn(&N) -> N
+where
+    Copied: CloneForWorkers<Name, N>,
+{
+    <Copied as CloneForWorkers<Name, N>>::copy
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn add_stage_with_workers<N: IsStage, I: Inlet<N::In>>(
     b: &mut Builder,
     name: &'static str,
     node: N,
+    copy: fn(&N) -> N,
     inlet: I,
     outlet: Outlet<N::Out>,
     config: NodeConfig,
     errors: ErrorWiring<N::In>,
-) where
-    N: IsStage<Name> + CloneForWorkers<Name>,
-    I: Inlet<N::In>,
-{
-    node.add_with_workers(b, name, inlet, outlet, config, errors);
+) {
+    node.add_with_workers(copy, b, name, inlet, outlet, config, errors);
 }
 
-pub fn add_source<Name, N: IsSource<Name>>(
+pub fn add_source<N: IsSource>(
     b: &mut Builder,
     name: &'static str,
     node: N,
@@ -530,7 +616,7 @@ pub fn add_source<Name, N: IsSource<Name>>(
     node.add(b, name, outlet, config);
 }
 
-pub fn add_stage<Name, N: IsStage<Name>, I: Inlet<N::In>>(
+pub fn add_stage<N: IsStage, I: Inlet<N::In>>(
     b: &mut Builder,
     name: &'static str,
     node: N,
@@ -542,7 +628,7 @@ pub fn add_stage<Name, N: IsStage<Name>, I: Inlet<N::In>>(
     node.add(b, name, inlet, outlet, config, errors);
 }
 
-pub fn add_sink<Name, N: IsSink<Name>, I: Inlet<N::In>>(
+pub fn add_sink<N: IsSink, I: Inlet<N::In>>(
     b: &mut Builder,
     name: &'static str,
     node: N,

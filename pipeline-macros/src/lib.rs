@@ -52,7 +52,10 @@ use proc_macro::TokenStream;
 /// | `fail_fast` | stages, sinks | the first failed item stops the run |
 /// | `merge` | nodes with several inputs | interleave the inputs instead of zipping them |
 ///
-/// Every mistake in the graph is reported at once, at the tokens it is about.
+/// Every mistake in the graph is reported at once, at the tokens it is about. Each node is
+/// checked once, where it is bound: a constructor's own error (a closure of the wrong
+/// shape, a producer that does not return `Ok(())`) or a value of the wrong role is one
+/// error there, not repeated at the node's edges.
 #[proc_macro]
 pub fn pipeline(input: TokenStream) -> TokenStream {
     pipeline_lang::expand::pipeline(input.into()).into()

@@ -78,6 +78,19 @@ pub fn expand(graph: &Graph) -> TokenStream {
         Some(quote!(let #ident = #expr;))
     });
 
+    // Each node checked once, where it is bound (see `wiring::CheckStage`), on its name.
+    let checks = graph.nodes.iter().map(|node| {
+        let ident = &node.ident;
+        let marker = marker(markers, ident);
+        let check = match node.role() {
+            Role::Source => "checked_source",
+            Role::Stage => "checked_stage",
+            Role::Sink => "checked_sink",
+        };
+        let check = Ident::new(check, ident.span());
+        quote_spanned!(ident.span()=> let #ident = #ident.#check::<#marker>();)
+    });
+
     // Each node's `NodeConfig`, from its options as the table describes them.
     let configs = graph.nodes.iter().enumerate().map(|(n, node)| {
         let calls = node.options.written.iter().filter_map(|(name, written)| {
@@ -234,7 +247,6 @@ pub fn expand(graph: &Graph) -> TokenStream {
     let adds = graph.nodes.iter().enumerate().map(|(n, node)| {
         let ident = &node.ident;
         let name = &node.name;
-        let marker = marker(markers, ident);
         let options = config(n);
         // The error wiring borrows the node, so it is made before the node moves into the
         // builder. Each `Clone` check is a call of its own whose every token sits on its
@@ -272,29 +284,34 @@ pub fn expand(graph: &Graph) -> TokenStream {
         let (inlet, outlet) = (inlet(n), outlet(n));
         match node.role() {
             Role::Source => {
-                let add = quote_spanned!(ident.span()=> #private::add_source::<#marker, _>);
+                let add = quote_spanned!(ident.span()=> ::pipeline::__private::add_source::<_>);
                 quote!(#add(&mut #builder, #name, #ident, #outlet, #options);)
             }
             Role::Stage => match node.options.span("workers") {
                 None => {
-                    let add = quote_spanned!(ident.span()=> #private::add_stage::<#marker, _, _>);
+                    let add = quote_spanned!(ident.span()=> ::pipeline::__private::add_stage::<_, _>);
                     quote! {
                         #make_policy
                         #add(&mut #builder, #name, #ident, #inlet, #outlet, #options, #policy);
                     }
                 }
                 Some(span) => {
-                    // Spanned at `workers`: the `Clone` it requires is that option's doing.
-                    let add =
-                        quote_spanned!(span=> #private::add_stage_with_workers::<#marker, _, _>);
+                    // The `Clone` that workers require is checked by a call all of whose
+                    // tokens sit on `workers`, so that its error points there.
+                    let node_here = Ident::new(&ident.to_string(), ident.span().located_at(span));
+                    let marker = marker_at(markers, ident, span);
+                    let check = quote_spanned!(span=> ::pipeline::__private::copy_for_workers::<#marker, _>(&#node_here));
+                    let copy = Ident::new("__pipeline_copy", Span::mixed_site());
+                    let add = quote_spanned!(ident.span()=> ::pipeline::__private::add_stage_with_workers::<_, _>);
                     quote! {
                         #make_policy
-                        #add(&mut #builder, #name, #ident, #inlet, #outlet, #options, #policy);
+                        let #copy = #check;
+                        #add(&mut #builder, #name, #ident, #copy, #inlet, #outlet, #options, #policy);
                     }
                 }
             },
             Role::Sink => {
-                let add = quote_spanned!(ident.span()=> #private::add_sink::<#marker, _, _>);
+                let add = quote_spanned!(ident.span()=> ::pipeline::__private::add_sink::<_, _>);
                 quote!(#add(&mut #builder, #name, #ident, #inlet, #options);)
             }
         }
@@ -314,6 +331,9 @@ pub fn expand(graph: &Graph) -> TokenStream {
             #(pub enum #marker_types {})*
         }
         #(#bindings)*
+        #[allow(unused_imports)]
+        use ::pipeline::__private::{CheckSink as _, CheckSource as _, CheckStage as _, OpenSink as _, OpenSource as _, OpenStage as _};
+        #(#checks)*
         let mut #builder = #new_builder;
         #(#configs)*
         #(#inputs)*
