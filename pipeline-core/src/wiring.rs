@@ -326,49 +326,91 @@ pub fn loop_input<N: Node>(_node: &N, capacity: usize) -> LoopInput<N::In> {
     LoopInlet::open(capacity)
 }
 
+/// A zip node's inputs, asked for through `Zipping(&node).zip_input_K::<Name>(capacity)`.
+///
+/// A node that takes a tuple of K items gets one sender per input and the zip (the method
+/// of `ZipInputsK`). One that does not gets the method of `OpenZipInputsK` (see
+/// [`CheckStage`] for the trick): an error that says what the node takes, and types left
+/// open, so that the node's sink or stage is not reported again for its inlet.
+pub struct Zipping<'a, N>(pub &'a N);
+
 macro_rules! zip_input {
-    ($fn:ident, $trait:ident, $zip:ident, $message:literal, $label:literal; $($T:ident $v:ident),+) => {
+    ($fn:ident, $trait:ident, $inputs:ident, $open:ident, $zip:ident, $message:literal, $label:literal; $($T:ident $v:ident),+) => {
         /// A node with this many inputs takes a tuple of this many items.
         #[diagnostic::on_unimplemented(
             message = $message,
             label = $label,
             note = "take a tuple, e.g. `|(a, b): (String, String)|`, or mark the node `[merge]` to interleave inputs of one type"
         )]
-        pub trait $trait<Name, $($T),+> {}
+        pub trait $trait<Name> {}
 
         #[diagnostic::do_not_recommend]
-        impl<Name, $($T),+> $trait<Name, $($T),+> for ($($T,)+) {}
+        impl<Name, $($T),+> $trait<Name> for ($($T,)+) {}
 
-        /// One edge per input of `node`, zipped by lineage.
-        pub fn $fn<Name, N: Node, $($T: Send + 'static),+>(_node: &N, capacity: usize) -> (($(EdgeSender<$T>,)+), $zip<$($T),+>)
+        /// The inputs of a node that takes a tuple of this many items (see [`Zipping`]).
+        pub trait $inputs<$($T),+> {
+            /// One edge per input of the node, zipped by lineage.
+            fn $fn<Name>(self, capacity: usize) -> (($(EdgeSender<$T>,)+), $zip<$($T),+>);
+        }
+
+        impl<N, $($T: Send + 'static),+> $inputs<$($T),+> for Zipping<'_, N>
         where
-            N::In: $trait<Name, $($T),+>,
+            N: Node<In = ($($T,)+)>,
         {
-            $( let $v = crate::wire::fusable_edge::<$T>(capacity); )+
-            (($($v.0,)+), $zip::new($($v.1),+))
+            fn $fn<Name>(self, capacity: usize) -> (($(EdgeSender<$T>,)+), $zip<$($T),+>) {
+                $( let $v = crate::wire::fusable_edge::<$T>(capacity); )+
+                (($($v.0,)+), $zip::new($($v.1),+))
+            }
+        }
+
+        /// What a node that takes no such tuple gets (see [`Zipping`]).
+        pub trait $open<Open> {
+            fn $fn<Name>(&self, capacity: usize) -> Open
+            where
+                Self: ZipNode,
+                <Self as ZipNode>::In: $trait<Name>;
+        }
+
+        impl<N: Node, Open> $open<Open> for Zipping<'_, N> {
+            fn $fn<Name>(&self, _capacity: usize) -> Open
+            where
+                Self: ZipNode,
+                <Self as ZipNode>::In: $trait<Name>,
+            {
+                unreachable!("a zip node that takes no tuple does not compile")
+            }
         }
     };
 }
 
-zip_input!(zip_input_2, ZipInput2, Zip2,
+/// The input type of the node a [`Zipping`] is about.
+pub trait ZipNode {
+    type In;
+}
+
+impl<N: Node> ZipNode for Zipping<'_, N> {
+    type In = N::In;
+}
+
+zip_input!(zip_input_2, ZipInput2, ZipInputs2, OpenZipInputs2, Zip2,
     "`{Name}` has 2 inputs, so it takes a tuple of 2 items (one per input, in the order the edges are written), but it takes `{Self}`",
     "`{Name}` zips 2 inputs"; A a, B b);
-zip_input!(zip_input_3, ZipInput3, Zip3,
+zip_input!(zip_input_3, ZipInput3, ZipInputs3, OpenZipInputs3, Zip3,
     "`{Name}` has 3 inputs, so it takes a tuple of 3 items (one per input, in the order the edges are written), but it takes `{Self}`",
     "`{Name}` zips 3 inputs"; A a, B b, C c);
-zip_input!(zip_input_4, ZipInput4, Zip4,
+zip_input!(zip_input_4, ZipInput4, ZipInputs4, OpenZipInputs4, Zip4,
     "`{Name}` has 4 inputs, so it takes a tuple of 4 items (one per input, in the order the edges are written), but it takes `{Self}`",
     "`{Name}` zips 4 inputs"; A a, B b, C c, D d);
-zip_input!(zip_input_5, ZipInput5, Zip5,
+zip_input!(zip_input_5, ZipInput5, ZipInputs5, OpenZipInputs5, Zip5,
     "`{Name}` has 5 inputs, so it takes a tuple of 5 items (one per input, in the order the edges are written), but it takes `{Self}`",
     "`{Name}` zips 5 inputs"; A a, B b, C c, D d, E e);
-zip_input!(zip_input_6, ZipInput6, Zip6,
+zip_input!(zip_input_6, ZipInput6, ZipInputs6, OpenZipInputs6, Zip6,
     "`{Name}` has 6 inputs, so it takes a tuple of 6 items (one per input, in the order the edges are written), but it takes `{Self}`",
     "`{Name}` zips 6 inputs"; A a, B b, C c, D d, E e, F f);
-zip_input!(zip_input_7, ZipInput7, Zip7,
+zip_input!(zip_input_7, ZipInput7, ZipInputs7, OpenZipInputs7, Zip7,
     "`{Name}` has 7 inputs, so it takes a tuple of 7 items (one per input, in the order the edges are written), but it takes `{Self}`",
     "`{Name}` zips 7 inputs"; A a, B b, C c, D d, E e, F f, G g);
-zip_input!(zip_input_8, ZipInput8, Zip8,
+zip_input!(zip_input_8, ZipInput8, ZipInputs8, OpenZipInputs8, Zip8,
     "`{Name}` has 8 inputs, so it takes a tuple of 8 items (one per input, in the order the edges are written), but it takes `{Self}`",
     "`{Name}` zips 8 inputs"; A a, B b, C c, D d, E e, F f, G g, H h);
 
@@ -614,6 +656,17 @@ pub fn add_source<N: IsSource>(
     config: NodeConfig,
 ) {
     node.add(b, name, outlet, config);
+}
+
+/// The traits whose methods the expansion calls, in scope without their names.
+pub mod methods {
+    pub use super::{
+        CheckSink as _, CheckSource as _, CheckStage as _, OpenSink as _, OpenSource as _,
+        OpenStage as _, OpenZipInputs2 as _, OpenZipInputs3 as _, OpenZipInputs4 as _,
+        OpenZipInputs5 as _, OpenZipInputs6 as _, OpenZipInputs7 as _, OpenZipInputs8 as _,
+        ZipInputs2 as _, ZipInputs3 as _, ZipInputs4 as _, ZipInputs5 as _, ZipInputs6 as _,
+        ZipInputs7 as _, ZipInputs8 as _,
+    };
 }
 
 pub fn add_stage<N: IsStage, I: Inlet<N::In>>(

@@ -128,8 +128,7 @@ pub fn expand(graph: &Graph) -> TokenStream {
                     let k = node.inputs.len();
                     let zip_input = format_ident!("zip_input_{}", k, span = ident.span());
                     let txs = (0..k).map(|slot| tx(n, slot));
-                    let holes = (0..k).map(|_| quote!(_));
-                    let marker = marker(markers, &node.ident);
+                    let marker = marker_at(markers, &node.ident, ident.span());
                     // Every token of the call sits on the node's name, so a wrong input type is
                     // reported there and not on the whole macro.
                     let cap = Ident::new(
@@ -137,7 +136,7 @@ pub fn expand(graph: &Graph) -> TokenStream {
                         Span::mixed_site().located_at(ident.span()),
                     );
                     let call = quote_spanned!(ident.span()=>
-                        ::pipeline::__private::#zip_input::<#marker, _, #(#holes),*>(&#ident, #cap)
+                        ::pipeline::__private::Zipping(&#ident).#zip_input::<#marker>(#cap)
                     );
                     quote! {
                         let #cap = #capacity;
@@ -332,7 +331,7 @@ pub fn expand(graph: &Graph) -> TokenStream {
         }
         #(#bindings)*
         #[allow(unused_imports)]
-        use ::pipeline::__private::{CheckSink as _, CheckSource as _, CheckStage as _, OpenSink as _, OpenSource as _, OpenStage as _};
+        use ::pipeline::__private::methods::*;
         #(#checks)*
         let mut #builder = #new_builder;
         #(#configs)*
