@@ -29,6 +29,9 @@ fn child_process() {
     // A `rev` process may be told to take longer per word (see the kill test).
     let work =
         Duration::from_millis(std::env::var("REV_WORK_MS").map_or(1, |ms| ms.parse().unwrap()));
+    if std::env::var("FROM_SPEC").is_ok() {
+        return finish_child(seeds_from_spec(words, work).run_blocking());
+    }
     let p = pipeline! {
         #![distributed("seeds")]
         inp = source::iter((0..words).map(|i| format!("word{i}")));
@@ -40,7 +43,41 @@ fn child_process() {
         inp => rev, out;
         rev => out;
     };
-    let report = match p.run_blocking() {
+    finish_child(p.run_blocking());
+}
+
+/// The same graph as `child_process`'s, from a spec file's text and a registry.
+fn seeds_from_spec(words: usize, work: Duration) -> pipeline::Pipeline {
+    use pipeline::graph::{GraphSpec, Registry};
+    let mut registry = Registry::new();
+    registry
+        .source("words", |count: usize| {
+            source::iter((0..count).map(|i| format!("word{i}")))
+        })
+        .stage("reverse", move |_: ()| {
+            stage::map(move |word: String| {
+                std::thread::sleep(work);
+                word.chars().rev().collect::<String>()
+            })
+        })
+        .zip_sink("print_pairs", |_: ()| {
+            sink::for_each(|(word, reversed): (String, String)| println!("pair {word} {reversed}"))
+        })
+        .crossing::<String>();
+    let spec = format!(
+        "distributed = \"seeds\"\nedges = [\"inp => rev, out\", \"rev => out\"]\n\
+         [nodes.inp]\nuse = \"words\"\nargs = {words}\n\
+         [nodes.rev]\nuse = \"reverse\"\n\
+         [nodes.out]\nuse = \"print_pairs\"\n"
+    );
+    GraphSpec::from_toml(&spec)
+        .and_then(|spec| spec.build(&registry))
+        .unwrap_or_else(|errors| panic!("{errors}"))
+}
+
+/// Writes a child's report where the test reads it; a failed run exits with 3.
+fn finish_child(result: Result<RunReport, pipeline::RunError>) {
+    let report = match result {
         Ok(report) => report,
         Err(error) => {
             eprintln!("{}\nfailed: {error}", error.report);
@@ -302,6 +339,21 @@ fn the_seeds_graph_split_over_processes_delivers_every_item_once_with_rev_shared
         shares.iter().all(|&n| n > 0),
         "both `rev` processes took a share of the work: {shares:?}"
     );
+    assert_eq!(
+        edge(report_of(&reports, "inp"), "inp", "rev").items,
+        words as u64
+    );
+    assert_eq!(
+        report_of(&reports, "out").node("out").unwrap().received,
+        words as u64
+    );
+}
+
+#[test]
+fn the_seeds_graph_from_a_spec_file_splits_over_processes_as_the_macros_does() {
+    let server = server();
+    let words = 200;
+    let (_, reports) = run_split(&server, "spec", words, &[("FROM_SPEC", "1")]);
     assert_eq!(
         edge(report_of(&reports, "inp"), "inp", "rev").items,
         words as u64

@@ -165,6 +165,31 @@ fn mistakes(spec: &str, json: bool) -> Vec<String> {
         .collect()
 }
 
+/// A spec split over processes, `numbers => lengths` (`usize`).
+const DISTRIBUTED: &str = "distributed = \"seeds\"\nedges = [\"inp => out\"]\n[nodes.inp]\nuse = \"numbers\"\n[nodes.out]\nuse = \"lengths\"\n";
+
+#[cfg(not(feature = "nats"))]
+#[test]
+fn a_spec_split_over_processes_needs_the_nats_feature() {
+    assert_eq!(
+        mistakes(DISTRIBUTED, false),
+        [
+            "1:16: `distributed`: a graph split over processes needs the `nats` feature of `pipeline`"
+        ]
+    );
+}
+
+#[cfg(feature = "nats")]
+#[test]
+fn a_spec_split_over_processes_needs_its_item_types_registered_to_cross() {
+    assert_eq!(
+        mistakes(DISTRIBUTED, false),
+        [
+            "2:18: edge `inp => out` may cross processes, so its items travel as bytes, and `usize` is not registered to: add `crossing::<usize>()` (the type must implement serde's `Serialize` and `Deserialize`)"
+        ]
+    );
+}
+
 /// One spec per kind of mistake, each with the message it gets and where it points.
 #[test]
 fn every_kind_of_mistake_is_reported_with_its_line() {
@@ -231,11 +256,6 @@ fn every_kind_of_mistake_is_reported_with_its_line() {
         (
             "a mistake inside an edge",
             "edges = [\"inp => rev[workers(2)] => out\"]\n",
-            &[],
-        ),
-        (
-            "distributed",
-            "distributed = \"seeds\"\nedges = [\"inp => out\"]\n[nodes.inp]\nuse = \"numbers\"\n[nodes.out]\nuse = \"lengths\"\n",
             &[],
         ),
     ];

@@ -287,7 +287,7 @@ fn open<T: Send + 'static>(
 }
 
 /// Unboxes senders whose type the checks compared with `T`.
-fn unbox<T: 'static>(sender: Sender) -> EdgeSender<T> {
+pub(super) fn unbox<T: 'static>(sender: Sender) -> EdgeSender<T> {
     match sender.downcast::<EdgeSender<T>>() {
         Ok(sender) => *sender,
         Err(_) => unreachable!("the graph's checks compared the edge's types"),

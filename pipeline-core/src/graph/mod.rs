@@ -34,6 +34,7 @@
 //! assert_eq!(pairs, [("ab".into(), "ba".into()), ("cd".into(), "dc".into())]);
 //! ```
 
+mod crossing;
 mod entry;
 mod error;
 #[cfg(feature = "spec")]
@@ -75,6 +76,12 @@ pub struct GraphBuilder {
     configs: Vec<(String, NodeConfig)>,
     /// Mistakes found while adding (a name used twice).
     mistakes: Vec<GraphError>,
+    /// The name the graph runs under, split over processes (`#![distributed]`).
+    #[cfg(feature = "nats")]
+    distributed: Option<&'static str>,
+    /// The item types that may cross processes.
+    #[cfg(feature = "nats")]
+    crossings: crossing::Crossings,
 }
 
 impl std::fmt::Debug for GraphBuilder {
@@ -167,6 +174,27 @@ impl GraphBuilder {
         self
     }
 
+    /// Runs the graph split over processes, as `#![distributed("name")]` does in
+    /// `pipeline!` (see the `remote` module): each process runs the nodes its plan hosts,
+    /// and an edge between two processes carries its items over NATS. Every item type sent
+    /// on an edge must be registered with [`crossing`](Self::crossing).
+    #[cfg(feature = "nats")]
+    pub fn distributed(&mut self, name: impl Into<String>) -> &mut Self {
+        self.distributed = Some(intern(&name.into()));
+        self
+    }
+
+    /// Lets items of type `T` travel between processes (as MessagePack, with serde), on
+    /// the edges of a [`distributed`](Self::distributed) graph.
+    #[cfg(feature = "nats")]
+    pub fn crossing<T>(&mut self) -> &mut Self
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
+    {
+        self.crossings.add::<T>();
+        self
+    }
+
     fn add(&mut self, entry: Entry) -> &mut Self {
         if self.nodes.iter().any(|n| n.name == entry.name) {
             self.mistakes.push(GraphError::new(
@@ -194,6 +222,10 @@ impl GraphBuilder {
                 )),
             }
         }
+        #[cfg(feature = "nats")]
+        let split = self
+            .distributed
+            .map(|name| (name, std::mem::take(&mut self.crossings)));
         let mut graph = self.resolve(&mut errors);
         if graph.edges.is_empty() && errors.is_empty() {
             errors.push(GraphError::new(
@@ -211,11 +243,19 @@ impl GraphBuilder {
                 errors.push(GraphError::new(graph.place(problem.site), problem.message));
             }
             graph.check_types(&mut errors);
+            #[cfg(feature = "nats")]
+            if let Some((_, crossings)) = &split {
+                graph.check_crossings(crossings, &mut errors);
+            }
         }
         if !errors.is_empty() {
             return Err(GraphErrors(errors));
         }
-        Ok(graph.wire())
+        #[cfg(feature = "nats")]
+        if let Some((name, crossings)) = split {
+            return Ok(graph.wire(Builder::distributed(name), Some(&crossings)));
+        }
+        Ok(graph.wire(Builder::new(), None))
     }
 
     fn did_you_mean(&self, name: &str) -> String {
@@ -577,9 +617,33 @@ impl Graph {
         ))
     }
 
-    /// Makes the edges and hands the nodes to the runtime's builder.
-    fn wire(mut self) -> Pipeline {
-        let mut builder = Builder::new();
+    /// Every edge of a distributed graph may cross processes: its items must be able to.
+    #[cfg(feature = "nats")]
+    fn check_crossings(&self, crossings: &crossing::Crossings, errors: &mut Vec<GraphError>) {
+        for (e, edge) in self.edges.iter().enumerate() {
+            // A stage's failed items stay in its process, as in `pipeline!`.
+            if edge.dead_letter {
+                continue;
+            }
+            let Some(sent) = self.nodes[edge.from].output else {
+                continue;
+            };
+            if crossings.of(sent).is_none() {
+                let (from, to) = (&self.nodes[edge.from].name, &self.nodes[edge.to].name);
+                errors.push(GraphError::new(
+                    Place::Edge(from.clone(), to.clone()),
+                    format!(
+                        "edge `{}` may cross processes, so its items travel as bytes, and `{sent}` is not registered to: add `crossing::<{sent}>()` (the type must implement serde's `Serialize` and `Deserialize`)",
+                        self.edge_name(e)
+                    ),
+                ));
+            }
+        }
+    }
+
+    /// Makes the edges and hands the nodes to the runtime's `builder`; in a distributed
+    /// graph, each edge goes through the bridge of its item type.
+    fn wire(mut self, mut builder: Builder, crossings: Option<&crossing::Crossings>) -> Pipeline {
         // Each node's input senders, one per input edge, in the order of its inputs.
         let mut senders: Vec<Vec<Option<Sender>>> = Vec::with_capacity(self.nodes.len());
         let fan_ins: Vec<FanIn> = (0..self.nodes.len()).map(|n| self.fan_in(n)).collect();
@@ -606,7 +670,22 @@ impl Graph {
                 .expect("each edge's sender is taken once")
         };
         for n in 0..self.nodes.len() {
-            let outputs: Vec<Sender> = self.outputs[n].iter().map(|&e| take(e)).collect();
+            let outputs: Vec<Sender> = self.outputs[n]
+                .iter()
+                .map(|&e| {
+                    let sender = take(e);
+                    if let Some(crossings) = crossings {
+                        let edge = &self.edges[e];
+                        let across = self.nodes[n]
+                            .output
+                            .and_then(|sent| crossings.of(sent))
+                            .expect("the checks found a crossing for every edge");
+                        let (from, to) = (&self.nodes[edge.from].name, &self.nodes[edge.to].name);
+                        return across(&mut builder, intern(from), intern(to), sender);
+                    }
+                    sender
+                })
+                .collect();
             if !outputs.is_empty() {
                 self.nodes[n].connect_outputs(outputs);
             }

@@ -44,9 +44,15 @@ struct Registered {
 ///
 /// Items must be `Clone`, as for [`GraphBuilder`]: a spec may send one node's items to
 /// several others.
+///
+/// For a spec with `distributed = "name"`, register every item type its edges carry with
+/// [`crossing`](Self::crossing) (feature `nats`).
 #[derive(Default)]
 pub struct Registry {
     entries: BTreeMap<String, Registered>,
+    /// The item types that may cross processes.
+    #[cfg(feature = "nats")]
+    pub(super) crossings: super::crossing::Crossings,
 }
 
 impl std::fmt::Debug for Registry {
@@ -138,6 +144,17 @@ impl Registry {
             graph.zip_sink(node, make(read(args)?));
             Ok(())
         })
+    }
+
+    /// Lets items of type `T` travel between processes, for specs that run split over
+    /// them (see [`GraphBuilder::crossing`]).
+    #[cfg(feature = "nats")]
+    pub fn crossing<T>(&mut self) -> &mut Self
+    where
+        T: serde::Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.crossings.add::<T>();
+        self
     }
 
     /// The registered names, in order.

@@ -357,3 +357,36 @@ fn every_option_but_retry_if_can_be_set_from_text() {
         "`timeout` takes a duration here, such as `500ms` or `2s`, not `5`"
     );
 }
+
+/// A distributed graph with no plan in the environment runs whole in one process.
+#[cfg(feature = "nats")]
+#[test]
+fn a_distributed_graph_needs_each_item_type_registered_to_cross_and_then_runs() {
+    let lengths: Collected<usize> = Collected::new();
+    let shape = |graph: &mut GraphBuilder| {
+        graph
+            .distributed("lengths")
+            .source("inp", words())
+            .stage("rev", reverse)
+            .stage("len", || stage::map(|s: String| s.len()))
+            .sink("out", lengths.sink())
+            .edge("inp", "rev")
+            .edge("rev", "len")
+            .edge("len", "out");
+    };
+    let mut graph = GraphBuilder::new();
+    shape(&mut graph);
+    graph.crossing::<String>();
+    assert_eq!(
+        errors(graph),
+        [
+            "edge `len => out` may cross processes, so its items travel as bytes, and `usize` is not registered to: add `crossing::<usize>()` (the type must implement serde's `Serialize` and `Deserialize`)"
+        ]
+    );
+    let mut graph = GraphBuilder::new();
+    shape(&mut graph);
+    graph.crossing::<String>().crossing::<usize>();
+    let report = graph.build().unwrap().run_blocking().unwrap();
+    assert_eq!(lengths.take(), [2, 2, 2]);
+    assert!(report.accounting().is_balanced());
+}

@@ -170,9 +170,15 @@ impl GraphSpec {
         let mut errors = Vec::new();
         let mut graph = GraphBuilder::new();
         if let Some(name) = &self.document.distributed {
+            #[cfg(feature = "nats")]
+            {
+                graph.distributed(name.as_str());
+                graph.crossings.extend(&registry.crossings);
+            }
+            #[cfg(not(feature = "nats"))]
             errors.push(text.error(
                 text.string(name, None),
-                "`distributed`: a graph from a spec does not run split over processes yet; write it with `pipeline!` and `#![distributed(..)]`",
+                "`distributed`: a graph split over processes needs the `nats` feature of `pipeline`",
             ));
         }
         let unmade = self.add_nodes(registry, &text, &mut graph, &mut errors);
