@@ -78,7 +78,7 @@ pub fn expand(graph: &Graph) -> TokenStream {
         Some(quote!(let #ident = #expr;))
     });
 
-    // Each node checked once, where it is bound (see `wiring::CheckStage`), on its name.
+    // Each node checked once, where it is bound (see `wiring::node`), on its name.
     let checks = graph.nodes.iter().map(|node| {
         let ident = &node.ident;
         let marker = marker(markers, ident);
