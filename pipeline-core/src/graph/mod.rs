@@ -9,7 +9,8 @@
 //! Every mistake is reported at once, in [`GraphErrors`].
 //!
 //! A pipeline built here runs like one the macro built: batching, a stage running inside
-//! the node that feeds it, workers, error policies, reports and metrics. What the macro
+//! the node that feeds it, workers, error policies, reports and metrics, and split over
+//! processes (`GraphBuilder::distributed`, feature `nats`). What the macro
 //! adds on top is fusion: it names a chain's stages to the compiler, which then runs a
 //! whole chain of cheap maps in one loop per item; here each stage keeps its own loop.
 //!
