@@ -78,7 +78,12 @@ fn a_crawler_visits_each_of_10_000_pages_exactly_once_and_ends_by_itself() {
         assert_eq!(frontier.fan_in.to_string(), "loop");
         // Reading the report copes with the cycle: the verdict, the table, the pictures.
         let _ = report.verdict();
-        assert!(report.to_string().contains("frontier"));
+        let text = report.to_string();
+        // One seed's rate says little; the loop's entry says how fast the work went.
+        assert!(
+            text.contains("items/s into `frontier` (a loop's entry"),
+            "{text}"
+        );
         assert!(
             report.mermaid().contains("n3 --> n1"),
             "{}",

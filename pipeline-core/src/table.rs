@@ -9,7 +9,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::report::{NodeReport, RunReport, share};
-use crate::spec::Role;
+use crate::spec::{FanIn, Role};
 
 /// One column: its header, whether it is shown, and how a node's cell reads.
 struct Column {
@@ -137,15 +137,21 @@ pub(crate) fn summary(report: &RunReport) -> Vec<String> {
     } else {
         "; ITEMS UNACCOUNTED FOR"
     };
-    let mut lines = vec![
-        items,
-        format!(
-            "wall time {:.1?}; throughput {} source items/s, {} delivered/s",
-            report.elapsed,
-            rate(a.source_items, report.elapsed),
-            rate(a.delivered, report.elapsed)
-        ),
-    ];
+    let mut throughput = format!(
+        "wall time {:.1?}; throughput {} source items/s, {} delivered/s",
+        report.elapsed,
+        rate(a.source_items, report.elapsed),
+        rate(a.delivered, report.elapsed)
+    );
+    // In a loop most items come round again: a few seeds may make the run's whole work.
+    for entry in report.nodes.iter().filter(|n| n.fan_in == FanIn::Loop) {
+        throughput += &format!(
+            ", {} items/s into `{}` (a loop's entry: from its sources and back round the loop)",
+            rate(entry.received, report.elapsed),
+            entry.name
+        );
+    }
+    let mut lines = vec![items, throughput];
     for edge in &report.remote {
         let (from, to) = (&edge.from, &edge.to);
         let mut line = if edge.outbound {
