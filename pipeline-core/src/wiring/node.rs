@@ -10,39 +10,40 @@ use crate::spec::NodeConfig;
 
 use super::errors::Copied;
 
-/// A node without inputs must be a source. Checked on the node's wrapper alone: what is
-/// wrong inside a source is its constructor's error, given there (see [`CheckStage`]).
-#[diagnostic::on_unimplemented(
-    message = "`{Name}` has no inputs, so it must be a source, but it is `{Self}`",
-    label = "no edge leads into `{Name}`",
-    note = "build sources with `source::iter`, `source::stream` or `source::producer`, or add an edge into `{Name}`"
-)]
-pub trait SourceRole<Name> {}
+/// A trait saying a node has a role, implemented by the role's wrapper whatever it wraps:
+/// what is wrong inside a node is its constructor's error, given there (see [`CheckStage`]).
+macro_rules! role_check {
+    ($(#[$doc:meta])* $trait:ident for $wrapper:ident: $message:literal, $label:literal, $note:literal) => {
+        $(#[$doc])*
+        #[diagnostic::on_unimplemented(message = $message, label = $label, note = $note)]
+        pub trait $trait<Name> {}
 
-#[diagnostic::do_not_recommend]
-impl<S, Name> SourceRole<Name> for SourceNode<S> {}
+        #[diagnostic::do_not_recommend]
+        impl<S, Name> $trait<Name> for $wrapper<S> {}
+    };
+}
 
-/// A node with inputs and outputs must be a stage (see [`SourceRole`]).
-#[diagnostic::on_unimplemented(
-    message = "`{Name}` has inputs and outputs, so it must be a stage, but it is `{Self}`",
-    label = "`{Name}` is used in the middle of the graph",
-    note = "a source takes no input and a sink sends no output: remove the edges into a source or out of a sink"
-)]
-pub trait StageRole<Name> {}
-
-#[diagnostic::do_not_recommend]
-impl<S, Name> StageRole<Name> for StageNode<S> {}
-
-/// A node without outputs must be a sink (see [`SourceRole`]).
-#[diagnostic::on_unimplemented(
-    message = "`{Name}` has no outputs, so it must be a sink, but it is `{Self}`",
-    label = "nothing consumes what `{Name}` sends",
-    note = "build sinks with `sink::for_each` or `Collected::sink`, or connect `{Name}` to a sink"
-)]
-pub trait SinkRole<Name> {}
-
-#[diagnostic::do_not_recommend]
-impl<S, Name> SinkRole<Name> for SinkNode<S> {}
+role_check! {
+    /// A node without inputs must be a source.
+    SourceRole for SourceNode:
+    "`{Name}` has no inputs, so it must be a source, but it is `{Self}`",
+    "no edge leads into `{Name}`",
+    "build sources with `source::iter`, `source::stream` or `source::producer`, or add an edge into `{Name}`"
+}
+role_check! {
+    /// A node with inputs and outputs must be a stage.
+    StageRole for StageNode:
+    "`{Name}` has inputs and outputs, so it must be a stage, but it is `{Self}`",
+    "`{Name}` is used in the middle of the graph",
+    "a source takes no input and a sink sends no output: remove the edges into a source or out of a sink"
+}
+role_check! {
+    /// A node without outputs must be a sink.
+    SinkRole for SinkNode:
+    "`{Name}` has no outputs, so it must be a sink, but it is `{Self}`",
+    "nothing consumes what `{Name}` sends",
+    "build sinks with `sink::for_each` or `Collected::sink`, or connect `{Name}` to a sink"
+}
 
 /// Several workers each run a copy of the stage.
 #[diagnostic::on_unimplemented(
