@@ -235,3 +235,39 @@ async fn a_failure_in_a_sink_beside_the_replies_reaches_the_caller() {
     let report = run.await.unwrap();
     assert!(report.accounting().is_balanced(), "{report}");
 }
+
+/// The requests' source waits for callers on a thread of its own (where the cheap stages
+/// after it run inline): the report says it waited, not that it was busy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_waiting_for_calls_is_starved_not_busy() {
+    let (requests, replies, svc) = service::channel::<String, (String, String)>(8);
+    let p = pipeline! {
+        inp = requests;
+        rev = stage::map(|s: String| s.chars().rev().collect::<String>());
+        out = replies;
+        inp => rev, out;
+        rev => out;
+    };
+    let run = p.spawn();
+    for i in 0..5 {
+        let word = format!("w{i}");
+        let reply = svc.call(word.clone()).await.unwrap();
+        assert_eq!(reply, Reply::Outputs(vec![(word.clone(), reverse(&word))]));
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    drop(svc);
+    let report = run.await.unwrap();
+    assert!(report.accounting().is_balanced(), "{report}");
+    let inp = report.node("inp").unwrap();
+    assert!(
+        inp.starved > inp.busy * 10,
+        "starved {:?}, busy {:?}\n{report}",
+        inp.starved,
+        inp.busy
+    );
+    let verdict = report.verdict();
+    assert!(
+        verdict.as_ref().is_none_or(|v| v.bottleneck != "inp"),
+        "{verdict:?}"
+    );
+}

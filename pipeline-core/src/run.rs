@@ -331,17 +331,12 @@ impl Builder {
             .nodes
             .iter()
             .any(|(spec, _)| spec.fan_in == FanIn::Loop);
-        if self.traced || loops {
-            if self.traced {
-                pipeline.follow_items();
-            } else {
-                pipeline.follow_loops();
-            }
-            // Items are followed one by one; a node running inside another's loop does not
-            // say where each of its items ended.
-            for (_, withdraw) in self.declines.drain() {
-                withdraw();
-            }
+        // A node running inside another's loop tells the ledger where its items end as
+        // it does in a loop of its own (distributed runs rely on it too).
+        if self.traced {
+            pipeline.follow_items();
+        } else if loops {
+            pipeline.follow_loops();
         }
         pipeline
     }

@@ -16,8 +16,9 @@
 //! beside the reply sink: their items count toward when a request is finished, but only
 //! the reply sink's items are replies.
 //!
-//! Following every item costs a lock per item and keeps stages in loops of their own (none
-//! runs inside another's loop): a service trades throughput for answers.
+//! Following every item costs a lock per item. The requests' source runs on a thread of
+//! its own, so that cheap synchronous stages after it run inline there (a node inside
+//! another's loop tells the run where its items end, as in a loop of its own).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -199,6 +200,9 @@ impl<In, Out> std::fmt::Debug for Requests<In, Out> {
 
 impl<In: Send + 'static, Out: Send + 'static> Source for Requests<In, Out> {
     type Out = In;
+    // On a thread of its own, where the synchronous stages after it may run inline: an
+    // async task does not run code that may block.
+    const BLOCKING: bool = true;
     const DRAINS: bool = true;
     const TRACED: bool = true;
 
