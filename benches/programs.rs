@@ -46,18 +46,24 @@ fn main() {
             log.malformed
         );
         let expected = log.expected.clone();
-        let (mut ours, mut stream, mut par) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut ours, mut by_line, mut stream, mut par) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for _ in 0..3 {
             ours.push(log.timed(&expected, |path, out| {
                 runtime.block_on(logs_pipeline(path, out))
+            }));
+            by_line.push(log.timed(&expected, |path, out| {
+                runtime.block_on(logs_pipeline_by_line(path, out))
             }));
             stream.push(log.timed(&expected, |path, out| {
                 runtime.block_on(logs_stream(path, out))
             }));
             par.push(log.timed(&expected, logs_rayon));
         }
-        let (ours, stream, par) = (middle(ours), middle(stream), middle(par));
-        show("pipeline! (try_iter, try_map, aggregate, write)", ours);
+        let (ours, by_line) = (middle(ours), middle(by_line));
+        let (stream, par) = (middle(stream), middle(par));
+        show("pipeline! (lines, try_map, aggregate, write)", ours);
+        show("pipeline!, reading with try_iter(reader.lines())", by_line);
         show("futures stream, one task", stream);
         show("rayon par_bridge, fold and reduce", par);
         ratios.push(("logs_vs_stream", ratio(stream, ours)));
@@ -303,6 +309,23 @@ fn write_totals(out: &Path, totals: impl IntoIterator<Item = (u16, (u64, u64))>)
 /// The job as a pipeline: lines, parsed (malformed ones are failed items, counted), counted
 /// per status, written.
 async fn logs_pipeline(path: &Path, out: &Path) {
+    let file = BufWriter::new(File::create(out).unwrap());
+    let p = pipeline! {
+        read = source::lines(File::open(path).unwrap());
+        parsed = stage::try_map(|line: source::Line| parse(&line));
+        totals = stage::aggregate(Totals::new(), add, |totals| totals);
+        write = sink::write(file, |file: &mut BufWriter<File>, (status, (count, bytes)): (u16, (u64, u64))| {
+            writeln!(file, "{status} {count} {bytes}")
+        });
+        read => parsed => totals => write;
+    };
+    let report = p.run().await.unwrap();
+    assert!(report.accounting().is_balanced(), "{report}");
+    show_report(&report);
+}
+
+/// The same job reading a `String` per line, as `BufRead::lines` gives them.
+async fn logs_pipeline_by_line(path: &Path, out: &Path) {
     let lines = BufReader::new(File::open(path).unwrap()).lines();
     let file = BufWriter::new(File::create(out).unwrap());
     let p = pipeline! {

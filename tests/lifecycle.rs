@@ -372,3 +372,87 @@ fn a_fallible_source_that_skips_errors_counts_each_as_a_failed_item_and_goes_on(
     assert_eq!(a.source_items, 3000);
     assert!(a.is_balanced(), "{report}");
 }
+
+/// A file as `source::lines` reads it: every line once, in order, whatever the block size
+/// (lines longer than a block, blocks that end mid-line, `\r\n`, an empty line, a last line
+/// without a newline); a line that is not UTF-8 fails as an item and the rest goes on.
+#[test]
+fn lines_come_whole_and_a_line_that_is_not_utf8_fails_alone() {
+    let dir = std::env::temp_dir().join(format!("pipeweave-lines-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("log.txt");
+    let mut text = Vec::new();
+    let mut expected = Vec::new();
+    for n in 0..5000u32 {
+        let line = match n % 7 {
+            0 => String::new(),
+            1 => "x".repeat(300 + n as usize % 50),
+            _ => format!("line {n}"),
+        };
+        text.extend_from_slice(line.as_bytes());
+        text.extend_from_slice(if n % 5 == 0 { b"\r\n" } else { b"\n" });
+        expected.push(line);
+        if n == 2500 {
+            text.extend_from_slice(b"bad \xff byte\n");
+        }
+    }
+    text.extend_from_slice(b"the last, without a newline");
+    expected.push("the last, without a newline".to_string());
+    std::fs::write(&path, &text).unwrap();
+    for block in [16, 100, 4096, 1 << 20] {
+        let got = pipeline::Collected::new();
+        let p = pipeline::pipeline! {
+            log = pipeline::source::lines(std::fs::File::open(&path).unwrap()).block_size(block);
+            owned = pipeline::stage::map(|line: pipeline::source::Line| line.into_string());
+            out = got.sink();
+            log => owned => out;
+        };
+        let report = p.run_blocking().unwrap();
+        assert_eq!(got.take(), expected, "block size {block}");
+        let log = report.node("log").unwrap();
+        assert_eq!(log.failed, 1, "{report}");
+        let kinds = format!("{:?}", log.error_kinds);
+        assert!(kinds.contains("NotUtf8"), "{kinds}");
+        assert!(report.accounting().is_balanced(), "{report}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A reader that gives some lines, then an I/O error.
+struct BrokenPipe(std::io::Cursor<&'static [u8]>);
+
+impl std::io::Read for BrokenPipe {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self.0.read(buf)? {
+            0 => Err(std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "the writer went away",
+            )),
+            n => Ok(n),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_io_error_under_lines_ends_the_run_after_the_lines_before_it() {
+    let got = Collected::new();
+    let p = pipeline! {
+        log = source::lines(BrokenPipe(std::io::Cursor::new(b"a\nb\nhalf a li"))).block_size(2);
+        out = got.sink();
+        log => out;
+    };
+    let err = p.run().await.unwrap_err();
+    match &err.failure {
+        Failure::SourceFailed { node, error } => {
+            assert_eq!(node, "log");
+            let io = error
+                .downcast_ref::<std::io::Error>()
+                .expect("the I/O error");
+            assert_eq!(io.kind(), std::io::ErrorKind::BrokenPipe);
+        }
+        other => panic!("unexpected failure {other:?}"),
+    }
+    let got: Vec<String> = got.take().into_iter().map(String::from).collect();
+    assert_eq!(got, vec!["a", "b"]);
+    assert!(err.report.accounting().is_balanced(), "{}", err.report);
+}

@@ -5,8 +5,10 @@
 //! to the edge's batch size while it is busy, so light load keeps low latency.
 
 pub(crate) mod channel;
+mod lines;
 
 pub use channel::{ChannelSource, Closed, Ingress, TrySendError, channel};
+pub use lines::{Line, LinesSource, lines};
 
 use std::future::Future;
 use std::marker::PhantomData;
