@@ -256,6 +256,10 @@ fn main() {
                         &run,
                     ))
                 });
+                let raw_stored = median(3, || {
+                    let run = run_name();
+                    runtime.block_on(nats::raw_jetstream(&server.url, &run))
+                });
                 let items = nats::NATS_ITEMS;
                 println!("nats: {items} u64 from one half of a graph to the other");
                 show("raw async-nats, one publish per item", raw);
@@ -264,11 +268,16 @@ fn main() {
                 }
                 show("pipeline! edge, at most once (core NATS)", edge);
                 show("pipeline! edge, at least once (JetStream)", stored);
+                show(
+                    "raw async-nats JetStream, async publish, pull and ack",
+                    raw_stored,
+                );
                 record("nats_vs_raw", ratio(raw, edge));
                 record(
                     "nats_jetstream_items_per_s",
                     items as f64 / stored.as_secs_f64(),
                 );
+                record("nats_jetstream_vs_raw", ratio(raw_stored, stored));
                 println!();
             }
             Err(why) => println!("nats: skipped: {why}\n"),

@@ -116,3 +116,70 @@ pub async fn pipeline_edge(url: &str, delivery: Delivery, run: &str) -> Duration
     );
     took
 }
+
+/// What a user would write instead of the at-least-once edge: the same payloads published
+/// to a JetStream stream one message per item, their acknowledgements awaited together in
+/// windows (async publish), and a pull consumer taking them and acknowledging each. The
+/// time is until the last item was received and acknowledged.
+pub async fn raw_jetstream(url: &str, run: &str) -> Duration {
+    use async_nats::jetstream::{self, consumer, stream};
+    /// Publishes in flight at once, as an async publisher keeps them.
+    const IN_FLIGHT: usize = 1024;
+    let client = async_nats::connect(url).await.unwrap();
+    let context = jetstream::new(client);
+    let subject = format!("rawjs.{run}.items");
+    let stream = context
+        .get_or_create_stream(stream::Config {
+            name: format!("RAWJS_{run}"),
+            subjects: vec![subject.clone()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let consumer: consumer::PullConsumer = stream
+        .get_or_create_consumer(
+            "taker",
+            consumer::pull::Config {
+                durable_name: Some("taker".into()),
+                ack_policy: consumer::AckPolicy::Explicit,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let receiving = tokio::spawn(async move {
+        let mut messages = consumer.messages().await.unwrap();
+        let mut received = 0u64;
+        while received < NATS_ITEMS {
+            let message = messages.next().await.unwrap().unwrap();
+            let (_root, _path, x): (u64, u64, u64) =
+                rmp_serde::from_slice(&message.payload).unwrap();
+            black_box(x);
+            message.ack().await.unwrap();
+            received += 1;
+        }
+    });
+    let mut acks = Vec::with_capacity(IN_FLIGHT);
+    for x in 0..NATS_ITEMS {
+        let payload = rmp_serde::to_vec(&(x, 0u64, x)).unwrap();
+        acks.push(
+            context
+                .publish(subject.clone(), payload.into())
+                .await
+                .unwrap(),
+        );
+        if acks.len() == IN_FLIGHT {
+            for ack in acks.drain(..) {
+                ack.await.unwrap();
+            }
+        }
+    }
+    for ack in acks {
+        ack.await.unwrap();
+    }
+    receiving.await.unwrap();
+    let took = started.elapsed();
+    context.delete_stream(format!("RAWJS_{run}")).await.unwrap();
+    took
+}

@@ -26,9 +26,12 @@ use crate::lineage::Lineage;
 use crate::stats::RemoteEdgeStats;
 use crate::wire::{Batch, EdgeReceiver, EdgeSender};
 
-/// Items a receiving process asks for at a time: small, so that processes sharing a
-/// consumer take turns instead of one of them taking everything.
+/// Items a receiving process asks for at a time while its node is busy: small, so that
+/// processes sharing a consumer take turns instead of one of them taking everything.
 const FETCH: usize = 64;
+/// Items it asks for at a time, at most, while its node keeps up: each fetch is a round
+/// trip to the server, which a fast node would otherwise wait on.
+const FETCH_AT_MOST: usize = 512;
 /// How long a fetch waits for items before the edge checks whether it has ended.
 const FETCH_WAIT: Duration = Duration::from_millis(200);
 /// Stream sequences looked at, at most, when looking for unreadable messages.
@@ -436,6 +439,20 @@ async fn all_acknowledged(
     false
 }
 
+/// How many items to fetch next, after a fetch that gave `got` of `asked`: twice as many
+/// while the stream has them and the node keeps up (its input has room for them), back to
+/// [`FETCH`] once it does not.
+fn next_fetch<T>(asked: usize, got: usize, into: &EdgeSender<T>) -> usize {
+    let most = FETCH_AT_MOST.min(into.capacity());
+    if got == asked && into.has_room_for(2 * asked) {
+        (2 * asked).min(most)
+    } else if into.has_room_for(asked) {
+        asked
+    } else {
+        FETCH.min(most)
+    }
+}
+
 /// A receiving edge's state.
 struct Inbound<'a> {
     link: &'a Link,
@@ -508,7 +525,7 @@ impl Inbound<'_> {
             })
             .await?;
         self.consumer = Some(consumer.clone());
-        let fetch = FETCH.min(into.capacity());
+        let mut fetch = FETCH.min(into.capacity());
         let mut ended = false;
         let mut trouble: Option<Instant> = None;
         loop {
@@ -567,6 +584,7 @@ impl Inbound<'_> {
                 if !self.hand_on(&into, batch).await {
                     return Ok(());
                 }
+                fetch = next_fetch(fetch, n as usize, &into);
                 self.handed_below = below;
                 self.stats.items.fetch_add(n, Relaxed);
                 if got_items {
@@ -1037,5 +1055,36 @@ impl Inbound<'_> {
         let client = link.client().await?;
         link.ride_through(self.control, "flushing acknowledgements", || client.flush())
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::edge;
+
+    #[tokio::test]
+    async fn fetches_grow_while_the_node_keeps_up_and_shrink_once_it_does_not() {
+        let (into, _node) = edge::<u64>(2048);
+        // Full fetches into an empty input: twice as many each time, up to the most.
+        let mut fetch = FETCH;
+        for _ in 0..6 {
+            fetch = next_fetch(fetch, fetch, &into);
+        }
+        assert_eq!(fetch, FETCH_AT_MOST);
+        // A fetch that came back short keeps the size; the stream had no more.
+        assert_eq!(next_fetch(fetch, 3, &into), FETCH_AT_MOST);
+        // The node falls behind: its input fills up, and fetches go back to the smallest.
+        let items = (0..1900).map(|i| (Lineage::root(i), i)).collect();
+        into.send(Batch {
+            items,
+            watermark: 0,
+        })
+        .await
+        .unwrap();
+        assert_eq!(next_fetch(fetch, fetch, &into), FETCH);
+        // Never more than the input holds.
+        let (small, _node) = edge::<u64>(100);
+        assert_eq!(next_fetch(64, 64, &small), 100);
     }
 }
