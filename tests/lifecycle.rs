@@ -236,16 +236,7 @@ async fn an_io_error_ends_a_fallible_source_with_that_error() {
         log => out;
     };
     let err = p.run().await.unwrap_err();
-    match &err.failure {
-        Failure::SourceFailed { node, error } => {
-            assert_eq!(node, "log");
-            let io = error
-                .downcast_ref::<std::io::Error>()
-                .expect("the I/O error");
-            assert_eq!(io.kind(), std::io::ErrorKind::InvalidData);
-        }
-        other => panic!("unexpected failure {other:?}"),
-    }
+    assert_source_failed_with_io(&err, std::io::ErrorKind::InvalidData);
     assert_eq!(got.take(), vec!["a", "b"]);
     assert!(err.report.accounting().is_balanced(), "{}", err.report);
 }
@@ -442,17 +433,22 @@ async fn an_io_error_under_lines_ends_the_run_after_the_lines_before_it() {
         log => out;
     };
     let err = p.run().await.unwrap_err();
+    assert_source_failed_with_io(&err, std::io::ErrorKind::BrokenPipe);
+    let got: Vec<String> = got.take().into_iter().map(String::from).collect();
+    assert_eq!(got, vec!["a", "b"]);
+    assert!(err.report.accounting().is_balanced(), "{}", err.report);
+}
+
+/// The run ended because the source `log` met an I/O error of `kind`, kept as a value.
+fn assert_source_failed_with_io(err: &pipeline::RunError, kind: std::io::ErrorKind) {
     match &err.failure {
         Failure::SourceFailed { node, error } => {
             assert_eq!(node, "log");
             let io = error
                 .downcast_ref::<std::io::Error>()
                 .expect("the I/O error");
-            assert_eq!(io.kind(), std::io::ErrorKind::BrokenPipe);
+            assert_eq!(io.kind(), kind);
         }
         other => panic!("unexpected failure {other:?}"),
     }
-    let got: Vec<String> = got.take().into_iter().map(String::from).collect();
-    assert_eq!(got, vec!["a", "b"]);
-    assert!(err.report.accounting().is_balanced(), "{}", err.report);
 }
