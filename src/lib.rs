@@ -48,6 +48,8 @@ pub mod __private {
 
     /// Not for generated code: a test hook that says whether the fused kernels ran.
     pub use pipeline_core::kernel_passes;
+    /// Not for generated code: test hooks for nodes that split off for a core of their own.
+    pub use pipeline_core::{force_splits, splits_and_recalls};
 }
 
 /// The book's chapters, compiled and run as doctests so that no sample goes stale.

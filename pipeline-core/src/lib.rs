@@ -57,6 +57,9 @@ pub mod wiring;
 /// A test hook: how many passes the fused kernels ran (see `fuse::chain`).
 #[doc(hidden)]
 pub use fuse::chain::passes_run as kernel_passes;
+/// Test hooks: nodes that split off for a core of their own (see `exec::lend`).
+#[doc(hidden)]
+pub use wire::handoff::{force_splits, splits_and_recalls};
 
 pub use analysis::Verdict;
 pub use context::Context;

@@ -7,10 +7,13 @@
 use std::time::{Duration, Instant};
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 
 use crate::ledger::Ledger;
 use crate::lineage::Lineage;
-use crate::wire::handoff::{self, Adopted, Handed, Kernel, OfferSlot};
+use crate::wire::handoff::{
+    self, Adopted, Handed, Kernel, OfferSlot, RECALLS, Split, forced_split,
+};
 use crate::wire::{Batch, Closed, EdgeSender, MAX_BATCH, Probe};
 
 type Items<T> = Vec<(Lineage, T)>;
@@ -44,6 +47,34 @@ pub struct Outlet<T> {
     /// all run inline: a chain of maps (see [`crate::fuse::chain`]) or a fork
     /// ([`crate::fuse::fork`]).
     kernel: Option<Box<dyn Kernel<T>>>,
+    /// A node after this outlet that left for a core of its own, while the outlet judges
+    /// whether that paid.
+    split_off: Option<SplitOff<T>>,
+}
+
+/// How long an outlet watches a node that split off before it judges the split.
+const SPLIT_TRIAL: Duration = Duration::from_millis(20);
+/// How much faster items must go on after a split for it to stay.
+const SPLIT_PAYS: f64 = 1.1;
+
+/// A node that split off (see [`Outlet::judge_split`]): which target it is, and the items
+/// sent on since the first send after it left.
+struct SplitOff<T> {
+    target: usize,
+    split: Split<T>,
+    since: Option<Instant>,
+    items: u64,
+}
+
+impl<T> SplitOff<T> {
+    fn new(target: usize, split: Split<T>) -> Self {
+        SplitOff {
+            target,
+            split,
+            since: None,
+            items: 0,
+        }
+    }
 }
 
 enum Fusion<T> {
@@ -96,7 +127,13 @@ impl<T: Send + 'static> Outlet<T> {
             handing_at: None,
             ledger: None,
             kernel: None,
+            split_off: None,
         }
+    }
+
+    /// Whether the outlet feeds a single edge.
+    pub(crate) fn feeds_one_edge(&self) -> bool {
+        self.targets.len() == 1
     }
 
     /// Gives the outlet a shortcut through the nodes after it (see `fuse`), if `pipeline!`
@@ -368,6 +405,7 @@ impl<T: Send + 'static> Outlet<T> {
                 self.sent_watermark = watermark;
             }
             if !matches!(handed, Handed::Stays { .. }) {
+                self.split_off = next.take_split().map(|split| SplitOff::new(0, split));
                 // Dropping the node gives it back; the channel takes over.
                 self.fusion[0] = Fusion::Channel;
                 self.refresh_batch_max();
@@ -405,7 +443,56 @@ impl<T: Send + 'static> Outlet<T> {
         if let Some(since) = waiting_since {
             self.blocked += since.elapsed();
         }
+        if self.split_off.is_some() {
+            self.judge_split(n).await?;
+        }
         Ok(())
+    }
+
+    /// After `n` items went on while a node after this outlet runs on a core of its own
+    /// (it split off, see `exec::lend`): once a window has passed, whether this outlet
+    /// sends items faster than it handed them to that node inline. If not, the split did not
+    /// pay (the node's part turned out the slower, or this thread slowed down: items that
+    /// own memory and are freed on another thread can cost their allocator more than the
+    /// core gives), and the node is asked back, for good.
+    async fn judge_split(&mut self, n: usize) -> Result<(), Closed> {
+        let Some(off) = &mut self.split_off else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        let since = *off.since.get_or_insert(now);
+        off.items += n as u64;
+        let wall = now.saturating_duration_since(since);
+        let forced = forced_split();
+        let judged = match forced {
+            None => wall >= SPLIT_TRIAL,
+            // Asked back while its edge holds more than a batch, so that a test sees those
+            // taken first.
+            Some(false) => self.targets[off.target].queued() > self.batch_max,
+            Some(true) => true,
+        };
+        if !judged {
+            return Ok(());
+        }
+        let rate = off.items as f64 / wall.as_secs_f64();
+        let SplitOff { target, split, .. } = self.split_off.take().expect("just matched");
+        if forced.unwrap_or(rate >= split.rate_before * SPLIT_PAYS) {
+            return Ok(());
+        }
+        RECALLS.fetch_add(1, Relaxed);
+        tracing::debug!(
+            rate,
+            before = split.rate_before,
+            "a node that split off did not pay: asking it back"
+        );
+        let back = split.recall.ask();
+        self.fusion[target] = Fusion::Offered(Arc::new(std::sync::Mutex::new(Some(back))));
+        // The node may be waiting for input: a batch with no items wakes it to answer.
+        let room = self.targets[target].reserve(0).await?;
+        room.send(Batch {
+            items: Vec::new(),
+            watermark: self.sent_watermark,
+        })
     }
 
     /// Runs the batch through the kernel for the nodes after this outlet, if it has one and
@@ -492,6 +579,9 @@ impl<T: Send + 'static> Outlet<T> {
                 Handed::Declined => {}
             }
             if !matches!(handed, Handed::Stays { .. }) {
+                if let Some(split) = next.take_split() {
+                    self.split_off = Some(SplitOff::new(i, split));
+                }
                 // Dropping the node gives it back; its channel takes over.
                 self.fusion[i] = Fusion::Channel;
                 self.refresh_batch_max();
@@ -549,6 +639,12 @@ const MAX_INLINE_DEPTH: usize = 32;
 thread_local! {
     /// Flushes being polled on this thread, one inside the other.
     static INLINE_DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// How many flushes are being polled on this thread, one inside the other: 1 in a node
+/// that the thread's own node runs inline.
+pub(crate) fn inline_depth() -> usize {
+    INLINE_DEPTH.get()
 }
 
 /// A flush, counted in [`INLINE_DEPTH`] while it is polled.

@@ -9,13 +9,18 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use crate::counts::BatchCounts;
+use crate::exec::place::{cores, hosts_splits};
 use crate::exec::{NodeCtx, SharedOffer, consume_batch, report_dropped, run_batch};
 use crate::lineage::Lineage;
 use crate::node::{Sink, Stage};
-use crate::outlet::Outlet;
+use crate::outlet::{Outlet, inline_depth};
 use crate::stats::{CpuCharge, LatencySampler, thread_cpu_time};
-use crate::wire::handoff::{Adoptable, Dropped, Handed, Taken};
+use crate::wire::handoff::{
+    Adoptable, Dropped, Handed, Offer, Recall, SPLITS, Split, Taken, forced_split,
+};
 use crate::wire::{Batch, Closed, Probe};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 
 type Items<T> = Vec<(Lineage, T)>;
 
@@ -275,7 +280,7 @@ impl<S: Sink> Lendable for SinkResumed<S> {
 /// A node's loop state lent to the node feeding it. Dropping it gives it back.
 pub(crate) struct Fused<L: Lendable> {
     pub(crate) state: Option<L>,
-    pub(crate) back: Option<oneshot::Sender<L>>,
+    pub(crate) back: Option<oneshot::Sender<Back<L>>>,
     pub(crate) ctx: NodeCtx,
     /// When the node last finished a batch: the time until the next one counts as starved.
     pub(crate) idle_since: Instant,
@@ -292,7 +297,40 @@ pub(crate) struct Fused<L: Lendable> {
     /// batches it measured.
     pub(crate) cpu_sampled_at: Instant,
     pub(crate) cpu_sampled: (Duration, Duration),
+    /// Whether the node should leave for a core of its own; None if it may not (it has
+    /// been taken back once, or it is not a plain stage).
+    pub(crate) split: Option<SplitWatch>,
+    /// Set once it left for a core of its own: how its feeder may take it back.
+    pub(crate) recall: Option<Split<L::In>>,
 }
+
+/// What a lent node's own task gets back: its state, and how its feeder may take it back
+/// inline, if it left for a core of its own.
+pub(crate) type Back<L> = (L, Option<Arc<Recall<<L as Lendable>::In>>>);
+
+/// What a node running inline measures to know whether it should leave for a core of its
+/// own (see [`SplitWatch::wants_a_core`]).
+#[derive(Default)]
+pub(crate) struct SplitWatch {
+    /// Since when, and from which CPU time of the thread, it has been measuring.
+    window: Option<(Instant, Duration)>,
+    /// Time spent inline since then: this node's and that of the nodes it runs inline.
+    inline: Duration,
+    /// Items handed to it since then.
+    items: u64,
+    /// Items a second handed to it over the last whole window.
+    rate: f64,
+}
+
+/// How long a node running inline watches its thread before it may leave for a core of
+/// its own.
+const SPLIT_WINDOW: Duration = Duration::from_millis(20);
+/// The least share of the thread's time that both this node (with the nodes it runs
+/// inline) and the rest of the thread must take for splitting them to pay: each then
+/// runs on its own core, and the slower part sets the pace.
+const SPLIT_SHARE: f64 = 0.3;
+/// A thread busy this share of the time has no idle time left to take a node's.
+const SATURATED: f64 = 0.9;
 
 /// How often a node running inline measures its CPU share on a batch of its own.
 const CPU_SAMPLE_EVERY: Duration = Duration::from_millis(1);
@@ -301,7 +339,11 @@ const CPU_SAMPLE_EVERY: Duration = Duration::from_millis(1);
 const PUBLISH_EVERY: Duration = Duration::from_millis(1);
 
 impl<L: Lendable> Fused<L> {
-    pub(crate) fn new(mut state: L, ctx: NodeCtx) -> (Self, oneshot::Receiver<L>) {
+    pub(crate) fn new(
+        mut state: L,
+        ctx: NodeCtx,
+        may_split: bool,
+    ) -> (Self, oneshot::Receiver<Back<L>>) {
         // Running inline, the node reads the clock between batches anyway.
         state.meters().1.time_whole_batches(true);
         let (back, given_back) = oneshot::channel();
@@ -318,6 +360,8 @@ impl<L: Lendable> Fused<L> {
                 .checked_sub(CPU_SAMPLE_EVERY)
                 .unwrap_or_else(Instant::now),
             cpu_sampled: (Duration::ZERO, Duration::ZERO),
+            split: may_split.then(SplitWatch::default),
+            recall: None,
         };
         (fused, given_back)
     }
@@ -377,7 +421,25 @@ impl<L: Lendable> Fused<L> {
         }
         // The time the nodes after this one take inline is theirs: this node waits on
         // them (it counts as blocked), and is idle only after.
+        if let Some(split) = &mut self.split {
+            split.items += received as u64;
+            if keep && split.wants_a_core(done) {
+                tracing::debug!(
+                    node = self.ctx.name,
+                    "leaves the busy thread it ran inline on, for a core of its own"
+                );
+                SPLITS.fetch_add(1, Relaxed);
+                self.recall = Some(Split {
+                    recall: Recall::new(),
+                    rate_before: split.rate,
+                });
+                keep = false;
+            }
+        }
         let end = state.send_on(keep, watermark, done).await?;
+        if let Some(split) = &mut self.split {
+            split.inline += end.saturating_duration_since(started);
+        }
         self.idle_since = end;
         self.publish_if_due(done, !keep);
         Ok(if keep {
@@ -385,6 +447,46 @@ impl<L: Lendable> Fused<L> {
         } else {
             Handed::Leaves { done_at: end }
         })
+    }
+}
+
+impl SplitWatch {
+    /// Whether this node should leave the thread it runs inline on, for a core of its own:
+    /// that thread is a source's own (reading a file, say; see `SplitHost`), it was busy the whole of
+    /// the last window, both this node's part and the rest were large, and the machine has
+    /// another core. Then the thread's work is one core's worth of two parts that could run
+    /// side by side. A thread that waits (for input, for I/O) has time to spare and keeps
+    /// its nodes inline, as does a thread whose work is nearly all this node's or nearly
+    /// all the rest's. Reads the thread's CPU clock once per window.
+    fn wants_a_core(&mut self, now: Instant) -> bool {
+        if let Some((since, _)) = self.window
+            && now.saturating_duration_since(since) < SPLIT_WINDOW
+        {
+            return false;
+        }
+        // Only the node the source hands its items to: see `SplitHost`.
+        if !hosts_splits() || inline_depth() != 1 {
+            return false;
+        }
+        if forced_split().is_some() {
+            return true;
+        }
+        if cores() < 2 {
+            return false;
+        }
+        let Some(cpu) = thread_cpu_time() else {
+            return false;
+        };
+        let inline = std::mem::take(&mut self.inline);
+        let items = std::mem::take(&mut self.items);
+        let Some((since, cpu_since)) = self.window.replace((now, cpu)) else {
+            return false;
+        };
+        let wall = now.saturating_duration_since(since).as_secs_f64();
+        self.rate = items as f64 / wall;
+        let busy = cpu.saturating_sub(cpu_since).as_secs_f64() / wall;
+        let ours = inline.as_secs_f64() / wall;
+        busy >= SATURATED && (SPLIT_SHARE..=1.0 - SPLIT_SHARE).contains(&ours)
     }
 }
 
@@ -437,6 +539,14 @@ impl<L: Lendable> Adoptable<L::In> for Fused<L> {
     fn as_any(&mut self) -> Option<&mut (dyn Any + Send + 'static)> {
         Some(self)
     }
+
+    fn take_split(&mut self) -> Option<Split<L::In>> {
+        let split = self.recall.as_ref()?;
+        Some(Split {
+            recall: split.recall.clone(),
+            rate_before: split.rate_before,
+        })
+    }
 }
 
 impl<L: Lendable> Drop for Fused<L> {
@@ -444,9 +554,15 @@ impl<L: Lendable> Drop for Fused<L> {
         if let (Some(mut state), Some(back)) = (self.state.take(), self.back.take()) {
             state.meters().1.time_whole_batches(false);
             // Err: the node's task is gone (the run was aborted); nothing waits for it.
-            let _ = back.send(state);
+            let recall = self.recall.take().map(|split| split.recall);
+            let _ = back.send((state, recall));
         }
     }
+}
+
+/// The offer a node's inlet handed out, if no one took it yet.
+pub(crate) fn taken<T>(offer: &SharedOffer<T>) -> Option<Offer<T>> {
+    offer.lock().unwrap_or_else(|e| e.into_inner()).take()
 }
 
 /// A node's side of fusion (see [`crate::fuse`]): offer its loop state to the node feeding
@@ -456,14 +572,14 @@ impl<L: Lendable> Drop for Fused<L> {
 pub(crate) async fn lend<L: Lendable>(
     state: L,
     ready: bool,
-    offer: &SharedOffer<L::In>,
+    offer: Option<Offer<L::In>>,
     ctx: &NodeCtx,
-) -> Option<L> {
-    let offer = offer.lock().unwrap_or_else(|e| e.into_inner()).take();
+    may_split: bool,
+) -> Option<Back<L>> {
     let (true, Some(offer)) = (ready, offer) else {
-        return Some(state);
+        return Some((state, None));
     };
-    let (fused, given_back) = Fused::new(state, ctx.clone());
+    let (fused, given_back) = Fused::new(state, ctx.clone(), may_split);
     // If the feeding node is gone, the offer drops the state, which gives it back at once.
     offer(Box::new(fused));
     match given_back.await {

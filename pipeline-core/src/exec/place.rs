@@ -1,8 +1,9 @@
 //! Where a node's loop runs: on the async workers, or on a thread of its own when its code
 //! may block.
 
+use std::cell::Cell;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use super::NodeTask;
 use crate::stats::NodeStats;
@@ -43,6 +44,43 @@ where
     } else {
         work.await
     }
+}
+
+thread_local! {
+    /// Whether this thread runs a source alone, feeding one edge (see [`SplitHost`]).
+    static SPLIT_HOST: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks the calling thread, while it lives, as one where a node running inline may leave
+/// for a core of its own (see `lend`): a thread that runs a source, and nothing else
+/// meanwhile, feeding a single edge. Its CPU clock then measures the source and what it
+/// runs inline. Only there can the source take the node back without waiting on the node:
+/// the source has no input that could depend on the node, and nothing after the node runs
+/// on the source's thread.
+pub(crate) struct SplitHost(bool);
+
+impl SplitHost {
+    pub(crate) fn enter(hosts: bool) -> Self {
+        let before = SPLIT_HOST.with(|host| host.replace(hosts));
+        SplitHost(before)
+    }
+}
+
+impl Drop for SplitHost {
+    fn drop(&mut self) {
+        SPLIT_HOST.with(|host| host.set(self.0));
+    }
+}
+
+/// Whether the calling code runs on a [`SplitHost`]'s thread.
+pub(crate) fn hosts_splits() -> bool {
+    SPLIT_HOST.with(Cell::get)
+}
+
+/// The cores this process may use.
+pub(crate) fn cores() -> usize {
+    static CORES: OnceLock<usize> = OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// Runs `work` on a thread from the blocking pool and waits for it; a panic there goes on

@@ -10,7 +10,7 @@ use futures::FutureExt;
 use super::SharedOffer;
 use super::ctx::NodeCtx;
 use super::hooks::started;
-use super::lend::lend;
+use super::lend::{lend, taken};
 use super::place::{place, where_it_runs};
 use super::send::record_dropped;
 use super::stage::only_ends;
@@ -40,7 +40,9 @@ pub(crate) async fn run_fusable_sink<S: Sink, I: Inlet<S::In>>(
         (sink, ready)
     })
     .await;
-    let Some(mut state) = lend(SinkResumed::new(sink), ready, &offer, &ctx).await else {
+    let Some((mut state, _)) =
+        lend(SinkResumed::new(sink), ready, taken(&offer), &ctx, false).await
+    else {
         return;
     };
     let blocking = S::BLOCKING && (S::HAS_HOOKS || !only_ends(&mut state, &mut inlet));

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use futures::FutureExt;
 
 use super::ctx::NodeCtx;
+use super::place::SplitHost;
 use crate::error::Failure;
 use crate::error::NodeError;
 use crate::node::Source;
@@ -13,6 +14,8 @@ use crate::node::output::{Output, SendsWhileWaiting, Stopped};
 use crate::outlet::Outlet;
 
 pub(crate) async fn run_source<S: Source>(source: S, outlet: Outlet<S::Out>, ctx: NodeCtx) {
+    // On a thread of its own (`place`), feeding one edge: the node after it may split off.
+    let _host = SplitHost::enter(S::BLOCKING && outlet.feeds_one_edge());
     let (output, side) = Output::new(
         outlet,
         ctx.control.clone(),

@@ -11,7 +11,7 @@ use super::ctx::NodeCtx;
 use super::dead_letter::FailedItems;
 use super::hooks::{finish, restart, set_up};
 use super::in_place::{InPlace, same_layout};
-use super::lend::{Lendable, Resumed, lend};
+use super::lend::{Lendable, Resumed, lend, taken};
 use super::place::{place, where_it_runs};
 use super::policy::ErrorPolicy;
 use super::send::{count_outputs, deliver, deliver_final, next_or_flush, record_dropped};
@@ -22,6 +22,8 @@ use crate::node::Stage;
 use crate::outlet::Outlet;
 use crate::stats::{BatchCounts, LatencySampler};
 use crate::wire::Closed;
+use crate::wire::handoff::Recall;
+use std::sync::Arc;
 
 pub(crate) async fn run_stage<S: Stage, I: Inlet<S::In>>(
     mut stage: S,
@@ -31,7 +33,7 @@ pub(crate) async fn run_stage<S: Stage, I: Inlet<S::In>>(
     policy: ErrorPolicy<S::In>,
 ) {
     let ready = set_up(&mut stage, &ctx).await;
-    stage_loop(Resumed::new(stage, outlet), ready, inlet, ctx, policy).await;
+    stage_loop(Resumed::new(stage, outlet), ready, inlet, ctx, policy, None).await;
 }
 
 /// Runs a stage that may run inside the node feeding it (see [`crate::fuse`]): set up
@@ -52,16 +54,49 @@ pub(crate) async fn run_fusable_stage<S: Stage, I: Inlet<S::In>>(
         (stage, ready)
     })
     .await;
-    let Some(mut state) = lend(Resumed::new(stage, outlet), ready, &offer, &ctx).await else {
+    // Only a plain stage leaves for a core of its own: it has no policy to carry back.
+    let may_split = ctx.config.runs_plain(S::SYNC);
+    let lent = lend(
+        Resumed::new(stage, outlet),
+        ready,
+        taken(&offer),
+        &ctx,
+        may_split,
+    );
+    let Some((mut state, mut split)) = lent.await else {
         return;
     };
-    let blocking = S::BLOCKING && (S::HAS_HOOKS || !only_ends(&mut state, &mut inlet));
     let stats = ctx.stats.clone();
-    place(
-        blocking,
-        &stats,
-        stage_loop(state, ready, inlet, ctx, policy),
-    )
+    while let Some(recall) = split.take() {
+        // It left for a core of its own: a loop of its own until its feeder asks it back
+        // (which it does if that did not pay), then inline again, for good.
+        let blocking = S::BLOCKING && (S::HAS_HOOKS || !only_ends(&mut state, &mut inlet));
+        let plain = ErrorPolicy {
+            retry: None,
+            dead_letter: None,
+        };
+        let (back, came_back) = tokio::sync::oneshot::channel();
+        let own = {
+            let (ctx, recall) = (ctx.clone(), recall.clone());
+            async move {
+                let _ = back.send(stage_loop(state, ready, inlet, ctx, plain, Some(recall)).await);
+            }
+        };
+        place(blocking, &stats, own).await;
+        let Ok(Some((again, own_inlet))) = came_back.await else {
+            // It ended in its own loop.
+            return;
+        };
+        inlet = own_inlet;
+        let Some((again, _)) = lend(again, ready, recall.answer(), &ctx, false).await else {
+            return;
+        };
+        state = again;
+    }
+    let blocking = S::BLOCKING && (S::HAS_HOOKS || !only_ends(&mut state, &mut inlet));
+    place(blocking, &stats, async move {
+        stage_loop(state, ready, inlet, ctx, policy, None).await;
+    })
     .await;
 }
 
@@ -83,14 +118,18 @@ pub(crate) fn only_ends<L: Lendable, I: Inlet<L::In>>(state: &mut L, inlet: &mut
     }
 }
 
-/// A stage's loop, from wherever it is (fresh, or back from running inline).
+/// A stage's loop, from wherever it is (fresh, or back from running inline). With a
+/// `recall`, the node left its feeder's thread for a core of its own: once the feeder asks
+/// it back, it runs what its input still holds and returns its state and input, to run
+/// inline again.
 async fn stage_loop<S: Stage, I: Inlet<S::In>>(
     state: Resumed<S>,
     mut ready: bool,
     mut inlet: I,
     ctx: NodeCtx,
     policy: ErrorPolicy<S::In>,
-) {
+    mut recall: Option<Arc<Recall<S::In>>>,
+) -> Option<(Resumed<S>, I)> {
     let Resumed {
         mut stage,
         mut outlet,
@@ -110,10 +149,26 @@ async fn stage_loop<S: Stage, I: Inlet<S::In>>(
     let batchable = ctx.config.runs_plain(S::SYNC);
     // Items left from running inline were counted as received there.
     let mut carried = leftover;
-    let result: Result<(), Closed> = async {
+    // Asked back: taking what the input still holds, without waiting for more.
+    let mut draining = false;
+    let result: Result<Option<Outlet<S::Out>>, Closed> = async {
         loop {
             let batch = match carried.take() {
                 Some(batch) => batch,
+                None if draining => match inlet::try_next(&mut inlet) {
+                    Some(Some(batch)) => {
+                        counts.received += batch.len() as u64;
+                        batch
+                    }
+                    Some(None) => break,
+                    // The feeder sends nothing more until it has the node back.
+                    None => {
+                        record_dropped(&mut inlet, &ctx);
+                        ctx.stats.publish(&mut counts);
+                        ctx.stats.merge_latency(&mut latency);
+                        return Ok(Some(outlet));
+                    }
+                },
                 None => match next_or_flush(&mut inlet, &mut outlet, &mut counts).await? {
                     Some(batch) => {
                         ctx.stats.observe_queue(inlet.queued());
@@ -234,6 +289,15 @@ async fn stage_loop<S: Stage, I: Inlet<S::In>>(
             counts.blocked += outlet.take_blocked();
             ctx.stats.publish(&mut counts);
             ctx.stats.merge_latency(&mut latency);
+            if !draining && let Some(asked) = recall.as_ref().filter(|r| r.wanted()) {
+                if ready {
+                    draining = true;
+                } else {
+                    // Set up again in vain: it stays here, and its feeder goes on sending.
+                    drop(asked.answer());
+                    recall = None;
+                }
+            }
         }
         record_dropped(&mut inlet, &ctx);
         if ready {
@@ -241,15 +305,29 @@ async fn stage_loop<S: Stage, I: Inlet<S::In>>(
             deliver_final(last, &mut 0, &mut outlet, &mut counts).await?;
         }
         failures.close().await?;
-        outlet.close().await
+        outlet.close().await.map(|()| None)
     }
     .await;
+    if let Ok(Some(outlet)) = result {
+        let state = Resumed {
+            stage,
+            outlet,
+            counts,
+            latency,
+            leftover: None,
+            restart: false,
+            produced,
+            results,
+        };
+        return Some((state, inlet));
+    }
     stage.teardown().await;
     ctx.stats.publish(&mut counts);
     ctx.stats.merge_latency_now(&mut latency);
     if result.is_err() {
         tracing::debug!(node = ctx.name, "downstream closed: the run was aborted");
     }
+    None
 }
 
 /// Runs a batch through a synchronous stage until it runs out, an item panics, or
