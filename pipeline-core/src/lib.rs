@@ -59,7 +59,7 @@ pub mod wiring;
 pub use fuse::chain::passes_run as kernel_passes;
 /// Test hooks: nodes that split off for a core of their own (see `exec::lend`).
 #[doc(hidden)]
-pub use wire::handoff::{force_splits, splits_and_recalls};
+pub use wire::split::{force_splits, splits_and_recalls};
 
 pub use analysis::Verdict;
 pub use context::Context;

@@ -7,13 +7,11 @@
 use std::time::{Duration, Instant};
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 
 use crate::ledger::Ledger;
 use crate::lineage::Lineage;
-use crate::wire::handoff::{
-    self, Adopted, Handed, Kernel, OfferSlot, RECALLS, Split, forced_split,
-};
+use crate::wire::handoff::{self, Adopted, Handed, Kernel, OfferSlot};
+use crate::wire::split::SplitOff;
 use crate::wire::{Batch, Closed, EdgeSender, MAX_BATCH, Probe};
 
 type Items<T> = Vec<(Lineage, T)>;
@@ -50,31 +48,6 @@ pub struct Outlet<T> {
     /// A node after this outlet that left for a core of its own, while the outlet judges
     /// whether that paid.
     split_off: Option<SplitOff<T>>,
-}
-
-/// How long an outlet watches a node that split off before it judges the split.
-const SPLIT_TRIAL: Duration = Duration::from_millis(20);
-/// How much faster items must go on after a split for it to stay.
-const SPLIT_PAYS: f64 = 1.1;
-
-/// A node that split off (see [`Outlet::judge_split`]): which target it is, and the items
-/// sent on since the first send after it left.
-struct SplitOff<T> {
-    target: usize,
-    split: Split<T>,
-    since: Option<Instant>,
-    items: u64,
-}
-
-impl<T> SplitOff<T> {
-    fn new(target: usize, split: Split<T>) -> Self {
-        SplitOff {
-            target,
-            split,
-            since: None,
-            items: 0,
-        }
-    }
 }
 
 enum Fusion<T> {
@@ -449,44 +422,22 @@ impl<T: Send + 'static> Outlet<T> {
         Ok(())
     }
 
-    /// After `n` items went on while a node after this outlet runs on a core of its own
-    /// (it split off, see `exec::lend`): once a window has passed, whether this outlet
-    /// sends items faster than it handed them to that node inline. If not, the split did not
-    /// pay (the node's part turned out the slower, or this thread slowed down: items that
-    /// own memory and are freed on another thread can cost their allocator more than the
-    /// core gives), and the node is asked back, for good.
+    /// After `n` items went on while a node after this outlet runs on a core of its own:
+    /// asks it back if that did not pay (see [`SplitOff::judge`]).
     async fn judge_split(&mut self, n: usize) -> Result<(), Closed> {
         let Some(off) = &mut self.split_off else {
             return Ok(());
         };
-        let now = Instant::now();
-        let since = *off.since.get_or_insert(now);
-        off.items += n as u64;
-        let wall = now.saturating_duration_since(since);
-        let forced = forced_split();
-        let judged = match forced {
-            None => wall >= SPLIT_TRIAL,
-            // Asked back while its edge holds more than a batch, so that a test sees those
-            // taken first.
-            Some(false) => self.targets[off.target].queued() > self.batch_max,
-            Some(true) => true,
+        let queued = self.targets[off.target].queued();
+        let Some(pays) = off.judge(n, queued, self.batch_max) else {
+            return Ok(());
         };
-        if !judged {
+        let off = self.split_off.take().expect("just judged");
+        if pays {
             return Ok(());
         }
-        let rate = off.items as f64 / wall.as_secs_f64();
-        let SplitOff { target, split, .. } = self.split_off.take().expect("just matched");
-        if forced.unwrap_or(rate >= split.rate_before * SPLIT_PAYS) {
-            return Ok(());
-        }
-        RECALLS.fetch_add(1, Relaxed);
-        tracing::debug!(
-            rate,
-            before = split.rate_before,
-            "a node that split off did not pay: asking it back"
-        );
-        let back = split.recall.ask();
-        self.fusion[target] = Fusion::Offered(Arc::new(std::sync::Mutex::new(Some(back))));
+        let target = off.target;
+        self.fusion[target] = Fusion::Offered(Arc::new(std::sync::Mutex::new(Some(off.ask()))));
         // The node may be waiting for input: a batch with no items wakes it to answer.
         let room = self.targets[target].reserve(0).await?;
         room.send(Batch {

@@ -15,9 +15,8 @@ use crate::lineage::Lineage;
 use crate::node::{Sink, Stage};
 use crate::outlet::{Outlet, inline_depth};
 use crate::stats::{CpuCharge, LatencySampler, thread_cpu_time};
-use crate::wire::handoff::{
-    Adoptable, Dropped, Handed, Offer, Recall, SPLITS, Split, Taken, forced_split,
-};
+use crate::wire::handoff::{Adoptable, Dropped, Handed, Offer, Taken};
+use crate::wire::split::{Recall, SPLITS, Split, forced_split};
 use crate::wire::{Batch, Closed, Probe};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;

@@ -22,7 +22,7 @@ use crate::node::Stage;
 use crate::outlet::Outlet;
 use crate::stats::{BatchCounts, LatencySampler};
 use crate::wire::Closed;
-use crate::wire::handoff::Recall;
+use crate::wire::split::Recall;
 use std::sync::Arc;
 
 pub(crate) async fn run_stage<S: Stage, I: Inlet<S::In>>(

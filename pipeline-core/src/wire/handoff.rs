@@ -9,13 +9,12 @@
 use std::any::Any;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::Ordering::Relaxed;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use tokio::sync::oneshot;
 
+use super::split::Split;
 use crate::lineage::Lineage;
 use crate::wire::{Closed, Probe};
 
@@ -54,94 +53,6 @@ pub(crate) trait Adoptable<T>: Send {
     /// node may take it back inline should that not have paid.
     fn take_split(&mut self) -> Option<Split<T>> {
         None
-    }
-}
-
-/// Test hooks: how many nodes split off and were asked back in this process, and a switch
-/// that settles both decisions without measuring (the measures need a quiet machine with
-/// two cores, which tests cannot count on). 0: measure; 1: split, and stay; 2: split, and
-/// be asked back.
-pub(crate) static SPLITS: AtomicU64 = AtomicU64::new(0);
-pub(crate) static RECALLS: AtomicU64 = AtomicU64::new(0);
-static FORCED: AtomicU8 = AtomicU8::new(0);
-
-/// How many nodes split off, and how many of those were asked back, in this process (a
-/// test hook).
-#[doc(hidden)]
-pub fn splits_and_recalls() -> (u64, u64) {
-    (SPLITS.load(Relaxed), RECALLS.load(Relaxed))
-}
-
-/// Settles whether nodes split off without measuring: `Some(true)`, every node that may
-/// split does, and stays; `Some(false)`, it does, and is asked back; `None`, measure (a test
-/// hook, for the whole process).
-#[doc(hidden)]
-pub fn force_splits(split: Option<bool>) {
-    FORCED.store(
-        match split {
-            None => 0,
-            Some(true) => 1,
-            Some(false) => 2,
-        },
-        Relaxed,
-    );
-}
-
-/// What [`force_splits`] set: `Some(stays)` when forced.
-pub(crate) fn forced_split() -> Option<bool> {
-    match FORCED.load(Relaxed) {
-        0 => None,
-        forced => Some(forced == 1),
-    }
-}
-
-/// A node that left the thread it ran inline on for a core of its own, while that thread
-/// was busy handing it `rate_before` items a second.
-pub(crate) struct Split<T> {
-    pub(crate) recall: Arc<Recall<T>>,
-    pub(crate) rate_before: f64,
-}
-
-/// How the node feeding a node that split off asks for it back: it stops sending, asks,
-/// and waits; the node runs what the edge still holds, then gives itself to the feeding
-/// node again (or drops the offer, to stay where it is).
-pub(crate) struct Recall<T> {
-    wanted: AtomicBool,
-    answer: Mutex<Option<oneshot::Sender<Adopted<T>>>>,
-}
-
-impl<T: 'static> Recall<T> {
-    pub(crate) fn new() -> Arc<Self> {
-        Arc::new(Recall {
-            wanted: AtomicBool::new(false),
-            answer: Mutex::new(None),
-        })
-    }
-
-    /// The feeding node's side, once it sends no more on the edge: where the node will
-    /// come back.
-    pub(crate) fn ask(&self) -> oneshot::Receiver<Adopted<T>> {
-        let (answer, back) = oneshot::channel();
-        *self.answer.lock().unwrap_or_else(|e| e.into_inner()) = Some(answer);
-        self.wanted.store(true, Ordering::Release);
-        back
-    }
-
-    /// The node's side: whether it is asked back (checked once per batch).
-    pub(crate) fn wanted(&self) -> bool {
-        self.wanted.load(Ordering::Acquire)
-    }
-
-    /// The node's side, once the edge is empty: the offer that gives it back to the
-    /// feeding node.
-    pub(crate) fn answer(&self) -> Option<Offer<T>> {
-        let answer = self
-            .answer
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()?;
-        // Err: the feeding node is gone; dropping the node there gives it back at once.
-        Some(Box::new(move |node| drop(answer.send(node))))
     }
 }
 

@@ -9,6 +9,7 @@
 //! gets `None` after the last batch. No item sent before that is lost.
 
 pub(crate) mod handoff;
+pub(crate) mod split;
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
