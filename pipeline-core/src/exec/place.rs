@@ -57,18 +57,19 @@ thread_local! {
 /// runs inline. Only there can the source take the node back without waiting on the node:
 /// the source has no input that could depend on the node, and nothing after the node runs
 /// on the source's thread.
-pub(crate) struct SplitHost(bool);
+pub(crate) struct SplitHost(());
 
 impl SplitHost {
-    pub(crate) fn enter(hosts: bool) -> Self {
-        let before = SPLIT_HOST.with(|host| host.replace(hosts));
-        SplitHost(before)
+    pub(crate) fn enter() -> Self {
+        SPLIT_HOST.with(|host| host.set(true));
+        SplitHost(())
     }
 }
 
 impl Drop for SplitHost {
     fn drop(&mut self) {
-        SPLIT_HOST.with(|host| host.set(self.0));
+        // The pool's threads run other blocking work once the source is done.
+        SPLIT_HOST.with(|host| host.set(false));
     }
 }
 

@@ -15,7 +15,7 @@ use crate::outlet::Outlet;
 
 pub(crate) async fn run_source<S: Source>(source: S, outlet: Outlet<S::Out>, ctx: NodeCtx) {
     // On a thread of its own (`place`), feeding one edge: the node after it may split off.
-    let _host = SplitHost::enter(S::BLOCKING && outlet.feeds_one_edge());
+    let _host = (S::BLOCKING && outlet.feeds_one_edge()).then(SplitHost::enter);
     let (output, side) = Output::new(
         outlet,
         ctx.control.clone(),
