@@ -159,3 +159,51 @@ impl<T: 'static> SplitOff<T> {
         self.split.recall.ask()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split_off(rate_before: f64) -> SplitOff<u64> {
+        SplitOff::new(
+            0,
+            Split {
+                recall: Recall::new(),
+                rate_before,
+            },
+        )
+    }
+
+    #[test]
+    fn a_split_is_judged_once_its_trial_is_over_by_how_fast_items_went_on() {
+        // Items went on at thousands a second after the split: far more than 1 a second
+        // before, so it stays; far fewer than 10^12, so it is asked back.
+        for (rate_before, stays) in [(1.0, true), (1e12, false)] {
+            let mut off = split_off(rate_before);
+            assert_eq!(off.judge(100, 0, 256), None, "too soon to tell");
+            std::thread::sleep(TRIAL + Duration::from_millis(5));
+            assert_eq!(off.judge(100, 0, 256), Some(stays), "{rate_before}");
+        }
+    }
+
+    #[test]
+    fn asking_a_node_back_reaches_it_once() {
+        let recall = Recall::<u64>::new();
+        assert!(!recall.wanted());
+        assert!(
+            recall.answer().is_none(),
+            "nothing to answer before the ask"
+        );
+        let mut back = recall.ask();
+        assert!(recall.wanted());
+        assert!(back.try_recv().is_err(), "the node has not answered yet");
+        let answer = recall.answer().expect("the ask's answer");
+        assert!(recall.answer().is_none(), "one answer per ask");
+        // Dropping the answer declines: the feeding node hears it and keeps the channel.
+        drop(answer);
+        assert!(matches!(
+            back.try_recv(),
+            Err(oneshot::error::TryRecvError::Closed)
+        ));
+    }
+}
